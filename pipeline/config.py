@@ -1,0 +1,304 @@
+"""Configuration: one TOML file (config/pipeline.toml) plus environment overrides.
+
+Resolution of the file: ``--config`` / ``PIPELINE_CONFIG``, else ``./config/pipeline.toml``, else the
+file next to the installed package (the repository's ``config/``). Environment overrides:
+``KAFKA_BOOTSTRAP_SERVERS`` and ``PIPELINE__SECTION__KEY=value`` for any key.
+
+The file is the only place default values live; the dataclasses below only give them types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "PIPELINE__"
+STAGES = ("clean", "language", "entities", "dedup", "sink")
+
+
+class ConfigError(ValueError):
+    """The configuration file or an override is invalid."""
+
+
+@dataclass(frozen=True)
+class BrokerProfile:
+    """Client settings that depend on the kind of broker (embedded Tansu or Apache Kafka)."""
+
+    session_timeout_s: float
+    heartbeat_interval_s: float
+    rebalance_timeout_s: float
+    request_timeout_s: float
+    fetch_max_wait_ms: int
+    producer_max_batch_bytes: int
+    producer_linger_ms: int
+    commit_interval_s: float
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    bootstrap_servers: str
+    profile: str
+    consumer_group_prefix: str
+
+
+@dataclass(frozen=True)
+class EmbeddedBrokerSettings:
+    host: str
+    port: int
+    log_level: str
+
+
+@dataclass(frozen=True)
+class TopicSettings:
+    raw: str
+    cleaned: str
+    language: str
+    entities: str
+    enriched: str
+    deadletter: str
+    delivered: str
+    partitions: int
+    replication_factor: int
+    partitions_by_topic: dict[str, int] = field(default_factory=dict)
+
+    def partitions_of(self, topic: str) -> int:
+        return int(self.partitions_by_topic.get(topic, self.partitions))
+
+    def all_names(self) -> list[str]:
+        return [self.raw, self.cleaned, self.language, self.entities, self.enriched,
+                self.deadletter, self.delivered]
+
+
+@dataclass(frozen=True)
+class CleanSettings:
+    html_timeout_s: float
+    html_processes: int
+    html_recycle_after: int
+    include_comments: bool
+    max_input_bytes: int
+
+
+@dataclass(frozen=True)
+class LanguageSettings:
+    min_chars: int
+    reliable_confidence: float
+
+
+@dataclass(frozen=True)
+class EntitiesSettings:
+    max_entities: int
+
+
+@dataclass(frozen=True)
+class DedupSettings:
+    store: str
+    namespace: str
+    threshold: float
+    num_perm: int
+    bands: int
+    shingle_words: int
+    min_words: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class StageSettings:
+    clean: CleanSettings
+    language: LanguageSettings
+    entities: EntitiesSettings
+    dedup: DedupSettings
+
+
+@dataclass(frozen=True)
+class SinkSettings:
+    targets: list[str]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    workers: dict[str, int]
+    ready_timeout_s: float
+    log_dir: str
+    log_level: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker: BrokerSettings
+    embedded_broker: EmbeddedBrokerSettings
+    profiles: dict[str, BrokerProfile]
+    topics: TopicSettings
+    stages: StageSettings
+    sink: SinkSettings
+    run: RunSettings
+    source: str = ""  # the file these settings were read from
+
+    @property
+    def profile_name(self) -> str:
+        if self.broker.profile != "auto":
+            return self.broker.profile
+        return "external" if self.broker.bootstrap_servers else "embedded"
+
+    @property
+    def profile(self) -> BrokerProfile:
+        try:
+            return self.profiles[self.profile_name]
+        except KeyError:
+            raise ConfigError(f"no [profiles.{self.profile_name}] table in {self.source}") from None
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return not self.broker.bootstrap_servers
+
+    def with_bootstrap(self, servers: str) -> Settings:
+        """The same settings pointed at running brokers (keeps the profile chosen before)."""
+        profile = self.profile_name
+        broker = dataclasses.replace(self.broker, bootstrap_servers=servers, profile=profile)
+        return dataclasses.replace(self, broker=broker)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+def default_config_path() -> Path:
+    env = os.environ.get("PIPELINE_CONFIG")
+    if env:
+        return Path(env)
+    local = Path.cwd() / "config" / "pipeline.toml"
+    if local.is_file():
+        return local
+    return Path(__file__).resolve().parent.parent / "config" / "pipeline.toml"
+
+
+def load(path: str | os.PathLike[str] | None = None, env: typing.Mapping[str, str] | None = None,
+         overrides: dict[str, Any] | None = None) -> Settings:
+    """Read the file, apply environment overrides, then explicit ``overrides`` (dotted keys)."""
+    env = os.environ if env is None else env
+    cfg_path = Path(path) if path else default_config_path()
+    try:
+        data = tomllib.loads(cfg_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {cfg_path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{cfg_path}: {exc}") from None
+    for dotted, value in _env_overrides(env).items():
+        _set_dotted(data, dotted, value)
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(data, dotted, value)
+    settings = _build(Settings, {**data, "source": str(cfg_path)}, "")
+    _validate(settings)
+    return settings
+
+
+def _env_overrides(env: typing.Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        out["broker.bootstrap_servers"] = env["KAFKA_BOOTSTRAP_SERVERS"]
+    for name, raw in env.items():
+        if name.startswith(ENV_PREFIX):
+            dotted = name[len(ENV_PREFIX):].lower().replace("__", ".")
+            out[dotted] = _parse_env_value(raw)
+    return out
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot override {dotted}: {part} is not a table")
+    node[parts[-1]] = value
+
+
+def _build(cls: Any, data: Any, where: str) -> Any:
+    """Turn nested dicts into the dataclasses above, refusing unknown or missing keys."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{where or 'root'}] must be a table, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [{where or 'root'}]: {', '.join(sorted(unknown))}")
+    kwargs = {}
+    for name, f in known.items():
+        sub = f"{where}.{name}" if where else name
+        if name not in data:
+            if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+                continue
+            raise ConfigError(f"missing key {sub}")
+        kwargs[name] = _coerce(hints[name], data[name], sub)
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin is dict:
+        _, val_t = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a table")
+        return {str(k): _coerce(val_t, v, f"{where}.{k}") for k, v in value.items()}
+    if origin is list:
+        (item_t,) = typing.get_args(hint)
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list")
+        return [_coerce(item_t, v, where) for v in value]
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return hint(value)
+    if hint is str:
+        return str(value)
+    return value
+
+
+def _validate(s: Settings) -> None:
+    if s.profile_name not in s.profiles:
+        raise ConfigError(f"broker profile {s.profile_name!r} has no [profiles.{s.profile_name}] table")
+    for name, p in s.profiles.items():
+        if p.heartbeat_interval_s * 3 > p.session_timeout_s + 1e-9:
+            raise ConfigError(f"profiles.{name}: heartbeat_interval_s must be at most a third of "
+                              "session_timeout_s")
+        if p.session_timeout_s > p.request_timeout_s:
+            raise ConfigError(f"profiles.{name}: session_timeout_s must not exceed request_timeout_s")
+    if s.profiles.get("external") and s.profiles["external"].session_timeout_s < 6.0:
+        raise ConfigError("profiles.external.session_timeout_s must be >= 6 s (Apache Kafka's "
+                          "group.min.session.timeout.ms)")
+    unknown = set(s.run.workers) - set(STAGES)
+    if unknown:
+        raise ConfigError(f"run.workers names unknown stage(s): {', '.join(sorted(unknown))}")
+    d = s.stages.dedup
+    if d.store == "memory" and s.run.workers.get("dedup", 1) > 1:
+        raise ConfigError("stages.dedup.store = \"memory\" is private to one process: with several dedup "
+                          "workers use a shared store (redis://...)")
+    if d.num_perm % d.bands:
+        raise ConfigError("stages.dedup.num_perm must be a multiple of stages.dedup.bands")
+    if not 0 < d.threshold <= 1:
+        raise ConfigError("stages.dedup.threshold must be in (0, 1]")
+    if not s.sink.targets:
+        raise ConfigError("sink.targets is empty")

@@ -1,0 +1,270 @@
+"""The record schema: raw events, enriched records and dead letters, and their wire format.
+
+Everything that crosses a topic is a JSON object encoded with orjson. This module is the only
+place that knows field names and versions.
+
+Raw event (topic ``pages.raw``), produced by ``pipeline replay`` or by any crawler::
+
+    {"id"?: str, "url"?: str, "source"?: str, "fetched_at"?: ISO-8601,
+     "html": str | "html_base64": str | "text": str}
+
+Enriched record (``pages.enriched`` and every sink), schema ``RECORD_SCHEMA``::
+
+    {"schema", "id", "url", "source", "fetched_at", "content_type", "title", "author", "authors",
+     "published", "site", "canonical_url", "declared_lang", "text", "lang": {"code", "confidence", ...},
+     "entities": [{"text", "label", "start", "end", "canonical"}],
+     "dedup": {"status", "duplicate_of", "similarity"},
+     "trace": [{"stage", "worker", "started_at", "ms"}]}
+
+Dead letter (``pages.deadletter``), schema ``DEADLETTER_SCHEMA``::
+
+    {"schema", "stage", "reason", "error", "failed_at", "worker", "id", "topic", "partition",
+     "offset", "payload" | "payload_base64", "payload_bytes", "payload_truncated"}
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+RECORD_SCHEMA = "news-pipeline/record/1"
+DEADLETTER_SCHEMA = "news-pipeline/deadletter/1"
+RECEIPT_SCHEMA = "news-pipeline/receipt/1"
+
+BODY_FIELDS = ("html", "html_base64", "text")
+RAW_OPTIONAL_STR = ("id", "url", "source", "fetched_at")
+MAX_ID_LENGTH = 256
+DEADLETTER_PAYLOAD_LIMIT = 256 * 1024  # bytes of the original payload kept in a dead letter
+
+# Reasons a record is dead-lettered (short, stable codes; the error text gives the detail).
+MALFORMED_JSON = "malformed_json"
+INVALID_EVENT = "invalid_event"
+EMPTY_BODY = "empty_body"
+TOO_LARGE = "too_large"
+UNDECODABLE = "undecodable"
+TIMEOUT = "timeout"
+NO_TEXT = "no_main_text"
+STAGE_ERROR = "stage_error"
+
+
+class BadInput(Exception):
+    """A record a stage cannot process. It is dead-lettered with ``reason`` and the worker goes on."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+# --- wire format ---------------------------------------------------------------------------------
+
+def encode(obj: dict[str, Any]) -> bytes:
+    return orjson.dumps(obj)
+
+
+def decode(payload: bytes | str | None) -> dict[str, Any]:
+    """Parse one message value; anything but a JSON object is ``BadInput``."""
+    if payload is None:
+        raise BadInput(MALFORMED_JSON, "message has no value")
+    try:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise BadInput(MALFORMED_JSON, f"not valid JSON (UTF-8): {exc}") from None
+    if not isinstance(obj, dict):
+        raise BadInput(INVALID_EVENT, f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+# --- time ----------------------------------------------------------------------------------------
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(dt: datetime) -> str:
+    """ISO-8601 in UTC with millisecond precision, e.g. ``2026-11-21T06:24:00.123Z``."""
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(value: str) -> datetime:
+    """Parse ISO-8601; a time without zone is taken as UTC. Raises ``ValueError``."""
+    dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+# --- raw events ----------------------------------------------------------------------------------
+
+def derive_id(locator: str, fetched_at: str, body: str) -> str:
+    """Stable id of one fetch: same url/source, fetch time and content give the same id."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in (locator, fetched_at, body):
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x1f")
+    return h.hexdigest()
+
+
+def body_of(event: dict[str, Any]) -> tuple[str, str]:
+    """``(field, value)`` of the event's single body field."""
+    present = [f for f in BODY_FIELDS if event.get(f) is not None]
+    if not present:
+        raise BadInput(INVALID_EVENT, "event has no body: expected one of 'html', 'html_base64', 'text'")
+    if len(present) > 1:
+        raise BadInput(INVALID_EVENT, f"event has several bodies: {', '.join(present)}")
+    name = present[0]
+    value = event[name]
+    if not isinstance(value, str):
+        raise BadInput(INVALID_EVENT, f"'{name}' must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise BadInput(EMPTY_BODY, f"'{name}' is empty")
+    return name, value
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    """A validated raw event with its id and fetch time settled."""
+
+    id: str
+    fetched_at: str
+    body_field: str  # "html", "html_base64" or "text"
+    body: str
+    url: str | None = None
+    source: str | None = None
+    trace: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def content_type(self) -> str:
+        return "text" if self.body_field == "text" else "html"
+
+
+def accept_raw(event: dict[str, Any], received_at: datetime) -> RawEvent:
+    """Validate a raw event and settle its ``fetched_at`` and ``id``.
+
+    ``received_at`` (the message timestamp on the streaming path) stands in for a missing fetch
+    time, so a redelivered event keeps its id.
+    """
+    for name in RAW_OPTIONAL_STR:
+        value = event.get(name)
+        if value is not None and not isinstance(value, str):
+            raise BadInput(INVALID_EVENT, f"'{name}' must be a string, got {type(value).__name__}")
+    body_field, body = body_of(event)
+    if event.get("fetched_at"):
+        try:
+            fetched_at = iso(parse_iso(event["fetched_at"]))
+        except ValueError:
+            raise BadInput(INVALID_EVENT,
+                           f"'fetched_at' is not ISO-8601: {event['fetched_at'][:80]!r}") from None
+    else:
+        fetched_at = iso(received_at)
+    record_id = event.get("id")
+    if record_id:
+        if len(record_id) > MAX_ID_LENGTH:
+            raise BadInput(INVALID_EVENT, f"'id' is longer than {MAX_ID_LENGTH} characters")
+    else:
+        record_id = derive_id(event.get("url") or event.get("source") or "", fetched_at, body)
+    trace = event.get("trace") or ()
+    if not isinstance(trace, list | tuple):
+        raise BadInput(INVALID_EVENT, "'trace' must be a list")
+    return RawEvent(id=record_id, fetched_at=fetched_at, body_field=body_field, body=body,
+                    url=event.get("url"), source=event.get("source"), trace=tuple(trace))
+
+
+def new_record(event: RawEvent) -> dict[str, Any]:
+    """The skeleton of an enriched record for an accepted raw event (fields filled by stages)."""
+    return {
+        "schema": RECORD_SCHEMA,
+        "id": event.id,
+        "url": event.url,
+        "source": event.source,
+        "fetched_at": event.fetched_at,
+        "content_type": event.content_type,
+        "title": None,
+        "author": None,
+        "authors": [],
+        "published": None,
+        "site": None,
+        "canonical_url": None,
+        "declared_lang": None,
+        "text": "",
+        "lang": None,
+        "entities": [],
+        "dedup": None,
+        "trace": list(event.trace),
+    }
+
+
+def check_record(record: dict[str, Any]) -> None:
+    """Refuse a message that is not an enriched record of this schema version."""
+    schema = record.get("schema")
+    if schema != RECORD_SCHEMA:
+        raise BadInput(INVALID_EVENT, f"expected a record of schema {RECORD_SCHEMA!r}, got {schema!r}")
+    if not isinstance(record.get("id"), str) or not record["id"]:
+        raise BadInput(INVALID_EVENT, "record has no 'id'")
+    if not isinstance(record.get("text"), str):
+        raise BadInput(INVALID_EVENT, "record has no 'text' string")
+    if not isinstance(record.get("trace", []), list):
+        raise BadInput(INVALID_EVENT, "'trace' must be a list")
+
+
+# --- trace ---------------------------------------------------------------------------------------
+
+def trace_entry(stage: str, worker: str, started_at: datetime, ms: float) -> dict[str, Any]:
+    return {"stage": stage, "worker": worker, "started_at": iso(started_at), "ms": round(ms, 3)}
+
+
+# --- dead letters and receipts -------------------------------------------------------------------
+
+def dead_letter(*, stage: str, reason: str, error: str, worker: str, payload: bytes | str | None,
+                record_id: str | None = None, topic: str | None = None, partition: int | None = None,
+                offset: int | None = None) -> dict[str, Any]:
+    raw = payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else (payload or b"")
+    kept = raw[:DEADLETTER_PAYLOAD_LIMIT]
+    letter: dict[str, Any] = {
+        "schema": DEADLETTER_SCHEMA,
+        "stage": stage,
+        "reason": reason,
+        "error": error[:2000],
+        "failed_at": iso(utc_now()),
+        "worker": worker,
+        "id": record_id,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "payload_bytes": len(raw),
+        "payload_truncated": len(kept) < len(raw),
+    }
+    try:
+        letter["payload"] = kept.decode("utf-8")
+    except UnicodeDecodeError:
+        letter["payload_base64"] = base64.b64encode(kept).decode("ascii")
+    return letter
+
+
+def id_hint(payload: bytes | None, key: bytes | None) -> str | None:
+    """Best-effort record id of a payload that could not be parsed: the message key."""
+    if key:
+        try:
+            return key.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    return None
+
+
+def receipt(record: dict[str, Any], sink_names: list[str], worker: str) -> dict[str, Any]:
+    """What the sink worker publishes after a record is durably written."""
+    dedup = record.get("dedup") or {}
+    lang = record.get("lang") or {}
+    return {
+        "schema": RECEIPT_SCHEMA,
+        "id": record["id"],
+        "written_at": iso(utc_now()),
+        "fetched_at": record.get("fetched_at"),
+        "sinks": sink_names,
+        "worker": worker,
+        "dedup_status": dedup.get("status"),
+        "lang": lang.get("code"),
+    }

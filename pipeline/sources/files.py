@@ -1,0 +1,101 @@
+"""Raw events from files: page files, folders of them, and JSONL files (or stdin) of raw events.
+
+- ``*.txt`` (and other text files): a rendered-text page -> ``{"text", "source"}``
+- ``*.html`` / ``*.htm``: page bytes -> ``{"html_base64", "source"}`` (the clean stage decodes them)
+- ``*.jsonl`` / ``*.jsonl.gz`` / ``-`` (stdin): one raw event per line, passed on as they are; a
+  line that is not a JSON object is passed on too, as bytes, so the pipeline dead-letters it.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
+JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+SKIP_NAMES = {".DS_Store"}
+
+
+@dataclass
+class SourceItem:
+    """One raw event: ``event`` when it parsed as a JSON object, else the raw ``payload`` bytes."""
+
+    origin: str  # "path" or "path:line"
+    event: dict[str, Any] | None = None
+    payload: bytes | None = None
+
+
+def _is_jsonl(path: Path) -> bool:
+    suffixes = path.suffixes
+    return bool(suffixes) and (suffixes[-1] in JSONL_SUFFIXES or suffixes[-2:] in ([".jsonl", ".gz"],
+                                                                                   [".ndjson", ".gz"]))
+
+
+def _files(path: Path) -> Iterator[Path]:
+    if path.is_dir():
+        for child in sorted(path.rglob("*")):
+            if child.is_file() and child.name not in SKIP_NAMES and not child.name.startswith("."):
+                yield child
+    elif path.is_file():
+        yield path
+    else:
+        raise FileNotFoundError(f"no such file or folder: {path}")
+
+
+def _jsonl_lines(lines: Iterable[bytes], origin: str) -> Iterator[SourceItem]:
+    for number, line in enumerate(lines, 1):
+        line = line.rstrip(b"\r\n")
+        if not line.strip():
+            continue
+        where = f"{origin}:{number}"
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            yield SourceItem(where, payload=line)
+            continue
+        if isinstance(obj, dict):
+            yield SourceItem(where, event=obj)
+        else:
+            yield SourceItem(where, payload=line)
+
+
+def read_file(path: Path) -> Iterator[SourceItem]:
+    if _is_jsonl(path):
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as fh:
+            yield from _jsonl_lines(fh, str(path))
+        return
+    data = path.read_bytes()
+    if path.suffix.lower() in HTML_SUFFIXES:
+        yield SourceItem(str(path), event={"html_base64": base64.b64encode(data).decode("ascii"),
+                                           "source": str(path)})
+        return
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        from pipeline.records import BadInput
+        from pipeline.stages.clean.charset import decode_bytes
+
+        try:
+            text, _ = decode_bytes(data)
+        except BadInput:  # not text at all: passed on as it is, the pipeline dead-letters it
+            yield SourceItem(str(path), payload=data)
+            return
+    yield SourceItem(str(path), event={"text": text, "source": str(path)})
+
+
+def read_paths(paths: Iterable[str]) -> Iterator[SourceItem]:
+    """Raw events from every path in order; ``-`` reads JSONL from standard input."""
+    for raw in paths:
+        if raw == "-":
+            yield from _jsonl_lines(sys.stdin.buffer, "<stdin>")
+            continue
+        for path in _files(Path(raw)):
+            yield from read_file(path)

@@ -1,0 +1,78 @@
+"""Clean stage: raw event in, record with main text and metadata out."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+from urllib.parse import urlsplit
+
+from pipeline.config import CleanSettings
+from pipeline.records import (
+    NO_TEXT,
+    TOO_LARGE,
+    UNDECODABLE,
+    BadInput,
+    accept_raw,
+    new_record,
+    parse_iso,
+)
+from pipeline.stages.base import Context, Stage
+from pipeline.stages.clean.charset import decode_bytes
+from pipeline.stages.clean.html_page import HtmlExtractor
+from pipeline.stages.clean.text_page import extract_text_page
+
+
+def site_of(url: str | None) -> str | None:
+    if not url:
+        return None
+    host = urlsplit(url).hostname or ""
+    return host[4:] if host.startswith("www.") else (host or None)
+
+
+class CleanStage(Stage):
+    name = "clean"
+    accepts_raw_events = True
+
+    def __init__(self, settings: CleanSettings):
+        super().__init__()
+        self.settings = settings
+        self.html = HtmlExtractor(settings.html_timeout_s, settings.html_processes,
+                                  settings.html_recycle_after, settings.include_comments)
+
+    def process(self, record: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        event = accept_raw(record, ctx.received_at)
+        if len(event.body) > self.settings.max_input_bytes:
+            raise BadInput(TOO_LARGE, f"body has {len(event.body):,} characters, the limit is "
+                                      f"{self.settings.max_input_bytes:,}")
+        out = new_record(event)
+        fetched = parse_iso(event.fetched_at)
+        if event.body_field == "text":
+            page = extract_text_page(event.body, not_after=fetched)
+            self.stats.extra["text_pages"] += 1
+            out.update(title=page.title, text=page.text, published=page.published,
+                       authors=page.authors, site=site_of(event.url) or page.site)
+        else:
+            html = event.body
+            if event.body_field == "html_base64":
+                try:
+                    raw = base64.b64decode(event.body, validate=True)
+                except (binascii.Error, ValueError) as exc:
+                    raise BadInput(UNDECODABLE, f"'html_base64' is not valid base64: {exc}") from None
+                html, encoding = decode_bytes(raw)
+                out["encoding"] = encoding
+            page = self.html.extract(html, event.url)
+            self.stats.extra["html_pages"] += 1
+            published = page.published
+            if published and published[:10] > event.fetched_at[:10]:
+                published = None  # never a date after the fetch
+            out.update(title=page.title, text=page.text, published=published, authors=page.authors,
+                       site=site_of(event.url) or page.site, canonical_url=page.canonical_url,
+                       declared_lang=page.declared_lang)
+        out["author"] = ", ".join(out["authors"]) or None
+        if not out["text"].strip():
+            raise BadInput(NO_TEXT, "no main text found on the page")
+        return out
+
+    def close(self) -> None:
+        self.html.close()

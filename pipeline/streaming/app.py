@@ -1,0 +1,62 @@
+"""Faust apps configured from the broker profile. The only module that sets Faust options."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from pipeline.config import BrokerProfile, Settings
+from pipeline.streaming.topics import consumer_group
+
+_fetch_max_wait_ms: int | None = None
+_original_create_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
+
+
+def _create_worker_consumer(self, transport):
+    """Faust hardcodes fetch_max_wait_ms=1500; the profile's value replaces it before start."""
+    consumer = _original_create_worker_consumer(self, transport)
+    if _fetch_max_wait_ms is not None:
+        consumer._fetch_max_wait_ms = _fetch_max_wait_ms
+    return consumer
+
+
+faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{hostport.strip()}" for hostport in bootstrap.split(",") if hostport.strip()]
+
+
+def make_app(settings: Settings, stage: str, datadir: Path | None = None) -> faust.App:
+    global _fetch_max_wait_ms
+    if not settings.broker.bootstrap_servers:
+        raise ValueError("no bootstrap servers: set broker.bootstrap_servers or KAFKA_BOOTSTRAP_SERVERS "
+                         "(or use `pipeline run`, which starts the embedded broker)")
+    profile: BrokerProfile = settings.profile
+    _fetch_max_wait_ms = profile.fetch_max_wait_ms
+    datadir = datadir or Path(tempfile.mkdtemp(prefix=f"pipeline-{stage}-"))
+    return faust.App(
+        consumer_group(settings, stage),
+        broker=broker_urls(settings.broker.bootstrap_servers),
+        datadir=str(datadir),
+        web_enabled=False,
+        autodiscover=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        # topics are created by `pipeline topics`/`pipeline run` with explicit partitions
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=profile.session_timeout_s,
+        broker_heartbeat_interval=profile.heartbeat_interval_s,
+        broker_rebalance_timeout=profile.rebalance_timeout_s,
+        broker_request_timeout=profile.request_timeout_s,
+        broker_commit_interval=profile.commit_interval_s,
+        producer_max_batch_size=profile.producer_max_batch_bytes,
+        producer_linger=profile.producer_linger_ms / 1000.0,
+        producer_max_request_size=max(profile.producer_max_batch_bytes, 1_048_576),
+        stream_wait_empty=True,
+    )

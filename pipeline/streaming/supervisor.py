@@ -1,0 +1,279 @@
+"""``pipeline run``: broker (embedded unless configured), topics, one process per stage worker,
+optional replay, then either a summary and exit, or a continuous pipeline until Ctrl-C.
+
+Workers run in their own sessions (Ctrl-C reaches only this process, which stops them in order)
+and get SIGTERM if this process dies, so nothing is left behind. A worker that exits on its own
+is restarted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+
+from pipeline.config import Settings
+from pipeline.streaming import processes
+from pipeline.streaming.broker import EmbeddedBroker, wait_for_kafka
+from pipeline.streaming.topics import ALL_STAGES, ensure_topics
+
+RESTART_BACKOFF_S = 2.0
+
+
+@dataclass
+class WorkerProcess:
+    stage: str
+    index: int
+    log_path: Path
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return f"{self.stage}-{self.index}"
+
+    @property
+    def ready_file(self) -> Path:
+        return self.log_path.with_suffix(".ready")
+
+
+@dataclass
+class RunSummary:
+    replayed: int = 0
+    delivered: int = 0
+    unique: int = 0
+    exact_duplicates: int = 0
+    near_duplicates: int = 0
+    dead_letters: dict[str, int] = field(default_factory=dict)
+    missing: int = 0
+    rejected: int = 0
+    startup_s: float = 0.0
+    processing_s: float = 0.0
+    total_s: float = 0.0
+    restarts: int = 0
+
+    def lines(self) -> list[str]:
+        dead = sum(self.dead_letters.values())
+        detail = ", ".join(f"{k}: {v}" for k, v in sorted(self.dead_letters.items()))
+        out = [
+            f"records in      {self.replayed}",
+            f"records out     {self.delivered}  (unique {self.unique}, exact duplicates {self.exact_duplicates}, "
+            f"near duplicates {self.near_duplicates})",
+            f"dead letters    {dead}" + (f"  ({detail})" if detail else ""),
+        ]
+        if self.rejected:
+            out.append(f"not sent        {self.rejected}  (refused by the broker, see replay output)")
+        if self.missing:
+            out.append(f"missing         {self.missing}  (neither delivered nor dead-lettered in time)")
+        if self.restarts:
+            out.append(f"worker restarts {self.restarts}")
+        out.append(f"time            {self.total_s:.1f} s  (start-up {self.startup_s:.1f} s, "
+                   f"replay to last record {self.processing_s:.1f} s)")
+        return out
+
+
+def check_dedup_store(settings: Settings) -> None:
+    """Fail at start-up, not after a time-out, when the shared dedup index cannot be reached."""
+    store = settings.stages.dedup.store
+    if store == "memory":
+        return
+    import redis
+
+    try:
+        redis.Redis.from_url(store, socket_connect_timeout=3, socket_timeout=3).ping()
+    except redis.RedisError as exc:
+        raise RuntimeError(f"the dedup index {store} is unreachable ({exc}); start Redis, or set "
+                           "stages.dedup.store = \"memory\" (PIPELINE__STAGES__DEDUP__STORE=memory) to keep the "
+                           "index inside the single dedup worker") from None
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, sink_targets: list[str] | None = None, console: Console | None = None,
+                 log_level: str | None = None):
+        self.settings = settings
+        self.sink_targets = sink_targets or settings.sink.targets
+        self.console = console or Console(stderr=True)
+        self.log_dir = Path(settings.run.log_dir)
+        self.log_level = log_level or settings.run.log_level
+        self.broker: EmbeddedBroker | None = None
+        self.bootstrap = settings.broker.bootstrap_servers
+        self.workers: list[WorkerProcess] = []
+        self._stopping = False
+
+    # --- start-up --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if self.settings.uses_embedded_broker:
+            self.broker = EmbeddedBroker(self.settings.embedded_broker, self.log_dir)
+            self.bootstrap = self.broker.start()
+            self.settings = self.settings.with_bootstrap(self.bootstrap)
+            self.console.print(f"[dim]embedded broker on {self.bootstrap} (log: {self.broker.log_path})[/dim]")
+        else:
+            wait_for_kafka(self.bootstrap, timeout_s=30)
+            self.console.print(f"[dim]broker {self.bootstrap} (profile {self.settings.profile_name})[/dim]")
+        ensure_topics(self.bootstrap, self.settings)
+        check_dedup_store(self.settings)
+        for stage in ALL_STAGES:
+            for i in range(self.settings.run.workers.get(stage, 1)):
+                worker = WorkerProcess(stage, i, self.log_dir / f"{stage}-{i}.log")
+                self.workers.append(worker)
+                self._spawn(worker)
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Wait until every worker has joined its group and fetches (or fail, naming the late ones)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            late = [w for w in self.workers if not w.ready_file.exists()]
+            if not late:
+                return
+            for w in late:
+                if w.proc is not None and w.proc.poll() is not None:
+                    raise RuntimeError(f"worker {w.name} exited with code {w.proc.returncode} during start-up; "
+                                       f"see {w.log_path}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"workers not ready after {timeout_s:g} s: "
+                                   f"{', '.join(w.name for w in late)}; see their logs in {self.log_dir}/")
+            time.sleep(0.05)
+
+    def _worker_env(self) -> dict[str, str]:
+        import orjson
+
+        env = dict(os.environ)
+        env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
+        env["PIPELINE__BROKER__PROFILE"] = self.settings.profile_name
+        env["PIPELINE__SINK__TARGETS"] = orjson.dumps(self.sink_targets).decode()
+        if self.settings.source:
+            env["PIPELINE_CONFIG"] = str(Path(self.settings.source).resolve())
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def _spawn(self, worker: WorkerProcess) -> None:
+        args = [sys.executable, "-m", "pipeline", "worker", worker.stage, "--log-level", self.log_level,
+                "--ready-file", str(worker.ready_file)]
+        worker.ready_file.unlink(missing_ok=True)
+        worker.proc = processes.spawn(args, worker.log_path, env=self._worker_env())
+        worker.started_at = time.monotonic()
+
+    def check_workers(self) -> None:
+        """Restart any worker that exited while the pipeline runs."""
+        if self._stopping:
+            return
+        for worker in self.workers:
+            if worker.proc is not None and worker.proc.poll() is not None:
+                if time.monotonic() - worker.started_at < RESTART_BACKOFF_S:
+                    continue
+                self.console.print(f"[yellow]worker {worker.name} exited with code "
+                                   f"{worker.proc.returncode}; restarting (log: {worker.log_path})[/yellow]")
+                worker.restarts += 1
+                self._spawn(worker)
+
+    # --- shut-down -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopping = True
+        # every worker commits what it has finished and leaves its group; nothing is lost either way
+        procs = [w.proc for w in self.workers if w.proc is not None]
+        processes.stop(procs, timeout=20.0)
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+
+    # --- the two modes ---------------------------------------------------------------------------
+
+    def run(self, replay_paths: list[str] | None, exit_when_done: bool, rate: float | None = None,
+            loop: bool = False, timeout_s: float = 300.0) -> RunSummary:
+        from pipeline.streaming.replay import replay
+        from pipeline.streaming.tracker import DeliveryTracker
+
+        t0 = time.monotonic()
+        summary = RunSummary()
+        def on_signal(signum, frame):
+            raise KeyboardInterrupt
+
+        # SIGINT too: a shell starts background jobs with SIGINT ignored, and `kill -INT` should still stop us
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        tracker = None
+        sent = []
+        t_replay = time.monotonic()
+        try:
+            self.start()
+            tracker = DeliveryTracker(self.bootstrap, self.settings)
+            self.wait_ready(self.settings.run.ready_timeout_s)
+            summary.startup_s = time.monotonic() - t0
+            self.console.print(f"[dim]{len(self.workers)} workers ready in {summary.startup_s:.1f} s; "
+                               f"logs in {self.log_dir}/[/dim]")
+            t_replay = time.monotonic()
+            if replay_paths:
+                result = replay(replay_paths, self.bootstrap, self.settings, rate=rate, loop=loop and not
+                                exit_when_done, progress=sys.stderr.isatty(), track=exit_when_done)
+                sent = result.sent
+                summary.replayed = result.count
+                summary.rejected = len(result.rejected)
+                for origin, error in result.rejected:
+                    self.console.print(f"[red]not sent: {origin}: {error}[/red]")
+            if exit_when_done:
+                missing = self._wait(tracker, sent, timeout_s)
+                summary.missing = len(missing)
+            else:
+                self._follow(tracker)
+        except KeyboardInterrupt:
+            self.console.print("[dim]stopping...[/dim]")
+        finally:
+            for sig in previous:  # stopping has its own time limits; a second Ctrl-C must not cut it short
+                signal.signal(sig, signal.SIG_IGN)
+            if tracker is not None:
+                self._tally(summary, tracker, sent if exit_when_done else None, t_replay)
+                tracker.close()
+            summary.restarts = sum(w.restarts for w in self.workers)
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            summary.total_s = time.monotonic() - t0
+        return summary
+
+    @staticmethod
+    def _tally(summary: RunSummary, tracker, sent, t_replay: float) -> None:
+        tally = tracker.snapshot()
+        summary.processing_s = max(0.0, (tally.last_at or t_replay) - t_replay)
+        ids = {s.id for s in sent if s.id} if sent is not None else set(tally.delivered)
+        statuses = [tally.delivered[i] for i in ids if i in tally.delivered]
+        summary.delivered = len(statuses)
+        summary.unique = statuses.count("unique")
+        summary.exact_duplicates = statuses.count("exact_duplicate")
+        summary.near_duplicates = statuses.count("near_duplicate")
+        summary.dead_letters = {f"{stage}/{reason}": n for (stage, reason), n in tally.dead_letters.items()}
+
+    def _wait(self, tracker, sent, timeout_s: float):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = [TextColumn("processing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+        with Progress(*columns, console=self.console, disable=not sys.stderr.isatty(), transient=True) as bar:
+            task = bar.add_task("processing", total=len(sent))
+
+            def on_progress(done: int, total: int) -> None:
+                self.check_workers()
+                bar.update(task, completed=done)
+
+            return tracker.wait_for(sent, timeout_s, on_progress)
+
+    def _follow(self, tracker) -> None:
+        """Continuous mode: keep workers alive and print a status line until interrupted."""
+        last = 0.0
+        while True:
+            self.check_workers()
+            if time.monotonic() - last > 10:
+                last = time.monotonic()
+                tally = tracker.snapshot()
+                alive = sum(1 for w in self.workers if w.proc and w.proc.poll() is None)
+                self.console.print(f"[dim]{time.strftime('%H:%M:%S')} delivered {len(tally.delivered)}, "
+                                   f"dead letters {sum(tally.dead_letters.values())}, "
+                                   f"workers alive {alive}/{len(self.workers)}[/dim]")
+            time.sleep(0.2)

@@ -1,0 +1,81 @@
+"""Which topics exist, which stage reads and writes which, and their idempotent creation.
+
+Every topic is created with its configured partition count before any worker starts: the
+embedded broker would otherwise create a touched topic itself, with 4 partitions.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from pipeline.config import Settings
+
+CHAIN = ("clean", "language", "entities", "dedup")
+ALL_STAGES = (*CHAIN, "sink")
+
+
+@dataclass(frozen=True)
+class StageTopics:
+    source: str
+    target: str  # records out (the sink's target is the delivery-receipt topic)
+
+
+def stage_topics(settings: Settings, stage: str) -> StageTopics:
+    t = settings.topics
+    chain = {
+        "clean": (t.raw, t.cleaned),
+        "language": (t.cleaned, t.language),
+        "entities": (t.language, t.entities),
+        "dedup": (t.entities, t.enriched),
+        "sink": (t.enriched, t.delivered),
+    }
+    try:
+        return StageTopics(*chain[stage])
+    except KeyError:
+        raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(ALL_STAGES)}") from None
+
+
+def consumer_group(settings: Settings, stage: str) -> str:
+    return f"{settings.broker.consumer_group_prefix}-{stage}"
+
+
+def planned_topics(settings: Settings) -> dict[str, int]:
+    # Faust's own topics: the apps disable the leader-election topic and keep no tables (so no
+    # changelogs); nothing else of Faust's touches the broker.
+    names = settings.topics.all_names()
+    return {name: settings.topics.partitions_of(name) for name in names}
+
+
+def ensure_topics(bootstrap: str, settings: Settings, timeout_s: float = 30.0) -> dict[str, int]:
+    """Create missing topics; refuse existing ones with another partition count. Returns the plan."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    plan = planned_topics(settings)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="pipeline-admin",
+                             request_timeout_ms=int(timeout_s * 1000))
+    try:
+        existing = set(admin.list_topics())
+        missing = [NewTopic(name, parts, settings.topics.replication_factor)
+                   for name, parts in plan.items() if name not in existing]
+        for topic in missing:  # one by one: a concurrent creator makes only that one fail
+            try:
+                admin.create_topics([topic])
+            except TopicAlreadyExistsError:
+                pass
+        deadline = time.monotonic() + timeout_s
+        while True:
+            described = {d["name"]: len(d["partitions"]) for d in admin.describe_topics(list(plan))
+                         if not d.get("error_code")}
+            if all(name in described for name in plan) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        wrong = {n: (described.get(n), p) for n, p in plan.items() if described.get(n) != p}
+        if wrong:
+            detail = ", ".join(f"{n} has {have} partitions, config says {want}" for n, (have, want) in wrong.items())
+            raise RuntimeError(f"topic layout differs from the configuration: {detail}")
+        return plan
+    finally:
+        admin.close()

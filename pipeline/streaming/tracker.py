@@ -1,0 +1,113 @@
+"""Follows the delivery-receipt and dead-letter topics: what reached the sink, what failed.
+
+``pipeline run --exit-when-done`` uses it to know when every replayed event has reached the sink
+or the dead-letter topic. It reads without a consumer group (it commits nothing), from the
+offsets the topics had when it started.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import orjson
+
+from pipeline.config import Settings
+from pipeline.streaming.replay import Sent
+
+
+@dataclass
+class Tally:
+    delivered: dict[str, str | None] = field(default_factory=dict)  # id -> dedup status
+    receipts: Counter = field(default_factory=Counter)  # id -> receipts seen (> 1 after a redelivery)
+    dead_ids: set[str] = field(default_factory=set)
+    dead_raw_positions: set[tuple[int, int]] = field(default_factory=set)  # (partition, offset) in raw
+    dead_letters: Counter = field(default_factory=Counter)  # (stage, reason) -> count
+    first_at: float | None = None
+    last_at: float | None = None
+
+
+class DeliveryTracker:
+    def __init__(self, bootstrap: str, settings: Settings):
+        from kafka import KafkaConsumer, TopicPartition
+
+        self.settings = settings
+        self.raw_topic = settings.topics.raw
+        self.tally = Tally()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
+            client_id="pipeline-tracker", fetch_max_wait_ms=settings.profile.fetch_max_wait_ms,
+            consumer_timeout_ms=200,
+        )
+        parts = []
+        for topic in (settings.topics.delivered, settings.topics.deadletter):
+            for p in range(settings.topics.partitions_of(topic)):
+                parts.append(TopicPartition(topic, p))
+        self._consumer.assign(parts)
+        ends = self._consumer.end_offsets(parts)
+        for tp in parts:
+            self._consumer.seek(tp, ends.get(tp, 0))
+        self._thread = threading.Thread(target=self._run, name="delivery-tracker", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        delivered_topic = self.settings.topics.delivered
+        while not self._stop.is_set():
+            batches = self._consumer.poll(timeout_ms=200, max_records=2000)
+            now = time.monotonic()
+            with self._lock:
+                for tp, messages in batches.items():
+                    for message in messages:
+                        try:
+                            value = orjson.loads(message.value)
+                        except orjson.JSONDecodeError:
+                            continue
+                        if self.tally.first_at is None:
+                            self.tally.first_at = now
+                        self.tally.last_at = now
+                        if tp.topic == delivered_topic:
+                            self.tally.delivered[value.get("id")] = value.get("dedup_status")
+                            self.tally.receipts[value.get("id")] += 1
+                        else:
+                            self._dead_letter(value)
+
+    def _dead_letter(self, letter: dict) -> None:
+        t = self.tally
+        t.dead_letters[(letter.get("stage"), letter.get("reason"))] += 1
+        if letter.get("id"):
+            t.dead_ids.add(letter["id"])
+        if letter.get("topic") == self.raw_topic and letter.get("partition") is not None:
+            t.dead_raw_positions.add((letter["partition"], letter["offset"]))
+
+    def outstanding(self, sent: list[Sent]) -> list[Sent]:
+        with self._lock:
+            t = self.tally
+            return [s for s in sent
+                    if not (s.id and (s.id in t.delivered or s.id in t.dead_ids))
+                    and (s.partition, s.offset) not in t.dead_raw_positions]
+
+    def wait_for(self, sent: list[Sent], timeout_s: float, on_progress=None) -> list[Sent]:
+        """Block until every sent event is delivered or dead-lettered; return the ones still missing."""
+        deadline = time.monotonic() + timeout_s
+        missing = self.outstanding(sent)
+        while missing and time.monotonic() < deadline:
+            if on_progress:
+                on_progress(len(sent) - len(missing), len(sent))
+            time.sleep(0.05)
+            missing = self.outstanding(sent)
+        return missing
+
+    def snapshot(self) -> Tally:
+        with self._lock:
+            t = self.tally
+            return Tally(dict(t.delivered), Counter(t.receipts), set(t.dead_ids), set(t.dead_raw_positions),
+                         Counter(t.dead_letters), t.first_at, t.last_at)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._consumer.close()

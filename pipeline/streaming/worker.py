@@ -1,0 +1,214 @@
+"""``pipeline worker STAGE``: one stage (or the sink) as a Faust agent in its own consumer group.
+
+The agent takes small batches of messages, runs the stage in a worker thread (the event loop
+stays free for heartbeats), produces each record to the next topic keyed by its id, and each
+failure to the dead-letter topic. Offsets are committed by Faust only after a batch is done and
+the producer flushed, so a crash means redelivery (at least once), never loss; ids make the
+redelivery harmless downstream.
+
+A ``TemporaryFailure`` (index or database unavailable) is retried with backoff, without
+committing and without dead-lettering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Settings
+from pipeline.records import BadInput, check_record, dead_letter, decode, encode, receipt
+from pipeline.stages import build_stage
+from pipeline.stages.base import Stage, StageStats, TemporaryFailure, worker_name
+from pipeline.stages.runner import Origin, handle_message
+from pipeline.streaming.topics import stage_topics
+
+log = logging.getLogger("pipeline.worker")
+
+BATCH_MAX = 200
+BATCH_WITHIN_S = 0.02
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 30.0
+STATS_EVERY_S = 30.0
+
+
+@dataclass
+class Item:
+    """One consumed message, detached from Faust."""
+
+    key: bytes | None
+    value: bytes | None
+    timestamp: float | None
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def origin(self) -> Origin:
+        return Origin(self.topic, self.partition, self.offset)
+
+    @property
+    def received_at(self) -> datetime:
+        return datetime.fromtimestamp(self.timestamp, UTC) if self.timestamp else datetime.now(UTC)
+
+
+Output = tuple[str, bytes | None, bytes]  # topic, key, value
+
+
+class StageProcessor:
+    """Runs a record stage over a batch; no Faust in here, so it is testable on its own."""
+
+    def __init__(self, settings: Settings, stage: Stage, worker: str):
+        self.stage = stage
+        self.stats = stage.stats
+        self.worker = worker
+        self.target = stage_topics(settings, stage.name).target
+        self.deadletter = settings.topics.deadletter
+
+    def process(self, items: list[Item]) -> tuple[list[Output], list[Item]]:
+        outputs: list[Output] = []
+        for i, item in enumerate(items):
+            try:
+                outcome = handle_message(self.stage, item.value, item.key, item.received_at, self.worker,
+                                         item.origin)
+            except TemporaryFailure as exc:
+                log.warning("%s: %s; retrying", self.stage.name, exc)
+                return outputs, items[i:]
+            if outcome.record is not None:
+                outputs.append((self.target, outcome.record["id"].encode(), encode(outcome.record)))
+            else:
+                letter = outcome.dead_letter
+                key = letter["id"].encode() if letter.get("id") else item.key
+                outputs.append((self.deadletter, key, encode(letter)))
+        return outputs, []
+
+    def close(self) -> None:
+        self.stage.close()
+
+
+class SinkProcessor:
+    """Writes a batch of enriched records to every sink, then emits one receipt per record."""
+
+    def __init__(self, settings: Settings, targets: list[str], worker: str):
+        from pipeline.sinks import open_sinks
+
+        self.sinks = open_sinks(targets)
+        self.worker = worker
+        self.stats = StageStats()
+        self.delivered = settings.topics.delivered
+        self.deadletter = settings.topics.deadletter
+
+    def process(self, items: list[Item]) -> tuple[list[Output], list[Item]]:
+        outputs: list[Output] = []
+        good: list[tuple[Item, dict[str, Any]]] = []
+        for item in items:
+            self.stats.records_in += 1
+            try:
+                record = decode(item.value)
+                check_record(record)
+                good.append((item, record))
+            except BadInput as exc:
+                self.stats.failed[exc.reason] += 1
+                letter = dead_letter(stage="sink", reason=exc.reason, error=exc.message, worker=self.worker,
+                                     payload=item.value, record_id=item.key.decode("utf-8", "replace")
+                                     if item.key else None, topic=item.topic, partition=item.partition,
+                                     offset=item.offset)
+                outputs.append((self.deadletter, item.key, encode(letter)))
+        records = [record for _, record in good]
+        t0 = time.perf_counter()
+        try:
+            for sink in self.sinks:
+                self.stats.extra[f"new_{sink.name}"] += sink.write(records)
+        except TemporaryFailure as exc:
+            log.warning("sink: %s; retrying %d records", exc, len(records))
+            self.stats.records_in -= len(records)
+            return outputs, [item for item, _ in good]
+        self.stats.busy_ms += (time.perf_counter() - t0) * 1000
+        names = [sink.name for sink in self.sinks]
+        for record in records:
+            outputs.append((self.delivered, record["id"].encode(), encode(receipt(record, names, self.worker))))
+        self.stats.records_out += len(records)
+        return outputs, []
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+
+def build_processor(settings: Settings, stage: str, sink_targets: list[str] | None = None):
+    worker = worker_name(stage)
+    if stage == "sink":
+        return SinkProcessor(settings, sink_targets or settings.sink.targets, worker)
+    return StageProcessor(settings, build_stage(stage, settings), worker)
+
+
+def make_worker_app(settings: Settings, stage: str, processor, ready_file: str | None = None):
+    """The Faust app of one stage worker, with its agent attached.
+
+    ``ready_file`` is touched each time the worker has its partitions and fetches (the supervisor
+    of ``pipeline run`` waits for it)."""
+    from pipeline.streaming.app import make_app
+
+    app = make_app(settings, stage)
+
+    if ready_file:
+        @app.on_rebalance_complete.connect
+        async def mark_ready(sender, **kwargs) -> None:
+            Path(ready_file).touch()
+
+    topics = stage_topics(settings, stage)
+    source = app.topic(topics.source, key_type=bytes, value_type=bytes)
+    outputs_by_name = {name: app.topic(name, key_type=bytes, value_type=bytes)
+                       for name in {topics.target, settings.topics.deadletter}}
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{stage}-stage")
+    last_stats = [time.monotonic()]
+
+    async def send_all(outputs: list[Output]) -> None:
+        for topic, key, value in outputs:
+            await outputs_by_name[topic].send(key=key, value=value)
+
+    @app.agent(source, name=f"{stage}-agent")
+    async def run_stage(stream):
+        loop = asyncio.get_running_loop()
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            pending = [Item(e.message.key, e.message.value, e.message.timestamp, e.message.topic,
+                            e.message.partition, e.message.offset) for e in events]
+            delay = RETRY_FIRST_S
+            while pending:
+                outputs, pending = await loop.run_in_executor(executor, processor.process, pending)
+                await send_all(outputs)
+                if pending:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
+            if time.monotonic() - last_stats[0] > STATS_EVERY_S:
+                last_stats[0] = time.monotonic()
+                log.info("%s stats: %s", stage, processor.stats.as_dict())
+
+    app.executor = executor
+    return app
+
+
+def run_worker(settings: Settings, stage: str, sink_targets: list[str] | None = None,
+               log_level: str = "warn", ready_file: str | None = None) -> int:
+    import faust
+
+    processor = build_processor(settings, stage, sink_targets)
+    app = make_worker_app(settings, stage, processor, ready_file)
+    worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=False)
+    worker.spinner = None  # it writes terminal escape codes into the log file
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0
+    else:
+        code = 0
+    finally:
+        log.info("%s final stats: %s", stage, processor.stats.as_dict())
+        processor.close()
+        app.executor.shutdown(wait=False)
+    return code

@@ -1,0 +1,127 @@
+"""A running pipeline for a test module: the embedded broker, the topics and one real worker
+process per stage, with a Redis namespace and a sink file of its own."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+from rich.console import Console
+
+from pipeline import config
+from pipeline.streaming.replay import Sent, make_producer, prepare
+from pipeline.streaming.supervisor import Supervisor
+from pipeline.streaming.tracker import DeliveryTracker
+from tests.conftest import CONFIG, REDIS_URL
+
+
+@dataclass
+class RunningPipeline:
+    supervisor: Supervisor
+    tracker: DeliveryTracker
+    sink_path: Path
+    namespace: str
+
+    @property
+    def settings(self):
+        return self.supervisor.settings
+
+    @property
+    def bootstrap(self) -> str:
+        return self.supervisor.bootstrap
+
+    def send(self, topic: str, messages: list[tuple[bytes | None, bytes]]) -> list[Sent]:
+        producer = make_producer(self.bootstrap, self.settings)
+        futures = [(key, producer.send(topic, key=key, value=value)) for key, value in messages]
+        producer.flush()
+        sent = []
+        for key, future in futures:
+            meta = future.get(timeout=30)
+            sent.append(Sent(key.decode() if key else None, meta.partition, meta.offset))
+        producer.close()
+        return sent
+
+    def replay_items(self, items) -> tuple[list[Sent], list[bytes]]:
+        """Send source items as `pipeline replay` would; return what was sent and the payloads."""
+        prepared = [prepare(item) for item in items]
+        return self.send(self.settings.topics.raw, prepared), [value for _, value in prepared]
+
+    def wait(self, sent: list[Sent], timeout_s: float = 60.0) -> None:
+        missing = self.tracker.wait_for(sent, timeout_s)
+        assert not missing, f"not delivered nor dead-lettered within {timeout_s} s: {missing}"
+
+    def sink_records(self) -> dict[str, list[dict]]:
+        by_id: dict[str, list[dict]] = {}
+        if self.sink_path.exists():
+            for line in self.sink_path.read_bytes().splitlines():
+                record = orjson.loads(line)
+                by_id.setdefault(record["id"], []).append(record)
+        return by_id
+
+    def dead_letters(self) -> list[dict]:
+        from kafka import KafkaConsumer, TopicPartition
+
+        topic = self.settings.topics.deadletter
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                 fetch_max_wait_ms=50)
+        parts = [TopicPartition(topic, p) for p in range(self.settings.topics.partitions_of(topic))]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        letters = []
+        deadline = time.monotonic() + 20
+        while any(consumer.position(tp) < ends[tp] for tp in parts) and time.monotonic() < deadline:
+            for messages in consumer.poll(timeout_ms=200).values():
+                letters.extend(orjson.loads(m.value) for m in messages)
+        consumer.close()
+        return letters
+
+    def worker_pids(self) -> dict[str, int]:
+        return {w.name: w.proc.pid for w in self.supervisor.workers}
+
+
+@pytest.fixture(scope="module")
+def pipeline_env(tmp_path_factory):
+    """Environment overrides every process of the test pipeline sees."""
+    tmp = tmp_path_factory.mktemp("pipeline")
+    namespace = f"test-{uuid.uuid4().hex[:12]}"
+    env = {
+        "PIPELINE__STAGES__DEDUP__STORE": REDIS_URL,
+        "PIPELINE__STAGES__DEDUP__NAMESPACE": namespace,
+        "PIPELINE__RUN__LOG_DIR": str(tmp / "logs"),
+        "PIPELINE__RUN__LOG_LEVEL": "info",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+        mp.delenv("PIPELINE_CONFIG", raising=False)
+        for key, value in env.items():
+            mp.setenv(key, value)
+        yield tmp, namespace
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=f"{namespace}:*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def running(pipeline_env):
+    tmp, namespace = pipeline_env
+    settings = config.load(CONFIG)
+    sink_path = tmp / "enriched.jsonl"
+    supervisor = Supervisor(settings, sink_targets=[f"jsonl:{sink_path}"], console=Console(stderr=True))
+    tracker = None
+    try:
+        supervisor.start()
+        supervisor.wait_ready(90)
+        tracker = DeliveryTracker(supervisor.bootstrap, supervisor.settings)
+        yield RunningPipeline(supervisor, tracker, sink_path, namespace)
+    finally:
+        if tracker is not None:
+            tracker.close()
+        supervisor.stop()

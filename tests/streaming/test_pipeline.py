@@ -1,0 +1,146 @@
+"""End to end on the real embedded broker with one real worker process per stage."""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+import pytest
+
+from pipeline import config
+from pipeline.enrich import OfflinePipeline
+from pipeline.sources.files import read_paths
+from tests.conftest import CONFIG, SEEDS
+
+pytestmark = pytest.mark.integration
+
+RELATED = ["Kremlin Risih Joe Biden", "Jokowi Tak Serius Dukung RK-Suswono", "Putin Berencana Kunjungi China"]
+
+
+def _comparable(record: dict) -> dict:
+    """A record without what differs by design between runs: the trace (workers, timings)."""
+    return {k: v for k, v in record.items() if k != "trace"}
+
+
+def test_seeds_flow_through_every_stage_and_match_offline_enrich(running):
+    items = list(read_paths([str(SEEDS)]))
+    sent, payloads = running.replay_items(items)
+    running.wait(sent)
+
+    records = running.sink_records()
+    pids = running.worker_pids()
+    streamed = []
+    for s in sent:
+        assert len(records[s.id]) == 1
+        record = records[s.id][0]
+        streamed.append(record)
+        assert record["schema"] == "news-pipeline/record/1"
+        assert record["lang"]["code"] == "id"
+        assert len(record["text"].split()) > 150
+        assert not any(headline in record["text"] for headline in RELATED)
+        assert len(record["entities"]) >= 5
+        assert record["dedup"] == {"status": "unique", "duplicate_of": None, "similarity": None}
+        # one trace entry per stage, each from its own worker process
+        assert [t["stage"] for t in record["trace"]] == ["clean", "language", "entities", "dedup"]
+        trace_pids = {t["stage"]: int(t["worker"].rsplit(":", 1)[1]) for t in record["trace"]}
+        assert trace_pids == {stage: pids[f"{stage}-0"] for stage in trace_pids}
+
+    # `pipeline enrich` gives the same records for the same events (fresh in-memory dedup index)
+    offline = OfflinePipeline(config.load(CONFIG), dedup_store="memory")
+    try:
+        for payload, record in zip(payloads, streamed, strict=True):
+            outcome = offline.enrich_payload(payload)
+            assert outcome.record is not None
+            assert _comparable(outcome.record) == _comparable(record)
+    finally:
+        offline.close()
+
+
+def test_second_replay_gives_exact_duplicates_of_the_first(running):
+    first_by_source = {r[0]["source"]: r[0]["id"] for r in running.sink_records().values()}
+    assert len(first_by_source) == 5
+    sent, _ = running.replay_items(list(read_paths([str(SEEDS)])))
+    running.wait(sent)
+    records = running.sink_records()
+    for s in sent:
+        record = records[s.id][0]
+        assert s.id not in first_by_source.values()  # a second fetch is a new record
+        assert record["dedup"]["status"] == "exact_duplicate"
+        assert record["dedup"]["duplicate_of"] == first_by_source[record["source"]]
+
+
+def test_redelivered_event_keeps_its_verdict_and_is_written_once(running):
+    item = next(iter(read_paths([str(SEEDS / "002_1ca96d3d8bd197b0.txt")])))
+    sent, payloads = running.replay_items([item])
+    running.wait(sent)
+    verdict = running.sink_records()[sent[0].id][0]["dedup"]
+    # the very same message again, as after a crash before the commit
+    again = running.send(running.settings.topics.raw, [(sent[0].id.encode(), payloads[0])])
+    deadline_receipts = 2
+    import time
+
+    deadline = time.monotonic() + 60
+    while running.tracker.snapshot().receipts[sent[0].id] < deadline_receipts and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert running.tracker.snapshot().receipts[again[0].id] == 2
+    lines = running.sink_records()[sent[0].id]
+    assert len(lines) == 1
+    assert lines[0]["dedup"] == verdict
+    assert verdict["duplicate_of"] != sent[0].id
+
+
+def test_malformed_events_are_dead_lettered_while_good_ones_flow(running):
+    pids_before = running.worker_pids()
+    raw_topic = running.settings.topics.raw
+    bad = [
+        (b"bad-json", b"{this is not json"),
+        (None, b"\xff\xfe\xfa binary garbage"),
+        (None, b"[1, 2, 3]"),
+        (b"no-body", orjson.dumps({"url": "https://example.com/x"})),
+        (b"empty", orjson.dumps({"text": "   "})),
+        (b"wrong-type", orjson.dumps({"text": {"nested": True}})),
+        (b"bad-time", orjson.dumps({"text": "Some text here.", "fetched_at": "last Tuesday"})),
+        (b"bad-b64", orjson.dumps({"html_base64": "%%%not base64%%%"})),
+        (None, b""),
+    ]
+    good_items = list(read_paths([str(SEEDS / "000_f67f3eff65664d6b.txt"), str(SEEDS / "004_fd9e39576350c628.txt")]))
+    from pipeline.streaming.replay import prepare
+
+    good = [prepare(i) for i in good_items]
+    mixed = [bad[0], good[0], *bad[1:5], good[1], *bad[5:]]
+    sent = running.send(raw_topic, mixed)
+    # a record that is valid JSON but not a record, put straight onto a later stage's topic
+    sent_later = running.send(running.settings.topics.language, [(b"not-a-record", orjson.dumps({"id": "x"}))])
+    running.wait(sent)
+
+    records = running.sink_records()
+    good_ids = {key.decode() for key, _ in good}
+    assert good_ids <= set(records)
+
+    import time
+
+    deadline = time.monotonic() + 30
+    letters = []
+    while time.monotonic() < deadline:
+        letters = running.dead_letters()
+        if any(letter.get("topic") == running.settings.topics.language for letter in letters):
+            break
+        time.sleep(0.2)
+    raw_positions = {(s.partition, s.offset) for s, m in zip(sent, mixed, strict=True) if m not in good}
+    from_raw = {(d["partition"], d["offset"]): d for d in letters if d["topic"] == raw_topic}
+    assert raw_positions <= set(from_raw)
+    reasons = {from_raw[p]["reason"] for p in raw_positions}
+    assert reasons == {"malformed_json", "invalid_event", "empty_body", "undecodable"}
+    for position in raw_positions:
+        letter = from_raw[position]
+        assert letter["stage"] == "clean" and letter["error"] and letter["schema"] == "news-pipeline/deadletter/1"
+        assert "payload" in letter or "payload_base64" in letter
+    by_key = {d.get("id"): d for d in letters}
+    assert base64.b64decode(next(d for d in from_raw.values() if "payload_base64" in d)["payload_base64"])
+    assert by_key["bad-json"]["payload"] == "{this is not json"
+    later = [d for d in letters if d["topic"] == running.settings.topics.language]
+    assert later and later[0]["stage"] == "entities" and later[0]["reason"] == "invalid_event"
+    assert sent_later
+    # no worker crashed or was restarted
+    assert running.worker_pids() == pids_before
+    assert all(w.proc.poll() is None and w.restarts == 0 for w in running.supervisor.workers)

@@ -1,0 +1,69 @@
+"""The worker's batch processors, without a broker."""
+
+import orjson
+
+from pipeline.records import encode
+from pipeline.stages.base import Stage, TemporaryFailure
+from pipeline.streaming.worker import Item, SinkProcessor, StageProcessor
+
+RECORD = {"schema": "news-pipeline/record/1", "id": "r1", "text": "t", "trace": []}
+
+
+def item(value, key=b"r1", offset=0):
+    return Item(key, value, 1_700_000_000.0, "pages.in", 0, offset)
+
+
+class FlakyThenFine(Stage):
+    name = "language"
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def process(self, record, ctx):
+        self.calls += 1
+        if self.calls == 2:
+            raise TemporaryFailure("down once")
+        record["lang"] = {"code": "id"}
+        return record
+
+
+def test_stage_processor_routes_records_and_dead_letters_and_stops_at_a_temporary_failure(settings):
+    proc = StageProcessor(settings, FlakyThenFine(), "w")
+    batch = [item(encode(RECORD)), item(encode({**RECORD, "id": "r2"}), b"r2", 1), item(b"{bad", b"k", 2)]
+    outputs, remaining = proc.process(batch)
+    assert [(t, k) for t, k, _ in outputs] == [("pages.language", b"r1")]
+    assert remaining == batch[1:]
+    outputs, remaining = proc.process(remaining)
+    assert remaining == []
+    assert [(t, k) for t, k, _ in outputs] == [("pages.language", b"r2"), ("pages.deadletter", b"k")]
+    assert orjson.loads(outputs[1][2])["reason"] == "malformed_json"
+
+
+def test_sink_processor_writes_then_emits_receipts(settings, tmp_path):
+    proc = SinkProcessor(settings, [f"jsonl:{tmp_path / 'x.jsonl'}"], "w")
+    outputs, remaining = proc.process([item(encode(RECORD)), item(b"[]", b"bad", 1), item(encode(RECORD))])
+    assert remaining == []
+    topics = [t for t, _, _ in outputs]
+    assert topics == ["pages.deadletter", "pages.delivered", "pages.delivered"]
+    assert orjson.loads(outputs[1][2])["id"] == "r1"
+    assert len((tmp_path / "x.jsonl").read_bytes().splitlines()) == 1
+    proc.close()
+
+
+def test_sink_processor_retries_when_the_sink_is_unavailable(settings, tmp_path):
+    proc = SinkProcessor(settings, [f"jsonl:{tmp_path / 'x.jsonl'}"], "w")
+
+    class Down:
+        name = "down"
+
+        def write(self, records):
+            raise TemporaryFailure("db down")
+
+        def close(self):
+            pass
+
+    proc.sinks.append(Down())
+    batch = [item(encode(RECORD))]
+    outputs, remaining = proc.process(batch)
+    assert outputs == [] and remaining == batch

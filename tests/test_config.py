@@ -1,0 +1,54 @@
+import pytest
+
+from pipeline import config
+from pipeline.config import ConfigError
+from tests.conftest import CONFIG
+
+
+def test_file_loads_with_embedded_profile_by_default():
+    s = config.load(CONFIG, env={})
+    assert s.uses_embedded_broker
+    assert s.profile_name == "embedded"
+    assert s.profile.session_timeout_s == 3.0
+    assert s.profile.producer_max_batch_bytes == 1 << 20
+
+
+def test_bootstrap_env_selects_external_profile_valid_for_apache_kafka():
+    s = config.load(CONFIG, env={"KAFKA_BOOTSTRAP_SERVERS": "kafka1:9092,kafka2:9092"})
+    assert not s.uses_embedded_broker
+    assert s.profile_name == "external"
+    assert s.profile.session_timeout_s >= 6.0
+    assert s.profile.heartbeat_interval_s * 3 <= s.profile.session_timeout_s
+
+
+def test_profiles_differ_only_in_broker_client_settings():
+    s = config.load(CONFIG, env={})
+    embedded, external = s.profiles["embedded"], s.profiles["external"]
+    assert embedded != external
+    assert type(embedded) is type(external)
+
+
+def test_generic_env_override_is_typed():
+    s = config.load(CONFIG, env={"PIPELINE__STAGES__DEDUP__THRESHOLD": "0.9",
+                                 "PIPELINE__SINK__TARGETS": '["jsonl:/tmp/a.jsonl", "jsonl:/tmp/b.jsonl"]',
+                                 "PIPELINE__TOPICS__RAW": "my.raw"})
+    assert s.stages.dedup.threshold == 0.9
+    assert s.sink.targets == ["jsonl:/tmp/a.jsonl", "jsonl:/tmp/b.jsonl"]
+    assert s.topics.raw == "my.raw"
+
+
+def test_unknown_key_is_refused():
+    with pytest.raises(ConfigError, match="unknown key"):
+        config.load(CONFIG, env={"PIPELINE__STAGES__DEDUP__TRESHOLD": "0.9"})
+
+
+def test_external_profile_below_kafka_minimum_is_refused():
+    with pytest.raises(ConfigError, match=">= 6 s"):
+        config.load(CONFIG, env={"PIPELINE__PROFILES__EXTERNAL__SESSION_TIMEOUT_S": "3.0",
+                                 "PIPELINE__PROFILES__EXTERNAL__HEARTBEAT_INTERVAL_S": "1.0"})
+
+
+def test_memory_dedup_store_with_several_dedup_workers_is_refused():
+    with pytest.raises(ConfigError, match="private to one process"):
+        config.load(CONFIG, env={"PIPELINE__STAGES__DEDUP__STORE": "memory",
+                                 "PIPELINE__RUN__WORKERS": "{ clean = 1, language = 1, entities = 1, dedup = 2, sink = 1 }"})

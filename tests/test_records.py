@@ -1,0 +1,68 @@
+from datetime import UTC, datetime
+
+import pytest
+
+from pipeline import records
+from pipeline.records import BadInput
+
+T = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def test_id_is_stable_for_a_redelivery_and_new_for_a_second_fetch():
+    event = {"url": "https://example.com/a", "text": "hello world"}
+    first = records.accept_raw(event, T)
+    again = records.accept_raw(event, T)  # same message timestamp: a redelivery
+    later = records.accept_raw(event, datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC))  # a second fetch
+    assert first.id == again.id
+    assert first.id != later.id
+    assert first.fetched_at == "2026-01-02T03:04:05.000Z"
+
+
+def test_given_id_and_fetch_time_are_kept():
+    raw = records.accept_raw({"id": "abc", "fetched_at": "2020-10-01T15:32:00+07:00", "html": "<p>x</p>"}, T)
+    assert raw.id == "abc"
+    assert raw.fetched_at == "2020-10-01T08:32:00.000Z"
+    assert raw.content_type == "html"
+
+
+def test_id_depends_on_content_and_locator():
+    a = records.accept_raw({"source": "a.txt", "fetched_at": "2026-01-01T00:00:00Z", "text": "x"}, T)
+    b = records.accept_raw({"source": "b.txt", "fetched_at": "2026-01-01T00:00:00Z", "text": "x"}, T)
+    c = records.accept_raw({"source": "a.txt", "fetched_at": "2026-01-01T00:00:00Z", "text": "y"}, T)
+    assert len({a.id, b.id, c.id}) == 3
+
+
+@pytest.mark.parametrize("event, reason", [
+    ({}, records.INVALID_EVENT),
+    ({"text": "   "}, records.EMPTY_BODY),
+    ({"text": 5}, records.INVALID_EVENT),
+    ({"text": "a", "html": "b"}, records.INVALID_EVENT),
+    ({"text": "a", "url": ["x"]}, records.INVALID_EVENT),
+    ({"text": "a", "fetched_at": "yesterday"}, records.INVALID_EVENT),
+])
+def test_invalid_events_are_refused_with_a_reason(event, reason):
+    with pytest.raises(BadInput) as err:
+        records.accept_raw(event, T)
+    assert err.value.reason == reason
+
+
+@pytest.mark.parametrize("payload", [b"{not json", b"\xff\xfe\x00garbage", b"[1,2]", b"", None])
+def test_decode_refuses_anything_but_a_json_object(payload):
+    with pytest.raises(BadInput):
+        records.decode(payload)
+
+
+def test_dead_letter_keeps_binary_payload_as_base64_and_truncates_huge_ones():
+    letter = records.dead_letter(stage="clean", reason="malformed_json", error="x", worker="w",
+                                 payload=b"\xff" * 10)
+    assert letter["payload_base64"] and "payload" not in letter
+    huge = records.dead_letter(stage="clean", reason="too_large", error="x", worker="w",
+                               payload=b"a" * (records.DEADLETTER_PAYLOAD_LIMIT + 10))
+    assert huge["payload_truncated"] and huge["payload_bytes"] == records.DEADLETTER_PAYLOAD_LIMIT + 10
+    assert len(huge["payload"]) == records.DEADLETTER_PAYLOAD_LIMIT
+
+
+def test_wire_round_trip():
+    rec = records.new_record(records.accept_raw({"text": "héllo"}, T))
+    assert records.decode(records.encode(rec)) == rec
+    records.check_record(rec)
