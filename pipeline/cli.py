@@ -61,10 +61,17 @@ def cmd_replay(args) -> int:
     if not settings.broker.bootstrap_servers:
         print("pipeline replay: no broker configured (set KAFKA_BOOTSTRAP_SERVERS or --bootstrap)", file=sys.stderr)
         return 2
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)  # flush what was sent so far, as on Ctrl-C
     result = replay(args.paths, settings.broker.bootstrap_servers, settings, rate=args.rate, loop=args.loop,
                     progress=sys.stderr.isatty(), track=not args.loop)
     console = Console(stderr=True)
-    console.print(f"replayed {result.count} events to {settings.topics.raw} in {result.seconds:.1f} s")
+    console.print(f"replayed {result.count} events to {settings.topics.raw} in {result.seconds:.1f} s"
+                  + (" (interrupted)" if result.interrupted else ""))
     for origin, error in result.rejected:
         console.print(f"[red]not sent: {origin}: {error}[/red]")
     return 1 if result.rejected else 0

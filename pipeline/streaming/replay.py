@@ -29,6 +29,7 @@ class ReplayResult:
     count: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (origin, error) the broker refused
     seconds: float = 0.0
+    interrupted: bool = False  # stopped by Ctrl-C / SIGTERM; what was sent until then is flushed
 
 
 def prepare(item: SourceItem) -> tuple[bytes | None, bytes]:
@@ -72,6 +73,13 @@ def _paced(items: Iterable[SourceItem], rate: float | None) -> Iterator[SourceIt
         yield item
 
 
+def _passes(paths: list[str], loop: bool) -> Iterator[SourceItem]:
+    while True:
+        yield from read_paths(paths)
+        if not loop:
+            return
+
+
 def replay(paths: list[str], bootstrap: str, settings: Settings, rate: float | None = None,
            loop: bool = False, progress: bool = True, track: bool = True) -> ReplayResult:
     """Send every event under ``paths`` (again and again with ``loop``) to the raw topic."""
@@ -91,21 +99,20 @@ def replay(paths: list[str], bootstrap: str, settings: Settings, rate: float | N
     with Progress(*columns, disable=not progress, transient=True) as bar:
         task = bar.add_task("replay", total=total, rate="-")
         try:
-            while True:
-                for item in _paced(read_paths(paths), rate):
-                    key, value = prepare(item)
-                    try:
-                        future = producer.send(topic, key=key, value=value)
-                    except KafkaError as exc:  # e.g. larger than the broker accepts
-                        result.rejected.append((item.origin, f"{type(exc).__name__}: {exc}"))
-                        continue
-                    if track:
-                        futures.append((item.origin, key, future))
-                    result.count += 1
-                    elapsed = time.monotonic() - t0
-                    bar.update(task, advance=1, rate=f"{result.count / elapsed:,.0f}" if elapsed > 0 else "-")
-                if not loop:
-                    break
+            for item in _paced(_passes(paths, loop), rate):
+                key, value = prepare(item)
+                try:
+                    future = producer.send(topic, key=key, value=value)
+                except KafkaError as exc:  # e.g. larger than the broker accepts
+                    result.rejected.append((item.origin, f"{type(exc).__name__}: {exc}"))
+                    continue
+                if track:
+                    futures.append((item.origin, key, future))
+                result.count += 1
+                elapsed = time.monotonic() - t0
+                bar.update(task, advance=1, rate=f"{result.count / elapsed:,.0f}" if elapsed > 0 else "-")
+        except KeyboardInterrupt:
+            result.interrupted = True
         finally:
             producer.flush()
             for origin, key, future in futures:

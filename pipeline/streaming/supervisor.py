@@ -219,6 +219,8 @@ class Supervisor:
                 summary.rejected = len(result.rejected)
                 for origin, error in result.rejected:
                     self.console.print(f"[red]not sent: {origin}: {error}[/red]")
+                if result.interrupted:
+                    raise KeyboardInterrupt
             if exit_when_done:
                 missing = self._wait(tracker, sent, timeout_s)
                 summary.missing = len(missing)
