@@ -102,9 +102,12 @@ class DedupSettings:
     threshold: float
     num_perm: int
     bands: int
+    band_rows: int
     shingle_words: int
     min_words: int
     seed: int
+    horizon_days: int
+    capacity: int
 
 
 @dataclass(frozen=True)
@@ -296,8 +299,12 @@ def _validate(s: Settings) -> None:
     if d.store == "memory" and s.run.workers.get("dedup", 1) > 1:
         raise ConfigError("stages.dedup.store = \"memory\" is private to one process: with several dedup "
                           "workers use a shared store (redis://...)")
-    if d.num_perm % d.bands:
-        raise ConfigError("stages.dedup.num_perm must be a multiple of stages.dedup.bands")
+    if d.bands * d.band_rows > d.num_perm:
+        raise ConfigError("stages.dedup: bands * band_rows must not exceed num_perm")
+    if not 4 <= d.num_perm <= 4096 or d.num_perm % 4:
+        raise ConfigError("stages.dedup.num_perm must be a multiple of 4 between 4 and 4096")
+    if d.horizon_days < 0 or d.capacity < 1:
+        raise ConfigError("stages.dedup.horizon_days must be >= 0 and stages.dedup.capacity >= 1")
     if not 0 < d.threshold <= 1:
         raise ConfigError("stages.dedup.threshold must be in (0, 1]")
     if not s.sink.targets:

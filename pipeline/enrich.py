@@ -28,7 +28,7 @@ from pipeline.records import (
 from pipeline.sources.files import SourceItem
 from pipeline.stages import STAGE_ORDER, build_stage
 from pipeline.stages.base import Context, Stage, worker_name
-from pipeline.stages.runner import Outcome, handle_message, run_one
+from pipeline.stages.runner import Outcome, handle_message, run_records
 
 
 def parse_stage_list(spec: str | None) -> list[str]:
@@ -81,7 +81,7 @@ class OfflinePipeline:
                                                        worker=self.worker, payload=payload))
         ctx = Context(worker=self.worker, received_at=received_at)
         for stage in stages:
-            outcome = run_one(stage, record, ctx, payload=None)
+            (outcome,) = run_records(stage, [record], [ctx])
             if outcome.record is None:
                 return outcome
             record = outcome.record

@@ -172,8 +172,14 @@ class Supervisor:
                     continue
                 self.console.print(f"[yellow]worker {worker.name} exited with code "
                                    f"{worker.proc.returncode}; restarting (log: {worker.log_path})[/yellow]")
-                worker.restarts += 1
-                self._spawn(worker)
+                self.restart(worker)
+
+    def restart(self, worker: WorkerProcess) -> None:
+        """Start ``worker`` again (after it exited or was killed)."""
+        if worker.proc is not None and worker.proc.poll() is None:
+            processes.stop([worker.proc])
+        worker.restarts += 1
+        self._spawn(worker)
 
     # --- shut-down -------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from pipeline.config import Settings
 from pipeline.records import BadInput, check_record, dead_letter, decode, encode, receipt
 from pipeline.stages import build_stage
 from pipeline.stages.base import Stage, StageStats, TemporaryFailure, worker_name
-from pipeline.stages.runner import Origin, handle_message
+from pipeline.stages.runner import Message, Origin, handle_messages
 from pipeline.streaming.topics import stage_topics
 
 log = logging.getLogger("pipeline.worker")
@@ -71,14 +71,15 @@ class StageProcessor:
         self.deadletter = settings.topics.deadletter
 
     def process(self, items: list[Item]) -> tuple[list[Output], list[Item]]:
+        """Outputs for the batch; on ``TemporaryFailure`` nothing, and the whole batch to retry."""
         outputs: list[Output] = []
-        for i, item in enumerate(items):
-            try:
-                outcome = handle_message(self.stage, item.value, item.key, item.received_at, self.worker,
-                                         item.origin)
-            except TemporaryFailure as exc:
-                log.warning("%s: %s; retrying", self.stage.name, exc)
-                return outputs, items[i:]
+        messages = [Message(i.value, i.key, i.received_at, i.origin) for i in items]
+        try:
+            outcomes = handle_messages(self.stage, messages, self.worker)
+        except TemporaryFailure as exc:
+            log.warning("%s: %s; retrying %d records", self.stage.name, exc, len(items))
+            return [], items
+        for item, outcome in zip(items, outcomes, strict=True):
             if outcome.record is not None:
                 outputs.append((self.target, outcome.record["id"].encode(), encode(outcome.record)))
             else:

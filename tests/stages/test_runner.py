@@ -4,7 +4,7 @@ import pytest
 
 from pipeline.records import encode
 from pipeline.stages.base import Context, Stage, TemporaryFailure
-from pipeline.stages.runner import Origin, handle_message, run_one
+from pipeline.stages.runner import Origin, handle_message, run_records
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -39,4 +39,4 @@ def test_exception_in_stage_code_becomes_a_dead_letter_with_the_payload():
 
 def test_temporary_failure_is_not_a_dead_letter():
     with pytest.raises(TemporaryFailure):
-        run_one(Unavailable(), dict(RECORD), Context(worker="w"), None)
+        run_records(Unavailable(), [dict(RECORD)], [Context(worker="w")])

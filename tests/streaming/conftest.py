@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,44 +85,54 @@ class RunningPipeline:
         return {w.name: w.proc.pid for w in self.supervisor.workers}
 
 
-@pytest.fixture(scope="module")
-def pipeline_env(tmp_path_factory):
-    """Environment overrides every process of the test pipeline sees."""
-    tmp = tmp_path_factory.mktemp("pipeline")
+@contextmanager
+def pipeline_environment(tmp: Path, **overrides: str):
+    """Environment every process of a test pipeline sees: a Redis namespace and a log folder of
+    its own, plus ``overrides`` (``PIPELINE__...`` variables)."""
     namespace = f"test-{uuid.uuid4().hex[:12]}"
     env = {
         "PIPELINE__STAGES__DEDUP__STORE": REDIS_URL,
         "PIPELINE__STAGES__DEDUP__NAMESPACE": namespace,
         "PIPELINE__RUN__LOG_DIR": str(tmp / "logs"),
         "PIPELINE__RUN__LOG_LEVEL": "info",
+        **overrides,
     }
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
         mp.delenv("PIPELINE_CONFIG", raising=False)
         for key, value in env.items():
             mp.setenv(key, value)
-        yield tmp, namespace
-    import redis
+        try:
+            yield namespace
+        finally:
+            import redis
 
-    client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(match=f"{namespace}:*", count=1000):
-        client.delete(key)
-    client.close()
+            client = redis.Redis.from_url(REDIS_URL)
+            for key in client.scan_iter(match=f"{namespace}:*", count=1000):
+                client.delete(key)
+            client.close()
+
+
+@contextmanager
+def running_pipeline(tmp: Path, **overrides: str):
+    """The embedded broker, the topics and real worker processes, until the block ends."""
+    with pipeline_environment(tmp, **overrides) as namespace:
+        settings = config.load(CONFIG)
+        sink_path = tmp / "enriched.jsonl"
+        supervisor = Supervisor(settings, sink_targets=[f"jsonl:{sink_path}"], console=Console(stderr=True))
+        tracker = None
+        try:
+            supervisor.start()
+            supervisor.wait_ready(90)
+            tracker = DeliveryTracker(supervisor.bootstrap, supervisor.settings)
+            yield RunningPipeline(supervisor, tracker, sink_path, namespace)
+        finally:
+            if tracker is not None:
+                tracker.close()
+            supervisor.stop()
 
 
 @pytest.fixture(scope="module")
-def running(pipeline_env):
-    tmp, namespace = pipeline_env
-    settings = config.load(CONFIG)
-    sink_path = tmp / "enriched.jsonl"
-    supervisor = Supervisor(settings, sink_targets=[f"jsonl:{sink_path}"], console=Console(stderr=True))
-    tracker = None
-    try:
-        supervisor.start()
-        supervisor.wait_ready(90)
-        tracker = DeliveryTracker(supervisor.bootstrap, supervisor.settings)
-        yield RunningPipeline(supervisor, tracker, sink_path, namespace)
-    finally:
-        if tracker is not None:
-            tracker.close()
-        supervisor.stop()
+def running(tmp_path_factory):
+    with running_pipeline(tmp_path_factory.mktemp("pipeline")) as pipeline:
+        yield pipeline

@@ -28,16 +28,16 @@ class FlakyThenFine(Stage):
         return record
 
 
-def test_stage_processor_routes_records_and_dead_letters_and_stops_at_a_temporary_failure(settings):
+def test_stage_processor_routes_records_and_dead_letters_and_retries_a_temporary_failure(settings):
     proc = StageProcessor(settings, FlakyThenFine(), "w")
     batch = [item(encode(RECORD)), item(encode({**RECORD, "id": "r2"}), b"r2", 1), item(b"{bad", b"k", 2)]
     outputs, remaining = proc.process(batch)
-    assert [(t, k) for t, k, _ in outputs] == [("pages.language", b"r1")]
-    assert remaining == batch[1:]
+    assert outputs == [] and remaining == batch  # the whole batch again: nothing half-done
     outputs, remaining = proc.process(remaining)
     assert remaining == []
-    assert [(t, k) for t, k, _ in outputs] == [("pages.language", b"r2"), ("pages.deadletter", b"k")]
-    assert orjson.loads(outputs[1][2])["reason"] == "malformed_json"
+    assert [(t, k) for t, k, _ in outputs] == [("pages.language", b"r1"), ("pages.language", b"r2"),
+                                              ("pages.deadletter", b"k")]
+    assert orjson.loads(outputs[2][2])["reason"] == "malformed_json"
 
 
 def test_sink_processor_writes_then_emits_receipts(settings, tmp_path):

@@ -1,121 +1,278 @@
-"""The duplicate index: which texts the pipeline has seen, shared by all dedup workers.
+"""The duplicate index: what the pipeline has seen, shared by all dedup workers.
 
-Both backends give the same verdicts for the same sequence of records:
+Both backends follow the same steps for each record, in order, and so give the same verdicts:
 
-1. a record id seen before gets its earlier verdict (a redelivery is never its own duplicate);
-2. a known exact hash makes the record an ``exact_duplicate`` of the first record with that text;
-3. otherwise the LSH bands give candidates, the MinHash signatures their similarity, and the most
-   similar earlier record at or above the threshold makes it a ``near_duplicate``;
-4. the record is then indexed (exact hash, bands, signature) unless it was an exact duplicate.
+1. Exact: look up the record's exact hash. If it names a live record with the same id, this is a
+   redelivery: return that record's stored verdict. If it names another live record, the verdict
+   is ``exact_duplicate`` of it (exact duplicates are not indexed further).
+2. Near: otherwise the record gets the next sequence number; each LSH band key names at most one
+   earlier record (the first with that band value); among the live ones, the one whose signature
+   agrees most (ties: the earliest) makes the record a ``near_duplicate`` when the agreement
+   reaches the threshold.
+3. The record is stored: a fixed-size slot (id, fetch day, verdict, signature), its exact hash,
+   and every band key not yet taken by a live record.
 
-``MemoryIndex`` lives in one process (``pipeline enrich``, tests). ``RedisIndex`` runs the same
-steps as one Lua script, atomically, so concurrent workers cannot both claim to be first.
+A record is live while its fetch day is within ``horizon_days`` of the newest fetch day seen
+(0 = forever). ``RedisIndex`` runs the steps for a whole batch inside one Lua script, atomically:
+concurrent workers can never both be first, and a restarted worker answers at once.
+
+Redis layout under the key prefix ``ns``; everything is packed binary, because per-key and
+per-entry overheads would otherwise outweigh the data (about 300 bytes per indexed record):
+
+- ``ns:meta``: sequence counter, newest day, oldest live chunk, sweep cursor
+- ``ns:r:<chunk>``: a string of ``2**14`` fixed-size slots, one per sequence number
+- ``ns:i:<chunk>``: record ids that are not 32 hex characters (stored verbatim)
+- ``ns:cd``: the newest fetch day in each chunk (a chunk past the horizon is deleted whole)
+- ``ns:e:<bucket>``: a string of 12-byte entries, 8 bytes of exact hash + 4-byte sequence number
+- ``ns:b:<bucket>``: a string of 8-byte entries, 4 bytes of band key + 4-byte sequence number
+
+Buckets are sized for ``capacity`` records (about 96 entries each); more records only make them
+longer to scan, there is no cliff.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
+import re
+import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from pipeline.stages.base import TemporaryFailure
-from pipeline.stages.dedup.fingerprint import Fingerprint, similarity
+from pipeline.stages.dedup.fingerprint import Fingerprint, estimate_jaccard, matches, min_matches
 
 UNIQUE = "unique"
 EXACT = "exact_duplicate"
 NEAR = "near_duplicate"
+_STATUS = {1: UNIQUE, 2: EXACT, 3: NEAR}
+_CODE = {v: k for k, v in _STATUS.items()}
+
+CHUNK_BITS = 14
+SLOT_HEADER = 25  # id key 16, day 2, flags 1, duplicate-of sequence 4, matches 2; then the signature
+BUCKET_FILL = 96  # entries per bucket string at capacity
+EXACT_FIELD = 8  # bytes of the exact hash kept after the bucket is chosen
+BAND_FIELD = 4  # bytes of a band key kept after the bucket is chosen
+_HEX_ID = re.compile(r"[0-9a-f]{32}")
 
 
-def _verdict(status: str, duplicate_of: str | None, sim: float | None) -> dict[str, Any]:
-    return {"status": status, "duplicate_of": duplicate_of,
-            "similarity": None if sim is None else round(sim, 4)}
+@dataclass(frozen=True)
+class IndexParams:
+    num_perm: int
+    threshold: float
+    horizon_days: int
+    capacity: int
+    bands: int
+
+    @property
+    def min_matches(self) -> int:
+        return min_matches(self.threshold, self.num_perm)
+
+    @property
+    def signature_bytes(self) -> int:
+        return self.num_perm // 4
+
+    @property
+    def slot_size(self) -> int:
+        return SLOT_HEADER + self.signature_bytes
+
+    @property
+    def exact_buckets(self) -> int:
+        return 1 << max(4, math.ceil(math.log2(max(1, self.capacity) / BUCKET_FILL)))
+
+    @property
+    def band_buckets(self) -> int:
+        return 1 << max(4, math.ceil(math.log2(max(1, self.capacity * self.bands) / BUCKET_FILL)))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One record to check: its id, its fingerprint and its fetch day (days since 1970-01-01)."""
+
+    id: str
+    fp: Fingerprint
+    day: int
+
+
+def id_key(record_id: str) -> tuple[bytes, bool]:
+    """16 bytes naming the record; ``True`` when the id is not hex and must be kept verbatim."""
+    if _HEX_ID.fullmatch(record_id):
+        return bytes.fromhex(record_id), False
+    return hashlib.blake2b(record_id.encode("utf-8", "surrogatepass"), digest_size=16).digest(), True
+
+
+def _split(key: bytes, buckets: int, field_bytes: int) -> tuple[int, bytes]:
+    return int.from_bytes(key[:4], "little") % buckets, key[-field_bytes:]
+
+
+def verdict(status: str, duplicate_of: str | None, match_count: int, num_perm: int) -> dict[str, Any]:
+    if status == UNIQUE:
+        return {"status": UNIQUE, "duplicate_of": None, "similarity": None}
+    if status == EXACT:
+        return {"status": EXACT, "duplicate_of": duplicate_of, "similarity": 1.0}
+    return {"status": NEAR, "duplicate_of": duplicate_of,
+            "similarity": round(estimate_jaccard(match_count, num_perm), 4)}
+
+
+@dataclass
+class _Slot:
+    id: str
+    day: int
+    status: str
+    duplicate_of: int
+    matches: int
+    signature: bytes
 
 
 class MemoryIndex:
-    def __init__(self, threshold: float):
-        self.threshold = threshold
-        self.verdicts: dict[str, dict[str, Any]] = {}
-        self.exact: dict[str, str] = {}
-        self.signatures: dict[str, tuple[int, ...]] = {}
-        self.seq: dict[str, int] = {}
-        self.bands: dict[str, list[str]] = {}
+    """The same index in this process's memory (``pipeline enrich``, tests, benchmarks)."""
 
-    def check_and_add(self, record_id: str, fp: Fingerprint) -> dict[str, Any]:
-        if record_id in self.verdicts:
-            return self.verdicts[record_id]
-        first = self.exact.get(fp.exact)
-        if first is not None and first != record_id:
-            verdict = _verdict(EXACT, first, 1.0)
+    def __init__(self, params: IndexParams):
+        self.params = params
+        self.seq = 0
+        self.max_day = 0
+        self.slots: dict[int, _Slot] = {}
+        self.exact: dict[tuple[int, bytes], int] = {}
+        self.bands: dict[tuple[int, bytes], int] = {}
+
+    def _live(self, seq: int | None) -> _Slot | None:
+        if seq is None:
+            return None
+        slot = self.slots.get(seq)
+        if slot is None:
+            return None
+        if self.params.horizon_days and slot.day < self.max_day - self.params.horizon_days:
+            return None
+        return slot
+
+    def check_and_add_many(self, entries: list[Entry]) -> list[dict[str, Any]]:
+        return [self._check_and_add(e) for e in entries]
+
+    def _check_and_add(self, entry: Entry) -> dict[str, Any]:
+        p = self.params
+        self.max_day = max(self.max_day, entry.day)
+        exact_key = _split(entry.fp.exact, p.exact_buckets, EXACT_FIELD)
+        first_seq = self.exact.get(exact_key)
+        first = self._live(first_seq)
+        if first is not None:
+            if first.id == entry.id:
+                dup = self.slots.get(first.duplicate_of)
+                return verdict(first.status, dup.id if dup else None, first.matches, p.num_perm)
+            return verdict(EXACT, first.id, p.num_perm, p.num_perm)
+        self.seq += 1
+        seq = self.seq
+        band_keys = [_split(b, p.band_buckets, BAND_FIELD) for b in entry.fp.bands]
+        best_seq, best_matches = 0, -1
+        for key in band_keys:
+            cand_seq = self.bands.get(key)
+            cand = self._live(cand_seq)
+            if cand is None:
+                continue
+            m = matches(entry.fp.signature, cand.signature)
+            if m > best_matches or m == best_matches and cand_seq < best_seq:
+                best_seq, best_matches = cand_seq, m
+        if best_seq and best_matches >= p.min_matches:
+            status, dup_seq, dup_matches = NEAR, best_seq, best_matches
         else:
-            self.exact[fp.exact] = record_id
-            best_id, best_sim, best_seq = None, -1.0, 0
-            candidates = {c for band in fp.bands for c in self.bands.get(band, ())}
-            for cand in candidates:
-                sim = similarity(fp.signature, self.signatures[cand])
-                seq = self.seq[cand]
-                if sim > best_sim or sim == best_sim and seq < best_seq:
-                    best_id, best_sim, best_seq = cand, sim, seq
-            if best_id is not None and best_sim >= self.threshold:
-                verdict = _verdict(NEAR, best_id, best_sim)
-            else:
-                verdict = _verdict(UNIQUE, None, None)
-            if fp.signature:
-                self.seq[record_id] = len(self.seq) + 1
-                self.signatures[record_id] = fp.signature
-                for band in fp.bands:
-                    self.bands.setdefault(band, []).append(record_id)
-        self.verdicts[record_id] = verdict
-        return verdict
+            status, dup_seq, dup_matches = UNIQUE, 0, 0
+        self.slots[seq] = _Slot(entry.id, entry.day, status, dup_seq, dup_matches, entry.fp.signature)
+        self.exact[exact_key] = seq
+        for key in band_keys:
+            if self._live(self.bands.get(key)) is None:
+                self.bands[key] = seq
+        dup = self.slots.get(dup_seq)
+        return verdict(status, dup.id if dup else None, dup_matches, p.num_perm)
 
     def size(self) -> int:
-        return len(self.verdicts)
+        return sum(1 for seq in self.slots if self._live(seq) is not None)
 
     def close(self) -> None:
         pass
 
 
 class RedisIndex:
-    def __init__(self, url: str, namespace: str, threshold: float):
+    """The index in Redis, shared by every dedup worker, updated by one Lua script per batch."""
+
+    def __init__(self, url: str, namespace: str, params: IndexParams):
         import redis
 
         self.namespace = namespace
-        self.threshold = threshold
-        self.client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5,
+        self.params = params
+        self.client = redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=5,
                                            health_check_interval=30)
         script = (Path(__file__).parent / "check_and_add.lua").read_text(encoding="utf-8")
         self._script = self.client.register_script(script)
+        self._entry_head = struct.Struct(f"<16sHBI{EXACT_FIELD}sBH")
 
-    def check_and_add(self, record_id: str, fp: Fingerprint) -> dict[str, Any]:
+    def _pack(self, entry: Entry) -> bytes:
+        p = self.params
+        key, custom = id_key(entry.id)
+        bucket, field = _split(entry.fp.exact, p.exact_buckets, EXACT_FIELD)
+        parts = [self._entry_head.pack(key, entry.day, 1 if custom else 0, bucket, field, len(entry.fp.bands),
+                                       len(entry.fp.signature))]
+        for band in entry.fp.bands:
+            b_bucket, b_field = _split(band, p.band_buckets, BAND_FIELD)
+            parts.append(struct.pack(f"<I{BAND_FIELD}s", b_bucket, b_field))
+        parts.append(entry.fp.signature)
+        if custom:
+            raw = entry.id.encode("utf-8", "surrogatepass")
+            parts.append(struct.pack("<H", len(raw)) + raw)
+        return b"".join(parts)
+
+    def check_and_add_many(self, entries: list[Entry]) -> list[dict[str, Any]]:
         import redis
 
+        if not entries:
+            return []
+        p = self.params
+        args = [self.namespace, p.num_perm, p.min_matches, p.horizon_days, CHUNK_BITS, p.slot_size,
+                p.exact_buckets, p.band_buckets, max(1, p.capacity)] + [self._pack(e) for e in entries]
         try:
-            raw = self._script(keys=[], args=[self.namespace, record_id, fp.exact, repr(self.threshold),
-                                              fp.packed_signature(), *fp.bands])
+            raw = self._script(keys=[], args=args)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise TemporaryFailure(f"dedup index unreachable: {exc}") from exc
-        return orjson.loads(raw)
+        out = []
+        for i in range(len(entries)):
+            code, ref, match_count = raw[3 * i], raw[3 * i + 1], raw[3 * i + 2]
+            out.append(verdict(_STATUS[int(code)], _ref_to_id(ref), int(match_count), p.num_perm))
+        return out
 
     def size(self) -> int:
-        return int(self.client.hlen(f"{self.namespace}:verdict"))
+        """Records indexed (sequence numbers handed out; expired ones included until swept)."""
+        return int(self.client.hget(f"{self.namespace}:meta", "seq") or 0)
+
+    def memory_bytes(self) -> int:
+        """Bytes Redis uses for this namespace's keys (MEMORY USAGE, sampled exactly)."""
+        total = 0
+        for key in self.client.scan_iter(match=f"{self.namespace}:*", count=5000):
+            total += int(self.client.memory_usage(key, samples=0) or 0)
+        return total
 
     def clear(self) -> None:
-        """Delete every key of this namespace (tests and `--fresh` runs)."""
-        cursor = 0
-        while True:
-            cursor, keys = self.client.scan(cursor, match=f"{self.namespace}:*", count=1000)
-            if keys:
-                self.client.delete(*keys)
-            if cursor == 0:
-                break
+        for key in self.client.scan_iter(match=f"{self.namespace}:*", count=5000):
+            self.client.delete(key)
 
     def close(self) -> None:
         self.client.close()
 
 
-def open_index(store: str, namespace: str, threshold: float):
+def _ref_to_id(ref: bytes | str | None) -> str | None:
+    if not ref:
+        return None
+    if isinstance(ref, str):
+        ref = ref.encode("latin-1")
+    kind, body = ref[:1], ref[1:]
+    if kind == b"h":
+        return body.hex()
+    if kind == b"c":
+        return body.decode("utf-8", "surrogatepass")
+    return None  # the record it pointed to has expired
+
+
+def open_index(store: str, namespace: str, params: IndexParams):
     if store == "memory":
-        return MemoryIndex(threshold)
+        return MemoryIndex(params)
     if store.startswith(("redis://", "rediss://", "unix://")):
-        return RedisIndex(store, namespace, threshold)
+        return RedisIndex(store, namespace, params)
     raise ValueError(f"unknown dedup store {store!r}: use 'memory' or a redis:// URL")
