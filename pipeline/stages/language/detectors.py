@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pipeline.stages.language.codes import UNDETERMINED, normalise_code
 
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class Cld2Detector:
@@ -33,12 +33,12 @@ class Cld2Detector:
     def scores(self, text: str) -> dict[str, float]:
         try:
             _, _, details = self._pycld2.detect(text, bestEffort=True)
-        except self._pycld2.error:
+        except (self._pycld2.error, UnicodeError):
             # CLD2 refuses C1 controls and lone surrogates anywhere in the text
-            cleaned = _CONTROL_RE.sub(" ", text).encode("utf-8", "ignore").decode("utf-8")
+            cleaned = CONTROL_RE.sub(" ", text).encode("utf-8", "ignore").decode("utf-8")
             try:
                 _, _, details = self._pycld2.detect(cleaned, bestEffort=True)
-            except self._pycld2.error:
+            except (self._pycld2.error, UnicodeError):
                 return {}
         out: dict[str, float] = {}
         for _, code, percent, _score in details:

@@ -5,9 +5,10 @@ How one text is identified (``LanguageIdentifier.identify``):
 
 1. The text is prepared: URLs and e-mail addresses removed, whitespace collapsed, capped at
    ``max_chars``. Text with fewer than ``min_chars`` letters is ``und`` at once.
-2. Vote. CLD2 and fastText always vote. When both put the same language on top with >= 0.9 and it
-   is neither Indonesian/Malay nor a regional language of Indonesia, that is the cascade's fast
-   exit. Otherwise CLD3 and py3langid vote too. The vote is the weighted mean of the detectors'
+2. Vote. CLD2 and fastText always vote. When both put the same language on top (CLD2 with >= 0.9,
+   fastText >= 0.5) and it is neither Indonesian/Malay nor a regional language of Indonesia, that
+   is the cascade's fast exit. Otherwise CLD3 votes too, and py3langid (the slowest) when no two of
+   the three agree or Indonesian, Malay or a regional language has a share >= 0.1 in any ballot. The vote is the weighted mean of the detectors'
    distributions; votes for a regional language of Indonesia (Javanese, Sundanese, Minangkabau, ...)
    that two detectors put on top count ``REGIONAL_WEIGHT`` times: generic detectors read regional
    text as Indonesian far more often than the reverse (on Indonesian/Malay test sentences two of
@@ -27,19 +28,23 @@ import bisect
 import gzip
 import json
 import math
+import operator
 import re
+from collections import Counter
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 from pipeline.stages.language.codes import MALAY_GROUP, UNDETERMINED
 from pipeline.stages.language.detectors import (
+    CONTROL_RE,
     Cld2Detector,
     Cld3Detector,
     FastTextDetector,
     Py3LangidDetector,
 )
-from pipeline.stages.language.features import features
+from pipeline.stages.language.features import lexical_features, token_keys, tokens
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DISCRIMINATOR_FILE = MODELS_DIR / "id_ms_discriminator.json.gz"
@@ -48,13 +53,21 @@ CALIBRATION_FILE = MODELS_DIR / "calibration.json"
 #: Regional languages of Indonesia (and neighbours) the detectors know, by code.
 REGIONAL = frozenset({"jv", "su", "min", "ace", "ban", "bug", "mad", "bjn", "bew", "war", "ceb", "tet"})
 REGIONAL_WEIGHT = 2.0
-FAST_EXIT_SCORE = 0.9
+FAST_EXIT_CLD2 = 0.9       # fast exit: CLD2 and fastText agree, CLD2 with at least this share
+FAST_EXIT_FASTTEXT = 0.5   # ... and fastText with at least this probability
+IN_PLAY_SCORE = 0.1        # a language with this share in any ballot is "in play"
 DISCRIMINATE_FROM = 0.15
 PARAGRAPH_CLD2_SCORE = 0.9       # paragraph quick check: CLD2's share for the page language (group)
 PARAGRAPH_FASTTEXT_SCORE = 0.5   # ... and fastText's   # group share from which the discriminator runs
 
+TOKEN_CACHE_SIZE = 200_000   # tokens whose feature keys are kept (cleared when full)
+
 _URL_RE = re.compile(r"(?:https?://|www\.)\S+|\S+@\S+\.\w+")
 _LETTER_RE = re.compile(r"[^\W\d_]")
+
+
+def _indonesian_area(code: str | None) -> bool:
+    return code in MALAY_GROUP or code in REGIONAL
 
 
 class IsotonicMap:
@@ -90,6 +103,7 @@ class MalayDiscriminator:
     def __init__(self, weights: dict[str, float], bias: float, calibration: IsotonicMap | None = None,
                  ms_threshold: float = 0.5):
         self.ms_threshold = ms_threshold
+        self._token_keys: dict[str, list[str]] = {}
         self.weights = weights
         self.bias = bias
         self.calibration = calibration
@@ -103,8 +117,25 @@ class MalayDiscriminator:
                    data.get("ms_threshold", 0.5))
 
     def margin(self, text: str) -> float:
-        weights = self.weights
-        return self.bias + sum(weights.get(k, 0.0) * v for k, v in features(text).items())
+        """bias + w . features(text), computed without building the feature dict (same value)."""
+        keys: list[str] = []
+        cache = self._token_keys
+        words = tokens(text)
+        lexical = sum(self.weights.get(k, 0.0) * v for k, v in lexical_features(words).items())
+        for token in words:
+            token_keys_ = cache.get(token)
+            if token_keys_ is None:
+                if len(cache) >= TOKEN_CACHE_SIZE:
+                    cache.clear()
+                token_keys_ = cache[token] = token_keys(token)
+            keys.extend(token_keys_)
+        if not keys:
+            return self.bias + lexical
+        counts = Counter(keys)
+        damped = list(map(math.log1p, counts.values()))
+        norm = math.sqrt(sum(map(operator.mul, damped, damped)))
+        dot = sum(map(operator.mul, map(self.weights.get, counts, repeat(0.0)), damped))
+        return self.bias + lexical + dot / norm
 
     def raw_probability(self, text: str) -> float:
         z = self.margin(text)
@@ -188,7 +219,7 @@ class LanguageIdentifier:
     # --- the vote ---------------------------------------------------------------------------------
 
     def prepare(self, text: str) -> str:
-        text = _URL_RE.sub(" ", text[: self.max_chars * 2])
+        text = CONTROL_RE.sub(" ", _URL_RE.sub(" ", text[: self.max_chars * 2]))
         return " ".join(text.split())[: self.max_chars]
 
     def vote(self, text: str) -> Vote:
@@ -199,12 +230,20 @@ class LanguageIdentifier:
         ballots = [self.cld2.scores(text), self.fasttext.scores(text)]
         names = ["cld2", "fasttext"]
         tops = [max(b, key=b.get) if b else None for b in ballots]
-        fast_exit = (tops[0] is not None and tops[0] == tops[1]
-                     and tops[0] not in MALAY_GROUP and tops[0] not in REGIONAL
-                     and ballots[0][tops[0]] >= FAST_EXIT_SCORE and ballots[1][tops[1]] >= FAST_EXIT_SCORE)
+        fast_exit = (tops[0] is not None and tops[0] == tops[1] and not _indonesian_area(tops[0])
+                     and ballots[0][tops[0]] >= FAST_EXIT_CLD2 and ballots[1][tops[1]] >= FAST_EXIT_FASTTEXT)
         if not fast_exit:
-            ballots += [self.cld3.scores(text), self.py3langid.scores(text)]
-            names += ["cld3", "py3langid"]
+            ballots.append(self.cld3.scores(text))
+            names.append("cld3")
+            tops.append(max(ballots[2], key=ballots[2].get) if ballots[2] else None)
+            # py3langid (the slowest voter) only where Indonesian, Malay or a regional language is
+            # in play, or where no two of the three agree
+            agree = any(c is not None and tops.count(c) >= 2 for c in tops)
+            in_play = any(_indonesian_area(c) for ballot in ballots for c in ballot
+                          if ballot[c] >= IN_PLAY_SCORE)
+            if in_play or not agree:
+                ballots.append(self.py3langid.scores(text))
+                names.append("py3langid")
         # a regional language's votes count REGIONAL_WEIGHT times when two detectors put it on top
         regional_tops = [max(b, key=b.get) for b in ballots if b]
         boosted = {c for c in REGIONAL if regional_tops.count(c) >= 2}
