@@ -87,7 +87,11 @@ class CleanSettings:
 @dataclass(frozen=True)
 class LanguageSettings:
     min_chars: int
+    min_confidence: float
     reliable_confidence: float
+    max_chars: int
+    span_min_chars: int
+    span_min_confidence: float
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Language stage benchmark: `.venv/bin/python -m bench.language`."""

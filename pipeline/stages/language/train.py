@@ -1,0 +1,186 @@
+"""Train the Indonesian/Malay discriminator and fit the confidence calibration.
+
+    .venv/bin/python -m pipeline.stages.language.train [--eval-dir ../shared/eval]
+
+Needs scikit-learn (``pip install -e '.[train]'``); the stage itself does not. Deterministic: fixed
+split seed, fixed fold order, lbfgs solver, one thread.
+
+Data recipe (see ``evaldata.py``; nothing of the lingua *report* half is used here):
+
+* Discriminator training text: the lingua *fit* half's Indonesian and Malay items (sentences,
+  word pairs, single words; label = the file's label) plus every sentence of the Indonesian NER
+  train files (idner-news-2k, NERGrit, NERP; detokenised; label Indonesian, down-weighted by
+  ``ner_weight`` so the two labels stay balanced). The NER sentences keep real Indonesian news
+  Indonesian: trained on the lingua texts alone, the model learns the lingua "Malay" file's web
+  style and calls one Indonesian news sentence in seven Malay.
+* Discriminator calibration: isotonic regression of the lingua fit items' out-of-fold scores
+  (so P(Malay) is calibrated for the benchmark's half-and-half mix). The answer is Malay only when
+  the raw score is above ``ms_threshold``: where the calibrated P(Malay) passes 0.5, or higher if
+  needed to keep 97 % of the NER sentences (out of fold) Indonesian; Indonesian feeds must not turn
+  Malay.
+* Hyper-parameters (C, ner_weight) by 5-fold cross-validation on that training text: the pair with
+  the best balanced Indonesian/Malay accuracy on the lingua fit sentences at its threshold.
+* Vote calibration: the identifier (without calibration) on every lingua fit item, isotonic
+  regression of "the top language (Indonesian and Malay merged) is right" on the vote share, one
+  map per text-length bucket (letters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import time
+from pathlib import Path
+
+from pipeline.stages.language.evaldata import (
+    default_eval_dir,
+    lingua_samples,
+    ner_sentences,
+    split_lingua,
+)
+from pipeline.stages.language.features import features
+from pipeline.stages.language.identifier import (
+    CALIBRATION_FILE,
+    DISCRIMINATOR_FILE,
+    Calibration,
+    IsotonicMap,
+    LanguageIdentifier,
+)
+
+LENGTH_EDGES = [8, 16, 32, 64, 128, 256]
+C_GRID = (10.0, 30.0, 100.0)
+NER_WEIGHT_GRID = (0.03, 0.1)
+FOLDS = 5
+MIN_NER_RECALL = 0.97
+PRUNE_BELOW = 1e-4
+
+
+def _isotonic(xs, ys, weights=None) -> IsotonicMap:
+    import numpy as np
+    from sklearn.isotonic import IsotonicRegression
+
+    reg = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True)
+    reg.fit(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float), sample_weight=weights)
+    return IsotonicMap(list(reg.X_thresholds_), list(reg.y_thresholds_))
+
+
+def train_discriminator(eval_dir: Path, log) -> dict:
+    import numpy as np
+    from sklearn.feature_extraction import DictVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    fit, _ = split_lingua(lingua_samples(eval_dir))
+    lingua = [s for s in fit if s.lang in ("id", "ms")]
+    ner = ner_sentences(eval_dir, "train")
+    texts = [s.text for s in lingua] + ner
+    labels = np.array([s.lang == "ms" for s in lingua] + [False] * len(ner))
+    is_lingua = np.array([True] * len(lingua) + [False] * len(ner))
+    is_sentence = np.array([s.kind == "sentences" for s in lingua] + [False] * len(ner))
+    vectorizer = DictVectorizer()
+    matrix = vectorizer.fit_transform([features(t) for t in texts])
+    log(f"discriminator: {len(lingua)} lingua fit items, {len(ner)} NER sentences, "
+        f"{matrix.shape[1]} features")
+    folds = np.arange(len(texts)) % FOLDS
+
+    def weights_for(ner_weight: float):
+        return np.where(is_lingua, 1.0, ner_weight)
+
+    def out_of_fold(c: float, ner_weight: float):
+        oof = np.zeros(len(texts))
+        for k in range(FOLDS):
+            train = folds != k
+            model = LogisticRegression(C=c, max_iter=5000)
+            model.fit(matrix[train], labels[train], sample_weight=weights_for(ner_weight)[train])
+            oof[~train] = model.predict_proba(matrix[~train])[:, 1]
+        return oof
+
+    best = None
+    for c in C_GRID:
+        for ner_weight in NER_WEIGHT_GRID:
+            oof = out_of_fold(c, ner_weight)
+            cal = _isotonic(oof[is_lingua], labels[is_lingua])
+            # the Malay threshold on the raw score: where the calibrated P(Malay) passes 0.5, or higher
+            # if needed to keep MIN_NER_RECALL of the NER sentences (out of fold) Indonesian
+            half = min((x for x, y in zip(cal.xs, cal.ys, strict=True) if y > 0.5), default=1.0)
+            threshold = max(half, float(np.quantile(oof[~is_lingua], MIN_NER_RECALL)))
+            decided = oof > threshold
+            sent = is_sentence
+            id_recall = float(np.mean(~decided[sent & ~labels]))
+            ms_recall = float(np.mean(decided[sent & labels]))
+            ner_recall = float(np.mean(~decided[~is_lingua]))
+            balanced = (id_recall + ms_recall) / 2
+            log(f"  C={c:g} ner_weight={ner_weight:g} Malay above {threshold:.3f}: fit-sentence id "
+                f"{id_recall:.3f} ms {ms_recall:.3f}, NER id {ner_recall:.3f} (out of fold)")
+            if best is None or balanced > best[0]:
+                best = (balanced, c, ner_weight, cal, threshold)
+    if best is None:
+        raise SystemExit("no setting keeps the NER sentences Indonesian; widen the grid")
+    _, c, ner_weight, cal, threshold = best
+    model = LogisticRegression(C=c, max_iter=5000)
+    model.fit(matrix, labels, sample_weight=weights_for(ner_weight))
+    names = vectorizer.get_feature_names_out()
+    weights = {str(n): round(float(w), 5) for n, w in zip(names, model.coef_[0], strict=True)
+               if abs(w) >= PRUNE_BELOW}
+    log(f"chosen C={c:g} ner_weight={ner_weight:g}; {len(weights)} weights kept")
+    return {"bias": float(model.intercept_[0]), "weights": weights, "calibration": cal.as_dict(),
+            "ms_threshold": round(threshold, 6),
+            "trained": {"C": c, "ner_weight": ner_weight, "lingua_items": len(lingua),
+                        "ner_sentences": len(ner), "split_seed": "evaldata.SEED"}}
+
+
+def fit_calibration(eval_dir: Path, identifier: LanguageIdentifier, log) -> dict:
+    fit, _ = split_lingua(lingua_samples(eval_dir))
+    merged = {"ms": "id"}
+    per_bucket: list[tuple[list[float], list[float]]] = [([], []) for _ in range(len(LENGTH_EDGES) + 1)]
+    for sample in fit:
+        vote = identifier.vote(sample.text)
+        if vote.top == "und":
+            continue
+        right = merged.get(vote.top, vote.top) == merged.get(sample.lang, sample.lang)
+        xs, ys = per_bucket[Calibration.bucket_of(vote.letters, LENGTH_EDGES)]
+        xs.append(vote.top_share)
+        ys.append(1.0 if right else 0.0)
+    maps = []
+    for i, (xs, ys) in enumerate(per_bucket):
+        if len(xs) < 20:  # too little data in this bucket: borrow the neighbour's map
+            maps.append(None)
+            continue
+        maps.append(_isotonic(xs, ys))
+        log(f"  length bucket {i}: {len(xs)} items, accuracy {sum(ys) / len(ys):.3f}")
+    for i in range(len(maps)):
+        if maps[i] is None:
+            maps[i] = next(m for m in maps[i:] + maps[::-1] if m is not None)
+    return {"edges": LENGTH_EDGES, "maps": [m.as_dict() for m in maps],
+            "fitted_on": "lingua fit half (evaldata.split_lingua), Indonesian and Malay merged"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--eval-dir", type=Path, default=default_eval_dir())
+    parser.add_argument("--skip-discriminator", action="store_true",
+                        help="refit only the vote calibration, keeping the shipped discriminator")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+
+    def log(message: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f}s] {message}", flush=True)
+
+    DISCRIMINATOR_FILE.parent.mkdir(parents=True, exist_ok=True)
+    if not args.skip_discriminator:
+        model = train_discriminator(args.eval_dir, log)
+        with gzip.GzipFile(DISCRIMINATOR_FILE, "wb", mtime=0) as handle:
+            handle.write(json.dumps(model, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+        log(f"wrote {DISCRIMINATOR_FILE} ({DISCRIMINATOR_FILE.stat().st_size} bytes)")
+    from pipeline.stages.language.identifier import MalayDiscriminator
+
+    identifier = LanguageIdentifier(min_chars=1, min_confidence=0.0, reliable_confidence=1.0,
+                                    max_chars=10000, discriminator=MalayDiscriminator.load())
+    calibration = fit_calibration(args.eval_dir, identifier, log)
+    CALIBRATION_FILE.write_text(json.dumps(calibration, indent=1) + "\n", encoding="utf-8")
+    log(f"wrote {CALIBRATION_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
