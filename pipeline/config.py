@@ -125,6 +125,10 @@ class StageSettings:
 @dataclass(frozen=True)
 class SinkSettings:
     targets: list[str]
+    roll_bytes: int
+    roll_seconds: float
+    postgres_url: str
+    postgres_table: str
 
 
 @dataclass(frozen=True)

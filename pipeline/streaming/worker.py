@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -88,57 +89,114 @@ class StageProcessor:
                 outputs.append((self.deadletter, key, encode(letter)))
         return outputs, []
 
-    def close(self) -> None:
+    def rolls_due(self) -> bool:
+        return False
+
+    def roll(self, committed: dict[int, int]) -> None:
+        pass
+
+    def release(self, partitions: set[int], committed: dict[int, int]) -> None:
+        pass
+
+    def close(self, committed: dict[int, int] | None = None) -> None:
         self.stage.close()
 
 
 class SinkProcessor:
-    """Writes a batch of enriched records to every sink, then emits one receipt per record."""
+    """Writes a batch of enriched records to every sink, then emits one receipt per record.
+
+    File sinks keep one part file per partition and finish it only when every offset it holds is
+    committed (see ``pipeline.sinks.rolling``): ``max_offset`` is the highest offset handled per
+    partition since its files were last finished, compared with the committed offsets the worker
+    passes to :meth:`roll`, :meth:`release` and :meth:`close`.
+    """
 
     def __init__(self, settings: Settings, targets: list[str], worker: str):
         from pipeline.sinks import open_sinks
 
-        self.sinks = open_sinks(targets)
+        self.sinks = open_sinks(targets, settings.sink)
         self.worker = worker
         self.stats = StageStats()
         self.delivered = settings.topics.delivered
         self.deadletter = settings.topics.deadletter
+        self.max_offset: dict[int, int] = {}
 
     def process(self, items: list[Item]) -> tuple[list[Output], list[Item]]:
         outputs: list[Output] = []
-        good: list[tuple[Item, dict[str, Any]]] = []
+        good: dict[int, list[tuple[Item, dict[str, Any]]]] = defaultdict(list)
         for item in items:
-            self.stats.records_in += 1
             try:
                 record = decode(item.value)
                 check_record(record)
-                good.append((item, record))
+                good[item.partition].append((item, record))
             except BadInput as exc:
+                self.stats.records_in += 1
                 self.stats.failed[exc.reason] += 1
                 letter = dead_letter(stage="sink", reason=exc.reason, error=exc.message, worker=self.worker,
                                      payload=item.value, record_id=item.key.decode("utf-8", "replace")
                                      if item.key else None, topic=item.topic, partition=item.partition,
                                      offset=item.offset)
                 outputs.append((self.deadletter, item.key, encode(letter)))
-        records = [record for _, record in good]
+                self._handled(item)
         t0 = time.perf_counter()
         try:
-            for sink in self.sinks:
-                self.stats.extra[f"new_{sink.name}"] += sink.write(records)
+            for partition, pairs in good.items():
+                records = [record for _, record in pairs]
+                for sink in self.sinks:
+                    self.stats.extra[f"new_{sink.name}"] += sink.write(records, partition)
         except TemporaryFailure as exc:
-            log.warning("sink: %s; retrying %d records", exc, len(records))
-            self.stats.records_in -= len(records)
-            return outputs, [item for item, _ in good]
+            waiting = [item for pairs in good.values() for item, _ in pairs]
+            log.warning("sink: %s; retrying %d records", exc, len(waiting))
+            self.stats.extra["sink_retries"] += 1
+            return outputs, waiting
         self.stats.busy_ms += (time.perf_counter() - t0) * 1000
         names = [sink.name for sink in self.sinks]
-        for record in records:
-            outputs.append((self.delivered, record["id"].encode(), encode(receipt(record, names, self.worker))))
-        self.stats.records_out += len(records)
+        for pairs in good.values():
+            for item, record in pairs:
+                outputs.append((self.delivered, record["id"].encode(), encode(receipt(record, names, self.worker))))
+                self._handled(item)
+                self.stats.records_in += 1
+                self.stats.records_out += 1
         return outputs, []
 
-    def close(self) -> None:
+    def _handled(self, item: Item) -> None:
+        if item.offset > self.max_offset.get(item.partition, -1):
+            self.max_offset[item.partition] = item.offset
+
+    def _committed(self, partitions: set[int], committed: dict[int, int]) -> set[int]:
+        """The partitions whose every handled offset is committed."""
+        return {p for p in partitions if (committed.get(p) or 0) > self.max_offset.get(p, -1)}
+
+    def rolls_due(self) -> bool:
+        return any(sink.rolls_due() for sink in self.sinks)
+
+    def roll(self, committed: dict[int, int]) -> None:
+        due = set().union(*(sink.rolls_due() for sink in self.sinks))
+        ready = self._committed(due, committed)
+        if ready:
+            for sink in self.sinks:
+                sink.roll(ready)
+            for partition in ready:
+                self.max_offset.pop(partition, None)
+
+    def release(self, partitions: set[int], committed: dict[int, int]) -> None:
+        """Partitions leave this worker: finish what is committed, leave the rest to the next owner."""
+        ready = self._committed(partitions, committed)
+        for sink in self.sinks:
+            sink.roll(ready & sink_partitions(sink))
+            sink.release(partitions - ready)
+        for partition in partitions:
+            self.max_offset.pop(partition, None)
+
+    def close(self, committed: dict[int, int] | None = None) -> None:
+        held = set(self.max_offset).union(*(sink_partitions(s) for s in self.sinks))
+        self.release(held, committed or {})
         for sink in self.sinks:
             sink.close()
+
+
+def sink_partitions(sink) -> set[int]:
+    return sink.partitions() if hasattr(sink, "partitions") else set()
 
 
 def build_processor(settings: Settings, stage: str, sink_targets: list[str] | None = None):
@@ -156,22 +214,46 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
     from pipeline.streaming.app import make_app
 
     app = make_app(settings, stage)
+    topics = stage_topics(settings, stage)
+    source = app.topic(topics.source, key_type=bytes, value_type=bytes)
+    outputs_by_name = {name: app.topic(name, key_type=bytes, value_type=bytes)
+                       for name in {topics.target, settings.topics.deadletter}}
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{stage}-stage")
+    busy = asyncio.Lock()  # a batch, a roll and a release never overlap
+    last_stats = [time.monotonic()]
+
+    def committed_offsets() -> dict[int, int]:
+        """Offsets Faust has committed for the source topic (next offset to read, per partition)."""
+        offsets = getattr(app.consumer, "_committed_offset", {})
+        return {tp.partition: off for tp, off in list(offsets.items()) if tp.topic == topics.source and off}
+
+    async def roll_if_due() -> None:
+        if processor.rolls_due():
+            await app.consumer.commit()
+            await asyncio.get_running_loop().run_in_executor(executor, processor.roll, committed_offsets())
+
+    async def send_all(outputs: list[Output]) -> None:
+        for topic, key, value in outputs:
+            await outputs_by_name[topic].send(key=key, value=value)
 
     if ready_file:
         @app.on_rebalance_complete.connect
         async def mark_ready(sender, **kwargs) -> None:
             Path(ready_file).touch()
 
-    topics = stage_topics(settings, stage)
-    source = app.topic(topics.source, key_type=bytes, value_type=bytes)
-    outputs_by_name = {name: app.topic(name, key_type=bytes, value_type=bytes)
-                       for name in {topics.target, settings.topics.deadletter}}
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{stage}-stage")
-    last_stats = [time.monotonic()]
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender, revoked, **kwargs) -> None:
+        # Faust has waited for the agent and committed before this signal
+        partitions = {tp.partition for tp in revoked if tp.topic == topics.source}
+        if partitions:
+            async with busy:
+                await asyncio.get_running_loop().run_in_executor(executor, processor.release, partitions,
+                                                                 committed_offsets())
 
-    async def send_all(outputs: list[Output]) -> None:
-        for topic, key, value in outputs:
-            await outputs_by_name[topic].send(key=key, value=value)
+    @app.timer(interval=1.0)
+    async def roll_idle_files() -> None:
+        async with busy:
+            await roll_if_due()
 
     @app.agent(source, name=f"{stage}-agent")
     async def run_stage(stream):
@@ -179,18 +261,21 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             pending = [Item(e.message.key, e.message.value, e.message.timestamp, e.message.topic,
                             e.message.partition, e.message.offset) for e in events]
-            delay = RETRY_FIRST_S
-            while pending:
-                outputs, pending = await loop.run_in_executor(executor, processor.process, pending)
-                await send_all(outputs)
-                if pending:
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RETRY_MAX_S)
+            async with busy:
+                await roll_if_due()
+                delay = RETRY_FIRST_S
+                while pending:
+                    outputs, pending = await loop.run_in_executor(executor, processor.process, pending)
+                    await send_all(outputs)
+                    if pending:
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, RETRY_MAX_S)
             if time.monotonic() - last_stats[0] > STATS_EVERY_S:
                 last_stats[0] = time.monotonic()
                 log.info("%s stats: %s", stage, processor.stats.as_dict())
 
     app.executor = executor
+    app.committed_offsets = committed_offsets
     return app
 
 
@@ -210,6 +295,7 @@ def run_worker(settings: Settings, stage: str, sink_targets: list[str] | None = 
         code = 0
     finally:
         log.info("%s final stats: %s", stage, processor.stats.as_dict())
-        processor.close()
-        app.executor.shutdown(wait=False)
+        app.executor.shutdown(wait=True)
+        # Faust committed what was acknowledged on its way out: finish the files that hold only that
+        processor.close(app.committed_offsets())
     return code

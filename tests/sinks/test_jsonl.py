@@ -1,57 +1,89 @@
 import multiprocessing
 import os
+import time
 
-import orjson
+import pytest
 
-from pipeline.sinks import open_sink
-from pipeline.sinks.jsonl import JsonlSink
+from pipeline.sinks.jsonl import JsonlSink, read_records
+from pipeline.stages.base import TemporaryFailure
 
 
 def rec(i):
-    return {"id": f"r{i}", "text": f"record {i}"}
+    return {"id": f"r{i}", "text": f"record {i}", "fetched_at": "2026-11-21T00:00:00Z"}
 
 
-def ids_in(path):
-    return [orjson.loads(line)["id"] for line in path.read_bytes().splitlines()]
+def ids(folder, include_open=False):
+    return [r["id"] for r in read_records(folder, include_open)]
 
 
-def test_each_id_once_even_when_written_again(tmp_path):
-    path = tmp_path / "out" / "x.jsonl"
-    sink = open_sink(f"jsonl:{path}")
-    assert sink.write([rec(1), rec(2), rec(2)]) == 2
-    assert sink.write([rec(2), rec(3)]) == 1
+def test_each_id_once_per_partition_file_even_when_written_again(tmp_path):
+    sink = JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)
+    assert sink.write([rec(1), rec(2), rec(2)], partition=0) == 2
+    assert sink.write([rec(2), rec(3)], partition=0) == 1
+    assert ids(tmp_path) == []  # nothing finished yet: readers see only whole files
+    assert ids(tmp_path, include_open=True) == ["r1", "r2", "r3"]
     sink.close()
-    reopened = JsonlSink(path)  # a restarted sink knows what the file holds
-    assert reopened.write([rec(1), rec(3), rec(4)]) == 1
-    reopened.close()
-    assert ids_in(path) == ["r1", "r2", "r3", "r4"]
+    again = JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)  # a restarted worker continues the file
+    assert again.write([rec(1), rec(3), rec(4)], partition=0) == 1
+    again.roll({0})
+    again.close()
+    assert ids(tmp_path) == ["r1", "r2", "r3", "r4"]
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_rolls_by_size_and_age(tmp_path):
+    sink = JsonlSink(tmp_path, roll_bytes=200, roll_seconds=0.3)
+    sink.write([rec(1)], partition=1)
+    assert sink.rolls_due() == set()
+    sink.write([rec(i) for i in range(2, 6)], partition=1)
+    sink.write([rec(9)], partition=2)
+    assert sink.rolls_due() == {1}  # over 200 bytes
+    time.sleep(0.35)
+    assert sink.rolls_due() == {1, 2}  # and now old enough
+    finished = sink.roll({1, 2})
+    assert sorted(p.name.split("-")[1] for p in finished) == ["p001", "p002"]
+    sink.write([rec(10)], partition=1)  # a new file for the partition
+    sink.roll({1})
+    assert sorted(ids(tmp_path)) == sorted(["r1", "r2", "r3", "r4", "r5", "r9", "r10"])
+    sink.close()
 
 
 def test_torn_last_line_is_repaired(tmp_path):
-    path = tmp_path / "x.jsonl"
-    path.write_bytes(orjson.dumps(rec(1)) + b"\n" + b'{"id": "r2", "te')  # a writer died mid-line
-    sink = JsonlSink(path)
-    assert sink.write([rec(2)]) == 1
+    part = tmp_path / "enriched-p000-20260101T000000000000.jsonl.part"
+    part.write_bytes(b'{"id": "r1", "text": "x"}\n{"id": "r2", "te')  # a worker died mid-line
+    sink = JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)
+    assert sink.write([rec(1), rec(2)], partition=0) == 1
+    sink.roll({0})
+    assert ids(tmp_path) == ["r1", "r2"]
+
+
+def _hold(folder, ready, done):
+    sink = JsonlSink(folder, roll_bytes=1 << 20, roll_seconds=3600)
+    sink.write([rec(1)], partition=0)
+    ready.set()
+    done.wait(30)
     sink.close()
-    assert ids_in(path) == ["r1", "r2"]
 
 
-def _writer(path, start):
-    sink = JsonlSink(path)
-    for i in range(start, start + 300):
-        sink.write([rec(i), rec(i + 1)])  # overlapping ids between the two processes
-    sink.close()
-
-
-def test_two_processes_on_one_file_write_each_id_once(tmp_path):
-    path = tmp_path / "x.jsonl"
+def test_a_partition_file_has_one_writer(tmp_path):
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(str(path), s)) for s in (0, 150)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
-    ids = ids_in(path)
-    assert len(ids) == len(set(ids)) == 451
-    assert os.path.getsize(path) > 0
+    ready, done = ctx.Event(), ctx.Event()
+    other = ctx.Process(target=_hold, args=(str(tmp_path), ready, done))
+    other.start()
+    assert ready.wait(30)
+    sink = JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)
+    with pytest.raises(TemporaryFailure, match="held by another sink process"):
+        sink.write([rec(2)], partition=0)
+    done.set()
+    other.join(30)
+    assert sink.write([rec(1), rec(2)], partition=0) == 1  # after the other left, it continues its file
+    sink.close()
+    assert os.path.exists(tmp_path)
+
+
+def test_older_leftover_part_files_are_finished_at_start(tmp_path):
+    (tmp_path / "enriched-p003-20260101T000000000000.jsonl.part").write_bytes(b'{"id": "a"}\n')
+    (tmp_path / "enriched-p003-20260102T000000000000.jsonl.part").write_bytes(b'{"id": "b"}\n')
+    JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600).close()
+    assert ids(tmp_path) == ["a"]
+    assert ids(tmp_path, include_open=True) == ["a", "b"]

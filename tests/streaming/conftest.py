@@ -56,11 +56,12 @@ class RunningPipeline:
         assert not missing, f"not delivered nor dead-lettered within {timeout_s} s: {missing}"
 
     def sink_records(self) -> dict[str, list[dict]]:
+        """Records in the JSONL sink folder (open part files included), by id."""
+        from pipeline.sinks.jsonl import read_records
+
         by_id: dict[str, list[dict]] = {}
-        if self.sink_path.exists():
-            for line in self.sink_path.read_bytes().splitlines():
-                record = orjson.loads(line)
-                by_id.setdefault(record["id"], []).append(record)
+        for record in read_records(self.sink_path, include_open=True):
+            by_id.setdefault(record["id"], []).append(record)
         return by_id
 
     def dead_letters(self) -> list[dict]:
@@ -118,7 +119,7 @@ def running_pipeline(tmp: Path, **overrides: str):
     """The embedded broker, the topics and real worker processes, until the block ends."""
     with pipeline_environment(tmp, **overrides) as namespace:
         settings = config.load(CONFIG)
-        sink_path = tmp / "enriched.jsonl"
+        sink_path = tmp / "enriched"
         supervisor = Supervisor(settings, sink_targets=[f"jsonl:{sink_path}"], console=Console(stderr=True))
         tracker = None
         try:

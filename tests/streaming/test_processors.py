@@ -3,6 +3,7 @@
 import orjson
 
 from pipeline.records import encode
+from pipeline.sinks.jsonl import read_records
 from pipeline.stages.base import Stage, TemporaryFailure
 from pipeline.streaming.worker import Item, SinkProcessor, StageProcessor
 
@@ -41,23 +42,29 @@ def test_stage_processor_routes_records_and_dead_letters_and_retries_a_temporary
 
 
 def test_sink_processor_writes_then_emits_receipts(settings, tmp_path):
-    proc = SinkProcessor(settings, [f"jsonl:{tmp_path / 'x.jsonl'}"], "w")
-    outputs, remaining = proc.process([item(encode(RECORD)), item(b"[]", b"bad", 1), item(encode(RECORD))])
+    proc = SinkProcessor(settings, [f"jsonl:{tmp_path}"], "w")
+    outputs, remaining = proc.process([item(encode(RECORD)), item(b"[]", b"bad", 1), item(encode(RECORD), offset=2)])
     assert remaining == []
     topics = [t for t, _, _ in outputs]
     assert topics == ["pages.deadletter", "pages.delivered", "pages.delivered"]
     assert orjson.loads(outputs[1][2])["id"] == "r1"
-    assert len((tmp_path / "x.jsonl").read_bytes().splitlines()) == 1
-    proc.close()
+    assert [r["id"] for r in read_records(tmp_path, include_open=True)] == ["r1"]
+    # the part file is finished on close only when every offset in it is committed
+    proc.close({0: 2})
+    assert list(read_records(tmp_path)) == []
+    proc = SinkProcessor(settings, [f"jsonl:{tmp_path}"], "w")
+    proc.process([item(encode(RECORD), offset=2)])
+    proc.close({0: 3})
+    assert [r["id"] for r in read_records(tmp_path)] == ["r1"]
 
 
 def test_sink_processor_retries_when_the_sink_is_unavailable(settings, tmp_path):
-    proc = SinkProcessor(settings, [f"jsonl:{tmp_path / 'x.jsonl'}"], "w")
+    proc = SinkProcessor(settings, [f"jsonl:{tmp_path}"], "w")
 
     class Down:
         name = "down"
 
-        def write(self, records):
+        def write(self, records, partition):
             raise TemporaryFailure("db down")
 
         def close(self):

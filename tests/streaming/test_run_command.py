@@ -10,9 +10,10 @@ import threading
 import time
 import uuid
 
-import orjson
 import psutil
 import pytest
+
+from pipeline.sinks.jsonl import read_records
 
 from tests.conftest import REDIS_URL, ROOT
 
@@ -57,7 +58,7 @@ class Descendants:
 
 
 def test_run_exit_when_done_prints_a_summary_and_leaves_nothing_behind(tmp_path):
-    sink = tmp_path / "out.jsonl"
+    sink = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--replay", "seeds/", "--exit-when-done",
                              "--sink", f"jsonl:{sink}"], cwd=ROOT, env=_env(tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -67,7 +68,9 @@ def test_run_exit_when_done_prints_a_summary_and_leaves_nothing_behind(tmp_path)
     assert "records in      5" in out
     assert "records out     5  (unique 5, exact duplicates 0, near duplicates 0)" in out
     assert "dead letters    0" in out
-    assert len(sink.read_bytes().splitlines()) == 5
+    # after a clean stop every file is finished: readers see all five records
+    assert len(list(read_records(sink))) == 5
+    assert not list(sink.glob("*.part"))
     assert len(family.seen) >= 6  # broker + 5 workers (+ their helpers)
     assert family.alive() == []
 
@@ -85,17 +88,17 @@ def test_continuous_run_stops_cleanly_on_ctrl_c_after_committing(tmp_path):
     broker = EmbeddedBroker(settings.embedded_broker, tmp_path)
     bootstrap = broker.start()
     try:
-        sink = tmp_path / "out.jsonl"
+        sink = tmp_path / "out"
         env = _env(tmp_path, KAFKA_BOOTSTRAP_SERVERS=bootstrap, PIPELINE__BROKER__PROFILE="embedded")
         proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--replay", "seeds/",
                                  "--sink", f"jsonl:{sink}"], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         family = Descendants(proc.pid)
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and not (sink.exists() and len(sink.read_bytes().splitlines()) == 5):
+        while time.monotonic() < deadline and len(list(read_records(sink, include_open=True))) < 5:
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.1)
-        assert len(sink.read_bytes().splitlines()) == 5
+        assert len(list(read_records(sink, include_open=True))) == 5
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
@@ -115,6 +118,6 @@ def test_continuous_run_stops_cleanly_on_ctrl_c_after_committing(tmp_path):
                 assert consumed == 5, (stage, committed)
         finally:
             admin.close()
-        assert [orjson.loads(line)["lang"]["code"] for line in sink.read_bytes().splitlines()] == ["id"] * 5
+        assert [r["lang"]["code"] for r in read_records(sink)] == ["id"] * 5
     finally:
         broker.stop()

@@ -1,0 +1,193 @@
+"""Rolled files per Kafka partition, written exactly once per record id.
+
+Each partition a sink worker holds has one open *part file* (JSON lines, ``*.part``). Records are
+appended to it in one ``write`` + ``fsync`` per batch, skipping ids the file already holds. When
+the file is big or old enough it is *finished* (the subclass turns it into its final form: renamed
+``.jsonl``, or Parquet files) — but only once the consumer has committed every offset the file
+holds, so a record redelivered after a crash can only land in the part file it is already in.
+
+A worker that takes over a partition (after a crash or a rebalance) continues that partition's
+part file: it reads the ids in it (a few MB at most), truncates a line cut short by the crash, and
+appends. An exclusive ``flock`` keeps two processes from writing one part file.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipeline.stages.base import TemporaryFailure
+
+PART_SUFFIX = ".part"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class PartFile:
+    """The open part file of one partition."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise TemporaryFailure(f"{path.name} is held by another sink process") from None
+        self.ids: set[str] = set()
+        self.records = 0
+        self.size = 0
+        self.opened = time.monotonic()
+        self._recover()
+
+    def _recover(self) -> None:
+        data = os.pread(self.fd, os.fstat(self.fd).st_size, 0)
+        end = data.rfind(b"\n") + 1
+        if end < len(data):  # a line cut short by a crash: its record was not acknowledged
+            os.ftruncate(self.fd, end)
+            os.fsync(self.fd)
+        for line in data[:end].splitlines():
+            try:
+                self.ids.add(orjson.loads(line)["id"])
+                self.records += 1
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue
+        self.size = end
+
+    def append(self, records: list[dict[str, Any]]) -> int:
+        lines, new = [], set()
+        for record in records:
+            rid = record["id"]
+            if rid in self.ids or rid in new:
+                continue
+            new.add(rid)
+            lines.append(orjson.dumps(record) + b"\n")
+        if not lines:
+            return 0
+        data = memoryview(b"".join(lines))
+        written = 0
+        while written < len(data):
+            written += os.write(self.fd, data[written:])
+        os.fsync(self.fd)
+        self.ids |= new
+        self.records += len(lines)
+        self.size += len(data)
+        return len(lines)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = -1
+
+
+class RollingSink:
+    """Base of the file sinks: part files per partition, rolled by size and age.
+
+    Subclasses set ``kind`` and implement :meth:`finish` (turn a closed part file into output).
+    """
+
+    kind = ""
+
+    def __init__(self, directory: str | os.PathLike[str], roll_bytes: int, roll_seconds: float):
+        self.directory = Path(directory)
+        self.staging = self.staging_dir()
+        self.staging.mkdir(parents=True, exist_ok=True)
+        self.roll_bytes = roll_bytes
+        self.roll_seconds = roll_seconds
+        self.name = f"{self.kind}:{self.directory}"
+        self._open: dict[int, PartFile] = {}
+        self._finish_leftovers()
+
+    # --- what subclasses provide ---------------------------------------------------------------
+
+    def staging_dir(self) -> Path:
+        return self.directory
+
+    def finish(self, part: Path) -> list[Path]:
+        raise NotImplementedError
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def _part_path(self, partition: int) -> Path:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        return self.staging / f"enriched-p{partition:03d}-{stamp}.jsonl{PART_SUFFIX}"
+
+    def _existing_part(self, partition: int) -> Path | None:
+        parts = sorted(self.staging.glob(f"enriched-p{partition:03d}-*.jsonl{PART_SUFFIX}"))
+        return parts[-1] if parts else None
+
+    def _writer(self, partition: int) -> PartFile:
+        part = self._open.get(partition)
+        if part is None:
+            path = self._existing_part(partition) or self._part_path(partition)
+            part = PartFile(path)
+            self._open[partition] = part
+        return part
+
+    def write(self, records: list[dict[str, Any]], partition: int) -> int:
+        try:
+            return self._writer(partition).append(records)
+        except OSError as exc:
+            raise TemporaryFailure(f"{self.name}: {exc}") from exc
+
+    # --- rolling ---------------------------------------------------------------------------------
+
+    def rolls_due(self) -> set[int]:
+        now = time.monotonic()
+        return {p for p, part in self._open.items()
+                if part.records and (part.size >= self.roll_bytes or now - part.opened >= self.roll_seconds)}
+
+    def roll(self, partitions: set[int]) -> list[Path]:
+        """Finish these partitions' part files (the caller made sure their offsets are committed)."""
+        done: list[Path] = []
+        for partition in sorted(partitions):
+            part = self._open.pop(partition, None)
+            if part is None:
+                path = self._existing_part(partition)
+                if path is None:
+                    continue
+            else:
+                part.close()
+                path = part.path
+            done.extend(self.finish(path))
+        return done
+
+    def release(self, partitions: set[int]) -> None:
+        """Stop writing these partitions without finishing their files (another worker continues)."""
+        for partition in partitions:
+            part = self._open.pop(partition, None)
+            if part is not None:
+                part.close()
+
+    def partitions(self) -> set[int]:
+        return set(self._open)
+
+    def close(self) -> None:
+        self.release(set(self._open))
+
+    def _finish_leftovers(self) -> None:
+        """Older part files of a partition than its newest cannot get more records: finish them."""
+        by_partition: dict[str, list[Path]] = {}
+        for path in self.staging.glob(f"enriched-p*-*.jsonl{PART_SUFFIX}"):
+            by_partition.setdefault(path.name.split("-")[1], []).append(path)
+        for paths in by_partition.values():
+            for path in sorted(paths)[:-1]:
+                try:
+                    with open(path, "rb") as fh:
+                        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                self.finish(path)

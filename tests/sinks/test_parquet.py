@@ -1,0 +1,45 @@
+import duckdb
+import pandas as pd
+
+from pipeline.sinks.parquet import ParquetSink
+
+
+def record(i, lang="id", day="2026-11-21"):
+    return {
+        "schema": "news-pipeline/record/1", "id": f"r{i}", "url": f"https://example.com/{i}", "source": None,
+        "fetched_at": f"{day}T10:00:00.000Z", "content_type": "text", "title": f"Title {i}", "author": "A",
+        "authors": ["A"], "published": "2023-09-20T06:12:00+07:00", "site": "example.com", "canonical_url": None,
+        "declared_lang": None, "text": f"text {i}",
+        "lang": {"code": lang, "confidence": 0.9, "reliable": True, "alternatives": [{"code": lang, "score": 0.9}],
+                 "spans": [{"start": 0, "end": 1, "code": lang, "confidence": 0.9}], "model": "x"},
+        "entities": [{"text": "Rusia", "label": "LOC", "start": 0, "end": 5, "canonical": "Russia",
+                      "ids": {"iso3166": "RU"}, "source": "gazetteer"}],
+        "entity_summary": [{"canonical": "Russia", "label": "LOC", "count": 1}], "entities_tagger": "t",
+        "dedup": {"status": "unique", "duplicate_of": None, "similarity": None},
+        "trace": [{"stage": "clean", "worker": "w", "started_at": f"{day}T10:00:00.000Z", "ms": 1.5}],
+        "brand_new_field": {"x": 1},
+    }
+
+
+def test_parquet_partitioned_by_date_and_language_read_by_duckdb_and_pandas(tmp_path):
+    sink = ParquetSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)
+    sink.write([record(1), record(2, "en"), record(3, "id", "2026-11-22"), record(1)], partition=0)
+    sink.write([record(4)], partition=1)
+    written = sink.roll({0, 1})
+    sink.close()
+    assert sorted(str(p.relative_to(tmp_path)).rsplit("/", 1)[0] for p in written) == [
+        "dt=2026-11-21/language=en", "dt=2026-11-21/language=id", "dt=2026-11-21/language=id",
+        "dt=2026-11-22/language=id"]
+    glob = str(tmp_path / "**" / "*.parquet")
+    rows = duckdb.sql(
+        f"SELECT id, CAST(dt AS VARCHAR), language, lang.code, entities[1].canonical, entities[1].ids['iso3166'], "
+        f"trace[1].ms, dedup.status, extra FROM read_parquet('{glob}', hive_partitioning = true) ORDER BY id"
+    ).fetchall()
+    assert [r[0] for r in rows] == ["r1", "r2", "r3", "r4"]  # r1 written twice, stored once
+    assert rows[0][1:8] == ("2026-11-21", "id", "id", "Russia", "RU", 1.5, "unique")
+    assert '"brand_new_field"' in rows[0][8] and '"model"' in rows[0][8]
+    frame = pd.read_parquet(tmp_path)
+    assert sorted(frame["id"]) == ["r1", "r2", "r3", "r4"]
+    assert set(frame["language"].astype(str)) == {"id", "en"}
+    assert frame.sort_values("id").iloc[0]["entities"][0]["canonical"] == "Russia"
+    assert not list((tmp_path / "_staging").glob("*.part"))

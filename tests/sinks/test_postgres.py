@@ -1,0 +1,55 @@
+import uuid
+
+import psycopg
+import pytest
+
+from pipeline.sinks.postgres import PostgresSink, redact
+from pipeline.stages.base import TemporaryFailure
+from tests.sinks.test_parquet import record
+
+DSN = "postgresql://127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def table():
+    name = f"test_enriched_{uuid.uuid4().hex[:10]}"
+    yield name
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def test_creates_table_and_upserts_one_row_per_id(table):
+    sink = PostgresSink(DSN, table)
+    assert sink.write([record(1), record(2, "en")]) == 2
+    changed = record(1)
+    changed["title"] = "Title 1, corrected"
+    assert sink.write([changed, record(3)]) == 2
+    sink.close()
+    with psycopg.connect(DSN) as conn:
+        rows = conn.execute(f"SELECT id, title, lang, published_date::text, dedup_status, "
+                            f"entities->0->>'canonical', trace->0->>'stage', extra->>'brand_new_field' "
+                            f"FROM {table} ORDER BY id").fetchall()
+        indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", (table,))}
+    assert [r[0] for r in rows] == ["r1", "r2", "r3"]
+    assert rows[0] == ("r1", "Title 1, corrected", "id", "2023-09-20", "unique", "Russia", "clean", '{"x": 1}')
+    assert {f"{table}_{c}_idx" for c in ("lang", "site", "published_date", "dedup_status")} <= indexes
+
+
+def test_an_older_table_gets_the_new_columns(table):
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {table} (id text PRIMARY KEY, title text)")
+    sink = PostgresSink(DSN, table)
+    sink.write([record(7)])
+    sink.close()
+    with psycopg.connect(DSN) as conn:
+        assert conn.execute(f"SELECT lang FROM {table}").fetchone() == ("id",)
+
+
+def test_unreachable_database_is_a_temporary_failure_and_no_password_is_shown():
+    sink = PostgresSink("postgresql://bob:s3cret@127.0.0.1:1/test", "x")
+    assert "s3cret" not in sink.name
+    with pytest.raises(TemporaryFailure) as err:
+        sink.write([record(1)])
+    assert "s3cret" not in str(err.value)
+    assert redact("postgresql://u:p@h/db") == "postgresql://u:***@h/db"
+    assert redact("host=h password=p dbname=x") == "host=h password=*** dbname=x"
