@@ -14,7 +14,6 @@ import psutil
 import pytest
 
 from pipeline.sinks.jsonl import read_records
-
 from tests.conftest import REDIS_URL, ROOT
 
 pytestmark = pytest.mark.integration
