@@ -55,12 +55,10 @@ def cmd_worker(args) -> int:
 def cmd_replay(args) -> int:
     from rich.console import Console
 
+    from pipeline.streaming import runfile
     from pipeline.streaming.replay import replay
 
-    settings = _settings(args, **({"broker.bootstrap_servers": args.bootstrap} if args.bootstrap else {}))
-    if not settings.broker.bootstrap_servers:
-        print("pipeline replay: no broker configured (set KAFKA_BOOTSTRAP_SERVERS or --bootstrap)", file=sys.stderr)
-        return 2
+    settings = runfile.resolve(_settings(args), args.bootstrap)
     import signal
 
     def stop(signum, frame):
@@ -108,13 +106,66 @@ def cmd_enrich(args) -> int:
     return 0
 
 
+def _selection(args):
+    from pipeline.records import parse_iso
+    from pipeline.streaming.deadletters import Selection
+
+    return Selection(stages=set(args.stage or []), reasons=set(args.reason or []),
+                     since=parse_iso(args.since) if args.since else None)
+
+
+def cmd_deadletter_list(args) -> int:
+    import orjson
+    from rich.console import Console
+    from rich.table import Table
+
+    from pipeline.streaming import deadletters, runfile
+
+    settings = runfile.resolve(_settings(args), args.bootstrap)
+    letters = deadletters.list_letters(settings, _selection(args))
+    if args.json:
+        for letter in letters:
+            sys.stdout.buffer.write(orjson.dumps(letter) + b"\n")
+        return 0
+    table = Table(title=f"{len(letters)} dead letters in {settings.topics.deadletter}")
+    for column in ("failed at", "stage", "reason", "record id", "error"):
+        table.add_column(column, overflow="fold")
+    for letter in letters[-args.limit:] if args.limit else letters:
+        error = (letter.get("error") or "").strip().splitlines()
+        table.add_row(letter.get("failed_at") or "", letter.get("stage") or "", letter.get("reason") or "",
+                      letter.get("id") or "-", (error[0] if error else "")[:120])
+    console = Console()
+    console.print(table)
+    counts = {}
+    for letter in letters:
+        key = f"{letter.get('stage')}/{letter.get('reason')}"
+        counts[key] = counts.get(key, 0) + 1
+    for key, n in sorted(counts.items()):
+        console.print(f"  {key}: {n}", highlight=False)
+    return 0
+
+
+def cmd_deadletter_replay(args) -> int:
+    from pipeline.streaming import deadletters, runfile
+
+    settings = runfile.resolve(_settings(args), args.bootstrap)
+    report = deadletters.replay(settings, _selection(args), from_start=args.all, dry_run=args.dry_run)
+    verb = "would send" if args.dry_run else "sent"
+    total = sum(report.sent.values())
+    print(f"{verb} {total} dead letters back to their stages", file=sys.stderr)
+    for (topic, reason), n in sorted(report.sent.items()):
+        print(f"  {topic} ({reason}): {n}", file=sys.stderr)
+    if report.not_replayable:
+        print(f"  not replayable (payload cut at the size limit, or unknown topic): {report.not_replayable}",
+              file=sys.stderr)
+    return 0
+
+
 def cmd_topics(args) -> int:
+    from pipeline.streaming import runfile
     from pipeline.streaming.topics import ensure_topics
 
-    settings = _settings(args, **({"broker.bootstrap_servers": args.bootstrap} if args.bootstrap else {}))
-    if not settings.broker.bootstrap_servers:
-        print("pipeline topics: no broker configured (set KAFKA_BOOTSTRAP_SERVERS or --bootstrap)", file=sys.stderr)
-        return 2
+    settings = runfile.resolve(_settings(args), args.bootstrap)
     plan = ensure_topics(settings.broker.bootstrap_servers, settings)
     for name, parts in plan.items():
         print(f"{name}\t{parts} partitions")
@@ -163,6 +214,24 @@ def build_parser() -> argparse.ArgumentParser:
     topics = sub.add_parser("topics", help="create the pipeline's topics on a running broker")
     topics.add_argument("--bootstrap", help="Kafka bootstrap servers (default: config / KAFKA_BOOTSTRAP_SERVERS)")
     topics.set_defaults(func=cmd_topics)
+
+    dead = sub.add_parser("deadletter", help="list dead letters, or send them back to their stage")
+    dead_sub = dead.add_subparsers(dest="deadletter_command", required=True)
+    for name, func, text in (("list", cmd_deadletter_list, "show dead letters (stage, reason, time, id, error)"),
+                             ("replay", cmd_deadletter_replay, "re-send dead letters to the stage that failed")):
+        cmd = dead_sub.add_parser(name, help=text)
+        cmd.add_argument("--stage", action="append", help="only this stage (repeatable)")
+        cmd.add_argument("--reason", action="append", help="only this reason code (repeatable)")
+        cmd.add_argument("--since", help="only dead letters from this ISO-8601 time on")
+        cmd.add_argument("--bootstrap", help="Kafka bootstrap servers (default: config, or the running pipeline)")
+        cmd.set_defaults(func=func)
+        if name == "list":
+            cmd.add_argument("--json", action="store_true", help="JSON lines, every field")
+            cmd.add_argument("--limit", type=int, default=200, help="rows in the table (0: all)")
+        else:
+            cmd.add_argument("--all", action="store_true",
+                             help="from the beginning of the topic (default: only those not replayed before)")
+            cmd.add_argument("--dry-run", action="store_true", help="count, send nothing")
     return parser
 
 

@@ -38,6 +38,7 @@ class BrokerProfile:
     producer_max_batch_bytes: int
     producer_linger_ms: int
     commit_interval_s: float
+    max_message_bytes: int
 
 
 @dataclass(frozen=True)

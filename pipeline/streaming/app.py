@@ -57,6 +57,6 @@ def make_app(settings: Settings, stage: str, datadir: Path | None = None) -> fau
         broker_commit_interval=profile.commit_interval_s,
         producer_max_batch_size=profile.producer_max_batch_bytes,
         producer_linger=profile.producer_linger_ms / 1000.0,
-        producer_max_request_size=max(profile.producer_max_batch_bytes, 1_048_576),
+        producer_max_request_size=max(profile.producer_max_batch_bytes, profile.max_message_bytes + 65536),
         stream_wait_empty=True,
     )

@@ -55,7 +55,7 @@ def make_producer(bootstrap: str, settings: Settings):
         acks="all",
         linger_ms=profile.producer_linger_ms,
         batch_size=profile.producer_max_batch_bytes,
-        max_request_size=max(profile.producer_max_batch_bytes, 1_048_576),
+        max_request_size=max(profile.producer_max_batch_bytes, profile.max_message_bytes + 65536),
         request_timeout_ms=int(profile.request_timeout_s * 1000),
     )
 

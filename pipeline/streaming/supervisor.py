@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 
 from pipeline.config import Settings
-from pipeline.streaming import processes
+from pipeline.streaming import processes, runfile
 from pipeline.streaming.broker import EmbeddedBroker, wait_for_kafka
 from pipeline.streaming.topics import ALL_STAGES, ensure_topics
 
@@ -121,6 +121,7 @@ class Supervisor:
             self.console.print(f"[dim]broker {self.bootstrap} (profile {self.settings.profile_name})[/dim]")
         ensure_topics(self.bootstrap, self.settings)
         check_dedup_store(self.settings)
+        runfile.write(self.settings, self.bootstrap)
         for stage in ALL_STAGES:
             for i in range(self.settings.run.workers.get(stage, 1)):
                 worker = WorkerProcess(stage, i, self.log_dir / f"{stage}-{i}.log")
@@ -188,6 +189,7 @@ class Supervisor:
         # every worker commits what it has finished and leaves its group; nothing is lost either way
         procs = [w.proc for w in self.workers if w.proc is not None]
         processes.stop(procs, timeout=20.0)
+        runfile.remove(self.settings)
         if self.broker is not None:
             self.broker.stop()
             self.broker = None

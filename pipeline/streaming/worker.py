@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Settings
-from pipeline.records import BadInput, check_record, dead_letter, decode, encode, receipt
+from pipeline.records import TOO_LARGE, BadInput, check_record, dead_letter, decode, encode, receipt
 from pipeline.stages import build_stage
 from pipeline.stages.base import Stage, StageStats, TemporaryFailure, worker_name
 from pipeline.stages.runner import Message, Origin, handle_messages
@@ -70,6 +70,7 @@ class StageProcessor:
         self.worker = worker
         self.target = stage_topics(settings, stage.name).target
         self.deadletter = settings.topics.deadletter
+        self.max_message_bytes = settings.profile.max_message_bytes
 
     def process(self, items: list[Item]) -> tuple[list[Output], list[Item]]:
         """Outputs for the batch; on ``TemporaryFailure`` nothing, and the whole batch to retry."""
@@ -82,11 +83,19 @@ class StageProcessor:
             return [], items
         for item, outcome in zip(items, outcomes, strict=True):
             if outcome.record is not None:
-                outputs.append((self.target, outcome.record["id"].encode(), encode(outcome.record)))
-            else:
-                letter = outcome.dead_letter
-                key = letter["id"].encode() if letter.get("id") else item.key
-                outputs.append((self.deadletter, key, encode(letter)))
+                value = encode(outcome.record)
+                if len(value) <= self.max_message_bytes:
+                    outputs.append((self.target, outcome.record["id"].encode(), value))
+                    continue
+                self.stats.records_out -= 1
+                self.stats.failed[TOO_LARGE] += 1
+                outcome.dead_letter = dead_letter(
+                    stage=self.stage.name, reason=TOO_LARGE, worker=self.worker, payload=item.value,
+                    error=f"the record out is {len(value):,} bytes; the topic takes {self.max_message_bytes:,}",
+                    record_id=outcome.record["id"], topic=item.topic, partition=item.partition, offset=item.offset)
+            letter = outcome.dead_letter
+            key = letter["id"].encode() if letter.get("id") else item.key
+            outputs.append((self.deadletter, key, encode(letter)))
         return outputs, []
 
     def rolls_due(self) -> bool:

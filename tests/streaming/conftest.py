@@ -37,7 +37,26 @@ class RunningPipeline:
 
     def send(self, topic: str, messages: list[tuple[bytes | None, bytes]]) -> list[Sent]:
         producer = make_producer(self.bootstrap, self.settings)
+        producer.config["max_request_size"] = 32 << 20  # the fuzz test sends 20 MB events
         futures = [(key, producer.send(topic, key=key, value=value)) for key, value in messages]
+        producer.flush()
+        sent = []
+        for key, future in futures:
+            meta = future.get(timeout=30)
+            sent.append(Sent(key.decode() if key else None, meta.partition, meta.offset))
+        producer.close()
+        return sent
+
+    def send_paced(self, topic: str, messages: list[tuple[bytes | None, bytes]], rate: float) -> list[Sent]:
+        """Send at about ``rate`` messages per second (as a live feed would)."""
+        producer = make_producer(self.bootstrap, self.settings)
+        futures = []
+        start = time.monotonic()
+        for n, (key, value) in enumerate(messages):
+            delay = start + n / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            futures.append((key, producer.send(topic, key=key, value=value)))
         producer.flush()
         sent = []
         for key, future in futures:
@@ -114,13 +133,19 @@ def pipeline_environment(tmp: Path, **overrides: str):
             client.close()
 
 
+_IN_TMP = object()
+
+
 @contextmanager
-def running_pipeline(tmp: Path, **overrides: str):
-    """The embedded broker, the topics and real worker processes, until the block ends."""
+def running_pipeline(tmp: Path, sink_targets=_IN_TMP, **overrides: str):
+    """The broker (embedded unless KAFKA_BOOTSTRAP_SERVERS is among ``overrides``), the topics and
+    real worker processes, until the block ends. The sink is a JSONL folder in ``tmp`` unless
+    ``sink_targets`` is given (None: the configured targets)."""
     with pipeline_environment(tmp, **overrides) as namespace:
         settings = config.load(CONFIG)
         sink_path = tmp / "enriched"
-        supervisor = Supervisor(settings, sink_targets=[f"jsonl:{sink_path}"], console=Console(stderr=True))
+        targets = [f"jsonl:{sink_path}"] if sink_targets is _IN_TMP else sink_targets
+        supervisor = Supervisor(settings, sink_targets=targets, console=Console(stderr=True))
         tracker = None
         try:
             supervisor.start()

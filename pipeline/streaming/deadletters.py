@@ -1,0 +1,148 @@
+"""``pipeline deadletter list|replay``: look at dead letters, and send them again after a fix.
+
+``list`` reads the whole dead-letter topic without a consumer group (it changes nothing).
+``replay`` sends each selected dead letter's original payload back to the topic of the stage that
+failed on it, keyed by its record id. It reads with the consumer group
+``<prefix>-deadletter-replay`` and commits after sending, so a dead letter is replayed once;
+``--all`` reads from the beginning regardless. Dead letters whose payload was cut (bodies over
+the dead-letter size limit) cannot be replayed and are counted as such.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import orjson
+
+from pipeline.config import Settings
+from pipeline.records import parse_iso
+
+
+@dataclass
+class Selection:
+    stages: set[str] = field(default_factory=set)
+    reasons: set[str] = field(default_factory=set)
+    since: datetime | None = None
+
+    def __call__(self, letter: dict) -> bool:
+        if self.stages and letter.get("stage") not in self.stages:
+            return False
+        if self.reasons and letter.get("reason") not in self.reasons:
+            return False
+        if self.since is not None:
+            try:
+                if parse_iso(letter.get("failed_at") or "") < self.since:
+                    return False
+            except ValueError:
+                return False
+        return True
+
+
+def _consumer(settings: Settings, group: str | None):
+    from kafka import KafkaConsumer
+
+    return KafkaConsumer(bootstrap_servers=settings.broker.bootstrap_servers.split(","), group_id=group,
+                         enable_auto_commit=False, auto_offset_reset="earliest", client_id="pipeline-deadletter",
+                         fetch_max_wait_ms=settings.profile.fetch_max_wait_ms,
+                         session_timeout_ms=int(settings.profile.session_timeout_s * 1000),
+                         heartbeat_interval_ms=int(settings.profile.heartbeat_interval_s * 1000))
+
+
+def read(settings: Settings, group: str | None = None, from_start: bool = True, timeout_s: float = 30.0,
+         before_commit: Callable[[], None] | None = None) -> Iterator[tuple[object, dict]]:
+    """``(message, letter)`` for every dead letter up to the topic's end when the read started.
+    With a ``group``, its offsets are committed at the end, after ``before_commit`` ran."""
+    from kafka import TopicPartition
+
+    topic = settings.topics.deadletter
+    consumer = _consumer(settings, group)
+    try:
+        parts = [TopicPartition(topic, p) for p in range(settings.topics.partitions_of(topic))]
+        ends = consumer.end_offsets(parts)
+        if group is None:
+            consumer.assign(parts)
+            consumer.seek_to_beginning(*parts)
+        else:
+            consumer.subscribe([topic])
+        sought = False
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            batches = consumer.poll(timeout_ms=200, max_records=1000)
+            assigned = consumer.assignment()
+            if group is not None and from_start and assigned and not sought:
+                consumer.seek_to_beginning(*assigned)
+                sought = True
+                continue
+            for messages in batches.values():
+                for message in messages:
+                    try:
+                        letter = orjson.loads(message.value)
+                    except orjson.JSONDecodeError:
+                        continue
+                    yield message, letter
+            if assigned and all(consumer.position(tp) >= ends[tp] for tp in assigned):
+                break
+        if group is not None:
+            if before_commit is not None:
+                before_commit()
+            consumer.commit()
+    finally:
+        consumer.close()
+
+
+def list_letters(settings: Settings, select: Selection) -> list[dict]:
+    return [letter for _, letter in read(settings) if select(letter)]
+
+
+def payload_of(letter: dict) -> bytes | None:
+    if letter.get("payload_truncated"):
+        return None
+    if "payload_base64" in letter:
+        return base64.b64decode(letter["payload_base64"])
+    if "payload" in letter:
+        return letter["payload"].encode("utf-8", "surrogatepass")
+    return None
+
+
+@dataclass
+class ReplayReport:
+    sent: Counter = field(default_factory=Counter)  # (topic, reason) -> count
+    not_replayable: int = 0
+    skipped: int = 0
+
+
+def replay(settings: Settings, select: Selection, from_start: bool, dry_run: bool = False) -> ReplayReport:
+    from pipeline.streaming.replay import make_producer
+
+    report = ReplayReport()
+    producer = None if dry_run else make_producer(settings.broker.bootstrap_servers, settings)
+    group = None if from_start else f"{settings.broker.consumer_group_prefix}-deadletter-replay"
+    known_topics = set(settings.topics.all_names())
+    def flush() -> None:
+        if producer is not None:
+            producer.flush()  # sent before the dead-letter offsets are committed
+
+    try:
+        for _, letter in read(settings, group=group, from_start=False, before_commit=flush):
+            if not select(letter):
+                report.skipped += 1
+                continue
+            payload = payload_of(letter)
+            topic = letter.get("topic")
+            if payload is None or topic not in known_topics:
+                report.not_replayable += 1
+                continue
+            key = letter["id"].encode() if letter.get("id") else None
+            if producer is not None:
+                producer.send(topic, key=key, value=payload)
+            report.sent[(topic, letter.get("reason"))] += 1
+    finally:
+        if producer is not None:
+            producer.flush()
+            producer.close()
+    return report
