@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 CONFIG = ROOT / "config" / "pipeline.toml"
 REDIS_URL = os.environ.get("PIPELINE_TEST_REDIS", "redis://127.0.0.1:6379/15")
+PG_DSN = os.environ.get("PIPELINE_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
 
 
 @pytest.fixture
@@ -32,6 +33,17 @@ def redis_namespace():
     for key in client.scan_iter(match=f"{ns}:*", count=1000):
         client.delete(key)
     client.close()
+
+
+@pytest.fixture
+def pg_table():
+    """A table name of its own in the test database, dropped afterwards."""
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    yield name
+    with psycopg.connect(PG_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def seed_files() -> list[Path]:

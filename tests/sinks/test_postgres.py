@@ -1,21 +1,15 @@
-import uuid
-
 import psycopg
 import pytest
 
 from pipeline.sinks.postgres import PostgresSink, redact
 from pipeline.stages.base import TemporaryFailure
+from tests.conftest import PG_DSN as DSN
 from tests.sinks.test_parquet import record
-
-DSN = "postgresql://127.0.0.1:5432/test"
 
 
 @pytest.fixture
-def table():
-    name = f"test_enriched_{uuid.uuid4().hex[:10]}"
-    yield name
-    with psycopg.connect(DSN, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {name}")
+def table(pg_table):
+    return pg_table
 
 
 def test_creates_table_and_upserts_one_row_per_id(table):

@@ -35,25 +35,14 @@ class RunningPipeline:
     def bootstrap(self) -> str:
         return self.supervisor.bootstrap
 
-    def send(self, topic: str, messages: list[tuple[bytes | None, bytes]]) -> list[Sent]:
+    def send(self, topic: str, messages: list[tuple[bytes | None, bytes]], rate: float | None = None) -> list[Sent]:
+        """Send the messages (at about ``rate`` per second, as a live feed would, when given)."""
         producer = make_producer(self.bootstrap, self.settings)
         producer.config["max_request_size"] = 32 << 20  # the fuzz test sends 20 MB events
-        futures = [(key, producer.send(topic, key=key, value=value)) for key, value in messages]
-        producer.flush()
-        sent = []
-        for key, future in futures:
-            meta = future.get(timeout=30)
-            sent.append(Sent(key.decode() if key else None, meta.partition, meta.offset))
-        producer.close()
-        return sent
-
-    def send_paced(self, topic: str, messages: list[tuple[bytes | None, bytes]], rate: float) -> list[Sent]:
-        """Send at about ``rate`` messages per second (as a live feed would)."""
-        producer = make_producer(self.bootstrap, self.settings)
         futures = []
         start = time.monotonic()
         for n, (key, value) in enumerate(messages):
-            delay = start + n / rate - time.monotonic()
+            delay = start + n / rate - time.monotonic() if rate else 0
             if delay > 0:
                 time.sleep(delay)
             futures.append((key, producer.send(topic, key=key, value=value)))

@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import orjson
@@ -24,12 +23,12 @@ from pipeline import config
 from pipeline.records import encode
 from pipeline.sinks.jsonl import read_records
 from tests.conftest import CONFIG, ROOT
+from tests.conftest import PG_DSN as DSN
 from tests.streaming.conftest import running_pipeline
 from tests.streaming.test_dedup_workers import story
 
 pytestmark = pytest.mark.integration
 
-DSN = "postgresql://127.0.0.1:5432/test"
 EVAL = Path(os.environ.get("PIPELINE_EVAL_DIR") or ROOT.parent / "shared" / "eval")
 
 
@@ -69,7 +68,7 @@ def events(n: int) -> list[dict]:
 
 def send_paced(pipeline, items: list[tuple[bytes, bytes]], rate: float, sent_out: list) -> threading.Thread:
     def run():
-        sent_out.extend(pipeline.send_paced(pipeline.settings.topics.raw, items, rate))
+        sent_out.extend(pipeline.send(pipeline.settings.topics.raw, items, rate))
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -85,15 +84,8 @@ def kill_and_restart(pipeline, stage: str) -> int:
     return pid
 
 
-@pytest.fixture
-def table():
-    name = f"test_delivery_{uuid.uuid4().hex[:10]}"
-    yield name
-    with psycopg.connect(DSN, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {name}")
-
-
-def test_sigkill_each_stage_while_5000_records_flow(tmp_path, table):
+def test_sigkill_each_stage_while_5000_records_flow(tmp_path, pg_table):
+    table = pg_table
     n = 5000
     batch = events(n)
     sinks = orjson.dumps([f"jsonl:{tmp_path / 'jsonl'}", f"postgres:{DSN}"]).decode()
@@ -134,7 +126,8 @@ def _pg_cluster() -> list[str] | None:
     return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main"] if versions else None
 
 
-def test_sink_waits_while_postgresql_is_down_and_drains_after(tmp_path, table):
+def test_sink_waits_while_postgresql_is_down_and_drains_after(tmp_path, pg_table):
+    table = pg_table
     cluster = _pg_cluster()
     if cluster is None:
         pytest.skip("needs root and a local PostgreSQL cluster managed by pg_ctlcluster")
