@@ -92,6 +92,8 @@ class LanguageSettings:
     max_chars: int
     span_min_chars: int
     span_min_confidence: float
+    short_text_words: int
+    short_text_max_confidence: float
 
 
 @dataclass(frozen=True)

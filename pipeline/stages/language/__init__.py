@@ -46,7 +46,9 @@ class LanguageStage(Stage):
         self.settings = settings
         self.identifier = LanguageIdentifier.with_shipped_models(
             min_chars=settings.min_chars, min_confidence=settings.min_confidence,
-            reliable_confidence=settings.reliable_confidence, max_chars=settings.max_chars)
+            reliable_confidence=settings.reliable_confidence, max_chars=settings.max_chars,
+            short_text_words=settings.short_text_words,
+            short_text_max_confidence=settings.short_text_max_confidence)
 
     def identify(self, text: str) -> dict[str, Any]:
         """``lang`` for a text (without spans)."""

@@ -3,23 +3,30 @@ calibration map that turns scores into probabilities of being right.
 
 How one text is identified (``LanguageIdentifier.identify``):
 
-1. The text is prepared: URLs and e-mail addresses removed, whitespace collapsed, capped at
+1. The text is prepared: URLs and e-mail addresses removed, spaces collapsed (line breaks kept), capped at
    ``max_chars``. Text with fewer than ``min_chars`` letters is ``und`` at once.
 2. Vote. CLD2 and fastText always vote. When both put the same language on top (CLD2 with >= 0.9,
-   fastText >= 0.5) and it is neither Indonesian/Malay nor a regional language of Indonesia, that
-   is the cascade's fast exit. Otherwise CLD3 votes too, and py3langid (the slowest) when no two of
-   the three agree or Indonesian, Malay or a regional language has a share >= 0.1 in any ballot. The vote is the weighted mean of the detectors'
-   distributions; votes for a regional language of Indonesia (Javanese, Sundanese, Minangkabau, ...)
-   that two detectors put on top count ``REGIONAL_WEIGHT`` times: generic detectors read regional
-   text as Indonesian far more often than the reverse (on Indonesian/Malay test sentences two of
-   them almost never agree on a regional language).
+   fastText >= 0.5) and it is not a language of the Indonesian area, or both give Indonesian/Malay
+   as a group these shares on a text of >= 30 letters and neither gives a regional language of
+   Indonesia a share >= 0.1, that is the cascade's fast exit (most Indonesian news sentences take
+   it). Otherwise CLD3 votes too, and py3langid (the slowest) when no two of the three agree or
+   Indonesian, Malay or a regional language has a share >= 0.1 in any ballot. The vote is the
+   weighted mean of the detectors' distributions; votes for a regional language of Indonesia
+   (Javanese, Sundanese, Minangkabau, ...) that two detectors put on top count ``REGIONAL_WEIGHT``
+   times: generic detectors read regional text as Indonesian far more often than the reverse (on
+   Indonesian/Malay test sentences two of them almost never agree on a regional language).
 3. Indonesian and Malay are one group for the vote; when the group is in play its share is split by
-   the discriminator (``malay.MalayDiscriminator``), a logistic model over words and character
-   n-grams that we train and ship, with its own calibration.
+   the discriminator (``MalayDiscriminator``), a logistic model over words, character n-grams and
+   word-frequency evidence that we train and ship. A text of one segment (sentence) is decided by
+   its margin against ``ms_threshold`` and gets an isotonic-calibrated P(Malay); a text of two or
+   more segments (lines, sentences) by ``DocumentModel`` from its segments' margins, so evidence
+   accumulates over a page.
 4. Confidence = P(the group/language of the vote is right | vote share, text length), an isotonic
    map per length bucket fitted on held-apart data (``train.py``), times the discriminator's
-   calibrated probability when the answer is Indonesian or Malay. Below ``min_confidence`` the code
-   is ``und`` (the alternatives still show the guesses).
+   P(Malay) or P(Indonesian) when the answer is one of them, capped at ``short_text_max_confidence``
+   for texts of at most ``short_text_words`` words (single words and word pairs are too often
+   ambiguous or mislabelled to be called reliably). Below ``min_confidence`` the code is ``und``
+   (the alternatives still show the guesses).
 """
 
 from __future__ import annotations
@@ -28,11 +35,8 @@ import bisect
 import gzip
 import json
 import math
-import operator
 import re
-from collections import Counter
 from dataclasses import dataclass, field
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +48,13 @@ from pipeline.stages.language.detectors import (
     FastTextDetector,
     Py3LangidDetector,
 )
-from pipeline.stages.language.features import lexical_features, token_keys, tokens
+from pipeline.stages.language.features import (
+    LEXICAL_SCALE,
+    lexical_ratio,
+    segment_tokens,
+    token_keys,
+    tokens,
+)
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DISCRIMINATOR_FILE = MODELS_DIR / "id_ms_discriminator.json.gz"
@@ -56,14 +66,19 @@ REGIONAL_WEIGHT = 2.0
 FAST_EXIT_CLD2 = 0.9       # fast exit: CLD2 and fastText agree, CLD2 with at least this share
 FAST_EXIT_FASTTEXT = 0.5   # ... and fastText with at least this probability
 IN_PLAY_SCORE = 0.1        # a language with this share in any ballot is "in play"
-DISCRIMINATE_FROM = 0.15
+DISCRIMINATE_FROM = 0.15         # group share from which the discriminator runs
 PARAGRAPH_CLD2_SCORE = 0.9       # paragraph quick check: CLD2's share for the page language (group)
-PARAGRAPH_FASTTEXT_SCORE = 0.5   # ... and fastText's   # group share from which the discriminator runs
+PARAGRAPH_FASTTEXT_SCORE = 0.5   # ... and fastText's
+GROUP_EXIT_LETTERS = 30          # the Indonesian/Malay fast exit needs at least this many letters
 
 TOKEN_CACHE_SIZE = 200_000   # tokens whose feature keys are kept (cleared when full)
 
 _URL_RE = re.compile(r"(?:https?://|www\.)\S+|\S+@\S+\.\w+")
 _LETTER_RE = re.compile(r"[^\W\d_]")
+_NON_LETTER_RE = re.compile(r"[\W\d_]")
+#: scripts written without spaces between words (Thai, Lao, Myanmar, Khmer, kana, CJK ideographs)
+_UNSPACED_RE = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
+UNSPACED_CHARS_PER_WORD = 3
 
 
 def _indonesian_area(code: str | None) -> bool:
@@ -93,49 +108,104 @@ class IsotonicMap:
         return {"x": [round(x, 6) for x in self.xs], "y": [round(y, 6) for y in self.ys]}
 
 
+class DocumentModel:
+    """P(Malay | a text of several segments), from the discriminator margins of its segments.
+
+    A page is many sentences, and evidence accumulates: a logistic model over the token-weighted
+    mean and the maximum of the segments' margins (``features.segment_tokens``), fitted by
+    ``train.py`` on synthetic documents packed from the training sentences and scored with
+    out-of-fold margins. The mean carries the page's overall Indonesian or Malay spelling; the
+    maximum lets a few unmistakably Malay sentences (kerana, iaitu, sahaja, peratus, ...) decide a
+    page whose other sentences could be either. One model per bucket of segment counts (2-3
+    segments say less than 4 or more); in each the answer is Malay above its threshold (>= 0.5,
+    higher if needed to keep Indonesian news pages Indonesian).
+    """
+
+    def __init__(self, buckets: list[dict[str, float]]):
+        if not buckets or buckets[0]["min_segments"] != 2:
+            raise ValueError("document model buckets must start at 2 segments")
+        self.buckets = sorted(buckets, key=lambda b: b["min_segments"])
+        self._starts = [b["min_segments"] for b in self.buckets]
+
+    def bucket(self, segments: int) -> dict[str, float]:
+        return self.buckets[max(0, bisect.bisect_right(self._starts, segments) - 1)]
+
+    def probability(self, margins: list[float], sizes: list[int]) -> tuple[float, float]:
+        """(P(Malay), Malay threshold) for segments with these margins and token counts."""
+        bucket = self.bucket(len(margins))
+        mean = sum(m * n for m, n in zip(margins, sizes, strict=True)) / sum(sizes)
+        z = bucket["bias"] + bucket["mean_weight"] * mean + bucket["max_weight"] * max(margins)
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z)))), bucket["threshold"]
+
+    def as_list(self) -> list[dict[str, float]]:
+        return [dict(b) for b in self.buckets]
+
+
 class MalayDiscriminator:
     """P(Malay | text is Indonesian or Malay): a linear model over ``features.features``.
 
-    ``raw_probability`` is the logistic model's output; the answer is Malay when it exceeds
-    ``ms_threshold``; ``calibrated`` maps it to the probability of the label being Malay.
+    One segment (a sentence, a title): ``raw_probability`` is the logistic model's output; the
+    answer is Malay when it exceeds ``ms_threshold``; ``calibrated`` maps it to the probability of
+    the label being Malay. Two or more segments: ``document`` decides from the segments' margins.
+    The margin is computed from per-token sums cached in ``_token_stats`` (see ``features``): the
+    same value as the model's dot product with ``features.features(text)``.
     """
 
     def __init__(self, weights: dict[str, float], bias: float, calibration: IsotonicMap | None = None,
-                 ms_threshold: float = 0.5):
+                 ms_threshold: float = 0.5, document: DocumentModel | None = None):
         self.ms_threshold = ms_threshold
-        self._token_keys: dict[str, list[str]] = {}
         self.weights = weights
         self.bias = bias
         self.calibration = calibration
+        self.document = document
+        self._lexical_sum = weights.get("lex:sum", 0.0) / LEXICAL_SCALE
+        self._lexical_mean = weights.get("lex:mean", 0.0)
+        self._token_stats: dict[str, tuple[float, int, float, int]] = {}
 
     @classmethod
     def load(cls, path: Path = DISCRIMINATOR_FILE) -> MalayDiscriminator:
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             data = json.load(handle)
         cal = data.get("calibration")
+        document = data.get("document")
         return cls(data["weights"], data["bias"], IsotonicMap(cal["x"], cal["y"]) if cal else None,
-                   data.get("ms_threshold", 0.5))
+                   data.get("ms_threshold", 0.5),
+                   DocumentModel(document) if document else None)
+
+    def _stats_of(self, token: str) -> tuple[float, int, float, int]:
+        """(summed weight of the token's keys, number of keys, lexical log ratio, found in wordfreq)."""
+        get = self.weights.get
+        keys = token_keys(token)
+        ratio = lexical_ratio(token)
+        stats = (sum(get(k, 0.0) for k in keys), len(keys),
+                 0.0 if ratio is None else ratio, 0 if ratio is None else 1)
+        if len(self._token_stats) >= TOKEN_CACHE_SIZE:
+            self._token_stats.clear()
+        self._token_stats[token] = stats
+        return stats
+
+    def margin_of_tokens(self, words: list[str]) -> float:
+        """bias + w . features_of_tokens(words), without building the feature vector."""
+        cache = self._token_stats
+        weight = 0.0
+        keys = 0
+        lexical = 0.0
+        found = 0
+        for token in words:
+            stats = cache.get(token) or self._stats_of(token)
+            weight += stats[0]
+            keys += stats[1]
+            lexical += stats[2]
+            found += stats[3]
+        z = self.bias
+        if keys:
+            z += weight / math.sqrt(keys)
+        if found:
+            z += self._lexical_sum * lexical + self._lexical_mean * lexical / found
+        return z
 
     def margin(self, text: str) -> float:
-        """bias + w . features(text), computed without building the feature dict (same value)."""
-        keys: list[str] = []
-        cache = self._token_keys
-        words = tokens(text)
-        lexical = sum(self.weights.get(k, 0.0) * v for k, v in lexical_features(words).items())
-        for token in words:
-            token_keys_ = cache.get(token)
-            if token_keys_ is None:
-                if len(cache) >= TOKEN_CACHE_SIZE:
-                    cache.clear()
-                token_keys_ = cache[token] = token_keys(token)
-            keys.extend(token_keys_)
-        if not keys:
-            return self.bias + lexical
-        counts = Counter(keys)
-        damped = list(map(math.log1p, counts.values()))
-        norm = math.sqrt(sum(map(operator.mul, damped, damped)))
-        dot = sum(map(operator.mul, map(self.weights.get, counts, repeat(0.0)), damped))
-        return self.bias + lexical + dot / norm
+        return self.margin_of_tokens(tokens(text))
 
     def raw_probability(self, text: str) -> float:
         z = self.margin(text)
@@ -143,6 +213,18 @@ class MalayDiscriminator:
 
     def calibrated(self, raw: float) -> float:
         return self.calibration(raw) if self.calibration else raw
+
+    def decide(self, text: str) -> tuple[bool, float]:
+        """(is Malay, P(Malay)) for a text known to be Indonesian or Malay: by the document model
+        when the text has two or more segments, else by the sentence model."""
+        if self.document is not None:
+            segments = segment_tokens(text)
+            if len(segments) >= 2:
+                probability, threshold = self.document.probability(
+                    [self.margin_of_tokens(s) for s in segments], [len(s) for s in segments])
+                return probability > threshold, probability
+        raw = self.raw_probability(text)
+        return raw > self.ms_threshold, self.calibrated(raw)
 
 
 class Calibration:
@@ -177,6 +259,7 @@ class Vote:
     letters: int
     ms_probability: float | None = None  # discriminator's calibrated P(Malay), when it ran
     detectors: list[str] = field(default_factory=list)
+    words: int = 0                       # LanguageIdentifier.words_of the prepared text
 
 
 @dataclass
@@ -199,12 +282,15 @@ class Identification:
 
 class LanguageIdentifier:
     def __init__(self, *, min_chars: int, min_confidence: float, reliable_confidence: float,
-                 max_chars: int, discriminator: MalayDiscriminator | None = None,
+                 max_chars: int, short_text_words: int = 0, short_text_max_confidence: float = 1.0,
+                 discriminator: MalayDiscriminator | None = None,
                  calibration: Calibration | None = None):
         self.min_chars = min_chars
         self.min_confidence = min_confidence
         self.reliable_confidence = reliable_confidence
         self.max_chars = max_chars
+        self.short_text_words = short_text_words
+        self.short_text_max_confidence = short_text_max_confidence
         self.cld2 = Cld2Detector()
         self.fasttext = FastTextDetector()
         self.cld3 = Cld3Detector()
@@ -219,20 +305,33 @@ class LanguageIdentifier:
     # --- the vote ---------------------------------------------------------------------------------
 
     def prepare(self, text: str) -> str:
+        """URLs, e-mail addresses and control characters out, runs of spaces collapsed, blank lines
+        dropped (line breaks kept: they separate the discriminator's segments), capped at
+        ``max_chars``."""
         text = CONTROL_RE.sub(" ", _URL_RE.sub(" ", text[: self.max_chars * 2]))
+        if "\n" in text:
+            text = "\n".join(" ".join(line.split()) for line in text.split("\n") if line.strip())
+            return text.strip("\n")[: self.max_chars]
         return " ".join(text.split())[: self.max_chars]
+
+    @staticmethod
+    def words_of(text: str) -> int:
+        """Words, counting ``UNSPACED_CHARS_PER_WORD`` characters of a script written without
+        spaces (Chinese, Japanese, Thai, ...) as one word."""
+        unspaced = len(_UNSPACED_RE.findall(text))
+        if not unspaced:
+            return len(text.split())
+        return len(_UNSPACED_RE.sub("", text).split()) + max(1, unspaced // UNSPACED_CHARS_PER_WORD)
 
     def vote(self, text: str) -> Vote:
         text = self.prepare(text)
-        letters = len(_LETTER_RE.findall(text))
+        letters = len(text) - len(_NON_LETTER_RE.findall(text))
         if letters < self.min_chars:
             return Vote({}, UNDETERMINED, 0.0, letters)
         ballots = [self.cld2.scores(text), self.fasttext.scores(text)]
         names = ["cld2", "fasttext"]
         tops = [max(b, key=b.get) if b else None for b in ballots]
-        fast_exit = (tops[0] is not None and tops[0] == tops[1] and not _indonesian_area(tops[0])
-                     and ballots[0][tops[0]] >= FAST_EXIT_CLD2 and ballots[1][tops[1]] >= FAST_EXIT_FASTTEXT)
-        if not fast_exit:
+        if not self._fast_exit(ballots, tops, letters):
             ballots.append(self.cld3.scores(text))
             names.append("cld3")
             tops.append(max(ballots[2], key=ballots[2].get) if ballots[2] else None)
@@ -260,9 +359,7 @@ class LanguageIdentifier:
         best_other = max(others, key=scores.get) if others else None
         ms_probability = None
         if group >= DISCRIMINATE_FROM and self.discriminator is not None:
-            raw = self.discriminator.raw_probability(text)
-            is_malay = raw > self.discriminator.ms_threshold
-            ms_probability = self.discriminator.calibrated(raw)
+            is_malay, ms_probability = self.discriminator.decide(text)
             scores["ms"] = group * ms_probability
             scores["id"] = group * (1.0 - ms_probability)
         if group > 0 and (best_other is None or group >= scores[best_other]):
@@ -273,7 +370,30 @@ class LanguageIdentifier:
             top_share = group
         else:
             top, top_share = best_other, scores[best_other]
-        return Vote(scores, top, top_share, letters, ms_probability, names)
+        return Vote(scores, top, top_share, letters, ms_probability, names, self.words_of(text))
+
+    @staticmethod
+    def _fast_exit(ballots: list[dict[str, float]], tops: list[str | None], letters: int) -> bool:
+        """CLD2 and fastText agree strongly: no other detector changes the answer.
+
+        * on a language outside the Indonesian area (CLD2 share >= FAST_EXIT_CLD2, fastText >=
+          FAST_EXIT_FASTTEXT);
+        * or on Indonesian/Malay as a group (same thresholds on the group's share, text of at
+          least GROUP_EXIT_LETTERS letters) with no regional language of Indonesia in play in
+          either ballot. The discriminator still splits the group. On the lingua and NER data this
+          exit never changes the group-level answer (bench/language/README.md).
+        """
+        cld2, fasttext = ballots
+        if tops[0] is None or tops[1] is None:
+            return False
+        if tops[0] == tops[1] and not _indonesian_area(tops[0]):
+            return cld2[tops[0]] >= FAST_EXIT_CLD2 and fasttext[tops[1]] >= FAST_EXIT_FASTTEXT
+        if letters < GROUP_EXIT_LETTERS or tops[0] not in MALAY_GROUP or tops[1] not in MALAY_GROUP:
+            return False
+        if (cld2.get("id", 0.0) + cld2.get("ms", 0.0) < FAST_EXIT_CLD2
+                or fasttext.get("id", 0.0) + fasttext.get("ms", 0.0) < FAST_EXIT_FASTTEXT):
+            return False
+        return not any(c in REGIONAL and p >= IN_PLAY_SCORE for b in ballots for c, p in b.items())
 
     # --- calibrated answer ------------------------------------------------------------------------
 
@@ -283,6 +403,8 @@ class LanguageIdentifier:
         base = self.calibration(vote.top_share, vote.letters) if self.calibration else vote.top_share
         if vote.top in MALAY_GROUP and vote.ms_probability is not None:
             base *= vote.ms_probability if vote.top == "ms" else 1.0 - vote.ms_probability
+        if vote.words <= self.short_text_words:
+            base = min(base, self.short_text_max_confidence)
         return max(0.0, min(1.0, base))
 
     def identify(self, text: str) -> Identification:
