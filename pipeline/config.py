@@ -94,6 +94,7 @@ class LanguageSettings:
     span_min_confidence: float
     short_text_words: int
     short_text_max_confidence: float
+    cache_words: int
 
 
 @dataclass(frozen=True)

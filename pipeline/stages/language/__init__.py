@@ -48,7 +48,8 @@ class LanguageStage(Stage):
             min_chars=settings.min_chars, min_confidence=settings.min_confidence,
             reliable_confidence=settings.reliable_confidence, max_chars=settings.max_chars,
             short_text_words=settings.short_text_words,
-            short_text_max_confidence=settings.short_text_max_confidence)
+            short_text_max_confidence=settings.short_text_max_confidence,
+            cache_words=settings.cache_words)
 
     def identify(self, text: str) -> dict[str, Any]:
         """``lang`` for a text (without spans)."""
