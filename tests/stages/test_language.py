@@ -202,3 +202,30 @@ def test_prepare_keeps_lines_and_drops_blank_ones(stage):
 ])
 def test_regional_sentences_are_themselves(stage, text, code):
     assert stage.identify(text)["code"] == code
+
+
+ENGLISH_LINES = ("The company said in a statement that it would continue to invest in the region.\n"
+                 "Read more: download the full report and subscribe to our newsletter for updates.")
+
+
+def test_english_paragraphs_are_no_evidence_for_indonesian_or_malay(stage):
+    page = INDONESIAN_PAGE + "\n" + ENGLISH_LINES
+    lang = stage.identify(page)
+    assert lang["code"] == "id" and lang["reliable"], lang
+    assert [(s["code"], s["start"], s["end"]) for s in stage.spans(page, "id")] == [("id", 0, 6), ("en", 6, 8)]
+    short = ENGLISH_LINES + "\n" + INDONESIAN_PAGE.split("\n")[0]
+    assert stage.identify(short)["code"] in ("id", "en")
+
+
+def test_malay_paragraph_in_an_english_page_is_a_malay_span(stage):
+    page = ENGLISH_LINES + "\n" + MALAY_PAGE.split("\n")[2]
+    lang = stage.identify(page)
+    assert lang["code"] == "en"
+    assert [(s["code"], s["start"], s["end"]) for s in stage.spans(page, "en")] == [("en", 0, 2), ("ms", 2, 3)]
+
+
+def test_the_answer_is_the_top_alternative(stage):
+    for text in (MALAY_PAGE, INDONESIAN_PAGE, *MALAY_PAGE.split("\n"), *INDONESIAN_PAGE.split("\n")):
+        lang = stage.identify(text)
+        top = lang["alternatives"][0]
+        assert lang["code"] in ("und", top["code"]) or top["score"] == lang["alternatives"][1]["score"], lang

@@ -100,14 +100,19 @@ SENTENCE_END_RE = re.compile(r"(?<=[^\W\d_]{2}[.!?])\s+(?=[^\W\d_a-z]|[0-9\"â€œÂ
 MIN_SEGMENT_TOKENS = 3    # shorter lines/sentences (titles, menu items, captions) carry little evidence
 
 
-def segment_tokens(text: str) -> list[list[str]]:
-    """The tokens of each segment of ``text`` (a line, or a sentence of a line) that has at least
-    ``MIN_SEGMENT_TOKENS`` tokens. The discriminator decides a page from the evidence of its
+def segments(text: str) -> list[tuple[str, list[str]]]:
+    """(text, tokens) of each segment of ``text`` (a line, or a sentence of a line) that has at
+    least ``MIN_SEGMENT_TOKENS`` tokens. The discriminator decides a page from the evidence of its
     segments (``identifier.DocumentModel``)."""
-    out: list[list[str]] = []
+    out: list[tuple[str, list[str]]] = []
     for line in text.split("\n"):
         for sentence in SENTENCE_END_RE.split(line):
             words = tokens(sentence)
             if len(words) >= MIN_SEGMENT_TOKENS:
-                out.append(words)
+                out.append((sentence, words))
     return out
+
+
+def segment_tokens(text: str) -> list[list[str]]:
+    """The tokens of each of ``segments(text)``."""
+    return [words for _, words in segments(text)]

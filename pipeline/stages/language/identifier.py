@@ -36,6 +36,7 @@ import gzip
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ from pipeline.stages.language.detectors import (
 from pipeline.stages.language.features import (
     LEXICAL_SCALE,
     lexical_ratio,
-    segment_tokens,
+    segments,
     token_keys,
     tokens,
 )
@@ -107,6 +108,28 @@ class IsotonicMap:
 
     def as_dict(self) -> dict[str, list[float]]:
         return {"x": [round(x, 6) for x in self.xs], "y": [round(y, 6) for y in self.ys]}
+
+
+def in_indonesian_or_malay(cld2: Cld2Detector, segment: str) -> bool:
+    """CLD2 puts Indonesian or Malay on top of this segment (or says nothing): the document model's
+    segment filter on mixed pages (an English paragraph or a Javanese quote says nothing about
+    Indonesian vs Malay)."""
+    ballot = cld2.scores(segment)
+    return not ballot or max(ballot, key=ballot.get) in MALAY_GROUP
+
+
+def _shift_to_half(probability: float, at_threshold: float) -> float:
+    """P(Malay) under the prior that puts the decision threshold at 0.5.
+
+    The thresholds are set above the point where the (benchmark-calibrated, half Indonesian, half
+    Malay) P(Malay) passes 0.5, to keep Indonesian feeds Indonesian: that is a prior favouring
+    Indonesian. Dividing the odds by the odds at the threshold applies that prior, so the reported
+    P(Malay) is > 0.5 exactly when the answer is Malay (and the alternatives agree with the code).
+    """
+    if at_threshold <= 0.5 or probability <= 0.0 or probability >= 1.0:
+        return probability
+    odds = probability / (1.0 - probability) * (1.0 - at_threshold) / min(at_threshold, 1.0 - 1e-9)
+    return odds / (1.0 + odds)
 
 
 class DocumentModel:
@@ -228,23 +251,37 @@ class MalayDiscriminator:
         return self.margin_of_tokens(tokens(text))
 
     def raw_probability(self, text: str) -> float:
-        z = self.margin(text)
-        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+        return self.probability_of_tokens(tokens(text))
 
     def calibrated(self, raw: float) -> float:
         return self.calibration(raw) if self.calibration else raw
 
-    def decide(self, text: str) -> tuple[bool, float]:
-        """(is Malay, P(Malay)) for a text known to be Indonesian or Malay: by the document model
-        when the text has two or more segments, else by the sentence model."""
+    def decide(self, text: str, in_group: Callable[[str], bool] | None = None) -> tuple[bool, float]:
+        """(is Malay, P(Malay)) for a text whose language is Indonesian or Malay: by the document
+        model when the text has two or more segments, else by the sentence model. ``in_group``
+        tells which segments are Indonesian or Malay at all: only those are evidence (an English
+        paragraph says nothing about id vs ms); one such segment is decided as a sentence, none
+        leaves all segments in."""
         if self.document is not None:
-            segments = segment_tokens(text)
-            if len(segments) >= 2:
+            parts = segments(text)
+            if in_group is not None and len(parts) >= 2:
+                kept = [part for part in parts if in_group(part[0])]
+                if len(kept) == 1:
+                    return self._sentence_decision(self.probability_of_tokens(kept[0][1]))
+                parts = kept or parts
+            if len(parts) >= 2:
+                words = [part[1] for part in parts]
                 probability, threshold = self.document.probability(
-                    [self.margin_of_tokens(s) for s in segments], [len(s) for s in segments])
-                return probability > threshold, probability
-        raw = self.raw_probability(text)
-        return raw > self.ms_threshold, self.calibrated(raw)
+                    [self.margin_of_tokens(w) for w in words], [len(w) for w in words])
+                return probability > threshold, _shift_to_half(probability, threshold)
+        return self._sentence_decision(self.raw_probability(text))
+
+    def _sentence_decision(self, raw: float) -> tuple[bool, float]:
+        return raw > self.ms_threshold, _shift_to_half(self.calibrated(raw), self.calibrated(self.ms_threshold))
+
+    def probability_of_tokens(self, words: list[str]) -> float:
+        z = self.margin_of_tokens(words)
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
 class Calibration:
@@ -290,6 +327,7 @@ class Identification:
     alternatives: list[tuple[str, float]]
     guess: str                           # best language even when ``code`` is ``und``
     letters: int
+    group_confidence: float = 0.0        # for Indonesian/Malay: P(Indonesian or Malay), not which
 
     def as_record(self) -> dict[str, Any]:
         return {
@@ -384,7 +422,11 @@ class LanguageIdentifier:
         best_other = max(others, key=scores.get) if others else None
         ms_probability = None
         if group >= DISCRIMINATE_FROM and self.discriminator is not None:
-            is_malay, ms_probability = self.discriminator.decide(text)
+            # a page that also holds another language: only its Indonesian/Malay segments are id/ms
+            # evidence. (Pages of Indonesian/Malay alone keep every segment, as in training: CLD2
+            # misreads short Indonesian or Malay lines often enough to lose evidence.)
+            mixed = any(c not in MALAY_GROUP and p >= IN_PLAY_SCORE for b in ballots[:2] for c, p in b.items())
+            is_malay, ms_probability = self.discriminator.decide(text, self._in_group if mixed else None)
             scores["ms"] = group * ms_probability
             scores["id"] = group * (1.0 - ms_probability)
         if group > 0 and (best_other is None or group >= scores[best_other]):
@@ -398,6 +440,9 @@ class LanguageIdentifier:
         # a text longer than SHORT_TEXT_MAX_CHARS has more words than any sensible short-text limit
         short = len(text) <= SHORT_TEXT_MAX_CHARS and self.words_of(text) <= self.short_text_words
         return Vote(scores, top, top_share, letters, ms_probability, names, short)
+
+    def _in_group(self, segment: str) -> bool:
+        return in_indonesian_or_malay(self.cld2, segment)
 
     @staticmethod
     def _fast_exit(ballots: list[dict[str, float]], tops: list[str | None], letters: int) -> bool:
@@ -425,23 +470,30 @@ class LanguageIdentifier:
     # --- calibrated answer ------------------------------------------------------------------------
 
     def confidence_of(self, vote: Vote) -> float:
+        return self._confidences(vote)[0]
+
+    def _confidences(self, vote: Vote) -> tuple[float, float]:
+        """(confidence of the answer, confidence of its group: for Indonesian or Malay, that the text
+        is one of the two)."""
         if vote.top == UNDETERMINED:
-            return 0.0
-        base = self.calibration(vote.top_share, vote.letters) if self.calibration else vote.top_share
-        if vote.top in MALAY_GROUP and vote.ms_probability is not None:
-            base *= vote.ms_probability if vote.top == "ms" else 1.0 - vote.ms_probability
+            return 0.0, 0.0
+        group = self.calibration(vote.top_share, vote.letters) if self.calibration else vote.top_share
         if vote.short:
-            base = min(base, self.short_text_max_confidence)
-        return max(0.0, min(1.0, base))
+            group = min(group, self.short_text_max_confidence)
+        group = max(0.0, min(1.0, group))
+        if vote.top in MALAY_GROUP and vote.ms_probability is not None:
+            return group * (vote.ms_probability if vote.top == "ms" else 1.0 - vote.ms_probability), group
+        return group, group
 
     def identify(self, text: str) -> Identification:
         vote = self.vote(text)
-        confidence = self.confidence_of(vote)
+        confidence, group_confidence = self._confidences(vote)
         ranked = sorted(vote.scores.items(), key=lambda kv: -kv[1])[:3]
         code = vote.top if confidence >= self.min_confidence else UNDETERMINED
         return Identification(code=code, confidence=confidence,
                               reliable=code != UNDETERMINED and confidence >= self.reliable_confidence,
-                              alternatives=ranked, guess=vote.top, letters=vote.letters)
+                              alternatives=ranked, guess=vote.top, letters=vote.letters,
+                              group_confidence=group_confidence)
 
     def paragraph(self, text: str, page_code: str) -> Identification:
         """One paragraph of a page: a quick CLD2 + fastText check that it is in the page's
@@ -460,5 +512,6 @@ class LanguageIdentifier:
                     agreeing += 1
             if agreeing == 2:
                 return Identification(code=page_code, confidence=1.0, reliable=True,
-                                      alternatives=[(page_code, 1.0)], guess=page_code, letters=letters)
+                                      alternatives=[(page_code, 1.0)], guess=page_code, letters=letters,
+                                      group_confidence=1.0)
         return self.identify(text)
