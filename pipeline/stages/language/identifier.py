@@ -51,6 +51,7 @@ from pipeline.stages.language.detectors import (
 )
 from pipeline.stages.language.features import (
     LEXICAL_SCALE,
+    SENTENCE_END_RE,
     lexical_ratio,
     segments,
     token_keys,
@@ -262,7 +263,7 @@ class MalayDiscriminator:
         tells which segments are Indonesian or Malay at all: only those are evidence (an English
         paragraph says nothing about id vs ms); one such segment is decided as a sentence, none
         leaves all segments in."""
-        if self.document is not None:
+        if self.document is not None and ("\n" in text or SENTENCE_END_RE.search(text)):
             parts = segments(text)
             if in_group is not None and len(parts) >= 2:
                 kept = [part for part in parts if in_group(part[0])]
