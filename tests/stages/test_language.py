@@ -229,3 +229,12 @@ def test_the_answer_is_the_top_alternative(stage):
         lang = stage.identify(text)
         top = lang["alternatives"][0]
         assert lang["code"] in ("und", top["code"]) or top["score"] == lang["alternatives"][1]["score"], lang
+
+
+def test_malay_probability_is_one_half_at_the_threshold():
+    from pipeline.stages.language.identifier import _shift_to_half
+
+    assert _shift_to_half(0.7, 0.7) == pytest.approx(0.5)
+    assert _shift_to_half(0.9, 0.7) > 0.5 > _shift_to_half(0.6, 0.7)
+    assert _shift_to_half(0.3, 0.4) == 0.3          # threshold already below one half: unchanged
+    assert 0.0 < _shift_to_half(0.99, 1.0) < 1.0    # a threshold calibrated to 1.0 stays usable

@@ -129,7 +129,8 @@ def _shift_to_half(probability: float, at_threshold: float) -> float:
     """
     if at_threshold <= 0.5 or probability <= 0.0 or probability >= 1.0:
         return probability
-    odds = probability / (1.0 - probability) * (1.0 - at_threshold) / min(at_threshold, 1.0 - 1e-9)
+    at_threshold = min(at_threshold, 1.0 - 1e-6)
+    odds = probability / (1.0 - probability) * (1.0 - at_threshold) / at_threshold
     return odds / (1.0 + odds)
 
 
