@@ -93,6 +93,9 @@ class LanguageSettings:
     max_chars: int
     span_min_chars: int
     span_min_confidence: float
+    short_text_words: int
+    short_text_max_confidence: float
+    cache_words: int
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ Output on the record::
 * ``spans``: paragraph ranges (the cleaned text has one paragraph per line; ``start`` inclusive,
   ``end`` exclusive, 0-based line numbers) with their language. One span covers a one-language page.
   A paragraph gets a language of its own only when it has at least ``span_min_chars`` letters, is
-  identified with at least ``span_min_confidence`` and is not Indonesian/Malay inside an
+  identified with at least ``span_min_confidence`` (an Indonesian or Malay paragraph in a page of
+  another language: is surely one of the two) and is not Indonesian/Malay inside an
   Indonesian/Malay page (that distinction needs more text than a paragraph); other paragraphs
   (short lines, blank lines) belong to the page language. Empty when the page is ``und``.
 """
@@ -46,7 +47,10 @@ class LanguageStage(Stage):
         self.settings = settings
         self.identifier = LanguageIdentifier.with_shipped_models(
             min_chars=settings.min_chars, min_confidence=settings.min_confidence,
-            reliable_confidence=settings.reliable_confidence, max_chars=settings.max_chars)
+            reliable_confidence=settings.reliable_confidence, max_chars=settings.max_chars,
+            short_text_words=settings.short_text_words,
+            short_text_max_confidence=settings.short_text_max_confidence,
+            cache_words=settings.cache_words)
 
     def identify(self, text: str) -> dict[str, Any]:
         """``lang`` for a text (without spans)."""
@@ -62,12 +66,16 @@ class LanguageStage(Stage):
                 labels.append(None)
                 continue
             guess = self.identifier.paragraph(line, page_code)
-            if (guess.code != UNDETERMINED and guess.letters >= settings.span_min_chars
-                    and guess.confidence >= settings.span_min_confidence):
-                if _same_language(guess.code, page_code):
+            # an Indonesian/Malay paragraph in a page of another language is a span when it is surely
+            # one of the two, even if which one is less sure (its code is the better of the two)
+            sure = (guess.group_confidence if guess.guess in MALAY_GROUP and page_code not in MALAY_GROUP
+                    else guess.confidence)
+            if (guess.guess != UNDETERMINED and guess.letters >= settings.span_min_chars
+                    and sure >= settings.span_min_confidence):
+                if _same_language(guess.guess, page_code):
                     labels.append((page_code, guess.confidence))
                 else:
-                    labels.append((guess.code, guess.confidence))
+                    labels.append((guess.guess, guess.confidence))
             else:
                 labels.append(None)
         spans: list[dict[str, Any]] = []

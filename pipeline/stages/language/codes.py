@@ -7,6 +7,8 @@ script-only pseudo languages (``xx-Latn``); fastText and py3langid use 639-1 whe
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 UNDETERMINED = "und"
 
 _RENAMES = {
@@ -27,6 +29,7 @@ _RENAMES = {
 MALAY_GROUP = ("id", "ms")
 
 
+@lru_cache(maxsize=4096)
 def normalise_code(code: str) -> str:
     """The record's code for a detector's label; ``und`` for labels that are not a language."""
     if code in ("un", "xxx", "") or code.startswith(("xx-", "zz")):
