@@ -120,7 +120,7 @@ def tag(text: str, gaz: Gazetteer) -> list[Mention]:
             if any(s < end and start < e for s, e in ((x.start, x.end) for x in mentions)):
                 continue
             mentions.append(Mention(start, end, text[start:end], "ORG", template.format(country.canonical),
-                                    {"country": dict(country.ids).get("iso3166", "")}, "rule"))
+                                    {"country": dict(country.ids).get("iso3166", "")}, "institution"))
     _mark(tokens, taken, mentions)
 
     # 1. gazetteer, longest match first.

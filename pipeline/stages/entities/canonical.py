@@ -1,0 +1,75 @@
+"""Canonical names and gazetteer ids for entity mentions, whichever tagger found them.
+
+``canonicalise(entities, gaz)`` takes ``{text, label, start, end, ...}`` dicts (our model, a spaCy
+pipeline, the rules) and fills ``canonical`` and ``ids``:
+
+1. Institutions of a country: "Kemlu Rusia", "Kementerian Luar Negeri Rusia", "Russia's Foreign
+   Ministry" -> "Ministry of Foreign Affairs of Russia" (ids: the country's ISO 3166 code).
+2. Gazetteer names (accent- and case-folded): "MOSKWA" -> Moscow (GeoNames 524901), "Perancis" ->
+   France (ISO FR), "AS" -> United States, "PBB" -> United Nations.
+3. People: role words in front are not part of the name ("Presiden Joko Widodo" -> "Joko Widodo"),
+   all-capitals names are title-cased, and a surname alone takes the full name mentioned in the same
+   document ("Peskov" -> "Dmitry Peskov").
+4. Anything else: the mention text with spaces normalised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.stages.entities.gazetteer import Gazetteer
+from pipeline.stages.entities.rules import INSTITUTIONS, ROLE_WORDS, _country_prefix
+
+PERSON_SKIP = ROLE_WORDS | {"the", "sang", "si", "mr.", "mrs."}
+
+
+def institution(text: str, gaz: Gazetteer) -> tuple[str, dict[str, str]] | None:
+    """("Ministry of Foreign Affairs of Russia", {"country": "RU"}) for "Kemlu Rusia", else None."""
+    for pattern, template, country_first in INSTITUTIONS:
+        m = pattern.fullmatch(text)
+        if m is None:
+            continue
+        found = _country_prefix(m.group("c"), gaz, from_end=country_first)
+        if found is not None and (country_first or found[0] == m.group("c")):
+            country = found[1]
+            return template.format(country.canonical), {"country": dict(country.ids).get("iso3166", "")}
+    return None
+
+
+def person_name(text: str) -> str:
+    words = text.replace("\n", " ").split()
+    while len(words) > 1 and words[0].lower().rstrip(".") in PERSON_SKIP:
+        words = words[1:]
+    if words and words[-1].endswith(("'s", "’s")):
+        words[-1] = words[-1][:-2]
+    name = " ".join(words)
+    if name.isupper() and len(name) > 4:
+        name = " ".join(w.capitalize() for w in words)
+    return name
+
+
+def canonicalise(entities: list[dict[str, Any]], gaz: Gazetteer) -> list[dict[str, Any]]:
+    """Fill ``canonical`` and ``ids`` of every entity (in place) and return the list."""
+    full_names: dict[str, str] = {}
+    for ent in entities:
+        text = " ".join(ent["text"].split())
+        found = institution(text, gaz)
+        if found is not None:
+            ent["canonical"], ent["ids"] = found
+            continue
+        entry = gaz.get(text)
+        if entry is not None and (entry.label == ent["label"] or entry.label == "LOC" and ent["label"] != "PER"
+                                  or entry.kind in ("country", "city")):
+            ent["canonical"], ent["ids"] = entry.canonical, dict(entry.ids)
+            continue
+        if ent["label"] == "PER":
+            name = person_name(text)
+            ent["canonical"], ent["ids"] = name, {}
+            if " " in name:
+                full_names.setdefault(name.split()[-1], name)
+        else:
+            ent["canonical"], ent["ids"] = text, {}
+    for ent in entities:  # a surname alone: the full name of the same document
+        if ent["label"] == "PER" and " " not in ent["canonical"] and ent["canonical"] in full_names:
+            ent["canonical"] = full_names[ent["canonical"]]
+    return entities
