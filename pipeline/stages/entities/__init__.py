@@ -19,7 +19,7 @@ from typing import Any
 
 from pipeline.config import EntitiesSettings
 from pipeline.stages.base import Context, Stage
-from pipeline.stages.entities import canonical, gazetteer, rules
+from pipeline.stages.entities import canonical, caseless, gazetteer, rules
 from pipeline.stages.entities.combine import combine
 from pipeline.stages.entities.taggers import RULES_NAME, Registry
 
@@ -39,14 +39,16 @@ class EntityTagger:
     def __init__(self, settings: EntitiesSettings):
         self.settings = settings
         self.gazetteer = gazetteer.load()
+        self.caseless = caseless.load()
         self.registry = Registry(dict(settings.taggers), settings.default_tagger)
 
     def tag(self, text: str, lang: str | None) -> tuple[list[dict[str, Any]], str, int]:
         """(entities, tagger name, mentions dropped on headline lines)."""
         tagger = self.registry.tagger_for(lang)
         model_mentions = tagger.tag(text) if text else []
-        rule_mentions = rules.tag(text, self.gazetteer) if text else []
-        merged = combine(text, model_mentions, rule_mentions, self.gazetteer)
+        rule_mentions = rules.tag(text, self.gazetteer, tagger.common_words) if text else []
+        rule_mentions += self.caseless.tag(text)  # scripts without capitals: no overlap with the above
+        merged = combine(text, model_mentions, rule_mentions, self.gazetteer, tagger.statistical)
         entities = [m.as_dict() for m in merged.mentions[: self.settings.max_entities]]
         canonical.canonicalise(entities, self.gazetteer)
         name = RULES_VERSION if tagger.name == RULES_NAME else f"{tagger.name}+{RULES_VERSION}"

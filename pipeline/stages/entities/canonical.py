@@ -6,17 +6,20 @@ pipeline, the rules) and fills ``canonical`` and ``ids``:
 1. Institutions of a country: "Kemlu Rusia", "Kementerian Luar Negeri Rusia", "Russia's Foreign
    Ministry" -> "Ministry of Foreign Affairs of Russia" (ids: the country's ISO 3166 code).
 2. Gazetteer names (accent- and case-folded): "MOSKWA" -> Moscow (GeoNames 524901), "Perancis" ->
-   France (ISO FR), "AS" -> United States, "PBB" -> United Nations.
+   France (ISO FR), "AS" -> United States, "PBB" -> United Nations; also in scripts without capitals
+   ("موسكو", "莫斯科" -> Moscow; ``caseless.py``).
 3. People: role words in front are not part of the name ("Presiden Joko Widodo" -> "Joko Widodo"),
    all-capitals names are title-cased, and a surname alone takes the full name mentioned in the same
    document ("Peskov" -> "Dmitry Peskov").
-4. Anything else: the mention text with spaces normalised.
+4. Anything else: the mention text with spaces normalised and leading lower-case words ("kota
+   Martakert", "desa Tonashen") left out.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from pipeline.stages.entities import caseless
 from pipeline.stages.entities.gazetteer import Gazetteer
 from pipeline.stages.entities.rules import INSTITUTIONS, ROLE_WORDS, _country_prefix
 
@@ -57,7 +60,7 @@ def canonicalise(entities: list[dict[str, Any]], gaz: Gazetteer) -> list[dict[st
         if found is not None:
             ent["canonical"], ent["ids"] = found
             continue
-        entry = gaz.get(text)
+        entry = gaz.get(text) or caseless.load().names.get(text)
         if entry is not None and (entry.label == ent["label"] or entry.label == "LOC" and ent["label"] != "PER"
                                   or entry.kind in ("country", "city")):
             ent["canonical"], ent["ids"] = entry.canonical, dict(entry.ids)
@@ -68,7 +71,10 @@ def canonicalise(entities: list[dict[str, Any]], gaz: Gazetteer) -> list[dict[st
             if " " in name:
                 full_names.setdefault(name.split()[-1], name)
         else:
-            ent["canonical"], ent["ids"] = text, {}
+            words = text.split()
+            while len(words) > 1 and words[0].islower():  # "kota Martakert" -> "Martakert"
+                words = words[1:]
+            ent["canonical"], ent["ids"] = " ".join(words), {}
     for ent in entities:  # a surname alone: the full name of the same document
         if ent["label"] == "PER" and " " not in ent["canonical"] and ent["canonical"] in full_names:
             ent["canonical"] = full_names[ent["canonical"]]

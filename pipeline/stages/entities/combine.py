@@ -6,8 +6,10 @@ Order of trust, for overlapping spans:
    organisations): a country is a LOC whatever the tagger thought ("Azerbaijan" as PER or ORG is fixed);
 2. the tagger's span, where it does not cut through one of those. A tagger span that holds a gazetteer
    name inside (ORG "Universitas Indonesia", LOC "Kabupaten Sukoharjo") stays whole, except a person
-   span that starts with a country ("Turki Recep Tayyip Erdogan"): the country is split off;
-3. the rules' people (after a role word or a speech verb), where nothing above overlaps.
+   span that starts with a country ("Turki Recep Tayyip Erdogan"): the country is split off, and a span
+   with digits ("F-16 Turki" is not an organisation);
+3. without a model (``rules`` tagger): the rules' people (after a role word or a speech verb), where
+   nothing above overlaps. With a model they are left out (the model finds people better).
 
 Headline-like lines (short, no closing full stop, most words capitalised: titles, "Baca juga" links) fool both the tagger and the
 person rules; there only gazetteer/institution names are kept, plus names the body of the text also
@@ -68,14 +70,28 @@ def _inside(inner: Mention, outer: Mention) -> bool:
     return outer.start <= inner.start and inner.end <= outer.end
 
 
-def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazetteer) -> Combined:
-    """Merged mentions (unsorted labels resolved, canonical names not yet filled)."""
+def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazetteer,
+            statistical: bool = True) -> Combined:
+    """Merged mentions (labels resolved, canonical names not yet filled). ``statistical``: a model
+    tagged ``model``; the rules' people (role words, speech verbs) are then left out: the model finds
+    people better, and the surnames are repeated below either way."""
     fixed = [m for m in rules if m.source in AUTHORITATIVE]
     kept: list[Mention] = []
     for m in model:
         clashes = [f for f in fixed if _overlaps(m, f)]
         if not clashes:
             kept.append(m)
+            continue
+        if m.label == "PER" and all(f.source == "gazetteer" and _inside(f, m) and f.start > m.start
+                                    and gaz.names.get(fold(f.text), None) is not None for f in clashes):
+            kept.append(m)  # "Badrodin Haiti", "Hilton Paris": a place name inside a person's name
+            fixed = [f for f in fixed if f not in clashes]
+            continue
+        entry = gaz.get(m.text)
+        if m.label == "PER" and len(clashes) == 1 and (clashes[0].start, clashes[0].end) == (m.start, m.end) \
+                and entry is not None and entry.kind == "city" and fold(entry.canonical) != fold(m.text):
+            kept.append(m)  # the model's person over a one-word city alias ("Vena" is also Vienna)
+            fixed = [f for f in fixed if f not in clashes]
             continue
         if m.label == "PER":
             # "Turki Recep Tayyip Erdogan": keep the person after the country
@@ -85,15 +101,17 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
                     and rest.group()[:1].isupper():
                 kept.append(Mention(rest.start(), m.end, text[rest.start():m.end], "PER", "", {}, m.source))
             continue
-        if all(_inside(f, m) and (f.start, f.end) != (m.start, m.end) for f in clashes):
-            kept.append(m)  # "Universitas Indonesia": the longer name wins
+        if all(_inside(f, m) and (f.start, f.end) != (m.start, m.end) and f.label == "LOC" for f in clashes) \
+                and not any(ch.isdigit() for ch in m.text):
+            kept.append(m)  # "Universitas Indonesia": the longer name wins over a place inside it
             fixed = [f for f in fixed if f not in clashes]
             continue
         # the tagger's span cuts through a known name, or is one: the known name wins
     merged = fixed + kept
-    for m in rules:
-        if m.source not in AUTHORITATIVE and not any(_overlaps(m, k) for k in merged):
-            merged.append(m)
+    if not statistical:
+        for m in rules:
+            if m.source not in AUTHORITATIVE and not any(_overlaps(m, k) for k in merged):
+                merged.append(m)
 
     # headline lines: only names that are known, or that the body also has
     line_list = lines(text)

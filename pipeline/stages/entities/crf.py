@@ -1,7 +1,9 @@
 """The Indonesian NER model: a linear-chain CRF (CRFsuite) over the features of ``features.py``.
 
-The model directory holds ``model.crfsuite`` (the weights) and ``meta.json.gz`` (the lookup tables the
-features need, the domains the model was trained with, and how it was trained). ``train.py`` writes both.
+The model directory holds ``model.crfsuite`` (the weights) and ``meta.json.gz`` (the words the cased
+training sets write in lower case, the domains the model was trained with, and how it was trained).
+``train.py`` writes both. Word frequencies come from the ``wordfreq`` package at load time (its data
+is CC BY-SA; we do not copy it into the repository).
 
 Domains: the features of NERGrit and NERP sentences are also emitted prefixed by their set's name
 ("frustratingly easy" domain adaptation, with idner-news-2k as the base domain that uses the shared
@@ -15,6 +17,7 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +48,18 @@ def augment(feats: list[list[str]], domain: str, base_domain: str) -> list[list[
     return [attrs + [prefix + a for a in attrs] for attrs in feats]
 
 
+@functools.lru_cache(maxsize=4)
+def word_freq_table(lang: str, wordlist: str = "small") -> dict[str, int]:
+    """Lower-case word -> frequency bucket (log10 frequency + 9) from the wordfreq package's list."""
+    import wordfreq
+
+    return {w: int(math.log10(f) + 9) for w, f in wordfreq.get_frequency_dict(lang, wordlist=wordlist).items()}
+
+
 def build_extractor(meta: dict, gaz: gazetteer_mod.Gazetteer) -> FeatureExtractor:
-    return FeatureExtractor(gaz, frozenset(meta["lowercase_words"]), dict(meta["word_freq"]))
+    source = meta["word_freq"]
+    return FeatureExtractor(gaz, frozenset(meta["lowercase_words"]),
+                            word_freq_table(source["lang"], source["wordlist"]))
 
 
 class CrfTagger:

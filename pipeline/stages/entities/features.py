@@ -59,8 +59,9 @@ def gazetteer_tags(tokens: list[str], folded: list[str], gaz: Gazetteer) -> list
         if not tok[:1].isupper():
             i += 1
             continue
+        longest = gaz.first_words.get(folded[i].replace("-", " ").split(" ")[0], 0)
         matched = 0
-        for size in range(min(MAX_GAZ_TOKENS, n - i), 0, -1):
+        for size in range(min(MAX_GAZ_TOKENS, longest, n - i), 0, -1):
             key = " ".join(folded[i:i + size]).replace("-", " ").replace(" ' ", "'")
             entry = names.get(key)
             if entry is None:

@@ -30,6 +30,8 @@ SPACY_LABELS = {"PERSON": "PER", "PER": "PER", "ORG": "ORG", "GPE": "LOC", "LOC"
 
 class Tagger(Protocol):
     name: str
+    statistical: bool  # False: no model, the rules' people are the only people
+    common_words: frozenset[str]  # lower-case words of the language, if the tagger knows them
 
     def tag(self, text: str) -> list[Mention]: ...
 
@@ -38,21 +40,29 @@ class RulesOnly:
     """No statistical tagger: the gazetteer and rules around it do all the work."""
 
     name = RULES_NAME
+    statistical = False
+    common_words: frozenset[str] = frozenset()
 
     def tag(self, text: str) -> list[Mention]:
         return []
 
 
 class CrfModel:
+    statistical = True
+
     def __init__(self, model: str, domain: str | None):
         self.model = crf.load(model, domain)
         self.name = self.model.name + (f"@{domain}" if domain else "")
+        self.common_words = self.model.extractor.lowercase_words
 
     def tag(self, text: str) -> list[Mention]:
         return [Mention(m.start, m.end, m.text, m.label, "", {}, "model") for m in self.model.tag(text)]
 
 
 class SpacyPipeline:
+    statistical = True
+    common_words: frozenset[str] = frozenset()
+
     def __init__(self, package: str):
         import spacy  # only when configured
 

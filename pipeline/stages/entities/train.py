@@ -1,6 +1,5 @@
 """Train the Indonesian NER model committed under ``models/``.
 
-    .venv/bin/pip install -e '.[train]'     # wordfreq: the word-frequency table the features use
     .venv/bin/python -m pipeline.stages.entities.train            # writes models/id-news-crf/
 
 Data recipe: see :mod:`pipeline.stages.entities.data` (idner-news-2k + NERGrit + NERP train splits from
@@ -14,7 +13,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -28,13 +26,6 @@ ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_EVAL_DIR = ROOT.parent / "shared" / "eval"
 DATASETS = ("idner-news-2k", "nergrit", "nerp")
 VERSION = 1
-
-
-def word_freq_table(lang: str = "id") -> dict[str, int]:
-    """Lower-case word -> Zipf-like bucket (log10 frequency + 9) from wordfreq's small list."""
-    import wordfreq
-
-    return {w: int(math.log10(f) + 9) for w, f in wordfreq.get_frequency_dict(lang, wordlist="small").items()}
 
 
 def training_sentences(eval_dir: Path, datasets: tuple[str, ...], table: dict[str, str]) -> list[data.Sentence]:
@@ -75,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                    "feature.minfreq": args.min_freq},
         "command": "python -m pipeline.stages.entities.train " + " ".join(argv if argv is not None else sys.argv[1:]),
         "lowercase_words": sorted(w for w, form in table.items() if form.islower()),
-        "word_freq": word_freq_table(),
+        "word_freq": {"package": "wordfreq", "lang": "id", "wordlist": "small"},
     }
     extractor = build_extractor(meta, gazetteer.load())
     sents = training_sentences(args.eval_dir, datasets, table)
