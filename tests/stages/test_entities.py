@@ -5,7 +5,16 @@ import pytest
 from pipeline.records import accept_raw, new_record, utc_now
 from pipeline.stages.base import Context
 from pipeline.stages.clean.text_page import extract_text_page
-from pipeline.stages.entities import EntitiesStage, EntityTagger, canonical, crf, data, gazetteer, rules, summarise
+from pipeline.stages.entities import (
+    EntitiesStage,
+    EntityTagger,
+    canonical,
+    crf,
+    data,
+    gazetteer,
+    rules,
+    summarise,
+)
 from pipeline.stages.entities.combine import combine, lines
 from pipeline.stages.entities.rules import Mention
 from pipeline.stages.entities.taggers import Registry
