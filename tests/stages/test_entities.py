@@ -115,6 +115,15 @@ def test_canonicalise_any_taggers_output(gaz):
     assert out["kota Martakert"] == ("Martakert", {})
 
 
+def test_abbreviations_take_their_names_canonical_form(gaz):
+    text = "Mahkamah Konstitusi (MK) memutuskan. Putusan MK final."
+    ents = [{"text": "Mahkamah Konstitusi", "label": "ORG", "start": 0, "end": 19},
+            {"text": "MK", "label": "ORG", "start": 21, "end": 23},
+            {"text": "MK", "label": "ORG", "start": 45, "end": 47}]
+    out = canonical.canonicalise(ents, gaz, text)
+    assert [e["canonical"] for e in out] == ["Mahkamah Konstitusi"] * 3
+
+
 # --- the committed model ---------------------------------------------------------------------------
 
 def test_committed_model_loads_and_tags():

@@ -50,7 +50,7 @@ class EntityTagger:
         rule_mentions += self.caseless.tag(text)  # scripts without capitals: no overlap with the above
         merged = combine(text, model_mentions, rule_mentions, self.gazetteer, tagger.statistical)
         entities = [m.as_dict() for m in merged.mentions[: self.settings.max_entities]]
-        canonical.canonicalise(entities, self.gazetteer)
+        canonical.canonicalise(entities, self.gazetteer, text)
         name = RULES_VERSION if tagger.name == RULES_NAME else f"{tagger.name}+{RULES_VERSION}"
         return entities, name, merged.dropped_in_headlines
 

@@ -11,7 +11,8 @@ pipeline, the rules) and fills ``canonical`` and ``ids``:
 3. People: role words in front are not part of the name ("Presiden Joko Widodo" -> "Joko Widodo"),
    all-capitals names are title-cased, and a surname alone takes the full name mentioned in the same
    document ("Peskov" -> "Dmitry Peskov").
-4. Anything else: the mention text with spaces normalised and leading lower-case words ("kota
+4. Abbreviations defined in the text: "Mahkamah Konstitusi (MK)" -> MK is "Mahkamah Konstitusi".
+5. Anything else: the mention text with spaces normalised and leading lower-case words ("kota
    Martakert", "desa Tonashen") left out.
 """
 
@@ -51,31 +52,50 @@ def person_name(text: str) -> str:
     return name
 
 
-def canonicalise(entities: list[dict[str, Any]], gaz: Gazetteer) -> list[dict[str, Any]]:
-    """Fill ``canonical`` and ``ids`` of every entity (in place) and return the list."""
+def canonicalise(entities: list[dict[str, Any]], gaz: Gazetteer, text: str | None = None) -> list[dict[str, Any]]:
+    """Fill ``canonical`` and ``ids`` of every entity (in place) and return the list. With the
+    ``text`` the offsets point into, abbreviations defined in it take their name's canonical form."""
     full_names: dict[str, str] = {}
     for ent in entities:
-        text = " ".join(ent["text"].split())
-        found = institution(text, gaz)
+        surface = " ".join(ent["text"].split())
+        found = institution(surface, gaz)
         if found is not None:
             ent["canonical"], ent["ids"] = found
             continue
-        entry = gaz.get(text) or caseless.load().names.get(text)
-        if entry is not None and (entry.label == ent["label"] or entry.label == "LOC" and ent["label"] != "PER"
-                                  or entry.kind in ("country", "city")):
+        entry = gaz.get(surface) or caseless.load().names.get(surface)
+        if entry is not None and (entry.label == ent["label"] or entry.label == "LOC" and ent["label"] == "ORG"):
             ent["canonical"], ent["ids"] = entry.canonical, dict(entry.ids)
             continue
         if ent["label"] == "PER":
-            name = person_name(text)
+            name = person_name(surface)
             ent["canonical"], ent["ids"] = name, {}
             if " " in name:
                 full_names.setdefault(name.split()[-1], name)
         else:
-            words = text.split()
+            words = surface.split()
             while len(words) > 1 and words[0].islower():  # "kota Martakert" -> "Martakert"
                 words = words[1:]
             ent["canonical"], ent["ids"] = " ".join(words), {}
     for ent in entities:  # a surname alone: the full name of the same document
         if ent["label"] == "PER" and " " not in ent["canonical"] and ent["canonical"] in full_names:
             ent["canonical"] = full_names[ent["canonical"]]
+    _abbreviations(entities, text)
     return entities
+
+
+def _abbreviations(entities: list[dict[str, Any]], text: str | None) -> None:
+    """"Partai Persatuan Pembangunan (PPP)": PPP, here and elsewhere in the text, takes the name's
+    canonical form (unless the gazetteer knows PPP)."""
+    if not text:
+        return
+    ordered = sorted(entities, key=lambda e: e["start"])
+    expansions: dict[str, dict[str, Any]] = {}
+    for name, abbr in zip(ordered, ordered[1:], strict=False):
+        between = text[name["end"]:abbr["start"]]
+        if between.strip() == "(" and text[abbr["end"]:abbr["end"] + 1] == ")" and abbr["text"].isupper() \
+                and " " in name["canonical"] and abbr["label"] == name["label"] and not abbr["ids"]:
+            expansions.setdefault(abbr["text"], name)
+    for ent in entities:
+        name = expansions.get(ent["text"])
+        if name is not None and not ent["ids"] and ent["label"] == name["label"]:
+            ent["canonical"], ent["ids"] = name["canonical"], dict(name["ids"])

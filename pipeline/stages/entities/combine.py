@@ -5,9 +5,9 @@ Order of trust, for overlapping spans:
 1. institutions of a country ("Kemlu Rusia") and gazetteer names (countries, cities, regions, known
    organisations): a country is a LOC whatever the tagger thought ("Azerbaijan" as PER or ORG is fixed);
 2. the tagger's span, where it does not cut through one of those. A tagger span that holds a gazetteer
-   name inside (ORG "Universitas Indonesia", LOC "Kabupaten Sukoharjo") stays whole, except a person
-   span that starts with a country ("Turki Recep Tayyip Erdogan"): the country is split off, and a span
-   with digits ("F-16 Turki" is not an organisation);
+   name inside (ORG "Universitas Indonesia", LOC "Gedung DPR", PER "Badrodin Haiti") stays whole if
+   its other words are plain words, except a person span that starts with a country ("Turki Recep
+   Tayyip Erdogan": the country is split off); "F-16 Turki" or "ARRAHMAHNEWS.COM Kremlin" do not;
 3. without a model (``rules`` tagger): the rules' people (after a role word or a speech verb), where
    nothing above overlaps. With a model they are left out (the model finds people better).
 
@@ -101,9 +101,9 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
                     and rest.group()[:1].isupper():
                 kept.append(Mention(rest.start(), m.end, text[rest.start():m.end], "PER", "", {}, m.source))
             continue
-        if all(_inside(f, m) and (f.start, f.end) != (m.start, m.end) and f.label == "LOC" for f in clashes) \
-                and not any(ch.isdigit() for ch in m.text):
-            kept.append(m)  # "Universitas Indonesia": the longer name wins over a place inside it
+        if all(_inside(f, m) and (f.start, f.end) != (m.start, m.end) for f in clashes) \
+                and _name_words(text, m, clashes):
+            kept.append(m)  # "Universitas Indonesia", "Gedung DPR": the longer name wins
             fixed = [f for f in fixed if f not in clashes]
             continue
         # the tagger's span cuts through a known name, or is one: the known name wins
@@ -135,6 +135,21 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
     merged.sort(key=lambda m: m.start)
     result.mentions = merged
     return result
+
+
+NAME_WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
+
+
+def _name_words(text: str, outer: Mention, inner: list[Mention]) -> bool:
+    """The words of ``outer`` outside the known names are plain words ("Universitas", "Gedung"),
+    not a dateline ("ARRAHMAHNEWS.COM Kremlin") or a model number ("F-16 Turki")."""
+    pos, rest = outer.start, []
+    for f in sorted(inner, key=lambda x: x.start):
+        rest.append(text[pos:f.start])
+        pos = f.end
+    rest.append(text[pos:outer.end])
+    words = " ".join(rest).split()
+    return bool(words) and all(NAME_WORD.fullmatch(w) and not (w.isupper() and len(w) > 5) for w in words)
 
 
 def _one_label_per_name(mentions: list[Mention]) -> list[Mention]:
