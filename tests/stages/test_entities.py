@@ -307,3 +307,20 @@ def test_scripts_without_capitals_get_countries_and_cities(settings):
             assert out["text"][e["start"]:e["end"]] == e["text"]
             if e["canonical"] == "France":
                 assert e["ids"] == {"iso3166": "FR"}
+
+
+def test_an_installed_spacy_pipeline_is_used_when_configured(settings, tmp_path):
+    spacy = pytest.importorskip("spacy")  # not a dependency: only where a spaCy pipeline is installed
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "PERSON", "pattern": "Antony Blinken"}, {"label": "GPE", "pattern": "Perancis"},
+                        {"label": "ORG", "pattern": "State Department"}])
+    nlp.to_disk(tmp_path / "pipe")
+    cfg = dataclasses.replace(settings.stages.entities, taggers={"en": f"spacy:{tmp_path / 'pipe'}"})
+    stage = EntitiesStage(cfg)
+    text = "Antony Blinken of the State Department flew to Perancis and then Moscow."
+    out = stage.run(_record(text, "en"), Context(worker="test"))
+    assert out["entities_tagger"].startswith("spacy:") and out["entities_tagger"].endswith("+rules")
+    got = {(e["text"], e["label"], e["canonical"]) for e in out["entities"]}
+    assert {("Antony Blinken", "PER", "Antony Blinken"), ("State Department", "ORG", "State Department"),
+            ("Perancis", "LOC", "France"), ("Moscow", "LOC", "Moscow")} <= got
