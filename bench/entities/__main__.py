@@ -16,6 +16,7 @@ Throughput: the stage on ~3 KB documents made of dev sentences (one worker, one 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -122,15 +123,20 @@ def main(argv: list[str] | None = None) -> int:
     docs = documents(dev["idner-news-2k"] + dev["nergrit"])
     docs = (docs * (args.docs // max(1, len(docs)) + 1))[: args.docs]
     mean_kb = sum(len(d) for d in docs) / len(docs) / 1000
-    rates = []
+    rules_only = EntityTagger(dataclasses.replace(settings.stages.entities, taggers={}, default_tagger="rules"))
+    rates: dict[str, list[float]] = {"stage": [], "rules": []}
     for _ in range(args.runs):
-        t0 = time.perf_counter()
-        for doc in docs:
-            stage.tag(doc, "id")
-        rates.append(len(docs) / (time.perf_counter() - t0))
+        for name, tagger in (("stage", stage), ("rules", rules_only)):
+            t0 = time.perf_counter()
+            for doc in docs:
+                tagger.tag(doc, "id")
+            rates[name].append(len(docs) / (time.perf_counter() - t0))
     size = sum(p.stat().st_size for p in model.model_dir.iterdir())
-    print(f"\nthroughput: {statistics.median(rates):.1f} docs/s (median of {args.runs} runs of {len(docs)} docs, "
-          f"{mean_kb:.1f} KB each, one process; runs: {', '.join(f'{r:.1f}' for r in rates)})")
+    stage_rate, rules_rate = statistics.median(rates["stage"]), statistics.median(rates["rules"])
+    print(f"\nthroughput: {stage_rate:.1f} docs/s (median of {args.runs} runs of {len(docs)} docs, "
+          f"{mean_kb:.1f} KB each, one process; runs: {', '.join(f'{r:.1f}' for r in rates['stage'])})")
+    print(f"baseline, same runs: gazetteer+rules only (no model) {rules_rate:.1f} docs/s; "
+          f"the model costs {100 * (1 - stage_rate / rules_rate):.0f}% of that")
     print(f"memory: {rss_mb():.0f} MB RSS (this process, stage loaded and run)")
     print(f"model size: {size / 1e6:.1f} MB on disk ({model.model_dir.name})")
     return 0
