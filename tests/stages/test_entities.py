@@ -102,7 +102,8 @@ def test_canonicalise_any_taggers_output(gaz):
             {"text": "Widodo", "label": "PER", "start": 0, "end": 6},
             {"text": "DMITRY PESKOV", "label": "PER", "start": 0, "end": 13},
             {"text": "Partai  Golkar", "label": "ORG", "start": 0, "end": 14},
-            {"text": "kota Martakert", "label": "LOC", "start": 0, "end": 14}]
+            {"text": "kota Martakert", "label": "LOC", "start": 0, "end": 14},
+            {"text": "Kementerian pertahanan Armenia", "label": "ORG", "start": 0, "end": 30}]
     out = {e["text"]: (e["canonical"], e["ids"]) for e in canonical.canonicalise(ents, gaz)}
     assert out["MOSKWA"] == ("Moscow", {"geonames": "524901"})
     assert out["Perancis"] == ("France", {"iso3166": "FR"})
@@ -113,6 +114,7 @@ def test_canonicalise_any_taggers_output(gaz):
     assert out["DMITRY PESKOV"] == ("Dmitry Peskov", {})
     assert out["Partai  Golkar"] == ("Partai Golkar", {})
     assert out["kota Martakert"] == ("Martakert", {})
+    assert out["Kementerian pertahanan Armenia"] == ("Ministry of Defence of Armenia", {"country": "AM"})
 
 
 def test_abbreviations_take_their_names_canonical_form(gaz):

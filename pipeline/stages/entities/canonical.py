@@ -29,8 +29,9 @@ PERSON_SKIP = ROLE_WORDS | {"the", "sang", "si", "mr.", "mrs."}
 
 def institution(text: str, gaz: Gazetteer) -> tuple[str, dict[str, str]] | None:
     """("Ministry of Foreign Affairs of Russia", {"country": "RU"}) for "Kemlu Rusia", else None."""
+    titled = " ".join(w[:1].upper() + w[1:] for w in text.split())  # "Kementerian pertahanan Armenia"
     for pattern, template, country_first in INSTITUTIONS:
-        m = pattern.fullmatch(text)
+        m = pattern.fullmatch(text) or pattern.fullmatch(titled)
         if m is None:
             continue
         found = _country_prefix(m.group("c"), gaz, from_end=country_first)

@@ -3,13 +3,12 @@ how the word is usually written, and what the gazetteer knows about the span it 
 
 from __future__ import annotations
 
-import re
 import unicodedata
 
 from pipeline.stages.entities.gazetteer import Gazetteer
 
 MAX_GAZ_TOKENS = 5
-_SHAPE_MAP: dict[str, str] = {}
+_SHAPE_MAP: dict[str, str] = {}  # word -> shape, bounded (a worker runs for days)
 
 
 def _char_class(ch: str) -> str:
@@ -43,9 +42,6 @@ def _fold(word: str) -> str:
         return word.lower()
     text = unicodedata.normalize("NFKD", word)
     return "".join(ch for ch in text if not unicodedata.combining(ch)).lower().replace("’", "'")
-
-
-_PUNCT = re.compile(r"^\W+$")
 
 
 def gazetteer_tags(tokens: list[str], folded: list[str], gaz: Gazetteer) -> list[str]:
