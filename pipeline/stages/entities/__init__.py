@@ -41,6 +41,7 @@ class EntityTagger:
         self.gazetteer = gazetteer.load()
         self.caseless = caseless.load()
         self.registry = Registry(dict(settings.taggers), settings.default_tagger)
+        self.registry.preload()
 
     def tag(self, text: str, lang: str | None) -> tuple[list[dict[str, Any]], str, int]:
         """(entities, tagger name, mentions dropped on headline lines)."""

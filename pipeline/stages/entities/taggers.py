@@ -104,6 +104,12 @@ class Registry:
             if kind not in ("crf", "spacy", RULES_NAME):
                 raise ValueError(f"unknown tagger spec {spec!r} (crf:<model>[@domain], spacy:<package> or rules)")
 
+    def preload(self) -> None:
+        """Load every configured tagger now (a worker is then ready before its first record)."""
+        for lang in self.by_language:
+            self.tagger_for(lang)
+        self.tagger_for(None)
+
     def spec_for(self, lang: str | None) -> str:
         code = (lang or "").lower()
         return self.by_language.get(code) or self.by_language.get(code.split("-")[0]) or self.default
