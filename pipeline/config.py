@@ -101,6 +101,8 @@ class LanguageSettings:
 @dataclass(frozen=True)
 class EntitiesSettings:
     max_entities: int
+    taggers: dict[str, str]  # language code -> "crf:<model>[@domain]" | "spacy:<package>" | "rules"
+    default_tagger: str
 
 
 @dataclass(frozen=True)

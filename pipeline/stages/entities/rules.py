@@ -101,7 +101,10 @@ def _entry_mention(start: int, end: int, surface: str, entry: Entry, source: str
     return Mention(start, end, surface, entry.label, entry.canonical, dict(entry.ids), source)
 
 
-def tag(text: str, gaz: Gazetteer) -> list[Mention]:
+def tag(text: str, gaz: Gazetteer, common_words: frozenset[str] = frozenset()) -> list[Mention]:
+    """Mentions found by the gazetteer and the rules. ``common_words``: lower-case words of the text's
+    language ("kita", "bukan"); a one-word name of a smaller city, or another language's name of a big
+    one ("Kita" is Quito), that is also one of them is not taken ("Baku" is)."""
     tokens = [(m.start(), m.end(), m.group()) for m in TOKEN.finditer(text)]
     taken = [False] * len(tokens)
     mentions: list[Mention] = []
@@ -120,7 +123,7 @@ def tag(text: str, gaz: Gazetteer) -> list[Mention]:
             if any(s < end and start < e for s, e in ((x.start, x.end) for x in mentions)):
                 continue
             mentions.append(Mention(start, end, text[start:end], "ORG", template.format(country.canonical),
-                                    {"country": dict(country.ids).get("iso3166", "")}, "rule"))
+                                    {"country": dict(country.ids).get("iso3166", "")}, "institution"))
     _mark(tokens, taken, mentions)
 
     # 1. gazetteer, longest match first.
@@ -129,7 +132,12 @@ def tag(text: str, gaz: Gazetteer) -> list[Mention]:
         if taken[i] or not tokens[i][2][:1].isupper():
             i += 1
             continue
-        for n in range(min(gaz.max_tokens, len(tokens) - i), 0, -1):
+        first = fold(tokens[i][2]).split(" ")[0]
+        longest = gaz.first_words.get(first, 0)
+        if not longest:
+            i += 1
+            continue
+        for n in range(min(longest, len(tokens) - i), 0, -1):
             if any(taken[i:i + n]):
                 continue
             start, end = tokens[i][0], tokens[i + n - 1][1]
@@ -138,8 +146,10 @@ def tag(text: str, gaz: Gazetteer) -> list[Mention]:
                 continue
             key = fold(surface)
             entry = gaz.names.get(key)
-            if entry and n == 1 and entry.kind == "city" and _followed_by_name(text, tokens, i, gaz):
-                continue  # "Vladimir Putin", "Paris Hilton": a first name, not the city
+            if entry and n == 1 and entry.kind == "city" and (_followed_by_name(text, tokens, i, gaz)
+                                                              or key in common_words
+                                                              and (not entry.major or fold(entry.canonical) != key)):
+                continue  # "Vladimir Putin", "Paris Hilton": a first name, not the city; "Kita": "we"
             if entry and _case_ok(surface, key):
                 mentions.append(_entry_mention(start, end, surface, entry, "gazetteer"))
                 for k in range(i, i + n):

@@ -1,0 +1,190 @@
+"""The layer around any tagger: gazetteer and rules first, the tagger's spans where they add to them,
+headline lines checked, one label per name in a document, and names repeated where they recur.
+
+Order of trust, for overlapping spans:
+1. institutions of a country ("Kemlu Rusia") and gazetteer names (countries, cities, regions, known
+   organisations): a country is a LOC whatever the tagger thought ("Azerbaijan" as PER or ORG is fixed);
+2. the tagger's span, where it does not cut through one of those. A tagger span that holds a gazetteer
+   name inside (ORG "Universitas Indonesia", LOC "Gedung DPR", PER "Badrodin Haiti") stays whole if
+   its other words are plain words, except a person span that starts with a country ("Turki Recep
+   Tayyip Erdogan": the country is split off); "F-16 Turki" or "ARRAHMAHNEWS.COM Kremlin" do not;
+3. without a model (``rules`` tagger): the rules' people (after a role word or a speech verb), where
+   nothing above overlaps. With a model they are left out (the model finds people better).
+
+Headline-like lines (short, no closing full stop, most words capitalised: titles, "Baca juga" links) fool both the tagger and the
+person rules; there only gazetteer/institution names are kept, plus names the body of the text also
+has. Then each name takes one label (the gazetteer's, else the majority), and untagged repeats of a
+tagged name, or of a person's surname, are tagged too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from pipeline.stages.entities.gazetteer import Gazetteer, fold
+from pipeline.stages.entities.rules import Mention
+from pipeline.stages.entities.tokens import TOKEN
+
+AUTHORITATIVE = {"gazetteer", "institution"}
+HEADLINE_MIN_WORDS = 3
+HEADLINE_MAX_WORDS = 25
+HEADLINE_CAPITALISED_SHARE = 0.7
+SMALL_WORDS = {"di", "dan", "ke", "dari", "yang", "untuk", "dengan", "atau", "of", "the", "and", "in", "on",
+               "for", "to", "a", "de", "la", "el", "le", "des", "du", "y", "e", "da", "do", "van", "der"}
+
+
+@dataclass
+class Line:
+    start: int
+    end: int
+    headline: bool
+
+
+@dataclass
+class Combined:
+    mentions: list[Mention] = field(default_factory=list)
+    dropped_in_headlines: int = 0
+
+
+def lines(text: str) -> list[Line]:
+    out = []
+    pos = 0
+    for raw in text.split("\n"):
+        words = [w for w in TOKEN.findall(raw) if w[:1].isalpha() and w.lower() not in SMALL_WORDS]
+        capitalised = sum(1 for w in words if w[:1].isupper())
+        headline = (HEADLINE_MIN_WORDS <= len(words) <= HEADLINE_MAX_WORDS
+                    and not raw.rstrip().endswith((".", "!", "?", ":", '"', "”", ","))
+                    and capitalised / len(words) >= HEADLINE_CAPITALISED_SHARE)
+        out.append(Line(pos, pos + len(raw), headline))
+        pos += len(raw) + 1
+    return out
+
+
+def _overlaps(a: Mention, b: Mention) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
+def _inside(inner: Mention, outer: Mention) -> bool:
+    return outer.start <= inner.start and inner.end <= outer.end
+
+
+def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazetteer,
+            statistical: bool = True) -> Combined:
+    """Merged mentions (labels resolved, canonical names not yet filled). ``statistical``: a model
+    tagged ``model``; the rules' people (role words, speech verbs) are then left out: the model finds
+    people better, and the surnames are repeated below either way."""
+    fixed = [m for m in rules if m.source in AUTHORITATIVE]
+    kept: list[Mention] = []
+    for m in model:
+        clashes = [f for f in fixed if _overlaps(m, f)]
+        if not clashes:
+            kept.append(m)
+            continue
+        if m.label == "PER" and all(f.source == "gazetteer" and _inside(f, m) and f.start > m.start for f in clashes):
+            kept.append(m)  # "Badrodin Haiti", "Hilton Paris": a place name inside a person's name
+            fixed = [f for f in fixed if f not in clashes]
+            continue
+        entry = gaz.get(m.text)
+        if m.label == "PER" and len(clashes) == 1 and (clashes[0].start, clashes[0].end) == (m.start, m.end) \
+                and entry is not None and entry.kind == "city" and fold(entry.canonical) != fold(m.text):
+            kept.append(m)  # the model's person over a one-word city alias ("Vena" is also Vienna)
+            fixed = [f for f in fixed if f not in clashes]
+            continue
+        if m.label == "PER":
+            # "Turki Recep Tayyip Erdogan": keep the person after the country
+            last = max(f.end for f in clashes)
+            rest = TOKEN.search(text, last, m.end)
+            if all(f.start >= m.start for f in clashes) and clashes[0].start == m.start and rest is not None \
+                    and rest.group()[:1].isupper():
+                kept.append(Mention(rest.start(), m.end, text[rest.start():m.end], "PER", "", {}, m.source))
+            continue
+        if all(_inside(f, m) and (f.start, f.end) != (m.start, m.end) for f in clashes) \
+                and _name_words(text, m, clashes):
+            kept.append(m)  # "Universitas Indonesia", "Gedung DPR": the longer name wins
+            fixed = [f for f in fixed if f not in clashes]
+            continue
+        # the tagger's span cuts through a known name, or is one: the known name wins
+    merged = fixed + kept
+    if not statistical:
+        for m in rules:
+            if m.source not in AUTHORITATIVE and not any(_overlaps(m, k) for k in merged):
+                merged.append(m)
+
+    # headline lines: only names that are known, or that the body also has
+    line_list = lines(text)
+    headline_spans = [(ln.start, ln.end) for ln in line_list if ln.headline]
+    result = Combined()
+    if headline_spans:
+        def in_headline(m: Mention) -> bool:
+            return any(s <= m.start < e for s, e in headline_spans)
+
+        body_names = {fold(m.text) for m in merged if not in_headline(m)}
+        filtered = []
+        for m in merged:
+            if in_headline(m) and m.source not in AUTHORITATIVE and fold(m.text) not in body_names:
+                result.dropped_in_headlines += 1
+                continue
+            filtered.append(m)
+        merged = filtered
+
+    merged = _one_label_per_name(merged)
+    merged += _repeats(text, merged, gaz)
+    merged.sort(key=lambda m: m.start)
+    result.mentions = merged
+    return result
+
+
+NAME_WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
+
+
+def _name_words(text: str, outer: Mention, inner: list[Mention]) -> bool:
+    """The words of ``outer`` outside the known names are plain words ("Universitas", "Gedung"),
+    not a dateline ("ARRAHMAHNEWS.COM Kremlin") or a model number ("F-16 Turki")."""
+    pos, rest = outer.start, []
+    for f in sorted(inner, key=lambda x: x.start):
+        rest.append(text[pos:f.start])
+        pos = f.end
+    rest.append(text[pos:outer.end])
+    words = " ".join(rest).split()
+    return bool(words) and all(NAME_WORD.fullmatch(w) and not (w.isupper() and len(w) > 5) for w in words)
+
+
+def _one_label_per_name(mentions: list[Mention]) -> list[Mention]:
+    votes: dict[str, Counter] = defaultdict(Counter)
+    known: dict[str, str] = {}
+    for m in mentions:
+        key = fold(m.text)
+        votes[key][m.label] += 1
+        if m.source in AUTHORITATIVE:
+            known[key] = m.label
+    for m in mentions:
+        key = fold(m.text)
+        m.label = known.get(key) or max(votes[key].items(), key=lambda kv: (kv[1], kv[0] == m.label))[0]
+    return mentions
+
+
+def _repeats(text: str, mentions: list[Mention], gaz: Gazetteer) -> list[Mention]:
+    """Untagged occurrences of names tagged elsewhere in the document, and surnames of people."""
+    names: dict[str, str] = {}
+    for m in mentions:
+        if len(m.text) >= 3 and m.text[:1].isupper() and "\n" not in m.text:
+            names.setdefault(m.text, m.label)
+            if m.label == "PER" and " " in m.text:
+                surname = m.text.split()[-1]
+                if len(surname) >= 3 and surname[:1].isupper() and gaz.get(surname) is None:
+                    names.setdefault(surname, "PER")
+    if not names:
+        return []
+    taken = sorted((m.start, m.end) for m in mentions)
+    pattern = re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+                         + r")(?![\w-])")
+    added = []
+    for hit in pattern.finditer(text):
+        s, e = hit.span()
+        if any(a < e and s < b for a, b in taken):
+            continue
+        added.append(Mention(s, e, hit.group(), names[hit.group()], "", {}, "consistency"))
+        taken.append((s, e))
+    return added

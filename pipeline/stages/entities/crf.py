@@ -1,0 +1,98 @@
+"""The Indonesian NER model: a linear-chain CRF (CRFsuite) over the features of ``features.py``.
+
+The model directory holds ``model.crfsuite`` (the weights) and ``meta.json.gz`` (the words the cased
+training sets write in lower case, the domains the model was trained with, and how it was trained).
+``train.py`` writes both. Word frequencies come from the ``wordfreq`` package at load time (its data
+is CC BY-SA; we do not copy it into the repository).
+
+Domains: the features of NERGrit and NERP sentences are also emitted prefixed by their set's name
+("frustratingly easy" domain adaptation, with idner-news-2k as the base domain that uses the shared
+features only), so the sets can disagree on conventions (idner-news-2k leaves "serangan Israel"
+untagged, NERGrit tags it; NERP's organisations are companies) without blurring each other. At tagging
+time the model is asked for one domain: news text uses the base domain, ``idner-news-2k``.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pycrfsuite
+
+from pipeline.stages.entities import gazetteer as gazetteer_mod
+from pipeline.stages.entities.data import spans
+from pipeline.stages.entities.features import FeatureExtractor
+from pipeline.stages.entities.tokens import Token, sentences, tokenize
+
+MODELS_DIR = Path(__file__).parent / "models"
+DEFAULT_MODEL = "id-news-crf"
+
+
+@dataclass
+class ModelMention:
+    start: int
+    end: int
+    text: str
+    label: str
+
+
+def augment(feats: list[list[str]], domain: str, base_domain: str) -> list[list[str]]:
+    """Features plus a copy prefixed by the domain; the base domain (news) uses the shared ones only."""
+    if domain == base_domain:
+        return feats
+    prefix = domain + ":"
+    return [attrs + [prefix + a for a in attrs] for attrs in feats]
+
+
+@functools.lru_cache(maxsize=4)
+def word_freq_table(lang: str, wordlist: str = "small") -> dict[str, int]:
+    """Lower-case word -> frequency bucket (log10 frequency + 9) from the wordfreq package's list."""
+    import wordfreq
+
+    return {w: int(math.log10(f) + 9) for w, f in wordfreq.get_frequency_dict(lang, wordlist=wordlist).items()}
+
+
+def build_extractor(meta: dict, gaz: gazetteer_mod.Gazetteer) -> FeatureExtractor:
+    source = meta["word_freq"]
+    return FeatureExtractor(gaz, frozenset(meta["lowercase_words"]),
+                            word_freq_table(source["lang"], source["wordlist"]))
+
+
+class CrfTagger:
+    """Tags PER/ORG/LOC in text with the committed CRF model."""
+
+    def __init__(self, model_dir: Path, domain: str | None = None, gaz: gazetteer_mod.Gazetteer | None = None):
+        self.model_dir = Path(model_dir)
+        with gzip.open(self.model_dir / "meta.json.gz", "rt", encoding="utf-8") as fh:
+            self.meta = json.load(fh)
+        self.domain = domain or self.meta["default_domain"]
+        if self.domain not in self.meta["domains"]:
+            raise ValueError(f"model {self.model_dir.name} knows domains {self.meta['domains']}, not {self.domain!r}")
+        self.extractor = build_extractor(self.meta, gaz or gazetteer_mod.load())
+        self.tagger = pycrfsuite.Tagger()
+        self.tagger.open(str(self.model_dir / "model.crfsuite"))
+        self.name = f"crf:{self.model_dir.name}/{self.meta['version']}"
+
+    def tag_tokens(self, words: list[str]) -> list[str]:
+        """IOB2 tags for one tokenised sentence."""
+        if not words:
+            return []
+        return self.tagger.tag(augment(self.extractor.sentence(words), self.domain, self.meta["base_domain"]))
+
+    def tag(self, text: str, tokens: list[Token] | None = None) -> list[ModelMention]:
+        found = []
+        for sent in sentences(text, tokenize(text) if tokens is None else tokens):
+            tags = self.tag_tokens([t.text for t in sent])
+            for s, e, label in sorted(spans(tags)):
+                start, end = sent[s].start, sent[e - 1].end
+                found.append(ModelMention(start, end, text[start:end], label))
+        return found
+
+
+@functools.lru_cache(maxsize=4)
+def load(name: str = DEFAULT_MODEL, domain: str | None = None) -> CrfTagger:
+    return CrfTagger(MODELS_DIR / name, domain)

@@ -1,0 +1,91 @@
+"""Train the Indonesian NER model committed under ``models/``.
+
+    .venv/bin/python -m pipeline.stages.entities.train            # writes models/id-news-crf/
+
+Data recipe: see :mod:`pipeline.stages.entities.data` (idner-news-2k + NERGrit + NERP train splits from
+``../shared/eval``, labels mapped to PER/ORG/LOC, NERP truecased). The dev splits are never read here.
+CRFsuite's L-BFGS is deterministic: the same data and parameters give the same model. It runs on one
+thread (about 10 minutes here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import time
+from pathlib import Path
+
+import pycrfsuite
+
+from pipeline.stages.entities import data, gazetteer
+from pipeline.stages.entities.crf import DEFAULT_MODEL, MODELS_DIR, augment, build_extractor
+
+ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_EVAL_DIR = ROOT.parent / "shared" / "eval"
+DATASETS = ("idner-news-2k", "nergrit", "nerp")
+VERSION = 1
+
+
+def training_sentences(eval_dir: Path, datasets: tuple[str, ...], table: dict[str, str]) -> list[data.Sentence]:
+    rows = []
+    for name in datasets:
+        sents = data.load(eval_dir, name, "train")
+        if name in data.LOWERCASED_SETS:
+            sents = list(data.truecase(sents, table))
+        rows += sents
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL_DIR)
+    ap.add_argument("--out", type=Path, default=MODELS_DIR / DEFAULT_MODEL)
+    ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--default-domain", default="idner-news-2k")
+    ap.add_argument("--c1", type=float, default=0.2, help="L1 penalty (sparser, smaller model)")
+    ap.add_argument("--c2", type=float, default=1.0, help="L2 penalty")
+    ap.add_argument("--iterations", type=int, default=300)
+    ap.add_argument("--min-freq", type=float, default=2, help="drop features seen fewer times")
+    args = ap.parse_args(argv)
+
+    datasets = tuple(args.datasets.split(","))
+    cased = [s for name in datasets if name not in data.LOWERCASED_SETS
+             for s in data.load(args.eval_dir, name, "train")]
+    table = data.casing_table(cased)
+    meta = {
+        "version": VERSION,
+        "kind": "crfsuite linear-chain CRF, IOB2 over PER/ORG/LOC, domain-augmented features",
+        "datasets": {name: f"ner-{name}.train.jsonl.gz" for name in datasets},
+        "label_maps": {name: data.LABEL_MAPS[name] for name in datasets},
+        "domains": list(datasets),
+        "default_domain": args.default_domain,
+        "base_domain": args.default_domain,
+        "params": {"c1": args.c1, "c2": args.c2, "max_iterations": args.iterations,
+                   "feature.minfreq": args.min_freq},
+        "command": "python -m pipeline.stages.entities.train " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "lowercase_words": sorted(w for w, form in table.items() if form.islower()),
+        "word_freq": {"package": "wordfreq", "lang": "id", "wordlist": "small"},
+    }
+    extractor = build_extractor(meta, gazetteer.load())
+    sents = training_sentences(args.eval_dir, datasets, table)
+    trainer = pycrfsuite.Trainer(verbose=False)
+    for sent in sents:
+        trainer.append(augment(extractor.sentence(sent.tokens), sent.source, args.default_domain), sent.tags)
+    trainer.set_params({"c1": args.c1, "c2": args.c2, "max_iterations": args.iterations,
+                        "feature.possible_transitions": True, "feature.minfreq": args.min_freq})
+    args.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    trainer.train(str(args.out / "model.crfsuite"))
+    meta["sentences"] = {name: sum(1 for s in sents if s.source == name) for name in datasets}
+    meta["train_seconds"] = round(time.time() - t0)
+    with gzip.GzipFile(args.out / "meta.json.gz", "wb", mtime=0) as fh:
+        fh.write(json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+    size = sum(p.stat().st_size for p in args.out.iterdir())
+    print(f"wrote {args.out} ({size / 1e6:.1f} MB) from {len(sents)} sentences in {meta['train_seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
