@@ -205,76 +205,109 @@ class PipelineStatus:
         return out
 
 
-def _older(history: list[Sample], now: Sample, window_s: float) -> Sample | None:
-    """The oldest sample within ``window_s`` before ``now`` (None: ``now`` is the only one)."""
-    chosen = None
+def _baselines(history: list[Sample], now: Sample, window_s: float) -> dict[str, WorkerSample]:
+    """Per worker URL, the sample to compute rates from: its oldest good sample within
+    ``window_s`` before ``now``, else its newest good one before that."""
+    out: dict[str, WorkerSample] = {}
+    older: dict[str, WorkerSample] = {}
     for s in history:
         if s is now or s.at >= now.at:
             break
-        if s.at >= now.at - window_s - 0.5:
-            chosen = s
-            break
-    if chosen is None:
-        earlier = [s for s in history if s.at < now.at]
-        chosen = earlier[-1] if earlier else None
-    return chosen
+        inside = s.at >= now.at - window_s - 0.5
+        for target, w in s.workers:
+            if not w.ok:
+                continue
+            if inside:
+                out.setdefault(target.url, w)
+            else:
+                older[target.url] = w
+    for url, w in older.items():
+        out.setdefault(url, w)
+    return out
 
 
-def _by_worker(sample: Sample) -> dict[str, WorkerSample]:
-    return {t.url: w for t, w in sample.workers if w.ok}
+def _quantiles(window: HistogramSample | None, total: HistogramSample) -> tuple[float | None, float | None, bool]:
+    """p50 and p99 of the window's observations, else of everything since the workers started
+    (the flag says which)."""
+    if window is not None and window.count > 0:
+        return window.quantile(0.5), window.quantile(0.99), True
+    return total.quantile(0.5), total.quantile(0.99), False
+
+
+@dataclass
+class _Sum:
+    """Rates and histograms of the workers of one stage (None: not known for any of them)."""
+
+    in_per_s: float | None = None
+    out_per_s: float | None = None
+    dead_per_s: float | None = None
+    cpu_percent: float | None = None
+    window: HistogramSample | None = None
+    total: HistogramSample = field(default_factory=HistogramSample)
+    e2e_window: HistogramSample | None = None
+    e2e_total: HistogramSample = field(default_factory=HistogramSample)
+
+    @staticmethod
+    def _add(a, b):
+        return b if a is None else a + b
+
+    def add(self, w: WorkerSample, old: WorkerSample | None, at: float) -> float:
+        """Add worker ``w`` measured against ``old``; returns the seconds between them (0: none)."""
+        self.total = self.total + w.processing
+        self.e2e_total = self.e2e_total + w.end_to_end
+        if old is None or at <= old.at:
+            return 0.0
+        dt = at - old.at
+        if old.pid == w.pid:
+            d_in, d_out, d_dead = (_delta(w.records_in, old.records_in), _delta(w.records_out, old.records_out),
+                                   _delta(w.dead_total, old.dead_total))
+            self.cpu_percent = self._add(self.cpu_percent, max(0.0, (w.cpu_s - old.cpu_s) / dt * 100.0))
+            self.window = self._add(self.window, w.processing - old.processing)
+            self.e2e_window = self._add(self.e2e_window, w.end_to_end - old.end_to_end)
+        else:  # restarted in between: everything it counted is new
+            d_in, d_out, d_dead = w.records_in, w.records_out, w.dead_total
+            self.window = self._add(self.window, w.processing)
+            self.e2e_window = self._add(self.e2e_window, w.end_to_end)
+        self.in_per_s = self._add(self.in_per_s, d_in / dt)
+        self.out_per_s = self._add(self.out_per_s, d_out / dt)
+        self.dead_per_s = self._add(self.dead_per_s, d_dead / dt)
+        return dt
 
 
 def _delta(now: float, before: float | None) -> float:
-    """Counter increase; a restarted worker (counter went down) counts from zero."""
+    """Counter increase; a counter that went down (a restart) counts from zero."""
     if before is None or now < before:
         return now
     return now - before
-
-
-def _quantiles(now: HistogramSample, before: HistogramSample | None) -> tuple[float | None, float | None, str]:
-    window = now - before if before is not None else now
-    if window.count > 0 and before is not None:
-        label = "window"
-    else:
-        window, label = now, "since start"
-    p50, p99 = window.quantile(0.5), window.quantile(0.99)
-    return p50, p99, (label if p50 is not None else "")
 
 
 def summarise(history: list[Sample], thresholds: HealthThresholds, expected: dict[str, int] | None = None,
               window_s: float = 60.0, stall_after_s: float = 30.0) -> PipelineStatus:
     """The status at the newest sample of ``history``, rates over the last ``window_s``."""
     now = history[-1]
-    before = _older(history, now, window_s)
-    dt = (now.at - before.at) if before is not None else 0.0
-    earlier = _by_worker(before) if before is not None else {}
-    window_label = f"last {dt:.0f} s" if dt > 0 else ""
-
+    baselines = _baselines(history, now, window_s)
     workers: list[WorkerStatus] = []
-    for target, w in now.workers:
-        stage = w.stage or target.stage or "?"
-        cpu = None
-        old = earlier.get(target.url)
-        if w.ok and old is not None and dt > 0 and old.pid == w.pid:
-            cpu = max(0.0, (w.cpu_s - old.cpu_s) / dt * 100.0)
-        workers.append(WorkerStatus(target.name or target.url, stage, target.url, w.ok, w.ok and w.ready, w.pid,
-                                    w.error, cpu, w.memory_bytes, w.assigned, w.loop_delay_s))
-
     stages: list[StageStatus] = []
-    e2e_now, e2e_before = HistogramSample(), HistogramSample()
-    languages, dedup, labels = {}, {}, {}
+    e2e = _Sum()
+    spans: list[float] = []
+    languages: dict[str, float] = {}
+    dedup: dict[str, float] = {}
+    labels: dict[str, float] = {}
     top: dict[tuple[str, str], float] = {}
     for stage in ALL_STAGES:
         st = StageStatus(stage)
         mine = [(t, w) for t, w in now.workers if (w.stage or t.stage) == stage or (not w.ok and t.stage == stage)]
         st.workers_expected = max(len(mine), (expected or {}).get(stage, 0))
-        proc_now, proc_before = HistogramSample(), HistogramSample()
-        d_in = d_out = d_dead = 0.0
-        cpu_known = False
-        cpu_total = 0.0
+        total = _Sum()
         for target, w in mine:
+            one = _Sum()
+            span = one.add(w, baselines.get(target.url), now.at) if w.ok else 0.0
+            workers.append(WorkerStatus(target.name or target.url, stage, target.url, w.ok, w.ok and w.ready, w.pid,
+                                        w.error, one.cpu_percent, w.memory_bytes, w.assigned, w.loop_delay_s))
             if not w.ok:
                 continue
+            spans.append(span)
+            total.add(w, baselines.get(target.url), now.at)
             st.workers_up += 1
             st.workers_ready += 1 if w.ready else 0
             st.records_in += w.records_in
@@ -283,23 +316,6 @@ def summarise(history: list[Sample], thresholds: HealthThresholds, expected: dic
             for reason, n in w.dead_letters.items():
                 st.dead_by_reason[reason] = st.dead_by_reason.get(reason, 0.0) + n
             st.memory_bytes += w.memory_bytes
-            old = earlier.get(target.url)
-            restarted = old is not None and old.pid != w.pid
-            proc_now = proc_now + w.processing
-            if old is not None and not restarted:
-                proc_before = proc_before + old.processing
-                d_in += _delta(w.records_in, old.records_in)
-                d_out += _delta(w.records_out, old.records_out)
-                d_dead += _delta(w.dead_total, old.dead_total)
-                if dt > 0:
-                    cpu_known = True
-                    cpu_total += max(0.0, (w.cpu_s - old.cpu_s) / dt * 100.0)
-            elif before is not None:  # started (or restarted) within the window: counted from zero
-                d_in, d_out, d_dead = d_in + w.records_in, d_out + w.records_out, d_dead + w.dead_total
-            if stage == "sink":
-                e2e_now = e2e_now + w.end_to_end
-                if old is not None and not restarted:
-                    e2e_before = e2e_before + old.end_to_end
             for k, v in w.languages.items():
                 languages[k] = languages.get(k, 0.0) + v
             for k, v in w.dedup.items():
@@ -308,26 +324,31 @@ def summarise(history: list[Sample], thresholds: HealthThresholds, expected: dic
                 labels[k] = labels.get(k, 0.0) + v
             for label, name, n in w.top_entities:
                 top[(label, name)] = top.get((label, name), 0.0) + n
-        if cpu_known:
-            st.cpu_percent = cpu_total
-        if dt > 0:
-            st.in_per_s, st.out_per_s, st.dead_per_s = d_in / dt, d_out / dt, d_dead / dt
-        p50, p99, label = _quantiles(proc_now, proc_before if before is not None else None)
+        st.in_per_s, st.out_per_s, st.dead_per_s = total.in_per_s, total.out_per_s, total.dead_per_s
+        st.cpu_percent = total.cpu_percent
+        p50, p99, windowed = _quantiles(total.window, total.total)
         st.p50_ms = p50 * 1000 if p50 is not None else None
         st.p99_ms = p99 * 1000 if p99 is not None else None
-        st.latency_window = window_label if label == "window" else label
-        _lag(st, stage, now, history, before, thresholds.lag_growing_s)
+        if p50 is not None:
+            st.latency_window = "window" if windowed else "since start"
+        if stage == "sink":
+            e2e = total
+        _lag(st, stage, now, history, thresholds.lag_growing_s, window_s)
         _verdict(st, thresholds, stall_after_s, [w for _, w in mine if w.ok])
         stages.append(st)
 
-    p50, p99, label = _quantiles(e2e_now, e2e_before if before is not None else None)
+    dt = max(spans, default=0.0)
+    label = f"last {dt:.0f} s" if dt else ""
+    for st in stages:
+        if st.latency_window == "window":
+            st.latency_window = label
+    p50, p99, windowed = _quantiles(e2e.e2e_window, e2e.e2e_total)
     status = PipelineStatus(now.at, OK, "", stages, workers, p50, p99,
-                            window_label if label == "window" else label, window_s=dt, broker_error=now.lag_error,
-                            languages=languages, dedup=dedup, entity_labels=labels,
+                            (label if windowed else "since start") if p50 is not None else "", window_s=dt,
+                            broker_error=now.lag_error, languages=languages, dedup=dedup, entity_labels=labels,
                             top_entities=[{"label": k[0], "name": k[1], "mentions": v}
                                           for k, v in sorted(top.items(), key=lambda kv: -kv[1])[:20]])
-    sink = stages[-1]
-    status.delivered_per_s = sink.out_per_s
+    status.delivered_per_s = stages[-1].out_per_s
     _overall(status, thresholds)
     return status
 
@@ -358,8 +379,8 @@ def lag_trend(points: list[tuple[float, float]]) -> tuple[float, float]:
     return slope, residual
 
 
-def _lag(st: StageStatus, stage: str, now: Sample, history: list[Sample], before: Sample | None,
-         growing_s: float) -> None:
+def _lag(st: StageStatus, stage: str, now: Sample, history: list[Sample], growing_s: float,
+         window_s: float) -> None:
     """Lag now, its change over the window, and whether it grows (a trend that beats the noise of
     records in flight between commits) or stalls (records wait, offsets do not move)."""
     parts = now.lag.get(stage)
@@ -369,10 +390,10 @@ def _lag(st: StageStatus, stage: str, now: Sample, history: list[Sample], before
     st.lag = int(sum(known)) if known else None
     st.broker_short_by = int(sum(p.broker_short_by for p in parts))
     st.partitions = [p.as_dict() for p in parts]
-    if before is not None and st.lag is not None:
-        old = _lag_total(before, stage)
-        if old is not None:
-            st.lag_change = st.lag - old[0]
+    if st.lag is not None:
+        earlier = [x for x in history if now.at - window_s - 0.5 <= x.at < now.at and _lag_total(x, stage)]
+        if earlier:
+            st.lag_change = st.lag - _lag_total(earlier[0], stage)[0]
     series = [(s.at, _lag_total(s, stage)) for s in history if s.at >= now.at - growing_s]
     series = [(t, v) for t, v in series if v is not None]
     if len(series) < 3 or series[-1][0] - series[0][0] < MIN_TREND_S:

@@ -43,7 +43,7 @@ def write(settings: Settings, bootstrap: str, workers: list[dict[str, Any]] | No
             "started_at": started_at, "dashboard_url": dashboard_url, "workers": workers or []}
     _write_atomic(path(settings), orjson.dumps(info, option=orjson.OPT_INDENT_2))
     groups = [{"targets": [w["metrics_url"].split("://", 1)[-1]],
-               "labels": {"stage": w["stage"], "worker": w["name"]}}
+               "labels": {"pipeline_worker": w["name"]}}
               for w in workers or [] if w.get("metrics_url")]
     _write_atomic(targets_path(settings), orjson.dumps(groups, option=orjson.OPT_INDENT_2))
 

@@ -268,17 +268,7 @@ def _watch_consumer(app, stage: str, metrics: WorkerMetrics, source: str) -> Non
 
     app.sensors.add(ProducedOffsets())
 
-    @app.on_rebalance_complete.connect
-    async def now_ready(sender, **kwargs) -> None:
-        metrics.ready = True
-
-    @app.on_partitions_revoked.connect
-    async def rebalancing(sender, revoked, **kwargs) -> None:
-        metrics.ready = False
-
-    @app.timer(interval=1.0)
-    async def watch() -> None:
-        metrics.tick()
+    def refresh_view() -> None:
         consumer = app.consumer
         try:
             assigned = [tp for tp in consumer.assignment() if tp.topic == source]
@@ -299,6 +289,20 @@ def _watch_consumer(app, stage: str, metrics: WorkerMetrics, source: str) -> Non
         view.assigned = frozenset(tp.partition for tp in assigned)
         view.position = position
         view.highwater = highwater
+
+    @app.on_rebalance_complete.connect
+    async def now_ready(sender, **kwargs) -> None:
+        refresh_view()
+        metrics.ready = True
+
+    @app.on_partitions_revoked.connect
+    async def rebalancing(sender, revoked, **kwargs) -> None:
+        metrics.ready = False
+
+    @app.timer(interval=1.0)
+    async def watch() -> None:
+        metrics.tick()
+        refresh_view()
 
 
 def make_worker_app(settings: Settings, stage: str, processor, ready_file: str | None = None,
