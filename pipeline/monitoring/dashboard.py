@@ -101,7 +101,9 @@ class Dashboard:
     """Samples the pipeline in a thread of its own and serves the page and its data."""
 
     def __init__(self, settings: Settings, targets: list[Target], recent: RecentData, port: int | None = None,
-                 fallback: bool = True, expected: dict[str, int] | None = None):
+                 fallback: bool = True, expected: dict[str, int] | None = None, sample_now: bool = True):
+        """``sample_now`` False: sample only once the page or its data is first asked for (a short
+        ``pipeline run --exit-when-done`` pays nothing for a page nobody opens)."""
         self.settings = settings
         self.recent = recent
         self.expected = expected
@@ -117,6 +119,15 @@ class Dashboard:
                                   "/favicon.ico": lambda q: (204, TEXT, b"")},
                                  name="dashboard", fallback=fallback)
         self._thread = threading.Thread(target=self._run, name="dashboard-sampler", daemon=True)
+        self._started = False
+        if sample_now:
+            self._start_sampling()
+
+    def _start_sampling(self) -> None:
+        with self._lock:
+            if self._started or self._stop.is_set():
+                return
+            self._started = True
         self._thread.start()
 
     @property
@@ -158,14 +169,17 @@ class Dashboard:
                 "thresholds": vars(self.settings.monitoring.health)}
 
     def _state(self, query: str):
+        self._start_sampling()
         return 200, JSON, orjson.dumps(self.state(), option=orjson.OPT_NON_STR_KEYS)
 
     def _page(self, query: str):
+        self._start_sampling()
         return 200, HTML, page()
 
     def close(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._started:
+            self._thread.join(timeout=5)
         self.server.close()
         self.collector.close()
 

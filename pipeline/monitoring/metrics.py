@@ -47,7 +47,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -231,6 +239,7 @@ class WorkerMetrics:
         self._last_tick = time.monotonic()
         self.top_entities = SlidingCounter(3600.0, 60.0)
 
+        disable_created_metrics()  # no *_created series: they double the exposition and nothing reads them
         r = self.registry = CollectorRegistry()
         info = Gauge(f"{PREFIX}_worker_info", "The worker: stage, name, host, pid, version.",
                      ["stage", "worker", "host", "pid", "version"], registry=r)

@@ -91,7 +91,8 @@ class StatusCollector:
         scraped = list(self._pool.map(lambda t: scrape(t.url), targets))
         workers = list(zip(targets, scraped, strict=True))
         lag: dict[str, list[PartitionLag]] = {}
-        error = ""
+        error = "" if self.probe is not None else \
+            "no broker known (KAFKA_BOOTSTRAP_SERVERS, --bootstrap, or a running `pipeline run`): lag unknown"
         if self.probe is not None:
             try:
                 lag = self._lag([w for _, w in workers if w.ok])
@@ -446,9 +447,13 @@ def _overall(status: PipelineStatus, th: HealthThresholds) -> None:
     worst = max(status.stages, key=lambda s: SEVERITY[s.level])
     e2e = status.end_to_end_p99_s
     if SEVERITY[worst.level] >= SEVERITY[WARN] or worst.level == STARTING:
-        bad = [s for s in status.stages if s.level == worst.level]
+        by_verdict: dict[str, list[str]] = {}
+        for s in status.stages:
+            if s.level == worst.level:
+                by_verdict.setdefault(s.verdict, []).append(s.stage)
         status.level = worst.level
-        status.verdict = f"{worst.level.upper()}: " + "; ".join(f"{s.stage}: {s.verdict}" for s in bad)
+        status.verdict = f"{worst.level.upper()}: " + "; ".join(
+            f"{', '.join(stages)}: {verdict}" for verdict, stages in by_verdict.items())
     elif e2e is not None and e2e > th.end_to_end_p99_s:
         status.level = WARN
         status.verdict = f"SLOW: end-to-end p99 {e2e:.1f} s (limit {th.end_to_end_p99_s:g} s)"

@@ -176,12 +176,13 @@ class Supervisor:
             return 0
         return want
 
-    def start_dashboard(self, recent) -> None:
+    def start_dashboard(self, recent, sample_now: bool = True) -> None:
         """The web page (``monitoring.dashboard_port``, or a free port when it is taken)."""
         from pipeline.monitoring.dashboard import Dashboard
 
         self.dashboard = Dashboard(self.settings, self.targets(), recent, port=self.dashboard_port,
-                                   expected={w.stage: self.settings.run.workers.get(w.stage, 1) for w in self.workers})
+                                   expected={w.stage: self.settings.run.workers.get(w.stage, 1) for w in self.workers},
+                                   sample_now=sample_now)
         self.console.print(f"dashboard {self.dashboard.url}", highlight=False)
 
     def targets(self):
@@ -307,7 +308,8 @@ class Supervisor:
 
                 recent = RecentData()
                 tracker.listeners.append(recent)
-                self.start_dashboard(recent)
+                # a short batch run samples only if someone opens the page
+                self.start_dashboard(recent, sample_now=not exit_when_done)
             self.wait_ready(self.settings.run.ready_timeout_s)
             self.publish(force=True)
             summary.startup_s = time.monotonic() - t0
