@@ -134,30 +134,47 @@ class _StatsCollector(Collector):
 
 
 class _ConsumerCollector(Collector):
-    """Partitions, offsets and lag; the broker is asked at most every ``lag_cache_s`` seconds."""
+    """Partitions, offsets and lag. The broker is asked in a thread of its own, at most every
+    ``lag_cache_s`` seconds; a scrape waits up to ``WAIT_S`` for a fresh answer, else it gets the
+    last one, so a slow or absent broker never makes a worker look down to Prometheus."""
+
+    WAIT_S = 1.0
 
     def __init__(self, metrics: WorkerMetrics):
         self.m = metrics
-        self._cached_at = 0.0
+        self._asked_at = -1e9
         self._cached: list = []
         self._lock = threading.Lock()
+        self._asking: threading.Thread | None = None
+
+    def _ask(self) -> None:
+        m, view = self.m, self.m.view
+        seen = {p: max(view.position.get(p, 0), view.highwater.get(p, 0)) for p in view.assigned}
+        try:
+            answer = m.probe.group_lag(view.group, view.topic, sorted(view.assigned), seen)
+        except Exception as exc:  # noqa: BLE001 - the metrics go on without lag until the broker answers
+            m.lag_errors.inc()
+            log.warning("lag: the broker did not answer: %s", exc, extra={"stage": m.stage})
+            answer = []
+        with self._lock:
+            self._cached = [p for p in answer if p.partition in view.assigned]
 
     def _lag(self) -> list:
         m = self.m
         view = m.view
         if m.probe is None or view is None or not view.assigned:
             return []
+        started = None
         with self._lock:
-            if time.monotonic() - self._cached_at >= m.lag_cache_s:
-                seen = {p: max(view.position.get(p, 0), view.highwater.get(p, 0)) for p in view.assigned}
-                try:
-                    self._cached = m.probe.group_lag(view.group, view.topic, sorted(view.assigned), seen)
-                except Exception as exc:  # noqa: BLE001 - a scrape must answer even when the broker does not
-                    m.lag_errors.inc()
-                    log.warning("lag: the broker did not answer: %s", exc, extra={"stage": m.stage})
-                    self._cached = []
-                self._cached_at = time.monotonic()
-            return self._cached
+            idle = self._asking is None or not self._asking.is_alive()
+            if idle and time.monotonic() - self._asked_at >= m.lag_cache_s:
+                self._asked_at = time.monotonic()
+                started = self._asking = threading.Thread(target=self._ask, name=f"{m.stage}-lag", daemon=True)
+                started.start()
+        if started is not None:
+            started.join(self.WAIT_S)
+        with self._lock:
+            return [p for p in self._cached if p.partition in view.assigned]
 
     def collect(self):
         m = self.m

@@ -294,6 +294,11 @@ def test_a_real_prometheus_scrapes_every_worker_and_runs_the_rules(live_run, tmp
     import yaml
 
     binary = _prometheus_or_skip()
+    promtool = shutil.which("promtool")
+    assert promtool, "the Debian package prometheus ships promtool"
+    checked = subprocess.run([promtool, "check", "rules", str(MONITORING / "alerts.yml")], capture_output=True,
+                             text=True, timeout=60)
+    assert checked.returncode == 0 and "SUCCESS" in checked.stdout + checked.stderr, checked
     config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
     config["rule_files"] = [str(MONITORING / "alerts.yml")]
