@@ -215,6 +215,7 @@ class Supervisor:
         while True:
             late = [w for w in self.workers if not w.ready_file.exists()]
             if not late:
+                self.publish(force=True)  # the run file gets every worker's metrics port
                 return
             for w in late:
                 if w.proc is not None and w.proc.poll() is not None:
@@ -311,7 +312,6 @@ class Supervisor:
                 # a short batch run samples only if someone opens the page
                 self.start_dashboard(recent, sample_now=not exit_when_done)
             self.wait_ready(self.settings.run.ready_timeout_s)
-            self.publish(force=True)
             summary.startup_s = time.monotonic() - t0
             self.console.print(f"[dim]{len(self.workers)} workers ready in {summary.startup_s:.1f} s; "
                                f"logs in {self.log_dir}/[/dim]")
