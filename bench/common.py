@@ -43,3 +43,24 @@ class Stopwatch:
 
     def __exit__(self, *exc) -> None:
         self.seconds = time.perf_counter() - self.start
+
+
+class Progress:
+    """A progress bar with rate and time left on stderr (only on a terminal) for a benchmark loop:
+    ``with Progress("dedup memory", total=n) as bar: ... bar.advance(k)``."""
+
+    def __init__(self, label: str, total: int | None, unit: str = "records"):
+        from pipeline.progress import progress_bar
+
+        self._bar = progress_bar(label, unit)
+        self._task = self._bar.add_task(label, total=total)
+
+    def __enter__(self) -> Progress:
+        self._bar.start()
+        return self
+
+    def advance(self, n: int = 1) -> None:
+        self._bar.advance(self._task, n)
+
+    def __exit__(self, *exc) -> None:
+        self._bar.stop()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from pipeline import __version__
 
 LOG_LEVELS = ("debug", "info", "warn", "error")
+LOG_FORMATS = ("text", "json")
 
 
 def _settings(args, **overrides):
@@ -18,9 +18,10 @@ def _settings(args, **overrides):
     return config.load(getattr(args, "config", None), overrides=dotted)
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, {"warn": "WARNING"}.get(level.lower(), level.upper())),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+def _setup_logging(level: str, fmt: str = "text") -> None:
+    from pipeline.monitoring.logs import setup
+
+    setup(level, fmt)
 
 
 def cmd_run(args) -> int:
@@ -29,8 +30,11 @@ def cmd_run(args) -> int:
     from pipeline.streaming.supervisor import Supervisor
 
     settings = _settings(args)
+    _setup_logging("warn", args.log_format or settings.run.log_format)
     console = Console(stderr=True)
-    supervisor = Supervisor(settings, sink_targets=args.sink, console=console, log_level=args.log_level)
+    supervisor = Supervisor(settings, sink_targets=args.sink, console=console, log_level=args.log_level,
+                            log_format=args.log_format, dashboard=not args.no_dashboard,
+                            dashboard_port=args.dashboard_port)
     summary = supervisor.run(args.replay, exit_when_done=args.exit_when_done, rate=args.rate, loop=args.loop,
                              timeout_s=args.timeout)
     out = Console()
@@ -45,11 +49,13 @@ def cmd_run(args) -> int:
 def cmd_worker(args) -> int:
     from pipeline.streaming.worker import run_worker
 
-    _setup_logging(args.log_level)
     overrides = {"broker.bootstrap_servers": args.bootstrap} if args.bootstrap else {}
     settings = _settings(args, **overrides)
+    log_format = args.log_format or settings.run.log_format
+    _setup_logging(args.log_level, log_format)
     return run_worker(settings, args.stage, sink_targets=args.sink, log_level=args.log_level,
-                      ready_file=args.ready_file)
+                      ready_file=args.ready_file, metrics_port=args.metrics_port,
+                      metrics_port_fallback=args.metrics_port_fallback, log_format=log_format)
 
 
 def cmd_replay(args) -> int:
@@ -88,11 +94,18 @@ def cmd_enrich(args) -> int:
     except ValueError as exc:
         print(f"pipeline enrich: {exc}", file=sys.stderr)
         return 2
+    from pipeline.progress import track
+
     pipeline = OfflinePipeline(settings, stages, dedup_store=args.dedup_store)
     out = sys.stdout.buffer
+    paths = args.paths or ["-"]
+    # a bar only when stderr is a terminal that does not also receive the records or dead letters
+    show = sys.stderr.isatty() and not sys.stdout.isatty() and not args.no_progress
+    total = sum(1 for _ in read_paths(paths)) if show and "-" not in paths else None
     dead = 0
     try:
-        for _, outcome in pipeline.enrich_items(read_paths(args.paths or ["-"])):
+        items = track(read_paths(paths), "enrich", total=total, enabled=show)
+        for _, outcome in pipeline.enrich_items(items):
             if outcome.record is not None:
                 out.write(orjson.dumps(outcome.record) + b"\n")
             else:
@@ -149,7 +162,8 @@ def cmd_deadletter_replay(args) -> int:
     from pipeline.streaming import deadletters, runfile
 
     settings = runfile.resolve(_settings(args), args.bootstrap)
-    report = deadletters.replay(settings, _selection(args), from_start=args.all, dry_run=args.dry_run)
+    report = deadletters.replay(settings, _selection(args), from_start=args.all, dry_run=args.dry_run,
+                                progress=sys.stderr.isatty())
     verb = "would send" if args.dry_run else "sent"
     total = sum(report.sent.values())
     print(f"{verb} {total} dead letters back to their stages", file=sys.stderr)
@@ -172,6 +186,72 @@ def cmd_topics(args) -> int:
     return 0
 
 
+def _status_settings(args):
+    from pipeline.streaming import runfile
+
+    settings = _settings(args)
+    try:
+        return runfile.resolve(settings, args.bootstrap)
+    except RuntimeError:
+        return settings  # no broker known: the workers' own numbers, without lag
+
+
+def cmd_status(args) -> int:
+    import orjson
+
+    from pipeline.monitoring import view
+    from pipeline.monitoring.status import SEVERITY, targets_of
+
+    settings = _status_settings(args)
+    targets = targets_of(settings, args.target)
+    if args.once or args.json:
+        status = view.collect_once(settings, targets, args.window if args.window is not None else 1.0)
+        if args.json:
+            sys.stdout.buffer.write(orjson.dumps(status.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+        else:
+            view.console_for().print(view.render(status))
+        return 0 if SEVERITY[status.level] < SEVERITY["behind"] else 1
+    view.live(settings, targets, args.window if args.window is not None else 10.0, follow_runfile=not args.target)
+    return 0
+
+
+def cmd_dashboard(args) -> int:
+    import signal
+    import time
+
+    from rich.console import Console
+
+    from pipeline.monitoring.dashboard import Dashboard, RecentData
+    from pipeline.monitoring.status import expected_workers, targets_of
+    from pipeline.streaming import runfile
+    from pipeline.streaming.tracker import DeliveryTracker
+
+    settings = runfile.resolve(_settings(args), args.bootstrap)
+    targets = targets_of(settings, args.target)
+    recent = RecentData()
+    tracker = DeliveryTracker(settings.broker.bootstrap_servers, settings, lookback_s=args.lookback)
+    tracker.listeners.append(recent)
+    dashboard = Dashboard(settings, targets, recent, port=args.port, fallback=args.port is None,
+                          expected=expected_workers(settings, targets))
+    Console(stderr=True).print(f"dashboard {dashboard.url} (Ctrl-C to stop)", highlight=False)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
+            time.sleep(2.0)
+            if not args.target and runfile.running_info(settings):
+                dashboard.set_targets(targets_of(settings))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dashboard.close()
+        tracker.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pipeline", description="Streaming ingestion pipeline for news pages.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -187,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sink", action="append", metavar="KIND:LOCATION", help="sink target(s), e.g. jsonl:out/x.jsonl")
     run.add_argument("--timeout", type=float, default=300.0, help="with --exit-when-done: give up after S seconds")
     run.add_argument("--log-level", choices=LOG_LEVELS, help="log level of the worker processes")
+    run.add_argument("--log-format", choices=LOG_FORMATS, help="worker logs as text or JSON lines (run.log_format)")
+    run.add_argument("--dashboard-port", type=int, help="port of the web dashboard (monitoring.dashboard_port)")
+    run.add_argument("--no-dashboard", action="store_true", help="serve no web dashboard")
     run.set_defaults(func=cmd_run)
 
     worker = sub.add_parser("worker", help="run one stage worker (a Faust app in its own consumer group)")
@@ -194,7 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--bootstrap", help="Kafka bootstrap servers (default: config / KAFKA_BOOTSTRAP_SERVERS)")
     worker.add_argument("--sink", action="append", metavar="KIND:LOCATION", help="for the sink worker: target(s)")
     worker.add_argument("--log-level", choices=LOG_LEVELS, default="warn")
+    worker.add_argument("--log-format", choices=LOG_FORMATS, help="text or JSON lines (default: run.log_format)")
     worker.add_argument("--ready-file", help="touch this file once the worker has its partitions")
+    worker.add_argument("--metrics-port", type=int,
+                        help="serve /metrics, /healthz, /readyz here (default: monitoring.ports; 0: any free port)")
+    worker.add_argument("--metrics-port-fallback", action="store_true",
+                        help="take a free port when the metrics port is in use (written next to --ready-file)")
     worker.set_defaults(func=cmd_worker)
 
     replay = sub.add_parser("replay", help="send raw events from files to the raw topic")
@@ -209,11 +297,32 @@ def build_parser() -> argparse.ArgumentParser:
     enrich.add_argument("--stages", help="comma-separated subset of clean,language,entities,dedup")
     enrich.add_argument("--dedup-store", default="memory", help="memory (default) or a redis:// URL")
     enrich.add_argument("--stats", action="store_true", help="print stage counters to stderr at the end")
+    enrich.add_argument("--no-progress", action="store_true", help="no progress bar on the terminal")
     enrich.set_defaults(func=cmd_enrich)
 
     topics = sub.add_parser("topics", help="create the pipeline's topics on a running broker")
     topics.add_argument("--bootstrap", help="Kafka bootstrap servers (default: config / KAFKA_BOOTSTRAP_SERVERS)")
     topics.set_defaults(func=cmd_topics)
+
+    status = sub.add_parser("status", help="every stage of a running pipeline: workers, rates, lag, latency, health")
+    status.add_argument("--once", action="store_true", help="print once and exit (exit code 1 when behind or down)")
+    status.add_argument("--json", action="store_true", help="one JSON document (implies --once)")
+    status.add_argument("--window", type=float,
+                        help="seconds of rates and latency (default: 10 live, 1 with --once)")
+    status.add_argument("--target", action="append", metavar="[STAGE=]HOST:PORT",
+                        help="a worker's metrics endpoint (repeatable; default: the running `pipeline run`'s "
+                             "workers, else monitoring.ports)")
+    status.add_argument("--bootstrap", help="Kafka bootstrap servers (default: config, or the running pipeline)")
+    status.set_defaults(func=cmd_status)
+
+    dash = sub.add_parser("dashboard", help="serve the web dashboard for a running pipeline")
+    dash.add_argument("--port", type=int, help="port (default: monitoring.dashboard_port, else a free one)")
+    dash.add_argument("--target", action="append", metavar="[STAGE=]HOST:PORT",
+                      help="a worker's metrics endpoint (repeatable; default as for `pipeline status`)")
+    dash.add_argument("--lookback", type=float, default=3600.0,
+                      help="read receipts and dead letters of this many seconds back (default: one hour)")
+    dash.add_argument("--bootstrap", help="Kafka bootstrap servers (default: config, or the running pipeline)")
+    dash.set_defaults(func=cmd_dashboard)
 
     dead = sub.add_parser("deadletter", help="list dead letters, or send them back to their stage")
     dead_sub = dead.add_subparsers(dest="deadletter_command", required=True)

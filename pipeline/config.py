@@ -143,6 +143,29 @@ class RunSettings:
     ready_timeout_s: float
     log_dir: str
     log_level: str
+    log_format: str
+
+
+@dataclass(frozen=True)
+class HealthThresholds:
+    """When ``pipeline status`` and the dashboard call a stage unhealthy (deploy/monitoring's alert
+    rules use the same numbers)."""
+
+    lag_records: int
+    lag_growing_s: float
+    dead_letter_ratio: float
+    end_to_end_p99_s: float
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    host: str
+    ports: dict[str, int]
+    dashboard_port: int
+    sample_interval_s: float
+    lag_cache_s: float
+    stall_after_s: float
+    health: HealthThresholds
 
 
 @dataclass(frozen=True)
@@ -154,6 +177,7 @@ class Settings:
     stages: StageSettings
     sink: SinkSettings
     run: RunSettings
+    monitoring: MonitoringSettings
     source: str = ""  # the file these settings were read from
 
     @property
@@ -323,3 +347,17 @@ def _validate(s: Settings) -> None:
         raise ConfigError("stages.dedup.threshold must be in (0, 1]")
     if not s.sink.targets:
         raise ConfigError("sink.targets is empty")
+    if s.run.log_format not in ("text", "json"):
+        raise ConfigError(f"run.log_format must be \"text\" or \"json\", got {s.run.log_format!r}")
+    m = s.monitoring
+    missing = set(STAGES) - set(m.ports)
+    unknown = set(m.ports) - set(STAGES)
+    if missing or unknown:
+        raise ConfigError("monitoring.ports needs exactly one port per stage "
+                          f"({', '.join(STAGES)}); " + (f"missing {', '.join(sorted(missing))}" if missing
+                                                        else f"unknown {', '.join(sorted(unknown))}"))
+    for name, port in {**m.ports, "dashboard": m.dashboard_port}.items():
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"monitoring port of {name} must be in 0..65535, got {port}")
+    if m.sample_interval_s <= 0 or m.lag_cache_s < 0 or m.stall_after_s <= 0:
+        raise ConfigError("monitoring.sample_interval_s and stall_after_s must be > 0, lag_cache_s >= 0")

@@ -10,11 +10,21 @@ Raw event (topic ``pages.raw``), produced by ``pipeline replay`` or by any crawl
 
 Enriched record (``pages.enriched`` and every sink), schema ``RECORD_SCHEMA``::
 
-    {"schema", "id", "url", "source", "fetched_at", "content_type", "title", "author", "authors",
-     "published", "site", "canonical_url", "declared_lang", "text", "lang": {"code", "confidence", ...},
+    {"schema", "id", "url", "source", "fetched_at", "ingested_at", "content_type", "title", "author",
+     "authors", "published", "site", "canonical_url", "declared_lang", "text",
+     "lang": {"code", "confidence", ...},
      "entities": [{"text", "label", "start", "end", "canonical"}],
      "dedup": {"status", "duplicate_of", "similarity"},
      "trace": [{"stage", "worker", "started_at", "ms"}]}
+
+``fetched_at`` is when the crawler fetched the page; ``ingested_at`` is when the raw event entered
+the pipeline (the timestamp of its message in the raw topic; ``pipeline enrich``: the time it read
+the event). The sink's end-to-end latency is measured from ``ingested_at``.
+
+Delivery receipt (``pages.delivered``), schema ``RECEIPT_SCHEMA``: one per record the sink wrote::
+
+    {"schema", "id", "written_at", "fetched_at", "ingested_at", "latency_ms", "sinks", "worker",
+     "dedup_status", "lang", "title", "site", "url", "entities": [{"canonical", "label", "count"}]}
 
 Dead letter (``pages.deadletter``), schema ``DEADLETTER_SCHEMA``::
 
@@ -135,6 +145,7 @@ class RawEvent:
     url: str | None = None
     source: str | None = None
     trace: tuple[dict[str, Any], ...] = ()
+    ingested_at: str | None = None  # when the event entered the pipeline (ISO-8601)
 
     @property
     def content_type(self) -> str:
@@ -170,7 +181,8 @@ def accept_raw(event: dict[str, Any], received_at: datetime) -> RawEvent:
     if not isinstance(trace, list | tuple):
         raise BadInput(INVALID_EVENT, "'trace' must be a list")
     return RawEvent(id=record_id, fetched_at=fetched_at, body_field=body_field, body=body,
-                    url=event.get("url"), source=event.get("source"), trace=tuple(trace))
+                    url=event.get("url"), source=event.get("source"), trace=tuple(trace),
+                    ingested_at=iso(received_at))
 
 
 def new_record(event: RawEvent) -> dict[str, Any]:
@@ -181,6 +193,7 @@ def new_record(event: RawEvent) -> dict[str, Any]:
         "url": event.url,
         "source": event.source,
         "fetched_at": event.fetched_at,
+        "ingested_at": event.ingested_at,
         "content_type": event.content_type,
         "title": None,
         "author": None,
@@ -254,17 +267,46 @@ def id_hint(payload: bytes | None, key: bytes | None) -> str | None:
     return None
 
 
-def receipt(record: dict[str, Any], sink_names: list[str], worker: str) -> dict[str, Any]:
-    """What the sink worker publishes after a record is durably written."""
+RECEIPT_TITLE_CHARS = 200
+RECEIPT_ENTITIES = 10
+
+
+def latency_s(record: dict[str, Any], now: datetime) -> float | None:
+    """Seconds from the record's ``ingested_at`` to ``now``; None when it has no valid one."""
+    value = record.get("ingested_at")
+    if not isinstance(value, str):
+        return None
+    try:
+        return max(0.0, (now - parse_iso(value)).total_seconds())
+    except ValueError:
+        return None
+
+
+def receipt(record: dict[str, Any], sink_names: list[str], worker: str,
+            written_at: datetime | None = None) -> dict[str, Any]:
+    """What the sink worker publishes after a record is durably written: enough for a dashboard to
+    show the record (title, site, language, dedup verdict, main entities) without reading the sink."""
+    written_at = written_at or utc_now()
     dedup = record.get("dedup") or {}
     lang = record.get("lang") or {}
+    latency = latency_s(record, written_at)
+    title = record.get("title")
+    summary = record.get("entity_summary")
+    entities = [{"canonical": e.get("canonical"), "label": e.get("label"), "count": e.get("count")}
+                for e in summary[:RECEIPT_ENTITIES] if isinstance(e, dict)] if isinstance(summary, list) else []
     return {
         "schema": RECEIPT_SCHEMA,
         "id": record["id"],
-        "written_at": iso(utc_now()),
+        "written_at": iso(written_at),
         "fetched_at": record.get("fetched_at"),
+        "ingested_at": record.get("ingested_at"),
+        "latency_ms": round(latency * 1000, 1) if latency is not None else None,
         "sinks": sink_names,
         "worker": worker,
         "dedup_status": dedup.get("status"),
         "lang": lang.get("code"),
+        "title": title[:RECEIPT_TITLE_CHARS] if isinstance(title, str) else None,
+        "site": record.get("site"),
+        "url": record.get("url"),
+        "entities": entities,
     }

@@ -52,3 +52,15 @@ def test_memory_dedup_store_with_several_dedup_workers_is_refused():
     with pytest.raises(ConfigError, match="private to one process"):
         config.load(CONFIG, env={"PIPELINE__STAGES__DEDUP__STORE": "memory",
                                  "PIPELINE__RUN__WORKERS": "{ clean = 1, language = 1, entities = 1, dedup = 2, sink = 1 }"})
+
+
+def test_monitoring_needs_a_port_per_stage_and_known_log_format():
+    s = config.load(CONFIG, env={})
+    assert s.monitoring.ports == {"clean": 9110, "language": 9120, "entities": 9130, "dedup": 9140, "sink": 9150}
+    assert s.run.log_format == "text"
+    with pytest.raises(ConfigError, match="monitoring.ports"):
+        config.load(CONFIG, env={"PIPELINE__MONITORING__PORTS": "{clean = 1}"})
+    with pytest.raises(ConfigError, match="log_format"):
+        config.load(CONFIG, env={"PIPELINE__RUN__LOG_FORMAT": "xml"})
+    with pytest.raises(ConfigError, match="0..65535"):
+        config.load(CONFIG, env={"PIPELINE__MONITORING__DASHBOARD_PORT": "70000"})

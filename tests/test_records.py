@@ -66,3 +66,25 @@ def test_wire_round_trip():
     rec = records.new_record(records.accept_raw({"text": "héllo"}, T))
     assert records.decode(records.encode(rec)) == rec
     records.check_record(rec)
+
+
+def test_ingested_at_is_when_the_event_entered_the_pipeline():
+    received = records.parse_iso("2026-11-21T06:00:00.250Z")
+    rec = records.new_record(records.accept_raw({"text": "x", "fetched_at": "2026-11-20T00:00:00Z"}, received))
+    assert rec["fetched_at"] == "2026-11-20T00:00:00.000Z"
+    assert rec["ingested_at"] == "2026-11-21T06:00:00.250Z"
+
+
+def test_receipt_carries_what_a_dashboard_shows_and_the_latency():
+    rec = records.new_record(records.accept_raw({"text": "x", "url": "https://kompas.com/a"},
+                                                records.parse_iso("2026-11-21T06:00:00Z")))
+    rec.update(title="T" * 500, site="kompas.com", lang={"code": "id"}, dedup={"status": "unique"},
+               entity_summary=[{"canonical": f"E{i}", "label": "PER", "count": 1} for i in range(30)])
+    r = records.receipt(rec, ["jsonl"], "w", written_at=records.parse_iso("2026-11-21T06:00:01.5Z"))
+    assert r["latency_ms"] == 1500.0 and r["ingested_at"] == "2026-11-21T06:00:00.000Z"
+    assert (r["site"], r["lang"], r["dedup_status"], r["url"]) == ("kompas.com", "id", "unique", "https://kompas.com/a")
+    assert len(r["title"]) == records.RECEIPT_TITLE_CHARS
+    assert r["entities"][0] == {"canonical": "E0", "label": "PER", "count": 1}
+    assert len(r["entities"]) == records.RECEIPT_ENTITIES
+    bare = records.receipt({"id": "x"}, [], "w")
+    assert bare["latency_ms"] is None and bare["entities"] == [] and bare["title"] is None

@@ -23,7 +23,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 
-from bench.common import eval_dir
+from bench.common import Progress, eval_dir
 from bench.dedup.corpus import load_articles
 from bench.dedup.variants import KINDS, make_variants
 from pipeline import config
@@ -65,10 +65,12 @@ def run_stream(settings, store: str, records: list[dict]) -> tuple[list[dict], R
     ctx = Context(worker="bench")
     out = []
     batches = [[dict(r) for r in records[i:i + BATCH]] for i in range(0, len(records), BATCH)]
-    server0, cpu0, wall0 = _redis_cpu(stage.index), time.process_time(), time.perf_counter()
-    for batch in batches:
-        out.extend(stage.process_many(batch, [ctx] * len(batch)))
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    with Progress(f"dedup ({store.split('@')[-1]})", total=len(records)) as bar:
+        server0, cpu0, wall0 = _redis_cpu(stage.index), time.process_time(), time.perf_counter()
+        for batch in batches:
+            out.extend(stage.process_many(batch, [ctx] * len(batch)))
+            bar.advance(len(batch))
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     server = _redis_cpu(stage.index) - server0
     if hasattr(stage.index, "clear"):
         stage.index.clear()

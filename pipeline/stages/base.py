@@ -64,6 +64,7 @@ class Stage:
 
     def __init__(self) -> None:
         self.stats = StageStats()
+        self._record_ms: list[float] = []  # per-record times of the batch in progress (one-by-one stages)
 
     def process(self, record: dict[str, Any], ctx: Context) -> dict[str, Any]:
         """Return the record with this stage's fields filled. Raise ``BadInput`` for bad records."""
@@ -72,18 +73,22 @@ class Stage:
     def process_many(self, records: list[dict[str, Any]], contexts: list[Context]) -> list[Result]:
         """One result per record, in order. ``TemporaryFailure`` fails the whole batch (it is retried)."""
         results: list[Result] = []
+        timings = self._record_ms
         for record, ctx in zip(records, contexts, strict=True):
+            t0 = time.perf_counter()
             try:
                 results.append(self.process(record, ctx))
             except TemporaryFailure:
                 raise
             except Exception as exc:  # noqa: BLE001 - reported per record by the caller
                 results.append(exc)
+            timings.append((time.perf_counter() - t0) * 1000.0)
         return results
 
     def run_many(self, records: list[dict[str, Any]], contexts: list[Context]) -> list[Result]:
-        """Validate, process, trace and count a batch. For a batch, a record's trace ``ms`` is its
-        share of the batch's time."""
+        """Validate, process, trace and count a batch. A record's trace ``ms`` is its own time when
+        the stage processes records one by one, its share of the batch's time when the stage
+        overrides :meth:`process_many`."""
         results: list[Result | None] = [None] * len(records)
         todo: list[int] = []
         for i, record in enumerate(records):
@@ -95,6 +100,7 @@ class Stage:
                     continue
             todo.append(i)
         started = utc_now()
+        self._record_ms = []
         t0 = time.perf_counter()
         try:
             outs = self.process_many([records[i] for i in todo], [contexts[i] for i in todo]) if todo else []
@@ -102,8 +108,11 @@ class Stage:
             elapsed = (time.perf_counter() - t0) * 1000.0
             self.stats.busy_ms += elapsed
         share = elapsed / max(1, len(todo))
-        for i, out in zip(todo, outs, strict=True):
+        own_ms = self._record_ms if len(self._record_ms) == len(todo) else [share] * len(todo)
+        ms_of: dict[int, float] = {}
+        for i, out, ms in zip(todo, outs, own_ms, strict=True):
             results[i] = out
+            ms_of[i] = ms
         self.stats.records_in += len(records)
         for i, out in enumerate(results):
             if isinstance(out, BadInput):
@@ -111,7 +120,7 @@ class Stage:
             elif isinstance(out, Exception):
                 self.stats.failed[STAGE_ERROR] += 1
             else:
-                out.setdefault("trace", []).append(trace_entry(self.name, contexts[i].worker, started, share))
+                out.setdefault("trace", []).append(trace_entry(self.name, contexts[i].worker, started, ms_of[i]))
                 self.stats.records_out += 1
         return results  # type: ignore[return-value]
 

@@ -54,9 +54,11 @@ def _consumer(settings: Settings, group: str | None):
 
 
 def read(settings: Settings, group: str | None = None, from_start: bool = True, timeout_s: float = 30.0,
-         before_commit: Callable[[], None] | None = None) -> Iterator[tuple[object, dict]]:
+         before_commit: Callable[[], None] | None = None,
+         on_total: Callable[[int], None] | None = None) -> Iterator[tuple[object, dict]]:
     """``(message, letter)`` for every dead letter up to the topic's end when the read started.
-    With a ``group``, its offsets are committed at the end, after ``before_commit`` ran."""
+    With a ``group``, its offsets are committed at the end, after ``before_commit`` ran.
+    ``on_total`` learns how many messages are to be read (for a progress bar)."""
     from kafka import TopicPartition
 
     topic = settings.topics.deadletter
@@ -64,6 +66,9 @@ def read(settings: Settings, group: str | None = None, from_start: bool = True, 
     try:
         parts = [TopicPartition(topic, p) for p in range(settings.topics.partitions_of(topic))]
         ends = consumer.end_offsets(parts)
+        if on_total is not None:
+            starts = {tp: 0 if group is None or from_start else (consumer.committed(tp) or 0) for tp in parts}
+            on_total(sum(max(0, ends[tp] - starts[tp]) for tp in parts))
         if group is None:
             consumer.assign(parts)
             consumer.seek_to_beginning(*parts)
@@ -116,7 +121,9 @@ class ReplayReport:
     skipped: int = 0
 
 
-def replay(settings: Settings, select: Selection, from_start: bool, dry_run: bool = False) -> ReplayReport:
+def replay(settings: Settings, select: Selection, from_start: bool, dry_run: bool = False,
+           progress: bool = False) -> ReplayReport:
+    from pipeline.progress import progress_bar
     from pipeline.streaming.replay import make_producer
 
     report = ReplayReport()
@@ -127,8 +134,13 @@ def replay(settings: Settings, select: Selection, from_start: bool, dry_run: boo
         if producer is not None:
             producer.flush()  # sent before the dead-letter offsets are committed
 
+    bar = progress_bar("deadletter replay", "letters", enabled=progress)
+    task = bar.add_task("deadletter replay", total=None)
     try:
-        for _, letter in read(settings, group=group, from_start=False, before_commit=flush):
+        bar.start()
+        for _, letter in read(settings, group=group, from_start=False, before_commit=flush,
+                              on_total=lambda n: bar.update(task, total=n)):
+            bar.advance(task)
             if not select(letter):
                 report.skipped += 1
                 continue
@@ -142,6 +154,7 @@ def replay(settings: Settings, select: Selection, from_start: bool, dry_run: boo
                 producer.send(topic, key=key, value=payload)
             report.sent[(topic, letter.get("reason"))] += 1
     finally:
+        bar.stop()
         if producer is not None:
             producer.flush()
             producer.close()

@@ -84,7 +84,8 @@ def replay(paths: list[str], bootstrap: str, settings: Settings, rate: float | N
            loop: bool = False, progress: bool = True, track: bool = True) -> ReplayResult:
     """Send every event under ``paths`` (again and again with ``loop``) to the raw topic."""
     from kafka.errors import KafkaError
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from pipeline.progress import progress_bar
 
     producer = make_producer(bootstrap, settings)
     topic = settings.topics.raw
@@ -94,10 +95,8 @@ def replay(paths: list[str], bootstrap: str, settings: Settings, rate: float | N
     total = None
     if not loop and "-" not in paths:
         total = sum(1 for _ in read_paths(paths))
-    columns = [TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} ev/s"),
-               TimeRemainingColumn()]
-    with Progress(*columns, disable=not progress, transient=True) as bar:
-        task = bar.add_task("replay", total=total, rate="-")
+    with progress_bar("replay", "events", enabled=progress) as bar:
+        task = bar.add_task("replay", total=total)
         try:
             for item in _paced(_passes(paths, loop), rate):
                 key, value = prepare(item)
@@ -109,8 +108,7 @@ def replay(paths: list[str], bootstrap: str, settings: Settings, rate: float | N
                 if track:
                     futures.append((item.origin, key, future))
                 result.count += 1
-                elapsed = time.monotonic() - t0
-                bar.update(task, advance=1, rate=f"{result.count / elapsed:,.0f}" if elapsed > 0 else "-")
+                bar.advance(task)
         except KeyboardInterrupt:
             result.interrupted = True
         finally:

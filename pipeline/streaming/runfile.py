@@ -1,14 +1,21 @@
-"""How other commands find the broker of a running ``pipeline run``.
+"""How other commands find a running ``pipeline run``: its broker, its workers, its dashboard.
 
-``pipeline run`` writes ``<run.log_dir>/run.json`` (its pid and bootstrap servers) while it runs;
-``pipeline replay``, ``pipeline deadletter`` and ``pipeline topics`` use it when no broker is
-configured, so they work against the embedded broker without copying its port around.
+``pipeline run`` writes ``<run.log_dir>/run.json`` while it runs::
+
+    {"pid", "bootstrap_servers", "profile", "started_at", "dashboard_url",
+     "workers": [{"name", "stage", "index", "pid", "metrics_port", "metrics_url", "log"}]}
+
+``pipeline replay``, ``deadletter``, ``topics``, ``status`` and ``dashboard`` use it when no broker
+is configured, so they work against the embedded broker without copying its port around.
+Beside it, ``prometheus-targets.json`` lists the workers' metrics endpoints in Prometheus'
+file-based service discovery format (deploy/monitoring/prometheus.yml reads it).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -19,25 +26,47 @@ def path(settings: Settings) -> Path:
     return Path(settings.run.log_dir) / "run.json"
 
 
-def write(settings: Settings, bootstrap: str) -> None:
-    target = path(settings)
+def targets_path(settings: Settings) -> Path:
+    return Path(settings.run.log_dir) / "prometheus-targets.json"
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
-    tmp.write_bytes(orjson.dumps({"pid": os.getpid(), "bootstrap_servers": bootstrap,
-                                  "profile": settings.profile_name}))
+    tmp.write_bytes(data)
     os.replace(tmp, target)
+
+
+def write(settings: Settings, bootstrap: str, workers: list[dict[str, Any]] | None = None,
+          dashboard_url: str | None = None, started_at: str | None = None) -> None:
+    info = {"pid": os.getpid(), "bootstrap_servers": bootstrap, "profile": settings.profile_name,
+            "started_at": started_at, "dashboard_url": dashboard_url, "workers": workers or []}
+    _write_atomic(path(settings), orjson.dumps(info, option=orjson.OPT_INDENT_2))
+    groups = [{"targets": [w["metrics_url"].split("://", 1)[-1]],
+               "labels": {"pipeline_worker": w["name"]}}
+              for w in workers or [] if w.get("metrics_url")]
+    _write_atomic(targets_path(settings), orjson.dumps(groups, option=orjson.OPT_INDENT_2))
 
 
 def remove(settings: Settings) -> None:
     path(settings).unlink(missing_ok=True)
+    targets_path(settings).unlink(missing_ok=True)
 
 
-def running_bootstrap(settings: Settings) -> tuple[str, str] | None:
-    """``(bootstrap servers, profile)`` of a ``pipeline run`` that is alive, if any."""
+def running_info(settings: Settings) -> dict[str, Any] | None:
+    """The run file of a ``pipeline run`` that is alive, if any."""
     try:
         info = orjson.loads(path(settings).read_bytes())
         os.kill(int(info["pid"]), 0)
     except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def running_bootstrap(settings: Settings) -> tuple[str, str] | None:
+    """``(bootstrap servers, profile)`` of a ``pipeline run`` that is alive, if any."""
+    info = running_info(settings)
+    if info is None or "bootstrap_servers" not in info:
         return None
     return info["bootstrap_servers"], info.get("profile", "embedded")
 

@@ -4,6 +4,11 @@ optional replay, then either a summary and exit, or a continuous pipeline until 
 Workers run in their own sessions (Ctrl-C reaches only this process, which stops them in order)
 and get SIGTERM if this process dies, so nothing is left behind. A worker that exits on its own
 is restarted.
+
+Each worker serves its metrics on its own port: worker i of a stage gets the stage's
+``monitoring.ports`` entry + i, or a free port when that one is taken. The ports are in the run
+file (``out/logs/run.json``) and in ``out/logs/prometheus-targets.json``; the web dashboard
+(``monitoring.dashboard_port``) reads the workers from there and follows the receipts.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from pathlib import Path
 from rich.console import Console
 
 from pipeline.config import Settings
+from pipeline.monitoring.http import port_is_free
+from pipeline.records import iso, utc_now
 from pipeline.streaming import processes, runfile
 from pipeline.streaming.broker import EmbeddedBroker, wait_for_kafka
 from pipeline.streaming.topics import ALL_STAGES, ensure_topics
@@ -34,6 +41,8 @@ class WorkerProcess:
     proc: subprocess.Popen | None = None
     restarts: int = 0
     started_at: float = 0.0
+    metrics_port: int = 0  # the port asked for; the worker may take another (see port_file)
+    host: str = "127.0.0.1"
 
     @property
     def name(self) -> str:
@@ -42,6 +51,23 @@ class WorkerProcess:
     @property
     def ready_file(self) -> Path:
         return self.log_path.with_suffix(".ready")
+
+    @property
+    def port_file(self) -> Path:
+        """Written by the worker: the port it serves its metrics on."""
+        return self.log_path.with_suffix(".port")
+
+    def serving_port(self) -> int | None:
+        try:
+            return int(self.port_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def info(self) -> dict:
+        port = self.serving_port()
+        return {"name": self.name, "stage": self.stage, "index": self.index,
+                "pid": self.proc.pid if self.proc is not None else None, "metrics_port": port,
+                "metrics_url": f"http://{self.host}:{port}" if port else None, "log": str(self.log_path)}
 
 
 @dataclass
@@ -96,15 +122,23 @@ def check_dedup_store(settings: Settings) -> None:
 
 class Supervisor:
     def __init__(self, settings: Settings, sink_targets: list[str] | None = None, console: Console | None = None,
-                 log_level: str | None = None):
+                 log_level: str | None = None, log_format: str | None = None, dashboard: bool = True,
+                 dashboard_port: int | None = None):
         self.settings = settings
         self.sink_targets = sink_targets or settings.sink.targets
         self.console = console or Console(stderr=True)
         self.log_dir = Path(settings.run.log_dir)
         self.log_level = log_level or settings.run.log_level
+        self.log_format = log_format or settings.run.log_format
         self.broker: EmbeddedBroker | None = None
         self.bootstrap = settings.broker.bootstrap_servers
         self.workers: list[WorkerProcess] = []
+        self.want_dashboard = dashboard
+        self.dashboard_port = dashboard_port
+        self.dashboard = None
+        self.started_at = iso(utc_now())
+        self._published: list[dict] | None = None
+        self._published_at = 0.0
         self._stopping = False
 
     # --- start-up --------------------------------------------------------------------------------
@@ -121,12 +155,59 @@ class Supervisor:
             self.console.print(f"[dim]broker {self.bootstrap} (profile {self.settings.profile_name})[/dim]")
         ensure_topics(self.bootstrap, self.settings)
         check_dedup_store(self.settings)
-        runfile.write(self.settings, self.bootstrap)
+        runfile.write(self.settings, self.bootstrap, started_at=self.started_at)
+        host = self.settings.monitoring.host
+        host = "127.0.0.1" if host in ("", "0.0.0.0") else host
         for stage in ALL_STAGES:
             for i in range(self.settings.run.workers.get(stage, 1)):
-                worker = WorkerProcess(stage, i, self.log_dir / f"{stage}-{i}.log")
+                worker = WorkerProcess(stage, i, self.log_dir / f"{stage}-{i}.log", host=host)
+                worker.metrics_port = self._metrics_port(worker)
                 self.workers.append(worker)
                 self._spawn(worker)
+
+    def _metrics_port(self, worker: WorkerProcess) -> int:
+        """The stage's configured port + the worker's index, unless taken (then 0: any free port)."""
+        base = self.settings.monitoring.ports.get(worker.stage, 0)
+        if not base:
+            return 0
+        want = base + worker.index
+        taken = {w.metrics_port for w in self.workers if w is not worker}
+        if want in taken or not port_is_free(self.settings.monitoring.host, want):
+            return 0
+        return want
+
+    def start_dashboard(self, recent, sample_now: bool = True) -> None:
+        """The web page (``monitoring.dashboard_port``, or a free port when it is taken)."""
+        from pipeline.monitoring.dashboard import Dashboard
+
+        self.dashboard = Dashboard(self.settings, self.targets(), recent, port=self.dashboard_port,
+                                   expected={w.stage: self.settings.run.workers.get(w.stage, 1) for w in self.workers},
+                                   sample_now=sample_now)
+        self.console.print(f"dashboard {self.dashboard.url}", highlight=False)
+
+    def targets(self):
+        from pipeline.monitoring.status import Target
+
+        out = []
+        for w in self.workers:
+            port = w.serving_port() or w.metrics_port
+            if port:
+                out.append(Target(f"http://{w.host}:{port}", w.stage, w.name))
+        return out
+
+    def publish(self, force: bool = False) -> None:
+        """Write the run file (workers, ports, dashboard) when something changed (a restart)."""
+        if not force and time.monotonic() - self._published_at < 1.0:
+            return
+        self._published_at = time.monotonic()
+        workers = [w.info() for w in self.workers]
+        if workers == self._published and not force:
+            return
+        self._published = workers
+        runfile.write(self.settings, self.bootstrap, workers,
+                      self.dashboard.url if self.dashboard is not None else None, self.started_at)
+        if self.dashboard is not None:
+            self.dashboard.set_targets(self.targets())
 
     def wait_ready(self, timeout_s: float) -> None:
         """Wait until every worker has joined its group and fetches (or fail, naming the late ones)."""
@@ -134,6 +215,7 @@ class Supervisor:
         while True:
             late = [w for w in self.workers if not w.ready_file.exists()]
             if not late:
+                self.publish(force=True)  # the run file gets every worker's metrics port
                 return
             for w in late:
                 if w.proc is not None and w.proc.poll() is not None:
@@ -158,8 +240,10 @@ class Supervisor:
 
     def _spawn(self, worker: WorkerProcess) -> None:
         args = [sys.executable, "-m", "pipeline", "worker", worker.stage, "--log-level", self.log_level,
-                "--ready-file", str(worker.ready_file)]
+                "--log-format", self.log_format, "--ready-file", str(worker.ready_file),
+                "--metrics-port", str(worker.serving_port() or worker.metrics_port), "--metrics-port-fallback"]
         worker.ready_file.unlink(missing_ok=True)
+        worker.port_file.unlink(missing_ok=True)
         worker.proc = processes.spawn(args, worker.log_path, env=self._worker_env())
         worker.started_at = time.monotonic()
 
@@ -184,11 +268,17 @@ class Supervisor:
 
     # --- shut-down -------------------------------------------------------------------------------
 
-    def stop(self) -> None:
+    def stop_workers(self) -> None:
         self._stopping = True
         # every worker commits what it has finished and leaves its group; nothing is lost either way
         procs = [w.proc for w in self.workers if w.proc is not None]
         processes.stop(procs, timeout=20.0)
+
+    def stop(self) -> None:
+        self.stop_workers()
+        if self.dashboard is not None:
+            self.dashboard.close()
+            self.dashboard = None
         runfile.remove(self.settings)
         if self.broker is not None:
             self.broker.stop()
@@ -214,6 +304,13 @@ class Supervisor:
         try:
             self.start()
             tracker = DeliveryTracker(self.bootstrap, self.settings)
+            if self.want_dashboard:
+                from pipeline.monitoring.dashboard import RecentData
+
+                recent = RecentData()
+                tracker.listeners.append(recent)
+                # a short batch run samples only if someone opens the page
+                self.start_dashboard(recent, sample_now=not exit_when_done)
             self.wait_ready(self.settings.run.ready_timeout_s)
             summary.startup_s = time.monotonic() - t0
             self.console.print(f"[dim]{len(self.workers)} workers ready in {summary.startup_s:.1f} s; "
@@ -239,6 +336,10 @@ class Supervisor:
         finally:
             for sig in previous:  # stopping has its own time limits; a second Ctrl-C must not cut it short
                 signal.signal(sig, signal.SIG_IGN)
+            if tracker is not None and not exit_when_done:
+                # receipts of records the sink finished just before the stop are still on their way
+                self.stop_workers()
+                tracker.wait_quiet(quiet_s=0.3, timeout_s=3.0)
             if tracker is not None:
                 self._tally(summary, tracker, sent if exit_when_done else None, t_replay)
                 tracker.close()
@@ -262,14 +363,14 @@ class Supervisor:
         summary.dead_letters = {f"{stage}/{reason}": n for (stage, reason), n in tally.dead_letters.items()}
 
     def _wait(self, tracker, sent, timeout_s: float):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from pipeline.progress import progress_bar
 
-        columns = [TextColumn("processing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-        with Progress(*columns, console=self.console, disable=not sys.stderr.isatty(), transient=True) as bar:
+        with progress_bar("processing", "records", console=self.console, enabled=sys.stderr.isatty()) as bar:
             task = bar.add_task("processing", total=len(sent))
 
             def on_progress(done: int, total: int) -> None:
                 self.check_workers()
+                self.publish()
                 bar.update(task, completed=done)
 
             return tracker.wait_for(sent, timeout_s, on_progress)
@@ -279,6 +380,7 @@ class Supervisor:
         last = 0.0
         while True:
             self.check_workers()
+            self.publish()
             if time.monotonic() - last > 10:
                 last = time.monotonic()
                 tally = tracker.snapshot()

@@ -1,8 +1,9 @@
 """Follows the delivery-receipt and dead-letter topics: what reached the sink, what failed.
 
 ``pipeline run --exit-when-done`` uses it to know when every replayed event has reached the sink
-or the dead-letter topic. It reads without a consumer group (it commits nothing), from the
-offsets the topics had when it started.
+or the dead-letter topic; the dashboard listens to it for the newest records and dead letters.
+It reads without a consumer group (it commits nothing), from the offsets the topics had when it
+started, or (``lookback_s``) from the first message of that many seconds ago.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import orjson
@@ -29,13 +31,17 @@ class Tally:
     last_at: float | None = None
 
 
+Listener = Callable[[str, dict, float], None]  # kind ("receipt" | "dead_letter"), message, timestamp (s)
+
+
 class DeliveryTracker:
-    def __init__(self, bootstrap: str, settings: Settings):
+    def __init__(self, bootstrap: str, settings: Settings, lookback_s: float | None = None):
         from kafka import KafkaConsumer, TopicPartition
 
         self.settings = settings
         self.raw_topic = settings.topics.raw
         self.tally = Tally()
+        self.listeners: list[Listener] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._consumer = KafkaConsumer(
@@ -49,8 +55,16 @@ class DeliveryTracker:
                 parts.append(TopicPartition(topic, p))
         self._consumer.assign(parts)
         ends = self._consumer.end_offsets(parts)
+        starts = dict(ends)
+        if lookback_s:
+            since_ms = int((time.time() - lookback_s) * 1000)
+            try:
+                found = self._consumer.offsets_for_times({tp: since_ms for tp in parts})
+                starts.update({tp: at.offset for tp, at in found.items() if at is not None})
+            except Exception:  # noqa: BLE001 - a broker without timestamp lookups: from the end
+                pass
         for tp in parts:
-            self._consumer.seek(tp, ends.get(tp, 0))
+            self._consumer.seek(tp, starts.get(tp, 0))
         self._thread = threading.Thread(target=self._run, name="delivery-tracker", daemon=True)
         self._thread.start()
 
@@ -69,11 +83,16 @@ class DeliveryTracker:
                         if self.tally.first_at is None:
                             self.tally.first_at = now
                         self.tally.last_at = now
-                        if tp.topic == delivered_topic:
+                        if not isinstance(value, dict):
+                            continue
+                        kind = "receipt" if tp.topic == delivered_topic else "dead_letter"
+                        if kind == "receipt":
                             self.tally.delivered[value.get("id")] = value.get("dedup_status")
                             self.tally.receipts[value.get("id")] += 1
                         else:
                             self._dead_letter(value)
+                        for listener in self.listeners:
+                            listener(kind, value, (message.timestamp or 0) / 1000.0 or time.time())
 
     def _dead_letter(self, letter: dict) -> None:
         t = self.tally
@@ -100,6 +119,16 @@ class DeliveryTracker:
             time.sleep(0.05)
             missing = self.outstanding(sent)
         return missing
+
+    def wait_quiet(self, quiet_s: float, timeout_s: float) -> None:
+        """Wait until no message has come for ``quiet_s`` (at most ``timeout_s``)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                last = self.tally.last_at
+            if last is None or time.monotonic() - last >= quiet_s:
+                return
+            time.sleep(0.05)
 
     def snapshot(self) -> Tally:
         with self._lock:

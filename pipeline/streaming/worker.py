@@ -8,6 +8,9 @@ redelivery harmless downstream.
 
 A ``TemporaryFailure`` (index or database unavailable) is retried with backoff, without
 committing and without dead-lettering.
+
+Each worker serves its Prometheus metrics, /healthz and /readyz on its own port (see
+``pipeline.monitoring.metrics``) from a thread of its own, started before Faust.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import Settings
+from pipeline.monitoring.metrics import ConsumerView, WorkerMetrics
 from pipeline.records import TOO_LARGE, BadInput, check_record, dead_letter, decode, encode, receipt
 from pipeline.stages import build_stage
 from pipeline.stages.base import Stage, StageStats, TemporaryFailure, worker_name
@@ -64,10 +68,11 @@ Output = tuple[str, bytes | None, bytes]  # topic, key, value
 class StageProcessor:
     """Runs a record stage over a batch; no Faust in here, so it is testable on its own."""
 
-    def __init__(self, settings: Settings, stage: Stage, worker: str):
+    def __init__(self, settings: Settings, stage: Stage, worker: str, metrics: WorkerMetrics | None = None):
         self.stage = stage
         self.stats = stage.stats
         self.worker = worker
+        self.metrics = metrics
         self.target = stage_topics(settings, stage.name).target
         self.deadletter = settings.topics.deadletter
         self.max_message_bytes = settings.profile.max_message_bytes
@@ -75,17 +80,24 @@ class StageProcessor:
     def process(self, items: list[Item]) -> tuple[list[Output], list[Item]]:
         """Outputs for the batch; on ``TemporaryFailure`` nothing, and the whole batch to retry."""
         outputs: list[Output] = []
+        passed: list[dict[str, Any]] = []
         messages = [Message(i.value, i.key, i.received_at, i.origin) for i in items]
+        if self.metrics:
+            self.metrics.observe_batch(len(items))
         try:
             outcomes = handle_messages(self.stage, messages, self.worker)
         except TemporaryFailure as exc:
-            log.warning("%s: %s; retrying %d records", self.stage.name, exc, len(items))
+            log.warning("%s: %s; retrying %d records", self.stage.name, exc, len(items),
+                        extra={"stage": self.stage.name})
+            if self.metrics:
+                self.metrics.retries.inc()
             return [], items
         for item, outcome in zip(items, outcomes, strict=True):
             if outcome.record is not None:
                 value = encode(outcome.record)
                 if len(value) <= self.max_message_bytes:
                     outputs.append((self.target, outcome.record["id"].encode(), value))
+                    passed.append(outcome.record)
                     continue
                 self.stats.records_out -= 1
                 self.stats.failed[TOO_LARGE] += 1
@@ -96,6 +108,9 @@ class StageProcessor:
             letter = outcome.dead_letter
             key = letter["id"].encode() if letter.get("id") else item.key
             outputs.append((self.deadletter, key, encode(letter)))
+            log_dead_letter(letter)
+        if self.metrics and passed:
+            self.metrics.observe_records(passed)
         return outputs, []
 
     def rolls_due(self) -> bool:
@@ -120,11 +135,12 @@ class SinkProcessor:
     passes to :meth:`roll`, :meth:`release` and :meth:`close`.
     """
 
-    def __init__(self, settings: Settings, targets: list[str], worker: str):
+    def __init__(self, settings: Settings, targets: list[str], worker: str, metrics: WorkerMetrics | None = None):
         from pipeline.sinks import open_sinks
 
         self.sinks = open_sinks(targets, settings.sink)
         self.worker = worker
+        self.metrics = metrics
         self.stats = StageStats()
         self.delivered = settings.topics.delivered
         self.deadletter = settings.topics.deadletter
@@ -133,6 +149,8 @@ class SinkProcessor:
     def process(self, items: list[Item]) -> tuple[list[Output], list[Item]]:
         outputs: list[Output] = []
         good: dict[int, list[tuple[Item, dict[str, Any]]]] = defaultdict(list)
+        if self.metrics:
+            self.metrics.observe_batch(len(items))
         for item in items:
             try:
                 record = decode(item.value)
@@ -146,6 +164,7 @@ class SinkProcessor:
                                      if item.key else None, topic=item.topic, partition=item.partition,
                                      offset=item.offset)
                 outputs.append((self.deadletter, item.key, encode(letter)))
+                log_dead_letter(letter)
                 self._handled(item)
         t0 = time.perf_counter()
         try:
@@ -155,14 +174,22 @@ class SinkProcessor:
                     self.stats.extra[f"new_{sink.name}"] += sink.write(records, partition)
         except TemporaryFailure as exc:
             waiting = [item for pairs in good.values() for item, _ in pairs]
-            log.warning("sink: %s; retrying %d records", exc, len(waiting))
+            log.warning("sink: %s; retrying %d records", exc, len(waiting), extra={"stage": "sink"})
             self.stats.extra["sink_retries"] += 1
+            if self.metrics:
+                self.metrics.retries.inc()
             return outputs, waiting
-        self.stats.busy_ms += (time.perf_counter() - t0) * 1000
+        seconds = time.perf_counter() - t0
+        self.stats.busy_ms += seconds * 1000
         names = [sink.name for sink in self.sinks]
+        written_at = datetime.now(UTC)
+        if self.metrics:
+            self.metrics.observe_written([record for pairs in good.values() for _, record in pairs], seconds,
+                                         written_at)
         for pairs in good.values():
             for item, record in pairs:
-                outputs.append((self.delivered, record["id"].encode(), encode(receipt(record, names, self.worker))))
+                outputs.append((self.delivered, record["id"].encode(),
+                                encode(receipt(record, names, self.worker, written_at))))
                 self._handled(item)
                 self.stats.records_in += 1
                 self.stats.records_out += 1
@@ -208,22 +235,90 @@ def sink_partitions(sink) -> set[int]:
     return sink.partitions() if hasattr(sink, "partitions") else set()
 
 
-def build_processor(settings: Settings, stage: str, sink_targets: list[str] | None = None):
+def log_dead_letter(letter: dict[str, Any]) -> None:
+    """One info line per dead letter (quiet at the default level; the dead-letter topic has it all)."""
+    if log.isEnabledFor(logging.INFO):
+        error = (letter.get("error") or "").strip().splitlines()
+        log.info("dead letter: %s", error[-1][:300] if error else letter.get("reason"),
+                 extra={"stage": letter.get("stage"), "record_id": letter.get("id"), "reason": letter.get("reason"),
+                        "topic": letter.get("topic"), "partition": letter.get("partition"),
+                        "offset": letter.get("offset")})
+
+
+def build_processor(settings: Settings, stage: str, sink_targets: list[str] | None = None,
+                    metrics: WorkerMetrics | None = None):
     worker = worker_name(stage)
     if stage == "sink":
-        return SinkProcessor(settings, sink_targets or settings.sink.targets, worker)
-    return StageProcessor(settings, build_stage(stage, settings), worker)
+        return SinkProcessor(settings, sink_targets or settings.sink.targets, worker, metrics)
+    return StageProcessor(settings, build_stage(stage, settings), worker, metrics)
 
 
-def make_worker_app(settings: Settings, stage: str, processor, ready_file: str | None = None):
+def _watch_consumer(app, stage: str, metrics: WorkerMetrics, source: str) -> None:
+    """Feed ``metrics`` from the app: readiness, a heartbeat of the event loop, the consumer's
+    partitions and offsets, and the offsets of every record the worker produced."""
+    from faust.sensors import Sensor
+
+    view = metrics.view
+
+    class ProducedOffsets(Sensor):
+        def on_send_completed(self, producer, state, metadata) -> None:
+            key = (metadata.topic, metadata.partition)
+            if metadata.offset is not None and metadata.offset + 1 > view.produced.get(key, 0):
+                view.produced[key] = metadata.offset + 1
+
+    app.sensors.add(ProducedOffsets())
+
+    def refresh_view() -> None:
+        consumer = app.consumer
+        try:
+            assigned = [tp for tp in consumer.assignment() if tp.topic == source]
+        except Exception:  # noqa: BLE001 - not started yet
+            return
+        read = getattr(consumer, "_read_offset", {})
+        position, highwater = {}, {}
+        for tp in assigned:
+            last = read.get(tp)
+            if last is not None:
+                position[tp.partition] = last + 1
+            try:
+                mark = consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - no fetch answered yet
+                mark = None
+            if mark is not None and mark >= 0:
+                highwater[tp.partition] = mark
+        view.assigned = frozenset(tp.partition for tp in assigned)
+        view.position = position
+        view.highwater = highwater
+
+    @app.on_rebalance_complete.connect
+    async def now_ready(sender, **kwargs) -> None:
+        refresh_view()
+        metrics.ready = True
+
+    @app.on_partitions_revoked.connect
+    async def rebalancing(sender, revoked, **kwargs) -> None:
+        metrics.ready = False
+
+    @app.timer(interval=1.0)
+    async def watch() -> None:
+        metrics.tick()
+        refresh_view()
+
+
+def make_worker_app(settings: Settings, stage: str, processor, ready_file: str | None = None,
+                    metrics: WorkerMetrics | None = None):
     """The Faust app of one stage worker, with its agent attached.
 
     ``ready_file`` is touched each time the worker has its partitions and fetches (the supervisor
     of ``pipeline run`` waits for it)."""
     from pipeline.streaming.app import make_app
+    from pipeline.streaming.topics import consumer_group
 
     app = make_app(settings, stage)
     topics = stage_topics(settings, stage)
+    if metrics is not None:
+        metrics.view = ConsumerView(topics.source, consumer_group(settings, stage))
+        _watch_consumer(app, stage, metrics, topics.source)
     source = app.topic(topics.source, key_type=bytes, value_type=bytes)
     outputs_by_name = {name: app.topic(name, key_type=bytes, value_type=bytes)
                        for name in {topics.target, settings.topics.deadletter}}
@@ -281,20 +376,55 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
                         delay = min(delay * 2, RETRY_MAX_S)
             if time.monotonic() - last_stats[0] > STATS_EVERY_S:
                 last_stats[0] = time.monotonic()
-                log.info("%s stats: %s", stage, processor.stats.as_dict())
+                log.info("%s stats: %s", stage, processor.stats.as_dict(), extra={"stage": stage})
 
     app.executor = executor
     app.committed_offsets = committed_offsets
     return app
 
 
+def start_metrics(settings: Settings, stage: str, worker: str, port: int | None, stats,
+                  fallback: bool = False):
+    """The worker's metrics and their HTTP server (``port`` None: the configured port of the stage)."""
+    from pipeline.monitoring.lag import OffsetsProbe
+    from pipeline.monitoring.metrics import serve
+
+    m = settings.monitoring
+    metrics = WorkerMetrics(stage, worker, stats, lag_cache_s=m.lag_cache_s, stall_after_s=m.stall_after_s)
+    metrics.probe = OffsetsProbe(settings.broker.bootstrap_servers)
+    server = serve(metrics, m.host, m.ports[stage] if port is None else port, fallback=fallback)
+    return metrics, server
+
+
 def run_worker(settings: Settings, stage: str, sink_targets: list[str] | None = None,
-               log_level: str = "warn", ready_file: str | None = None) -> int:
+               log_level: str = "warn", ready_file: str | None = None, metrics_port: int | None = None,
+               metrics_port_fallback: bool = False, log_format: str = "text") -> int:
+    """Run one stage worker until it is stopped. ``metrics_port``: where it serves /metrics
+    (None: the stage's configured port; 0: any free port); ``metrics_port_fallback``: a free port
+    when that one is taken (``pipeline run``; the port is written next to ``ready_file``)."""
     import faust
 
-    processor = build_processor(settings, stage, sink_targets)
-    app = make_worker_app(settings, stage, processor, ready_file)
-    worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=False)
+    from pipeline.monitoring.logs import logging_config
+
+    if not settings.broker.bootstrap_servers:
+        raise RuntimeError("no bootstrap servers: set broker.bootstrap_servers or KAFKA_BOOTSTRAP_SERVERS "
+                           "(or use `pipeline run`, which starts the embedded broker)")
+    holder: list = []
+    metrics, server = start_metrics(settings, stage, worker_name(stage), metrics_port,
+                                    lambda: holder[0].stats if holder else StageStats(),
+                                    fallback=metrics_port_fallback)
+    try:
+        processor = build_processor(settings, stage, sink_targets, metrics)
+    except BaseException:
+        server.close()
+        raise
+    holder.append(processor)
+    app = make_worker_app(settings, stage, processor, ready_file, metrics)
+    if ready_file:  # the supervisor reads where this worker serves its metrics
+        Path(ready_file).with_suffix(".port").write_text(str(server.port))
+    log.info("metrics on %s/metrics", server.url, extra={"stage": stage})
+    worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=False,
+                          logging_config=logging_config(log_level, log_format))
     worker.spinner = None  # it writes terminal escape codes into the log file
     try:
         worker.execute_from_commandline()
@@ -303,8 +433,11 @@ def run_worker(settings: Settings, stage: str, sink_targets: list[str] | None = 
     else:
         code = 0
     finally:
-        log.info("%s final stats: %s", stage, processor.stats.as_dict())
+        metrics.stopping = True
+        log.info("%s final stats: %s", stage, processor.stats.as_dict(), extra={"stage": stage})
         app.executor.shutdown(wait=True)
         # Faust committed what was acknowledged on its way out: finish the files that hold only that
         processor.close(app.committed_offsets())
+        server.close()
+        metrics.probe.close()
     return code

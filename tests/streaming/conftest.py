@@ -19,6 +19,10 @@ from pipeline.streaming.supervisor import Supervisor
 from pipeline.streaming.tracker import DeliveryTracker
 from tests.conftest import CONFIG, REDIS_URL
 
+# test pipelines serve their metrics and dashboard on free ports, never on the configured ones
+FREE_PORTS = {"PIPELINE__MONITORING__PORTS": "{clean = 0, language = 0, entities = 0, dedup = 0, sink = 0}",
+              "PIPELINE__MONITORING__DASHBOARD_PORT": "0"}
+
 
 @dataclass
 class RunningPipeline:
@@ -104,6 +108,7 @@ def pipeline_environment(tmp: Path, **overrides: str):
         "PIPELINE__STAGES__DEDUP__NAMESPACE": namespace,
         "PIPELINE__RUN__LOG_DIR": str(tmp / "logs"),
         "PIPELINE__RUN__LOG_LEVEL": "info",
+        **FREE_PORTS,
         **overrides,
     }
     with pytest.MonkeyPatch.context() as mp:

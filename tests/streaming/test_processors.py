@@ -74,3 +74,24 @@ def test_sink_processor_retries_when_the_sink_is_unavailable(settings, tmp_path)
     batch = [item(encode(RECORD))]
     outputs, remaining = proc.process(batch)
     assert outputs == [] and remaining == batch
+
+
+def test_processors_feed_the_worker_metrics(settings, tmp_path):
+    from pipeline.monitoring.metrics import WorkerMetrics
+    from pipeline.monitoring.scrape import parse
+    from pipeline.records import iso, utc_now
+
+    metrics = WorkerMetrics("language", "w", lambda: proc.stats)
+    proc = StageProcessor(settings, FlakyThenFine(), "w", metrics)
+    proc.process([item(encode(RECORD))])
+    proc.process([item(encode({**RECORD, "id": "r2"}), b"r2", 1)])  # fails temporarily: retried
+    s = parse("u", metrics.exposition().decode(), 0)
+    assert s.languages == {"id": 1} and s.processing.count == 1 and s.retries == 1
+    assert s.records_in == 1 and s.records_out == 1
+
+    sink_metrics = WorkerMetrics("sink", "w", lambda: sink.stats)
+    sink = SinkProcessor(settings, [f"jsonl:{tmp_path}"], "w", sink_metrics)
+    outputs, _ = sink.process([item(encode({**RECORD, "ingested_at": iso(utc_now())}))])
+    s = parse("u", sink_metrics.exposition().decode(), 0)
+    assert s.end_to_end.count == 1 and s.records_out == 1
+    assert orjson.loads(outputs[0][2])["latency_ms"] >= 0

@@ -15,6 +15,7 @@ import pytest
 
 from pipeline.sinks.jsonl import read_records
 from tests.conftest import REDIS_URL, ROOT
+from tests.streaming.conftest import FREE_PORTS
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +27,7 @@ def _env(tmp_path, **extra) -> dict[str, str]:
         "PIPELINE__STAGES__DEDUP__STORE": REDIS_URL,
         "PIPELINE__STAGES__DEDUP__NAMESPACE": f"test-{uuid.uuid4().hex[:12]}",
         "PIPELINE__RUN__LOG_DIR": str(tmp_path / "logs"),
+        **FREE_PORTS,
         **extra,
     })
     return env

@@ -1,0 +1,101 @@
+"""Small HTTP servers in a thread of their own: a worker's /metrics, /healthz and /readyz, and the
+dashboard. Standard library only (``http.server``); they answer even while the worker's event
+loop is busy or stuck, which is what /healthz is for."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+log = logging.getLogger("pipeline.http")
+
+Response = tuple[int, str, bytes]  # status, content type, body
+Route = Callable[[str], Response]  # query string -> response
+
+TEXT = "text/plain; charset=utf-8"
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def _handler(routes: dict[str, Route]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "news-pipeline"
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            path, _, query = self.path.partition("?")
+            route = routes.get(path)
+            if route is None:
+                status, ctype, body = 404, TEXT, f"not found: {path}; try {', '.join(sorted(routes))}\n".encode()
+            else:
+                try:
+                    status, ctype, body = route(query)
+                except Exception as exc:  # noqa: BLE001 - one failed request must not stop the server
+                    log.exception("HTTP %s failed", path)
+                    status, ctype, body = 500, TEXT, f"error: {exc}\n".encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's signature
+            log.debug("%s " + format, self.address_string(), *args)
+
+    return Handler
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class HttpServer:
+    """Serve ``routes`` on ``host:port`` from a daemon thread. Port 0: any free port; with
+    ``fallback`` a taken port is replaced by a free one (the caller reads :attr:`port`)."""
+
+    def __init__(self, host: str, port: int, routes: dict[str, Route], name: str = "http", fallback: bool = False):
+        try:
+            self.server = _Server((host, port), _handler(routes))
+        except OSError as exc:
+            if not (fallback and exc.errno == errno.EADDRINUSE):
+                raise OSError(exc.errno, f"cannot listen on {host}:{port} for {name}: {exc.strerror}") from None
+            log.warning("port %d is taken; %s listens on a free port instead", port, name)
+            self.server = _Server((host, 0), _handler(routes))
+        self.host = host
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        return f"http://{host}:{self.port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=5)

@@ -1,0 +1,127 @@
+"""Consumer lag: how many records wait in a stage's source topic, per partition.
+
+Lag = end offset - committed offset, both asked from the broker (kafka-python admin:
+``list_partition_offsets`` and ``list_group_offsets``).
+
+The embedded broker (Tansu) answers ListOffsets with the base offset of the partition's last
+record batch + 1, i.e. up to one batch short of the real end (measured: after a batch of 100
+records at offsets 11..110 it reports 12). Its fetch responses carry the right high-water mark.
+So the end of a partition is taken as the largest of what the broker reports and what the
+pipeline itself has seen: the consumers' fetch high-water marks and positions and the producing
+workers' delivered offsets (all exported on the workers' /metrics). :class:`PartitionLag` keeps
+both numbers, so a view can say when (and by how much) the broker's own figure was short.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class PartitionLag:
+    topic: str
+    partition: int
+    committed: int | None  # next offset the group reads; None: the group never committed here
+    broker_end: int | None  # end offset as the broker's ListOffsets reports it
+    seen_end: int | None = None  # the pipeline's own knowledge: high-water marks, positions, produced offsets
+    start: int = 0  # first offset still in the log (where a group without commits starts)
+
+    @property
+    def end(self) -> int | None:
+        known = [v for v in (self.broker_end, self.seen_end, self.committed) if v is not None]
+        return max(known) if known else None
+
+    @property
+    def lag(self) -> int | None:
+        end = self.end
+        if end is None:
+            return None
+        return max(0, end - (self.committed if self.committed is not None else self.start))
+
+    @property
+    def broker_short_by(self) -> int:
+        """How far the broker's end offset is behind what the pipeline knows is there."""
+        if self.broker_end is None or self.end is None:
+            return 0
+        return max(0, self.end - self.broker_end)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"topic": self.topic, "partition": self.partition, "committed": self.committed,
+                "broker_end": self.broker_end, "seen_end": self.seen_end, "end": self.end, "lag": self.lag,
+                "broker_short_by": self.broker_short_by}
+
+
+class OffsetsProbe:
+    """Committed offsets of consumer groups and end offsets of partitions, from the broker.
+
+    One admin connection, opened on first use and re-opened after an error. Thread-safe."""
+
+    def __init__(self, bootstrap: str, timeout_s: float = 5.0):
+        self.bootstrap = bootstrap
+        self.timeout_s = timeout_s
+        self._admin = None
+        self._lock = threading.Lock()
+
+    def _client(self):
+        if self._admin is None:
+            from kafka import KafkaAdminClient
+
+            self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap.split(","), client_id="pipeline-lag",
+                                           request_timeout_ms=int(self.timeout_s * 1000))
+        return self._admin
+
+    def _call(self, fn):
+        with self._lock:
+            try:
+                return fn(self._client())
+            except Exception:
+                self.close_locked()
+                raise
+
+    def committed(self, group: str) -> dict[tuple[str, int], int]:
+        """``{(topic, partition): next offset to read}`` of ``group`` (only partitions it committed)."""
+        def ask(admin):
+            offsets = admin.list_group_offsets({group: None}).get(group, {})
+            return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()
+                    if meta is not None and meta.offset is not None and meta.offset >= 0}
+        return self._call(ask)
+
+    def ends(self, partitions: list[tuple[str, int]], earliest: bool = False) -> dict[tuple[str, int], int]:
+        """``{(topic, partition): end offset}`` as the broker reports it (``earliest``: log start)."""
+        if not partitions:
+            return {}
+        from kafka import TopicPartition
+        from kafka.admin import OffsetSpec
+
+        spec = OffsetSpec.EARLIEST if earliest else OffsetSpec.LATEST
+
+        def ask(admin):
+            answer = admin.list_partition_offsets({TopicPartition(t, p): spec for t, p in partitions})
+            return {(tp.topic, tp.partition): found.offset for tp, found in answer.items()}
+        return self._call(ask)
+
+    def group_lag(self, group: str, topic: str, partitions: list[int],
+                  seen_end: dict[int, int] | None = None) -> list[PartitionLag]:
+        """Lag of ``group`` on ``topic``'s ``partitions``, the end corrected by ``seen_end``."""
+        committed = self.committed(group)
+        tps = [(topic, p) for p in partitions]
+        ends = self.ends(tps)
+        never = [tp for tp in tps if tp not in committed]
+        starts = self.ends(never, earliest=True) if never else {}
+        seen_end = seen_end or {}
+        return [PartitionLag(topic, p, committed.get((topic, p)), ends.get((topic, p)), seen_end.get(p),
+                             starts.get((topic, p), 0)) for p in partitions]
+
+    def close_locked(self) -> None:
+        if self._admin is not None:
+            try:
+                self._admin.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                pass
+            self._admin = None
+
+    def close(self) -> None:
+        with self._lock:
+            self.close_locked()

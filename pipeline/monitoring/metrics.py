@@ -1,0 +1,383 @@
+"""Prometheus metrics of one worker (prometheus_client, a registry of its own).
+
+Every worker, whatever its stage, exports (``stage`` label on each):
+
+    news_pipeline_worker_info{stage,worker,host,pid,version}    1
+    news_pipeline_worker_ready                                   1 once it has joined its group
+    news_pipeline_event_loop_delay_seconds                       since the worker's event loop last ran
+    news_pipeline_records_in_total / _records_out_total          records taken / passed on
+    news_pipeline_dead_letters_total{reason}                     records dead-lettered
+    news_pipeline_retries_total                                  batches retried (index or database down)
+    news_pipeline_stage_events_total{name}                       the stage's own counters (StageStats.extra)
+    news_pipeline_busy_seconds_total                             time spent inside the stage code
+    news_pipeline_record_processing_seconds                      histogram: time per record
+    news_pipeline_batch_records                                  histogram: records per batch taken
+    news_pipeline_assigned_partitions                            source partitions this worker owns
+    news_pipeline_consumer_lag{topic,partition}                  records waiting (broker, corrected; see lag.py)
+    news_pipeline_consumer_committed_offset{topic,partition}     from the broker
+    news_pipeline_broker_end_offset{topic,partition}             from the broker (Tansu: up to a batch short)
+    news_pipeline_fetch_highwater_offset{topic,partition}        high-water mark of this consumer's fetches
+    news_pipeline_consumer_position{topic,partition}             next offset this worker reads
+    news_pipeline_produced_offset{topic,partition}               next offset after the last one it produced
+    process_cpu_seconds_total, process_resident_memory_bytes, ... (prometheus_client's process collector)
+    news_pipeline_children_cpu_seconds_total / _children_resident_memory_bytes   helper processes (trafilatura)
+
+and, by stage:
+
+    language  news_pipeline_language_records_total{lang}
+    entities  news_pipeline_entity_mentions_total{label}, news_pipeline_entities_per_record (histogram),
+              news_pipeline_top_entity_mentions{label,name} (the 20 most mentioned of the last hour)
+    dedup     news_pipeline_dedup_outcomes_total{status}
+    sink      news_pipeline_end_to_end_seconds (histogram: ingested_at to durably written)
+
+Counters are read from the processor's ``StageStats`` when scraped (nothing per record on the
+hot path but the histogram observations), lag is asked from the broker when scraped, at most
+every ``lag_cache_s`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from pipeline import __version__
+from pipeline.monitoring.window import SlidingCounter
+from pipeline.records import latency_s, utc_now
+
+log = logging.getLogger("pipeline.metrics")
+
+PREFIX = "news_pipeline"
+PROCESSING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+END_TO_END_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200)
+ENTITY_BUCKETS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500)
+TOP_ENTITIES = 20
+
+
+@dataclass
+class ConsumerView:
+    """What the worker's Kafka consumer knows, copied by its event loop (read by the HTTP thread)."""
+
+    topic: str
+    group: str
+    assigned: frozenset[int] = frozenset()
+    position: dict[int, int] = field(default_factory=dict)  # next offset to read
+    highwater: dict[int, int] = field(default_factory=dict)  # from the fetch responses
+    produced: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset after the last produced
+
+
+class _StatsCollector(Collector):
+    """Counters straight from the processor's ``StageStats``, read at scrape time."""
+
+    def __init__(self, metrics: WorkerMetrics):
+        self.m = metrics
+
+    def collect(self):
+        m = self.m
+        stats = m.stats()
+        stage = [m.stage]
+        c = CounterMetricFamily(f"{PREFIX}_records_in", "Records this worker took from its source topic.",
+                                labels=["stage"])
+        c.add_metric(stage, stats.records_in)
+        yield c
+        c = CounterMetricFamily(f"{PREFIX}_records_out", "Records this worker passed on (or wrote, for the sink).",
+                                labels=["stage"])
+        c.add_metric(stage, stats.records_out)
+        yield c
+        c = CounterMetricFamily(f"{PREFIX}_dead_letters", "Records this worker dead-lettered, by reason.",
+                                labels=["stage", "reason"])
+        for reason, n in sorted(stats.failed.items()):
+            c.add_metric([m.stage, reason], n)
+        yield c
+        c = CounterMetricFamily(f"{PREFIX}_stage_events", "The stage's own counters (StageStats.extra).",
+                                labels=["stage", "name"])
+        for name, n in sorted(stats.extra.items()):
+            c.add_metric([m.stage, str(name)], n)
+        yield c
+        c = CounterMetricFamily(f"{PREFIX}_busy_seconds", "Time spent in the stage's code.", labels=["stage"])
+        c.add_metric(stage, stats.busy_ms / 1000.0)
+        yield c
+        g = GaugeMetricFamily(f"{PREFIX}_worker_ready", "1 once the worker has joined its consumer group.",
+                              labels=["stage"])
+        g.add_metric(stage, 1.0 if m.ready else 0.0)
+        yield g
+        g = GaugeMetricFamily(f"{PREFIX}_event_loop_delay_seconds",
+                              "Seconds since the worker's event loop last ran (stuck when large).", labels=["stage"])
+        g.add_metric(stage, m.loop_delay_s())
+        yield g
+        if m.stage == "entities":
+            g = GaugeMetricFamily(f"{PREFIX}_top_entity_mentions",
+                                  f"Mentions of the {TOP_ENTITIES} most mentioned entities of the last hour.",
+                                  labels=["stage", "label", "name"])
+            for (label, name), n in m.top_entities.top(TOP_ENTITIES):
+                g.add_metric([m.stage, str(label), str(name)], n)
+            yield g
+
+
+class _ConsumerCollector(Collector):
+    """Partitions, offsets and lag. The broker is asked in a thread of its own, at most every
+    ``lag_cache_s`` seconds; a scrape waits up to ``WAIT_S`` for a fresh answer, else it gets the
+    last one, so a slow or absent broker never makes a worker look down to Prometheus."""
+
+    WAIT_S = 1.0
+
+    def __init__(self, metrics: WorkerMetrics):
+        self.m = metrics
+        self._asked_at = -1e9
+        self._cached: list = []
+        self._lock = threading.Lock()
+        self._asking: threading.Thread | None = None
+
+    def _ask(self) -> None:
+        m, view = self.m, self.m.view
+        seen = {p: max(view.position.get(p, 0), view.highwater.get(p, 0)) for p in view.assigned}
+        try:
+            answer = m.probe.group_lag(view.group, view.topic, sorted(view.assigned), seen)
+        except Exception as exc:  # noqa: BLE001 - the metrics go on without lag until the broker answers
+            m.lag_errors.inc()
+            log.warning("lag: the broker did not answer: %s", exc, extra={"stage": m.stage})
+            answer = []
+        with self._lock:
+            self._cached = [p for p in answer if p.partition in view.assigned]
+
+    def _lag(self) -> list:
+        m = self.m
+        view = m.view
+        if m.probe is None or view is None or not view.assigned:
+            return []
+        started = None
+        with self._lock:
+            idle = self._asking is None or not self._asking.is_alive()
+            if idle and time.monotonic() - self._asked_at >= m.lag_cache_s:
+                self._asked_at = time.monotonic()
+                started = self._asking = threading.Thread(target=self._ask, name=f"{m.stage}-lag", daemon=True)
+                started.start()
+        if started is not None:
+            started.join(self.WAIT_S)
+        with self._lock:
+            return [p for p in self._cached if p.partition in view.assigned]
+
+    def collect(self):
+        m = self.m
+        view = m.view
+        labels = ["stage", "topic", "partition"]
+        g = GaugeMetricFamily(f"{PREFIX}_assigned_partitions", "Source partitions this worker owns.",
+                              labels=["stage"])
+        g.add_metric([m.stage], len(view.assigned) if view else 0)
+        yield g
+        if view is None:
+            return
+        families = {name: GaugeMetricFamily(f"{PREFIX}_{name}", text, labels=labels) for name, text in (
+            ("consumer_lag", "Records waiting in the partition: end offset - committed offset."),
+            ("consumer_committed_offset", "Committed offset of the worker's group (from the broker)."),
+            ("broker_end_offset", "End offset as the broker reports it (the embedded broker: up to a batch short)."),
+            ("fetch_highwater_offset", "High-water mark of the partition in this consumer's fetch responses."),
+            ("consumer_position", "Next offset this worker reads."),
+            ("produced_offset", "Next offset after the last record this worker produced to the partition."),
+        )}
+        for part in self._lag():
+            key = [m.stage, part.topic, str(part.partition)]
+            if part.lag is not None:
+                families["consumer_lag"].add_metric(key, part.lag)
+            if part.committed is not None:
+                families["consumer_committed_offset"].add_metric(key, part.committed)
+            if part.broker_end is not None:
+                families["broker_end_offset"].add_metric(key, part.broker_end)
+        for p in sorted(view.assigned):
+            key = [m.stage, view.topic, str(p)]
+            if p in view.highwater:
+                families["fetch_highwater_offset"].add_metric(key, view.highwater[p])
+            if p in view.position:
+                families["consumer_position"].add_metric(key, view.position[p])
+        for (topic, p), offset in sorted(view.produced.items()):
+            families["produced_offset"].add_metric([m.stage, topic, str(p)], offset)
+        yield from families.values()
+
+
+class _ChildrenCollector(Collector):
+    """CPU and memory of the worker's helper processes (the clean stage's trafilatura pool)."""
+
+    def collect(self):
+        import psutil
+
+        cpu = rss = 0.0
+        try:
+            for child in psutil.Process().children(recursive=True):
+                try:
+                    times = child.cpu_times()
+                    cpu += times.user + times.system
+                    rss += child.memory_info().rss
+                except psutil.Error:
+                    continue
+        except psutil.Error:
+            return
+        c = CounterMetricFamily(f"{PREFIX}_children_cpu_seconds", "CPU time of the worker's live helper processes.")
+        c.add_metric([], cpu)
+        yield c
+        g = GaugeMetricFamily(f"{PREFIX}_children_resident_memory_bytes",
+                              "Resident memory of the worker's helper processes.")
+        g.add_metric([], rss)
+        yield g
+
+
+class WorkerMetrics:
+    """The metrics of one worker process. ``stats`` returns its processor's ``StageStats``."""
+
+    def __init__(self, stage: str, worker: str, stats: Callable[[], Any], lag_cache_s: float = 2.0,
+                 stall_after_s: float = 30.0):
+        self.stage = stage
+        self.worker = worker
+        self.stats = stats
+        self.lag_cache_s = lag_cache_s
+        self.stall_after_s = stall_after_s
+        self.ready = False
+        self.stopping = False
+        self.view: ConsumerView | None = None
+        self.probe = None  # OffsetsProbe, set by the worker once it knows the broker
+        self._last_tick = time.monotonic()
+        self.top_entities = SlidingCounter(3600.0, 60.0)
+
+        disable_created_metrics()  # no *_created series: they double the exposition and nothing reads them
+        r = self.registry = CollectorRegistry()
+        info = Gauge(f"{PREFIX}_worker_info", "The worker: stage, name, host, pid, version.",
+                     ["stage", "worker", "host", "pid", "version"], registry=r)
+        info.labels(stage, worker, socket.gethostname(), str(os.getpid()), __version__).set(1)
+        self.retries = Counter(f"{PREFIX}_retries", "Batches retried because a dependency was unavailable.",
+                               ["stage"], registry=r).labels(stage)
+        self.lag_errors = Counter(f"{PREFIX}_lag_probe_errors", "Times the broker did not answer the lag query.",
+                                  ["stage"], registry=r).labels(stage)
+        self.processing = Histogram(f"{PREFIX}_record_processing_seconds", "Time the stage spent on one record.",
+                                    ["stage"], buckets=PROCESSING_BUCKETS, registry=r).labels(stage)
+        self.batch = Histogram(f"{PREFIX}_batch_records", "Records per batch the worker took.", ["stage"],
+                               buckets=BATCH_BUCKETS, registry=r).labels(stage)
+        if stage == "language":
+            self.languages = Counter(f"{PREFIX}_language_records", "Records by detected language code.",
+                                     ["stage", "lang"], registry=r)
+        if stage == "entities":
+            self.entity_mentions = Counter(f"{PREFIX}_entity_mentions", "Entity mentions found, by label.",
+                                           ["stage", "label"], registry=r)
+            self.entities_per_record = Histogram(f"{PREFIX}_entities_per_record", "Entity mentions per record.",
+                                                 ["stage"], buckets=ENTITY_BUCKETS, registry=r).labels(stage)
+        if stage == "dedup":
+            self.dedup = Counter(f"{PREFIX}_dedup_outcomes", "Dedup verdicts: unique, exact or near duplicate.",
+                                 ["stage", "status"], registry=r)
+        if stage == "sink":
+            self.end_to_end = Histogram(f"{PREFIX}_end_to_end_seconds",
+                                        "From ingestion (the raw event's arrival) to durably written by the sink.",
+                                        ["stage"], buckets=END_TO_END_BUCKETS, registry=r).labels(stage)
+        r.register(_StatsCollector(self))
+        r.register(_ConsumerCollector(self))
+        ProcessCollector(registry=r)
+        r.register(_ChildrenCollector())
+
+    # --- observations (called by the worker) -----------------------------------------------------
+
+    def observe_batch(self, size: int) -> None:
+        self.batch.observe(size)
+
+    def observe_records(self, records: list[dict[str, Any]]) -> None:
+        """Records the stage passed on: time per record (its trace entry) and what the stage found."""
+        for record in records:
+            trace = record.get("trace")
+            if trace and isinstance(trace[-1], dict) and trace[-1].get("stage") == self.stage:
+                self.processing.observe(float(trace[-1].get("ms") or 0.0) / 1000.0)
+            if self.stage == "language":
+                self.languages.labels(self.stage, (record.get("lang") or {}).get("code") or "none").inc()
+            elif self.stage == "entities":
+                self._observe_entities(record)
+            elif self.stage == "dedup":
+                self.dedup.labels(self.stage, (record.get("dedup") or {}).get("status") or "none").inc()
+
+    def _observe_entities(self, record: dict[str, Any]) -> None:
+        entities = record.get("entities") or []
+        self.entities_per_record.observe(len(entities))
+        labels: dict[str, int] = {}
+        for entity in entities:
+            label = entity.get("label") or "none"
+            labels[label] = labels.get(label, 0) + 1
+        for label, n in labels.items():
+            self.entity_mentions.labels(self.stage, label).inc(n)
+        mentions: dict[tuple[str, str], int] = {}
+        for item in record.get("entity_summary") or []:
+            if isinstance(item, dict) and item.get("canonical"):
+                key = (str(item.get("label")), str(item["canonical"]))
+                mentions[key] = mentions.get(key, 0) + int(item.get("count") or 1)
+        if mentions:
+            self.top_entities.add(mentions)
+
+    def observe_written(self, records: list[dict[str, Any]], seconds: float, now: datetime | None = None) -> None:
+        """The sink wrote ``records`` in ``seconds``: time per record and end-to-end latency."""
+        if not records:
+            return
+        now = now or utc_now()
+        share = seconds / len(records)
+        for record in records:
+            self.processing.observe(share)
+            latency = latency_s(record, now)
+            if latency is not None:
+                self.end_to_end.observe(latency)
+
+    # --- health ----------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """The worker's event loop is alive (called every second by a timer on it)."""
+        self._last_tick = time.monotonic()
+
+    def loop_delay_s(self) -> float:
+        return max(0.0, time.monotonic() - self._last_tick)
+
+    def health(self) -> tuple[bool, str]:
+        delay = self.loop_delay_s()
+        if delay > self.stall_after_s:
+            return False, f"event loop stalled for {delay:.0f} s"
+        return True, "ok"
+
+    def readiness(self) -> tuple[bool, str]:
+        ok, text = self.health()
+        if not ok:
+            return ok, text
+        if self.stopping:
+            return False, "stopping"
+        if not self.ready:
+            return False, "not in its consumer group yet (starting or rebalancing)"
+        return True, "ok"
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def serve(metrics: WorkerMetrics, host: str, port: int, fallback: bool = False):
+    """``/metrics``, ``/healthz`` and ``/readyz`` of ``metrics`` on ``host:port``, from a thread."""
+    from pipeline.monitoring.http import PROMETHEUS, TEXT, HttpServer
+
+    def probe(check):
+        def answer(query: str):
+            ok, text = check()
+            return (200 if ok else 503), TEXT, f"{text}\n".encode()
+        return answer
+
+    routes = {
+        "/metrics": lambda query: (200, PROMETHEUS, metrics.exposition()),
+        "/healthz": probe(metrics.health),
+        "/readyz": probe(metrics.readiness),
+    }
+    return HttpServer(host, port, routes, name=f"{metrics.stage}-metrics", fallback=fallback)

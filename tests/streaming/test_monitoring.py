@@ -1,0 +1,364 @@
+"""Operations against a real `pipeline run`: every worker's metrics and health endpoints, JSON logs,
+`pipeline status --once --json`, the web dashboard in a real headless Chromium, `pipeline
+dashboard`, and a real Prometheus server scraping every worker with deploy/monitoring's rules.
+
+One continuous `pipeline run` (subprocess) serves the whole module; each test replays what it
+needs with `pipeline replay`, which finds the broker through the run file, as a user's would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pipeline.monitoring.http import free_port
+from pipeline.monitoring.scrape import WorkerSample, scrape
+from pipeline.streaming.topics import ALL_STAGES
+from tests.conftest import REDIS_URL, ROOT, SEEDS
+from tests.streaming.conftest import FREE_PORTS
+
+pytestmark = pytest.mark.integration
+
+MONITORING = ROOT / "deploy" / "monitoring"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@dataclass
+class LiveRun:
+    proc: subprocess.Popen
+    env: dict[str, str]
+    tmp: Path
+
+    @property
+    def log_dir(self) -> Path:
+        return self.tmp / "logs"
+
+    @property
+    def info(self) -> dict:
+        return orjson.loads((self.log_dir / "run.json").read_bytes())
+
+    def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def popen(self, *args: str, **kwargs) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=ROOT, env=self.env,
+                                text=True, **kwargs)
+
+    def scrape(self, stage: str) -> WorkerSample:
+        (worker,) = [w for w in self.info["workers"] if w["stage"] == stage]
+        return scrape(worker["metrics_url"])
+
+    def wait_delivered(self, at_least: float, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.scrape("sink").records_out >= at_least:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"the sink did not reach {at_least} records in {timeout_s} s")
+
+
+@pytest.fixture(scope="module")
+def live_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("monitoring")
+    env = dict(os.environ)
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    env.pop("PIPELINE_CONFIG", None)
+    env.update({"PIPELINE__STAGES__DEDUP__STORE": REDIS_URL,
+                "PIPELINE__STAGES__DEDUP__NAMESPACE": f"test-{uuid.uuid4().hex[:12]}",
+                "PIPELINE__RUN__LOG_DIR": str(tmp / "logs"), **FREE_PORTS})
+    out = open(tmp / "run.out", "wb")  # noqa: SIM115 - the subprocess writes to it until the end
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--sink", f"jsonl:{tmp / 'out'}",
+                             "--log-format", "json", "--log-level", "info"],
+                            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    run = LiveRun(proc, env, tmp)
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            assert proc.poll() is None, (tmp / "run.out").read_text()
+            try:
+                info = run.info
+                if info.get("dashboard_url") and len(info["workers"]) == 5 and all(
+                        w["metrics_url"] for w in info["workers"]):
+                    break
+            except (OSError, orjson.JSONDecodeError):
+                pass
+            assert time.monotonic() < deadline, "pipeline run did not publish its workers in 90 s"
+            time.sleep(0.2)
+        yield run
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        out.close()
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def _replay_file(tmp: Path, events: list[dict]) -> Path:
+    path = tmp / f"events-{uuid.uuid4().hex[:6]}.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    return path
+
+
+def test_every_worker_serves_metrics_health_and_readiness_and_logs_json(live_run):
+    workers = live_run.info["workers"]
+    assert sorted(w["stage"] for w in workers) == sorted(ALL_STAGES)
+    assert len({w["metrics_port"] for w in workers}) == 5
+    for w in workers:
+        assert _get(w["metrics_url"] + "/healthz") == (200, "ok\n")
+        assert _get(w["metrics_url"] + "/readyz") == (200, "ok\n")
+        sample = scrape(w["metrics_url"])
+        assert sample.ok and sample.stage == w["stage"] and sample.pid == w["pid"] and sample.ready
+        assert sample.memory_bytes > 10e6 and sample.assigned == 4
+    before = live_run.scrape("sink").records_out
+    bad = _replay_file(live_run.tmp, [{"id": "bad-event-1", "text": "   "}])
+    result = live_run.cli("replay", str(SEEDS), str(bad))
+    assert result.returncode == 0, result.stderr
+    live_run.wait_delivered(before + 5)
+
+    clean, language, entities, dedup, sink = (live_run.scrape(stage) for stage in ALL_STAGES)
+    assert clean.records_in >= 6 and clean.dead_letters["empty_body"] >= 1
+    assert language.languages["id"] >= 5
+    assert entities.entity_labels["LOC"] > 0 and entities.top_entities
+    assert sum(dedup.dedup.values()) >= 5
+    assert sink.end_to_end.count >= 5 and 0 < sink.end_to_end.quantile(0.5) < 30
+    assert all(s.processing.count >= 5 for s in (clean, language, entities, dedup, sink))
+    # the broker's offsets, corrected by what the consumers saw, agree once everything is through
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(live_run.scrape(s).lag.get(k) for s in ALL_STAGES
+                                              for k in live_run.scrape(s).lag):
+        time.sleep(0.5)
+    assert all(v == 0 for s in ALL_STAGES for v in live_run.scrape(s).lag.values())
+
+    # structured logs: one JSON object per line, and the dead letter with its stage and record id
+    lines = [line for line in (live_run.log_dir / "clean-0.log").read_text().splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]
+    letter = [e for e in entries if e["message"].startswith("dead letter")]
+    assert letter and letter[0]["record_id"] == "bad-event-1" and letter[0]["stage"] == "clean"
+    assert letter[0]["reason"] == "empty_body"
+
+
+def test_status_once_json_reports_every_stage(live_run):
+    result = live_run.cli("replay", str(SEEDS))
+    assert result.returncode == 0, result.stderr
+    result = live_run.cli("status", "--once", "--json", "--window", "1")
+    assert result.returncode == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert [s["stage"] for s in status["stages"]] == list(ALL_STAGES)
+    for stage in status["stages"]:
+        assert stage["workers_up"] == stage["workers_expected"] == stage["workers_ready"] == 1
+        assert stage["records_in"] >= 5 and stage["lag"] is not None and stage["p99_ms"] is not None
+        assert len(stage["partitions"]) == 4
+        assert stage["level"] in ("ok", "idle", "warn")
+    assert status["level"] in ("ok", "idle", "warn") and status["verdict"]
+    assert status["end_to_end_p99_s"] is not None and "one batch short" in status["lag_note"]
+    assert {w["name"] for w in status["workers"]} == {f"{s}-0" for s in ALL_STAGES}
+    # the terminal view of the same
+    result = live_run.cli("status", "--once")
+    assert result.returncode == 0, result.stderr
+    for stage in ALL_STAGES:
+        assert re.search(rf"^{stage}\s+1/1", result.stdout, re.MULTILINE), result.stdout
+
+
+def _chromium_or_skip():
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no {CHROMIUM}: install the Debian package chromium (scripts/bootstrap does as root)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("the Python package playwright is not installed (pip install -e '.[test]')")
+    return sync_playwright
+
+
+def test_dashboard_in_headless_chromium_moves_during_a_replay(live_run, tmp_path):
+    sync_playwright = _chromium_or_skip()
+    url = live_run.info["dashboard_url"]
+    replay = live_run.popen("replay", str(SEEDS), "--loop", "--rate", "8",
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
+                args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
+            try:
+                page = browser.new_page()
+                errors = []
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
+                page.goto(url)
+                try:
+                    page.wait_for_function("Number(document.getElementById('delivered-count').textContent"
+                                           ".replace(/,/g, '')) >= 3", timeout=30000)
+                except Exception:
+                    page.screenshot(path=str(tmp_path / "failed.png"), full_page=True)
+                    raise AssertionError(f"{tmp_path / 'failed.png'}: {page.inner_text('header')} "
+                                         f"{_get(url + 'api/state')[1][:3000]} {errors}") from None
+                first = int(page.inner_text("#delivered-count").replace(",", ""))
+                time.sleep(4)
+                page.wait_for_function("document.querySelectorAll('#records tbody tr td.wrap').length >= 6")
+                second = int(page.inner_text("#delivered-count").replace(",", ""))
+                assert second > first, (first, second)  # the numbers move
+                rows = page.locator("#stages tbody tr").all_inner_texts()
+                assert [r.split()[0] for r in rows] == list(ALL_STAGES)
+                assert all("1/1" in r for r in rows)
+                assert float(page.inner_text("#delivered-rate")) > 0
+                # the charts are drawn: coloured pixels on the throughput canvas
+                coloured = page.evaluate("""() => {
+                    const c = document.getElementById('chart-throughput');
+                    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                    let n = 0;
+                    for (let i = 0; i < d.length; i += 4) if (d[i + 3] && Math.abs(d[i] - d[i + 2]) > 80) n++;
+                    return n; }""")
+                assert coloured > 50
+                assert "id" in page.inner_text("#languages")
+                assert page.locator("#entities .bar").count() >= 5
+                titles = page.locator("#records tbody tr").all_inner_texts()
+                assert any("Armenia" in t or "Azerbaijan" in t or "Karabakh" in t for t in titles), titles
+                assert page.inner_text("#verdict")
+                shot = tmp_path / "dashboard.png"
+                page.screenshot(path=str(shot), full_page=True)
+                print(f"dashboard screenshot: {shot}")
+                assert shot.stat().st_size > 20000
+                assert not errors, errors
+            finally:
+                browser.close()
+    finally:
+        replay.send_signal(signal.SIGINT)
+        replay.wait(timeout=30)
+
+
+def test_pipeline_dashboard_command_serves_the_last_hour(live_run):
+    live_run.wait_delivered(5)
+    proc = live_run.popen("dashboard", "--port", "0", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        line = proc.stderr.readline()
+        found = re.search(r"dashboard (http://\S+/)", line)
+        assert found, line
+        deadline = time.monotonic() + 30
+        while True:
+            status, body = _get(found.group(1) + "api/state")
+            state = json.loads(body) if status == 200 else {}
+            if state.get("status") and state["data"]["delivered"] >= 5:
+                break
+            assert time.monotonic() < deadline, body
+            time.sleep(0.3)
+        assert state["data"]["records"][0]["title"]
+        assert [s["stage"] for s in state["status"]["stages"]] == list(ALL_STAGES)
+        status, html = _get(found.group(1))
+        assert status == 200 and "<canvas" in html and "http" not in html.split("<script>")[1].split("fetch(")[0]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+
+
+def _prometheus_or_skip() -> str:
+    binary = shutil.which("prometheus")
+    if not binary:
+        pytest.skip("no prometheus binary: install the Debian package prometheus (scripts/bootstrap does as root)")
+    return binary
+
+
+def _query(base: str, expr: str) -> dict:
+    status, body = _get(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+    answer = json.loads(body)
+    assert status == 200 and answer["status"] == "success", (expr, body)
+    return answer["data"]
+
+
+def test_a_real_prometheus_scrapes_every_worker_and_runs_the_rules(live_run, tmp_path):
+    import yaml
+
+    binary = _prometheus_or_skip()
+    promtool = shutil.which("promtool")
+    assert promtool, "the Debian package prometheus ships promtool"
+    checked = subprocess.run([promtool, "check", "rules", str(MONITORING / "alerts.yml")], capture_output=True,
+                             text=True, timeout=60)
+    assert checked.returncode == 0 and "SUCCESS" in checked.stdout + checked.stderr, checked
+    config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    config["rule_files"] = [str(MONITORING / "alerts.yml")]
+    job = config["scrape_configs"][0]
+    job.update(scrape_interval="1s", scrape_timeout="1s")
+    del job["static_configs"]  # the ports this run's workers really got, as prometheus.yml describes
+    job["file_sd_configs"] = [{"files": [str(live_run.log_dir / "prometheus-targets.json")],
+                               "refresh_interval": "1s"}]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port("127.0.0.1")
+    base = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([binary, f"--config.file={tmp_path / 'prometheus.yml'}",
+                             f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+                             "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        live_run.cli("replay", str(SEEDS))
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()
+            status, body = _get(f"{base}/api/v1/targets") if _ready(base) else (0, "")
+            targets = json.loads(body)["data"]["activeTargets"] if status == 200 else []
+            if len(targets) == 5 and all(t["health"] == "up" for t in targets):
+                break
+            assert time.monotonic() < deadline, body
+            time.sleep(0.5)
+        ports = {w["name"]: w["metrics_port"] for w in live_run.info["workers"]}
+        assert {t["labels"]["pipeline_worker"]: int(t["labels"]["instance"].rsplit(":", 1)[1])
+                for t in targets} == ports
+        info = _query(base, "news_pipeline_worker_info")["result"]
+        assert sorted(r["metric"]["stage"] for r in info) == sorted(ALL_STAGES)
+        # the recording rules evaluate (rates need two scrapes), and every rule is healthy
+        while len(_query(base, "stage:news_pipeline_records_in:rate1m")["result"]) < 5:
+            assert time.monotonic() < deadline + 30
+            time.sleep(0.5)
+        status, body = _get(f"{base}/api/v1/rules")
+        groups = json.loads(body)["data"]["groups"]
+        rules = [r for g in groups for r in g["rules"]]
+        assert {g["name"] for g in groups} == {"news-pipeline-records", "news-pipeline-alerts"}
+        assert all(r["health"] == "ok" for r in rules), [r for r in rules if r["health"] != "ok"]
+        firing = [r["name"] for r in rules if r["type"] == "alerting" and r["state"] == "firing"]
+        assert firing == []
+        # every query of the Grafana dashboard runs against the real server
+        dashboard = json.loads((MONITORING / "grafana-dashboard.json").read_text())
+        for panel in dashboard["panels"]:
+            for target in panel.get("targets", []):
+                _query(base, target["expr"])
+        lag = _query(base, "stage:news_pipeline_consumer_lag:sum")["result"]
+        assert sorted(r["metric"]["stage"] for r in lag) == sorted(ALL_STAGES)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _ready(base: str) -> bool:
+    try:
+        return _get(f"{base}/-/ready")[0] == 200
+    except OSError:
+        return False
