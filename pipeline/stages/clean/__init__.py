@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,7 +21,20 @@ from pipeline.records import (
 from pipeline.stages.base import Context, Stage
 from pipeline.stages.clean.charset import decode_bytes
 from pipeline.stages.clean.html_page import HtmlExtractor
+from pipeline.stages.clean.metadata import moment_of
 from pipeline.stages.clean.text_page import extract_text_page
+
+
+def not_after_fetch(published: str | None, fetched: datetime) -> str | None:
+    """The publication date, unless it lies after the fetch (a wrong date, not a future article).
+    A bare date counts as its first instant; a date-time without offset as UTC, with 14 h of grace
+    for the zones east of UTC."""
+    if not published:
+        return None
+    try:
+        return published if moment_of(published) <= fetched + timedelta(hours=14) else None
+    except (ValueError, OverflowError):
+        return None
 
 
 def site_of(url: str | None) -> str | None:
@@ -63,12 +77,11 @@ class CleanStage(Stage):
                 out["encoding"] = encoding
             page = self.html.extract(html, event.url)
             self.stats.extra["html_pages"] += 1
-            published = page.published
-            if published and published[:10] > event.fetched_at[:10]:
-                published = None  # never a date after the fetch
-            out.update(title=page.title, text=page.text, published=published, authors=page.authors,
-                       site=site_of(event.url) or page.site, canonical_url=page.canonical_url,
-                       declared_lang=page.declared_lang)
+            for note, count in page.notes.items():
+                self.stats.extra[note] += count
+            out.update(title=page.title, text=page.text, published=not_after_fetch(page.published, fetched),
+                       authors=page.authors, site=page.site or site_of(event.url),
+                       canonical_url=page.canonical_url, declared_lang=page.declared_lang)
         out["author"] = ", ".join(out["authors"]) or None
         if not out["text"].strip():
             raise BadInput(NO_TEXT, "no main text found on the page")

@@ -29,6 +29,16 @@ LEADING = [
     "lesen sie auch", "mehr zum thema", "auch interessant", "lire aussi", "à lire aussi", "voir aussi",
     "lee también", "leer más", "ver también", "leia também", "veja também", "leggi anche", "vedi anche",
     "lees ook", "czytaj też", "читайте также", "اقرأ أيضا", "اقرأ أيضًا",
+    "auch interessant", "lesen sie hier", "zum weiterlesen", "weitere themen", "empfohlene beiträge",
+    "weiterlesen", "teilen sie", "teilen mit", "bild anzeigen", "bildquelle", "titelbild:", "beitragsbild:",
+    "keine kommentare", "kommentare insgesamt", "quellenangaben", "à lire également", "crédits photos",
+    "crédit photo", "vea también", "mira también", "mira:", "puedes ver", "te puede interesar",
+    "le puede interesar", "notas relacionadas", "contenido relacionado", "síguenos en", "siguenos en",
+    "czytaj także", "zobacz też", "zobacz także", "leia mais", "saiba mais", "also read", "view comments",
+    "no comments", "more stories", "related stories", "related articles", "related content", "top stories",
+    "editor's picks", "recommended for you", "you may also like", "you might also like", "don't miss",
+    "(credit:", "(photo:", "(foto:", "(image:", "photo credit", "image credit", "reporting by",
+    "additional reporting by", "editing by", "sign up", "get the latest", "baca selengkapnya",
 ]
 
 ANYWHERE = [
@@ -36,13 +46,23 @@ ANYWHERE = [
     "hak cipta dilindungi", "baca berita tanpa iklan", "dilarang mengambil", "cookies to", "cookie policy",
     "your browser does not support", "javascript is disabled", "enable javascript",
     "login untuk memaksimalkan", "bagikan artikel ini", "download aplikasi", "unduh aplikasi",
+    "alle rechte vorbehalten", "tous droits réservés", "todos los derechos reservados",
+    "contributed to this report", "subscribe to our newsletter", "sign up for our newsletter",
+    "sign up for the", "newsletter delivered", "delivered to your inbox", "to your inbox",
+    "follow us on", "follow him on twitter", "follow her on twitter", "on twitter and facebook",
+    "on facebook and twitter", "sie sind aktuell nicht eingeloggt", "eingeloggt sein", "müssen sie eingeloggt",
+    "zum newsletter anmelden", "abonnieren sie", "suscríbete", "suscribirse", "abonnez-vous",
+    "pour lire la suite", "pour accéder en illimité", "chroniony prawem autorskim", "zasady przedruków",
+    "this copy is for your personal", "non-commercial use only", "we may receive compensation",
+    "may get a share of the sale", "affiliate links", "affiliate-links", "click here to subscribe",
+    "ikuti kami di", "ikuti berita", "simak berita", "dapatkan informasi", "klik di sini",
 ]
 
 _LEADING_RE = re.compile(
     r"^[\W_]*(?:" + "|".join(re.escape(p) for p in sorted(LEADING, key=len, reverse=True)) + r")(?:\b|(?=\W)|$)",
     re.IGNORECASE,
 )
-_ANYWHERE_RE = re.compile("|".join(re.escape(p) for p in ANYWHERE), re.IGNORECASE)
+_ANYWHERE_LOWER = tuple(p.lower() for p in ANYWHERE)  # substring tests beat one big regex here
 
 # Short one-word section labels are boilerplate only when the whole line is the label; a body
 # paragraph may well start with "Berita ..." or "Update ...".
@@ -55,7 +75,8 @@ _LABEL_ONLY = {"berita", "dunia", "video", "update", "home", "beranda", "indeks"
 def is_boilerplate(line: str) -> bool:
     stripped = line.strip()
     lowered = stripped.lower().rstrip(":.!")
-    if _ANYWHERE_RE.search(stripped):
+    lowered_full = stripped.lower()
+    if any(p in lowered_full for p in _ANYWHERE_LOWER):
         return True
     match = _LEADING_RE.match(stripped)
     if not match:
