@@ -59,7 +59,7 @@ def read_rows(path: Path, limit: int | None) -> list[dict]:
 class StageExtractor:
     """Our clean stage, called the way a worker calls it; a dead-lettered page counts as empty."""
 
-    def __init__(self, body_field: str, classifier=None):
+    def __init__(self, body_field: str, classifier=None, classifier_of=None):
         from pipeline import config
         from pipeline.stages.clean import CleanStage
 
@@ -67,6 +67,7 @@ class StageExtractor:
         self.stage = CleanStage(config.load(ROOT / "config" / "pipeline.toml", env={}).stages.clean)
         if classifier is not None:
             self.stage.text_classifier = classifier
+        self.classifier_of = classifier_of  # row -> the classifier that never saw that page
         from pipeline.stages.base import Context
 
         self.ctx = Context(worker="bench")
@@ -77,6 +78,8 @@ class StageExtractor:
 
         event = {"id": str(row["id"]), "url": row.get("url"), "fetched_at": FETCHED_AT,
                  self.body_field: row[self.body_field]}
+        if self.classifier_of is not None:
+            self.stage.text_classifier = self.classifier_of(row)
         try:
             return self.stage.run(event, self.ctx)["text"]
         except BadInput as exc:
@@ -131,7 +134,7 @@ def measure(name: str, kind: str, extract: Callable[[dict], str], rows: list[dic
     if dead:
         result["dead_letters"] = dict(dead)
     counts = f"  tp={result['tp']} fp={result['fp']} fn={result['fn']}" if kind == "trafilatura" else ""
-    print(f"{mode:<5} {kind:<12} {name:<14} P={result['precision']:.3f} R={result['recall']:.3f} "
+    print(f"{mode:<5} {kind:<12} {name:<18} P={result['precision']:.3f} R={result['recall']:.3f} "
           f"F1={result['f1']:.3f}{counts}  {result['docs_per_s']:.1f} docs/s "
           f"(median of {runs}: {', '.join(f'{r:.1f}' for r in rates)})"
           + (f"  dead letters: {dead}" if dead else ""), flush=True)
@@ -144,16 +147,24 @@ def measure(name: str, kind: str, extract: Callable[[dict], str], rows: list[dic
     return result
 
 
-def held_out_classifier(kind: str, eval_dir: Path, protocol: str):
-    """A line classifier trained without the pages of ``kind`` (protocol 'cross-set'), or None to use
-    the packaged model ('packaged': only honest on data the packaged model was not trained on)."""
-    if protocol == "packaged":
-        return None
+_CV_MODELS: dict = {}
+
+
+def held_out_extractor(kind: str, eval_dir: Path, protocol: str) -> StageExtractor:
+    """The text-mode stage with a line classifier that never saw the page it scores:
+    'cross-set': trained on the other set only; 'cv': trained on the other folds of both sets;
+    'packaged': the shipped model (trained on both sets: training scores, not honest ones)."""
     from pipeline.stages.clean import train
 
+    if protocol == "packaged":
+        return StageExtractor("text")
+    if protocol == "cv":
+        if not _CV_MODELS:
+            _CV_MODELS.update(train.cross_validation_classifiers(eval_dir))
+        return StageExtractor("text", classifier_of=lambda row: _CV_MODELS[(kind, str(row["id"]))])
     other = [s for s in SETS if s != kind]
     print(f"text  {kind:<12} training a line classifier on {', '.join(other)} only ...", file=sys.stderr, flush=True)
-    return train.train_classifier(train.load_training_pages(eval_dir, other))
+    return StageExtractor("text", train.train_classifier(train.load_training_pages(eval_dir, other)))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,9 +178,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cpu", type=int, default=None,
                     help="pin to this CPU (default: the last one allowed); -1 = no pinning")
     ap.add_argument("--no-baselines", action="store_true", help="only our stage")
-    ap.add_argument("--protocol", choices=("cross-set", "packaged"), default="cross-set",
+    ap.add_argument("--protocol", choices=("cross-set", "cv", "packaged"), default="cross-set",
                     help="text mode: 'cross-set' scores each set with a classifier trained on the other set "
-                         "only (default); 'packaged' uses the model shipped in the package (trained on both)")
+                         "only (default); 'cv': 5-fold cross-validation by page over both sets; 'packaged' "
+                         "uses the model shipped in the package (trained on both: training scores)")
     ap.add_argument("--dump", type=Path, help="write each method's outputs to DIR/<mode>.<set>.<method>.jsonl.gz")
     ap.add_argument("--json", type=Path, help="write the results as JSON")
     args = ap.parse_args(argv)
@@ -192,8 +204,7 @@ def main(argv: list[str] | None = None) -> None:
                 if not args.no_baselines:
                     methods.append(("trafilatura", trafilatura_alone))
             else:
-                classifier = held_out_classifier(kind, args.eval_dir, args.protocol)
-                methods.append(("stage", StageExtractor("text", classifier)))
+                methods.append((f"stage[{args.protocol}]", held_out_extractor(kind, args.eval_dir, args.protocol)))
                 if not args.no_baselines:
                     methods += [("keep_all", keep_all), ("line_rule", line_rule)]
             for name, extract in methods:

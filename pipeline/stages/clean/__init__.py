@@ -21,6 +21,7 @@ from pipeline.records import (
 from pipeline.stages.base import Context, Stage
 from pipeline.stages.clean.charset import decode_bytes
 from pipeline.stages.clean.html_page import HtmlExtractor
+from pipeline.stages.clean.line_model import LineClassifier
 from pipeline.stages.clean.metadata import moment_of
 from pipeline.stages.clean.text_page import extract_text_page
 
@@ -52,7 +53,9 @@ class CleanStage(Stage):
         super().__init__()
         self.settings = settings
         self.html = HtmlExtractor(settings.html_timeout_s, settings.html_processes,
-                                  settings.html_recycle_after, settings.include_comments)
+                                  settings.html_recycle_after, settings.include_comments,
+                                  settings.html_max_parse_chars)
+        self.text_classifier: LineClassifier | None = None  # None: the packaged model
 
     def process(self, record: dict[str, Any], ctx: Context) -> dict[str, Any]:
         event = accept_raw(record, ctx.received_at)
@@ -62,10 +65,10 @@ class CleanStage(Stage):
         out = new_record(event)
         fetched = parse_iso(event.fetched_at)
         if event.body_field == "text":
-            page = extract_text_page(event.body, not_after=fetched)
+            page = extract_text_page(event.body, not_after=fetched, classifier=self.text_classifier)
             self.stats.extra["text_pages"] += 1
             out.update(title=page.title, text=page.text, published=page.published,
-                       authors=page.authors, site=site_of(event.url) or page.site)
+                       authors=page.authors, site=page.site or site_of(event.url))
         else:
             html = event.body
             if event.body_field == "html_base64":

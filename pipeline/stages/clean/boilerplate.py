@@ -58,11 +58,51 @@ ANYWHERE = [
     "ikuti kami di", "ikuti berita", "simak berita", "dapatkan informasi", "klik di sini",
 ]
 
-_LEADING_RE = re.compile(
-    r"^[\W_]*(?:" + "|".join(re.escape(p) for p in sorted(LEADING, key=len, reverse=True)) + r")(?:\b|(?=\W)|$)",
-    re.IGNORECASE,
-)
-_ANYWHERE_LOWER = tuple(p.lower() for p in ANYWHERE)  # substring tests beat one big regex here
+_LEAD_NOISE = re.compile(r"[\W_]*")  # bullets, brackets, quotes, symbols before the first word
+_WORD_RE = re.compile(r"[^\W_]+")
+
+
+def _strip_lead(text: str) -> str:
+    return text[_LEAD_NOISE.match(text).end():]
+
+
+def _first_word(text: str) -> str:
+    match = _WORD_RE.match(text)
+    return match.group(0) if match else ""
+
+
+# LEADING phrases indexed by their first word: a line is checked against the few that can match
+_LEADING_BY_WORD: dict[str, list[str]] = {}
+for _phrase in sorted({_strip_lead(p.lower()) for p in LEADING}, key=len, reverse=True):
+    _LEADING_BY_WORD.setdefault(_first_word(_phrase), []).append(_phrase)
+
+
+# ANYWHERE phrases indexed by their first word: only phrases whose first word the line has are tried
+_ANYWHERE_BY_WORD: dict[str, list[str]] = {}
+for _phrase in {p.lower() for p in ANYWHERE}:
+    _ANYWHERE_BY_WORD.setdefault(_first_word(_strip_lead(_phrase)), []).append(_phrase)
+_ANYWHERE_KEYS = frozenset(_ANYWHERE_BY_WORD)
+
+
+def has_notice(lowered: str) -> bool:
+    """Whether a lowercased line contains one of the ANYWHERE phrases."""
+    for word in _ANYWHERE_KEYS.intersection(_WORD_RE.findall(lowered)):
+        for phrase in _ANYWHERE_BY_WORD[word]:
+            if phrase in lowered:
+                return True
+    return False
+
+
+def leading_phrase(line: str) -> str | None:
+    """The LEADING phrase the line starts with (after bullets and punctuation), if any."""
+    lead = _strip_lead(line.lower())
+    for phrase in _LEADING_BY_WORD.get(_first_word(lead), ()):
+        if lead.startswith(phrase):
+            rest = lead[len(phrase):len(phrase) + 1]
+            if not rest or not (rest.isalnum() or rest == "_") or not phrase[-1].isalnum():
+                return phrase
+    return None
+
 
 # Short one-word section labels are boilerplate only when the whole line is the label; a body
 # paragraph may well start with "Berita ..." or "Update ...".
@@ -74,14 +114,13 @@ _LABEL_ONLY = {"berita", "dunia", "video", "update", "home", "beranda", "indeks"
 
 def is_boilerplate(line: str) -> bool:
     stripped = line.strip()
-    lowered = stripped.lower().rstrip(":.!")
     lowered_full = stripped.lower()
-    if any(p in lowered_full for p in _ANYWHERE_LOWER):
+    if has_notice(lowered_full):
         return True
-    match = _LEADING_RE.match(stripped)
-    if not match:
+    phrase = leading_phrase(stripped)
+    if phrase is None:
         return False
-    phrase = match.group(0).strip(" \t:.-").lower()
+    phrase = phrase.strip(" \t:.-")
     if phrase in _LABEL_ONLY:
-        return lowered == phrase
+        return _strip_lead(lowered_full).rstrip(":.!") == phrase
     return True

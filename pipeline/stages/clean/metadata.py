@@ -56,19 +56,21 @@ def strip_site_suffix(title: str | None, site: str | None) -> str | None:
         return title
     title = re.sub(r"\s+", " ", title).strip()
     site_key = re.sub(r"\W+", "", (site or "").lower().removeprefix("www.").split(".")[0])
-    match = _TITLE_SUFFIX.search(title)
-    if match:
-        tail = match.group(0).strip(" |-–—:»·•/")
-        tail_key = re.sub(r"\W+", "", tail.lower())
-        sep = match.group(0).strip()[0]
-        if (site_key and tail_key and (tail_key in site_key or site_key in tail_key)) \
-                or re.search(r"\.\w{2,3}$", tail) or (sep in "|»·•" and len(tail.split()) <= 4):
-            return strip_site_suffix(title[:match.start()].strip(), site) or title
     match = _TITLE_PREFIX.match(title)
     if match and site_key:
         head_key = re.sub(r"\W+", "", match.group(0).lower())
         if head_key and (head_key in site_key or site_key in head_key):
-            return title[match.end():].strip() or title
+            return strip_site_suffix(title[match.end():].strip(), site) or title
+    match = _TITLE_SUFFIX.search(title)
+    if match:
+        head = title[:match.start()].strip()
+        tail = match.group(0).strip(" |-–—:»·•/")
+        tail_key = re.sub(r"\W+", "", tail.lower())
+        sep = match.group(0).strip()[0]
+        names_site = bool(site_key and tail_key and (tail_key in site_key or site_key in tail_key))
+        generic = sep in "|»·•" and len(tail.split()) <= 4 and len(head.split()) > len(tail.split())
+        if names_site or re.search(r"\.\w{2,3}$", tail) or generic:
+            return strip_site_suffix(head, site) or title
     return title
 
 
