@@ -1,4 +1,22 @@
-"""Clean stage: raw event in, record with main text and metadata out."""
+"""Clean stage: raw event in, record with main text and metadata out.
+
+* HTML (``html`` or ``html_base64`` events; bytes decoded by ``charset``): trafilatura plus news
+  rules and markup metadata, in a child process with a per-page time limit (``html_page``).
+* Rendered text (``text`` events, like ``seeds/``): a learned line classifier (``text_page``,
+  ``line_model``; trained by ``python -m pipeline.stages.clean.train``).
+
+Fields filled: ``title`` (without the " | Site" suffix), ``authors`` (list) and ``author`` (them
+joined), ``published`` (ISO-8601, never after ``fetched_at``), ``site`` (the name the page
+declares, else its host), ``canonical_url``, ``declared_lang`` (HTML only), ``text``, and
+``encoding`` for ``html_base64`` events.
+
+Outcomes that are not records, as dead letters with a reason (``pipeline.records``):
+``timeout`` (HTML extraction ran out of time; the child is killed, the worker goes on),
+``too_large`` (body above ``max_input_bytes``; pages above 1 MB are slimmed before parsing, so a
+20 MB page is extracted, not stalled on), ``undecodable``, ``stage_error`` (the extractor failed),
+and ``no_main_text``: the page was read but holds no article text (a menu-only or empty page);
+that is the explicit empty-text status, rather than a record with empty ``text``.
+"""
 
 from __future__ import annotations
 

@@ -84,18 +84,18 @@ for _phrase in {p.lower() for p in ANYWHERE}:
 _ANYWHERE_KEYS = frozenset(_ANYWHERE_BY_WORD)
 
 
-def has_notice(lowered: str) -> bool:
-    """Whether a lowercased line contains one of the ANYWHERE phrases."""
-    for word in _ANYWHERE_KEYS.intersection(_WORD_RE.findall(lowered)):
+def has_notice(lowered: str, words: list[str] | None = None) -> bool:
+    """Whether a lowercased line (with its words, if already split) contains an ANYWHERE phrase."""
+    for word in _ANYWHERE_KEYS.intersection(_WORD_RE.findall(lowered) if words is None else words):
         for phrase in _ANYWHERE_BY_WORD[word]:
             if phrase in lowered:
                 return True
     return False
 
 
-def leading_phrase(line: str) -> str | None:
+def leading_phrase(line: str, lowered: bool = False) -> str | None:
     """The LEADING phrase the line starts with (after bullets and punctuation), if any."""
-    lead = _strip_lead(line.lower())
+    lead = _strip_lead(line if lowered else line.lower())
     for phrase in _LEADING_BY_WORD.get(_first_word(lead), ()):
         if lead.startswith(phrase):
             rest = lead[len(phrase):len(phrase) + 1]
@@ -113,14 +113,18 @@ _LABEL_ONLY = {"berita", "dunia", "video", "update", "home", "beranda", "indeks"
 
 
 def is_boilerplate(line: str) -> bool:
-    stripped = line.strip()
-    lowered_full = stripped.lower()
-    if has_notice(lowered_full):
+    lowered = line.strip().lower()
+    return is_boilerplate_lowered(lowered)
+
+
+def is_boilerplate_lowered(lowered: str, words: list[str] | None = None) -> bool:
+    """``is_boilerplate`` for a stripped, lowercased line (and its words, when the caller has them)."""
+    if has_notice(lowered, words):
         return True
-    phrase = leading_phrase(stripped)
+    phrase = leading_phrase(lowered, lowered=True)
     if phrase is None:
         return False
     phrase = phrase.strip(" \t:.-")
     if phrase in _LABEL_ONLY:
-        return _strip_lead(lowered_full).rstrip(":.!") == phrase
+        return _strip_lead(lowered).rstrip(":.!") == phrase
     return True

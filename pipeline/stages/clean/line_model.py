@@ -28,22 +28,31 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.stages.clean.boilerplate import is_boilerplate
+from pipeline.stages.clean.boilerplate import is_boilerplate_lowered
 
 MODEL_PATH = Path(__file__).with_name("line_model.json")
 
 _SENTENCE_END = frozenset(".!?…。！？")
 _CLOSERS = "\"'”’»)]›"
+_BULLET_START = frozenset("-–—•·*›»▪►■●0123456789")
 _BULLET = re.compile(r"^(?:[-–—•·*›»▪►■●]\s|\d{1,2}[.)]\s)")
 _WORD = re.compile(r"\w+")
-_DATEISH = re.compile(
-    r"\b\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b|\b(?:19|20)\d{2}-\d{2}-\d{2}|\b\d{1,2}:\d{2}\b|"
+_NUMERIC_DATE = re.compile(r"\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b|(?:19|20)\d{2}-\d{2}-\d{2}|\b\d{1,2}:\d{2}\b")
+_DIGIT = re.compile(r"[0-9]")
+_YEAR = re.compile(r"\b(?:19|20)\d{2}\b")
+_NAMED_DATE = re.compile(
     r"\b\d{1,2}\.?\s+(?:jan|feb|mar|apr|mei|may|jun|jul|agu|aug|sep|okt|oct|nov|des|dec|dez|mär|mai)\w*\.?\s+"
-    r"(?:19|20)\d{2}\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\w*\.?\s+\d{1,2},?\s+(?:19|20)\d{2}\b"
-    r"|\b\d+\s+(?:minutes?|hours?|days?|menit|jam|hari|stunden?|minuten?|tagen?)\s+(?:ago|lalu|yang lalu)\b",
-    re.IGNORECASE)
+    r"(?:19|20)\d{2}\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)\w*\.?\s+\d{1,2},?\s+(?:19|20)\d{2}\b")
+_AGO = re.compile(r"\b\d+\s+(?:minutes?|hours?|days?|menit|jam|hari|stunden?|minuten?|tagen?)\s+(?:ago|lalu|yang lalu)\b")
+
+
+def _dateish(lowered: str) -> bool:
+    """A date, a time or "3 hours ago" in the (lowercased) line."""
+    if not _DIGIT.search(lowered):
+        return False
+    return bool(_NUMERIC_DATE.search(lowered) or (_YEAR.search(lowered) and _NAMED_DATE.search(lowered))
+                or (("ago" in lowered or "lalu" in lowered) and _AGO.search(lowered)))
 _LINKISH = re.compile(r"https?://|www\.|@\w|\S+@\S+\.\w")
-_SENTENCE_MARK = re.compile(r"[.!?…。！？](?:\s|$)")
 
 # jusText's stop-word lists of the languages the pipeline meets (its strongest signal: running
 # text is full of function words, menus and link lists are not)
@@ -74,6 +83,8 @@ class PageLines:
     texts: list[str]
     blank_before: list[bool]
     blank_after: list[bool]
+    word_counts: list[int] | None = None  # set by base_features
+    boilerplate: list[bool] | None = None  # set by base_features (boilerplate.is_boilerplate per line)
 
     @classmethod
     def split(cls, raw: str) -> PageLines:
@@ -81,7 +92,9 @@ class PageLines:
         blank_before: list[bool] = []
         blank = True
         for line in raw.splitlines():
-            line = " ".join(line.split())
+            line = line.strip()
+            if "  " in line or "\t" in line or "\xa0" in line:
+                line = " ".join(line.split())
             if not line:
                 blank = True
                 continue
@@ -94,7 +107,7 @@ class PageLines:
 
 BASE_FEATURES = [
     "log_words", "log_chars", "closes", "ends_colon", "bullet", "boilerplate", "dateish", "separators",
-    "linkish", "copyright", "repeated", "digit_share", "upper_share", "capitalised_share", "punct_per_word",
+    "linkish", "copyright", "repeated", "digit_share", "upper_share", "upper_per_word", "punct_per_word",
     "blank_before", "blank_after", "position", "paragraph", "words_1", "words_2_3", "words_4_6",
     "words_7_12", "words_13_25", "words_26_up",
     "prev_log_words", "next_log_words", "prev_closes", "next_closes", "prev_paragraph", "next_paragraph",
@@ -110,8 +123,8 @@ def _window_mean(values: np.ndarray, radius: int) -> np.ndarray:
     n = len(values)
     csum = np.concatenate(([0.0], np.cumsum(values)))
     idx = np.arange(n)
-    lo = np.clip(idx - radius, 0, n)
-    hi = np.clip(idx + radius + 1, 0, n)
+    lo = np.maximum(idx - radius, 0)
+    hi = np.minimum(idx + radius + 1, n)
     return (csum[hi] - csum[lo]) / (hi - lo)
 
 
@@ -128,19 +141,20 @@ def _shift(values: np.ndarray, by: int, fill: float) -> np.ndarray:
 
 def _run_lengths(flags: np.ndarray) -> np.ndarray:
     """For each position, the length of the run of consecutive True flags it belongs to (0 if False)."""
-    n = len(flags)
-    out = np.zeros(n)
+    values = flags.tolist()
+    n = len(values)
+    out = [0] * n
     i = 0
     while i < n:
-        if not flags[i]:
+        if not values[i]:
             i += 1
             continue
         j = i + 1
-        while j < n and flags[j]:
+        while j < n and values[j]:
             j += 1
-        out[i:j] = j - i
+        out[i:j] = [j - i] * (j - i)
         i = j
-    return out
+    return np.array(out, dtype=np.float64)
 
 
 def _char_counts(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -157,39 +171,75 @@ def _char_counts(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (np.add.reduceat(upper, starts), np.add.reduceat(letters, starts), np.add.reduceat(digits, starts))
 
 
+LINE_CACHE_SIZE = 200_000  # lines; a stream meets the same menus and footers on every page of a site
+_LINE_CACHE: dict[str, tuple[tuple, str]] = {}
+
+
+def clear_line_cache() -> None:
+    _LINE_CACHE.clear()
+
+
+def _is_stop():
+    global _IS_STOP
+    if _IS_STOP is None:
+        _IS_STOP = stopwords().__contains__
+    return _IS_STOP
+
+
+_IS_STOP = None
+
+
+def _line_features(t: str) -> tuple[tuple, str]:
+    """The features of one line that depend on nothing else (memoised by ``base_features``), and
+    the lowercased line (the key for repeats within a page)."""
+    low = t.lower()
+    words = _WORD.findall(low)
+    nw = len(words)
+    nc = len(t)
+    nstop = sum(map(_is_stop(), words))
+    last = t.rstrip(_CLOSERS)[-1:] or t[-1]
+    closes = last in _SENTENCE_END
+    sentences = t.count(". ") + t.count("? ") + t.count("! ") + closes
+    punct = (t.count(",") + t.count(".") + t.count(";")) / (nw or 1)
+    return (
+        math.log1p(nw), math.log1p(nc), closes, t.endswith(":"), t[0] in _BULLET_START and bool(_BULLET.match(t)),
+        is_boilerplate_lowered(low, words) if nw <= 60 else False,
+        nc < 200 and _dateish(low),
+        ("|" in t) or ("\t" in t) or (" • " in t),
+        ("@" in t or "http" in t or "www." in t) and bool(_LINKISH.search(t)), "©" in t,
+        min(punct, 2.0), nw >= 10 and closes, nw, nstop / nw if nw else 0.0, math.log1p(nstop),
+        math.log1p(sentences),
+    ), low
+
+
 def base_features(page: PageLines) -> np.ndarray:
     """Matrix (lines x BASE_FEATURES)."""
     texts = page.texts
     n = len(texts)
+    cache = _LINE_CACHE
+    if len(cache) > LINE_CACHE_SIZE:
+        cache.clear()
     counts: dict[str, int] = {}
-    for t in texts:
-        key = t.lower()
-        counts[key] = counts.get(key, 0) + 1
-    stops = stopwords()
-    is_stop = stops.__contains__
-    upper_n, letters_n, digits_n = _char_counts(texts)
     rows = []
-    for t, upper, letters, digits in zip(texts, upper_n.tolist(), letters_n.tolist(), digits_n.tolist(),
-                                          strict=True):
-        words = _WORD.findall(t)
-        nw = len(words)
-        nc = len(t)
-        nstop = sum(map(is_stop, map(str.lower, words)))
-        last = t.rstrip(_CLOSERS)[-1:] or t[-1]
-        closes = last in _SENTENCE_END
-        capitalised = sum(1 for w in words if w[0].isupper()) / nw if nw else 0.0
-        punct = (t.count(",") + t.count(".") + t.count(";")) / (nw or 1)
-        has_digit = digits > 0
-        rows.append((
-            math.log1p(nw), math.log1p(nc), closes, t.endswith(":"), bool(_BULLET.match(t)),
-            is_boilerplate(t) if nc < 300 else False, bool(_DATEISH.search(t)) if has_digit and nc < 200 else False,
-            ("|" in t) or ("\t" in t) or (" • " in t),
-            bool(_LINKISH.search(t)) if ("@" in t or "http" in t or "www." in t) else False, "©" in t,
-            counts[t.lower()] > 1, digits / nc, upper / (letters or 1), capitalised, min(punct, 2.0),
-            nw >= 10 and closes, nw, nstop / nw if nw else 0.0, math.log1p(nstop),
-            math.log1p(len(_SENTENCE_MARK.findall(t))) if closes or "." in t else 0.0,
-        ))
-    raw = np.array(rows, dtype=np.float64).reshape(n, 20)
+    keys = []
+    for t in texts:
+        hit = cache.get(t)
+        if hit is None:
+            hit = cache[t] = _line_features(t)
+        rows.append(hit[0])
+        keys.append(hit[1])
+        counts[hit[1]] = counts.get(hit[1], 0) + 1
+    line = np.array(rows, dtype=np.float64).reshape(n, 16)
+    repeated = np.array([counts[k] > 1 for k in keys], dtype=np.float64)
+    upper, letters, digits = _char_counts(texts)
+    nw = line[:, 12]
+    nc = np.exp(line[:, 1]) - 1.0
+    raw = np.column_stack([
+        line[:, :10], repeated, digits / nc, upper / np.maximum(letters, 1), np.where(nw > 0, np.minimum(upper / np.maximum(nw, 1), 1.0), 0.0),
+        line[:, 10], line[:, 11], nw, line[:, 13], line[:, 14], line[:, 15],
+    ])
+    page.word_counts = nw.astype(int).tolist()
+    page.boilerplate = (line[:, 5] > 0).tolist()
     log_words = raw[:, 0]
     nw = raw[:, 16]
     closes = raw[:, 2]
@@ -246,12 +296,12 @@ def stack_features(p1: np.ndarray) -> np.ndarray:
     edge = np.where(inside > 0, 0.0, np.minimum(np.abs(idx - start), np.abs(idx - (end - 1))))
     return np.column_stack([
         _shift(p1, 1, 0.0), _shift(p1, -1, 0.0), _window_mean(p1, 1), _window_mean(p1, 3), _window_mean(p1, 10),
-        inside, np.clip(np.log1p(edge), 0, 4),
+        inside, np.minimum(np.log1p(edge), 4.0),
     ])
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+    return 1.0 / (1.0 + np.exp(np.minimum(np.maximum(-z, -30.0), 30.0)))
 
 
 @dataclass

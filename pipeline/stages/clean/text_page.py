@@ -18,6 +18,7 @@ Such pages have no markup, so the article is found from the lines themselves:
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -35,9 +36,12 @@ _SITE_DATELINE = re.compile(
     r"^(?:[A-ZÀ-Ý][\w .'-]{1,30},\s*)?(?P<site>[A-Z][\w.+-]*(?:\s[A-Z][\w.+-]*){0,2}\.(?:com|co\.id|id|net|org|"
     r"co|tv|news|my|sg)|[A-Z][A-Za-z]+(?:\s[A-Z][A-Za-z]+){0,2})\s+[-–—]\s+\S", re.UNICODE)
 _AUTHOR_WORDS = {"penulis", "author", "reporter", "editor", "pewarta", "wartawan"}
+_AUTHOR_KEYS = ("laporan", "penulis", "reporter", "wartawan", "oleh", "pewarta", "kontributor", "by", "von",
+                "par", "por", "author", "editor")
 
 META_LINES_AFTER_TITLE = 8   # date and byline lines sit right under the headline
 SUBHEAD_MAX_WORDS = 14
+TITLE_WINDOW = 40            # the headline is looked for in this many lines before the body
 
 
 @dataclass
@@ -60,9 +64,9 @@ def _words(text: str) -> int:
     return len(_WORD.findall(text))
 
 
-def _title_score(text: str, position: int) -> float:
-    words = _words(text)
-    if not 3 <= words <= 30 or is_boilerplate(text):
+def _title_score(text: str, words: int, boilerplate: bool, distance: int) -> float:
+    """How much a line looks like the headline; ``distance``: lines between it and the body."""
+    if not 3 <= words <= 30 or boilerplate:
         return 0.0
     if text.endswith((".", ":")) and not text.endswith("..."):
         return 0.0
@@ -70,15 +74,19 @@ def _title_score(text: str, position: int) -> float:
         return 0.0
     tokens = text.split()
     capitalised = sum(1 for t in tokens if t[:1].isupper() or t[:1].isdigit()) / len(tokens)
-    return capitalised * min(words, 12) - 0.3 * position
+    return capitalised * min(words, 12) - 0.2 * distance
 
 
-def _find_title(texts: list[str], body_start: int) -> int | None:
-    """Index of the headline: the best title-like line before the body (ties: the one nearest to the
-    body wins only when it is at least as good)."""
+def _find_title(texts: list[str], words: list[int], boilerplate: list[bool], body_start: int) -> int | None:
+    """Index of the headline: the best title-like line of the TITLE_WINDOW lines before the body (a
+    line the page repeats, as pages repeat their headline in breadcrumbs and share boxes, gets a
+    bonus)."""
+    seen = Counter(texts)
     best, best_score = None, 0.0
-    for i in range(body_start):
-        score = _title_score(texts[i], i) + (2.0 if texts.count(texts[i]) > 1 else 0.0)
+    for i in range(max(0, body_start - TITLE_WINDOW), body_start):
+        score = _title_score(texts[i], words[i], boilerplate[i], body_start - 1 - i)
+        if score > 0 and seen[texts[i]] > 1:
+            score += 2.0
         if score > best_score:
             best, best_score = i, score
     return best
@@ -87,6 +95,9 @@ def _find_title(texts: list[str], body_start: int) -> int | None:
 def _authors(lines: list[str]) -> list[str]:
     found: list[str] = []
     for i, line in enumerate(lines):
+        lowered = line.lower()
+        if not any(key in lowered for key in _AUTHOR_KEYS):
+            continue
         for m in _AUTHOR_LABEL.finditer(line):
             name = m.group("name").strip(" -–,")
             if name and len(name.split()) <= 6 and not find_date(name):
@@ -117,17 +128,19 @@ def extract_text_page(raw: str, not_after: datetime | None = None,
         return TextPage(None, "", None, [], None, 0, 0)
     model = classifier or packaged_classifier()
     probs = model.probabilities(page)
-    keep = [p >= model.threshold and not is_boilerplate(t) for p, t in zip(probs.tolist(), texts, strict=True)]
+    boilerplate = page.boilerplate or [is_boilerplate(t) for t in texts]
+    keep = [p >= model.threshold and not b for p, b in zip(probs.tolist(), boilerplate, strict=True)]
     # a short line between body lines (subhead, short quote, list item) belongs to the article
+    words = page.word_counts or [_words(t) for t in texts]
     for i in range(1, len(texts) - 1):
-        if not keep[i] and keep[i - 1] and keep[i + 1] and _words(texts[i]) <= SUBHEAD_MAX_WORDS \
-                and not is_boilerplate(texts[i]):
+        if not keep[i] and keep[i - 1] and keep[i + 1] and words[i] <= SUBHEAD_MAX_WORDS \
+                and not boilerplate[i]:
             keep[i] = True
     kept = [i for i, k in enumerate(keep) if k]
     body_start = kept[0] if kept else len(texts)
 
-    title_idx = _find_title(texts, body_start)
-    if title_idx is None and kept and _words(texts[kept[0]]) <= 30 and not texts[kept[0]].endswith("."):
+    title_idx = _find_title(texts, words, boilerplate, body_start)
+    if title_idx is None and kept and words[kept[0]] <= 30 and not texts[kept[0]].endswith("."):
         title_idx = kept[0]
     title = texts[title_idx] if title_idx is not None else None
 
@@ -155,7 +168,7 @@ def extract_text_page(raw: str, not_after: datetime | None = None,
             continue
         if meta_start <= i < zone_end and _is_meta_line(line, not_after):
             continue  # the dateline / byline under the headline
-        if _words(line) <= 8 and find_date(line, not_after) and not line.endswith("."):
+        if words[i] <= 8 and find_date(line, not_after) and not line.endswith("."):
             continue  # a stray date/time line inside the article
         body.append(line)
     return TextPage(title=title, text="\n".join(body), published=published, authors=_authors([ln for ln in meta_zone if _words(ln) <= 16]),

@@ -171,9 +171,13 @@ def fit_perceptron(x: np.ndarray, y: np.ndarray, w: np.ndarray, hidden: int = HI
     """One hidden layer of ReLU units, Adam, weighted samples, fixed seed and epochs."""
     import warnings
 
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier
-    from threadpoolctl import threadpool_limits
+    try:
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPClassifier
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        raise SystemExit("training the line classifier needs scikit-learn: "
+                         ".venv/bin/pip install -e '.[train]'") from None
 
     mean = np.average(x, axis=0, weights=w)
     scale = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=w))
