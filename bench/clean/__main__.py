@@ -12,8 +12,8 @@ For every set and mode it prints precision, recall, F1 (each set's own metric, s
   ``trafilatura`` = ``trafilatura.extract`` alone, in-process, with trafilatura's own benchmark
   settings.
 * Text mode: ``stage`` = ``CleanStage.run`` on ``{"text": ...}`` events, with a line classifier that
-  never saw the scored set (see ``--protocol``); ``keep_all`` and ``line_rule`` (>= 12 words ending
-  in sentence punctuation) as baselines.
+  never saw the page it scores (see ``--protocol``; training needs ``pip install -e '.[train]'``);
+  ``keep_all`` and ``line_rule`` (>= 12 words ending in sentence punctuation) as baselines.
 
 One core: unless ``--cpu -1`` the benchmark pins itself, and so every child process it starts, to
 one CPU (``sched_setaffinity``), so docs/s is what one core gives; the HTML stage's wall time
@@ -207,10 +207,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cpu", type=int, default=None,
                     help="pin to this CPU (default: the last one allowed); -1 = no pinning")
     ap.add_argument("--no-baselines", action="store_true", help="only our stage")
-    ap.add_argument("--protocol", choices=("cross-set", "cv", "packaged"), default="cross-set",
-                    help="text mode: 'cross-set' scores each set with a classifier trained on the other set "
-                         "only (default); 'cv': 5-fold cross-validation by page over both sets; 'packaged' "
-                         "uses the model shipped in the package (trained on both: training scores)")
+    ap.add_argument("--protocol", choices=("cv", "cross-set", "packaged"), default="cv",
+                    help="text mode: 'cv' (default): 5-fold cross-validation by page over both sets, each page "
+                         "scored by a classifier trained on the other folds; 'cross-set': each set scored by a "
+                         "classifier trained on the other set only; 'packaged': the model shipped in the "
+                         "package (trained on both sets: training scores, for speed runs)")
     ap.add_argument("--dump", type=Path, help="write each method's outputs to DIR/<mode>.<set>.<method>.jsonl.gz")
     ap.add_argument("--json", type=Path, help="write the results as JSON")
     args = ap.parse_args(argv)

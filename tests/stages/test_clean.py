@@ -309,3 +309,42 @@ def _hang(*args, **kwargs):
     import time
 
     time.sleep(60)
+
+
+def test_training_labels_from_gold_text_and_snippets():
+    from pipeline.stages.clean import train
+
+    page = PageLines.split("Home\nNews\n\nThe council approved the river plan on Monday after a debate.\n\n"
+                           "Related: Floods in the north\n\nShare")
+    labels = train.aeb_labels(page, "The council approved the river plan on Monday after a debate.")
+    assert labels.tolist() == [0, 0, 1, 0, 0]
+    labels, weights = train.snippet_labels(page, ["river plan on Monday"], ["Floods in the north"],
+                                           silver="The council approved the river plan on Monday after a debate.\nNews")
+    assert labels.tolist() == [0, 1, 1, 0, 0]  # "News" is silver-positive: a line of trafilatura's output
+    assert weights[2] == train.GOLD_WEIGHT and weights[3] == train.GOLD_WEIGHT
+    assert weights[0] == train.SILVER_WEIGHT
+
+
+def test_training_is_deterministic():
+    pytest.importorskip("sklearn")
+    import numpy as np
+
+    from pipeline.stages.clean import train
+
+    def pages():
+        out = []
+        for k in range(12):
+            text = ("Home\nNews\nSport\n\n" + "\n\n".join(
+                f"Paragraph {i} of story {k} tells what the council decided about the river and the bridge."
+                for i in range(5)) + "\n\nFollow us\nContact")
+            lines = PageLines.split(text)
+            labels = np.array([1.0 if t.startswith("Paragraph") else 0.0 for t in lines.texts])
+            out.append(train.TrainingPage("aeb" if k % 2 else "trafilatura", str(k), lines, labels,
+                                          np.ones(len(labels))))
+        return out
+
+    first = train.train_classifier(pages())
+    second = train.train_classifier(pages())
+    assert np.array_equal(first.second.w1, second.second.w1)
+    probs = first.probabilities(pages()[0].lines)
+    assert probs[3:8].min() > 0.5 > probs[:3].max()

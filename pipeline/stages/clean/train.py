@@ -182,7 +182,7 @@ def fit_perceptron(x: np.ndarray, y: np.ndarray, w: np.ndarray, hidden: int = HI
     mean = np.average(x, axis=0, weights=w)
     scale = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=w))
     scale[scale < 1e-9] = 1.0
-    net = MLPClassifier(hidden_layer_sizes=(hidden,), alpha=1e-3, batch_size=512, learning_rate_init=2e-3,
+    net = MLPClassifier(hidden_layer_sizes=(hidden,), alpha=1e-3, batch_size=min(512, len(x)), learning_rate_init=2e-3,
                         max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1, random_state=SEED)
     with warnings.catch_warnings(), threadpool_limits(1):  # one core: the machine is shared
         warnings.simplefilter("ignore", ConvergenceWarning)  # a fixed number of epochs, on purpose
