@@ -41,6 +41,8 @@ _AUTHOR_KEYS = ("laporan", "penulis", "reporter", "wartawan", "oleh", "pewarta",
 
 META_LINES_AFTER_TITLE = 8   # date and byline lines sit right under the headline
 SUBHEAD_MAX_WORDS = 14
+EDGE_FRAGMENT_WORDS = 2      # a first or last body line this short, without a full stop, is dropped
+_SENTENCE_END = (".", "!", "?", "…", '"', "”", "’", "»", ")")
 TITLE_WINDOW = 40            # the headline is looked for in this many lines before the body
 
 
@@ -137,6 +139,11 @@ def extract_text_page(raw: str, not_after: datetime | None = None,
                 and not boilerplate[i]:
             keep[i] = True
     kept = [i for i, k in enumerate(keep) if k]
+    # the body neither starts nor ends with a stray fragment (an image's leftover letter, a label)
+    while kept and words[kept[0]] <= EDGE_FRAGMENT_WORDS and not texts[kept[0]].endswith(_SENTENCE_END):
+        kept.pop(0)
+    while kept and words[kept[-1]] <= EDGE_FRAGMENT_WORDS and not texts[kept[-1]].endswith(_SENTENCE_END):
+        kept.pop()
     body_start = kept[0] if kept else len(texts)
 
     title_idx = _find_title(texts, words, boilerplate, body_start)

@@ -11,7 +11,7 @@ Data recipe (third-party sets in ``../shared/eval``, see its README):
 * labels, AEB: a line is article text when at least half of its word 4-grams occur in the gold
   body (lines of fewer than four words: when their words occur, in order, in the gold body);
 * labels, trafilatura set: a line holding one of the page's ``with`` snippets is article text, a
-  line holding a ``without`` snippet is not (gold, weight 3). The other lines of these pages carry
+  line holding a ``without`` snippet is not (gold, weight 30). The other lines of these pages carry
   *silver* labels (weight 1): whether the line occurs in what trafilatura extracts from the page's
   original HTML (``extraction-trafilatura.jsonl.gz``): that is a third-party extractor's output,
   not the gold, and it covers menus and footers that the snippets do not mention;
@@ -56,11 +56,11 @@ DEFAULT_EVAL_DIR = ROOT.parent / "shared" / "eval"
 CACHE_DIR = ROOT / "out" / "cache"
 SETS = ("aeb", "trafilatura")
 FOLDS = 3
-HIDDEN_UNITS = 64
-EPOCHS = 30
+HIDDEN_UNITS = 32
+EPOCHS = 15
 SEED = 0
 THRESHOLD = 0.5
-GOLD_WEIGHT = 3.0
+GOLD_WEIGHT = 30.0
 SILVER_WEIGHT = 1.0
 
 _TOKENS = re.compile(r"\w+")
