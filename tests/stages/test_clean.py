@@ -348,3 +348,14 @@ def test_training_is_deterministic():
     assert np.array_equal(first.second.w1, second.second.w1)
     probs = first.probabilities(pages()[0].lines)
     assert probs[3:8].min() > 0.5 > probs[:3].max()
+
+
+def test_text_page_body_ends_where_comments_begin():
+    body = "\n\n".join(f"Paragraph {i} of the report says the council met on Monday and approved the budget."
+                       for i in range(6))
+    comments = ("\n\n12 Comments\n\nJohn Doe says:\n\nI think the council is wrong about the budget, "
+                "and I will say so at the next meeting of the council.")
+    page = extract_text_page("Council approves budget\n\n" + body + comments, NOW)
+    assert page.title == "Council approves budget"
+    assert "Paragraph 5" in page.text
+    assert "council is wrong" not in page.text

@@ -56,6 +56,7 @@ ANYWHERE = [
     "this copy is for your personal", "non-commercial use only", "we may receive compensation",
     "may get a share of the sale", "affiliate links", "affiliate-links", "click here to subscribe",
     "ikuti kami di", "ikuti berita", "simak berita", "dapatkan informasi", "klik di sini",
+    "we use cookies", "by registering you", "select month", "by clicking", "accept cookies",
 ]
 
 _LEAD_NOISE = re.compile(r"[\W_]*")  # bullets, brackets, quotes, symbols before the first word
@@ -128,3 +129,40 @@ def is_boilerplate_lowered(lowered: str, words: list[str] | None = None) -> bool
     if phrase in _LABEL_ONLY:
         return _strip_lead(lowered).rstrip(":.!") == phrase
     return True
+
+
+_PHOTO_CREDIT = re.compile(
+    r"(?:^|\s)(?:©|\(c\)|copyright\s*:?)\s*[\w .,&/'’-]{2,60}$"
+    r"|^\(?(?:foto|fotos|photo|photos|bild|image|credit|credits|gambar|sumber foto|ilustrasi)\s*[:/]\s*\S",
+    re.IGNORECASE)
+_PAGER = re.compile(r"^(?:halaman|page|seite|página|pagina|strona)\s*:?\s*(?:\d+\s*(?:[-/|,]|of|dari|von|de)?\s*)+"
+                    r"(?:selanjutnya|next|berikutnya|weiter|»|>)?\s*$|^(?:\d+\s+){2,}\d+\s*$|"
+                    r"^(?:halaman|page|seite)\s+(?:selanjutnya|berikutnya|next|weiter)\b", re.IGNORECASE)
+
+
+def is_credit_or_pager(line: str) -> bool:
+    """A photo credit ("Foto: ANTARA/...", "© AFP / NAME") or a pager ("Halaman: 1 2 3"), in a
+    line of at most 15 words."""
+    stripped = line.strip()
+    if len(stripped.split()) > 15:
+        return False
+    return bool(_PHOTO_CREDIT.search(stripped) or _PAGER.match(stripped))
+
+
+# Where the comments begin: a comment-section heading, a comment form, or a commenter's byline
+_COMMENTS_START = re.compile(
+    r"^\d+\s+(?:comments?|kommentare?|komentar|commentaires?|comentarios?|comentários?|responses?|replies|"
+    r"reactions?)\b"
+    r"|^(?:comments|kommentare|commentaires|comentarios|comentários|responses|replies|reactions|"
+    r"thoughts on .{1,80})\s*(?:\(\d+\))?\s*:?$"
+    r"|^(?:leave a (?:reply|comment)|add a comment|post a comment|join the (?:discussion|conversation)|"
+    r"tulis komentar|berikan komentar|kirim komentar|schreibe einen kommentar|kommentar schreiben|"
+    r"laisser un commentaire|deja un comentario|deixe um comentário)\b"
+    r"|^.{2,60}\s+(?:on|am)\s+.{4,40}\d{1,2}:\d{2}\s*(?:am|pm)?\s+(?:said|says|wrote|schrieb|menulis):?$"
+    r"|^.{2,60}\s+(?:said|says|wrote|schrieb|menulis):$",
+    re.IGNORECASE)
+
+
+def starts_comments(line: str) -> bool:
+    """A line after which a page shows its readers' comments, not the article."""
+    return len(line) < 160 and bool(_COMMENTS_START.match(line.strip()))

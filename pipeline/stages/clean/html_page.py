@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.records import STAGE_ERROR, TIMEOUT, BadInput
-from pipeline.stages.clean.boilerplate import is_boilerplate
-from pipeline.stages.clean.metadata import strip_site_suffix  # noqa: F401  (re-exported)
+from pipeline.stages.clean.boilerplate import is_boilerplate, is_credit_or_pager
 
 # the settings of trafilatura's own benchmark, comments off unless configured
 TRAFILATURA_OPTIONS = dict(include_tables=True, include_images=False, include_links=False,
@@ -42,15 +41,6 @@ SLIM_ABOVE_CHARS = 1_000_000  # pages larger than this lose scripts, styles, SVG
 _HEAVY_PARTS = re.compile(
     r"<script\b.*?</script\s*>|<style\b.*?</style\s*>|<svg\b.*?</svg\s*>|<noscript\b.*?</noscript\s*>"
     r"|<!--.*?-->|(?<=[\"'(])data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]+", re.IGNORECASE | re.DOTALL)
-_PHOTO_CREDIT = re.compile(
-    r"(?:^|\s)(?:©|\(c\)|copyright\s*:?)\s*[\w .,&/'’-]{2,60}$"
-    r"|^\(?(?:foto|fotos|photo|photos|bild|image|credit|credits|gambar|sumber foto|ilustrasi)\s*[:/]\s*\S",
-    re.IGNORECASE)
-_PAGER = re.compile(r"^(?:halaman|page|seite|página|pagina|strona)\s*:?\s*(?:\d+\s*(?:[-/|,]|of|dari|von|de)?\s*)+"
-                    r"(?:selanjutnya|next|berikutnya|weiter|»|>)?\s*$|^(?:\d+\s+){2,}\d+\s*$|"
-                    r"^(?:halaman|page|seite)\s+(?:selanjutnya|berikutnya|next|weiter)\b", re.IGNORECASE)
-
-
 @dataclass
 class HtmlPage:
     title: str | None
@@ -73,15 +63,12 @@ def is_news_furniture(line: str) -> bool:
     words = len(line.split())
     if words > 60:
         return False
-    if is_boilerplate(line):
-        return True
-    stripped = line.strip()
-    return words <= 15 and bool(_PHOTO_CREDIT.search(stripped) or _PAGER.match(stripped))
+    return is_boilerplate(line) or is_credit_or_pager(line)
 
 
 def clean_article_text(text: str, title: str | None = None) -> tuple[str, int]:
     """Drop furniture lines from extracted text; return the text and how many lines went."""
-    lines = [ln for ln in text.split("\n")]
+    lines = text.split("\n")
     kept = [ln for ln in lines if ln.strip() and not is_news_furniture(ln)]
     if kept and title and _key(kept[0]) == _key(title):
         kept = kept[1:]  # the headline is the record's title, not the first line of its text

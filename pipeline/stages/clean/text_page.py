@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from pipeline.stages.clean.boilerplate import is_boilerplate
+from pipeline.stages.clean.boilerplate import is_boilerplate, is_credit_or_pager, starts_comments
 from pipeline.stages.clean.dates import find_date
 from pipeline.stages.clean.line_model import LineClassifier, PageLines
 
@@ -131,6 +131,7 @@ def extract_text_page(raw: str, not_after: datetime | None = None,
     model = classifier or packaged_classifier()
     probs = model.probabilities(page)
     boilerplate = page.boilerplate or [is_boilerplate(t) for t in texts]
+    boilerplate = [b or is_credit_or_pager(t) for b, t in zip(boilerplate, texts, strict=True)]
     keep = [p >= model.threshold and not b for p, b in zip(probs.tolist(), boilerplate, strict=True)]
     # a short line between body lines (subhead, short quote, list item) belongs to the article
     words = page.word_counts or [_words(t) for t in texts]
@@ -139,6 +140,12 @@ def extract_text_page(raw: str, not_after: datetime | None = None,
                 and not boilerplate[i]:
             keep[i] = True
     kept = [i for i, k in enumerate(keep) if k]
+    # readers' comments are not the article: the body ends where they begin
+    if kept:
+        for i in range(kept[0] + 1, len(texts)):
+            if starts_comments(texts[i]):
+                kept = [k for k in kept if k < i]
+                break
     # the body neither starts nor ends with a stray fragment (an image's leftover letter, a label)
     while kept and words[kept[0]] <= EDGE_FRAGMENT_WORDS and not texts[kept[0]].endswith(_SENTENCE_END):
         kept.pop(0)
