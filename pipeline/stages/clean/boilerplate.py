@@ -163,6 +163,13 @@ _COMMENTS_START = re.compile(
     re.IGNORECASE)
 
 
+_COMMENT_HINTS = ("comment", "komment", "koment", "comentar", "comentár", "respons", "repl", "reaction",
+                  "thoughts on", "said", "says", "wrote", "schrieb", "menulis", "discussion", "conversation")
+
+
 def starts_comments(line: str) -> bool:
     """A line after which a page shows its readers' comments, not the article."""
-    return len(line) < 160 and bool(_COMMENTS_START.match(line.strip()))
+    if len(line) >= 160:
+        return False
+    lowered = line.lower()
+    return any(h in lowered for h in _COMMENT_HINTS) and bool(_COMMENTS_START.match(line.strip()))

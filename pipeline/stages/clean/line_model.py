@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.stages.clean.boilerplate import is_boilerplate_lowered
+from pipeline.stages.clean.boilerplate import is_boilerplate_lowered, is_credit_or_pager
 
 MODEL_PATH = Path(__file__).with_name("line_model.json")
 
@@ -85,6 +85,7 @@ class PageLines:
     blank_after: list[bool]
     word_counts: list[int] | None = None  # set by base_features
     boilerplate: list[bool] | None = None  # set by base_features (boilerplate.is_boilerplate per line)
+    furniture: list[bool] | None = None  # set by base_features: boilerplate, photo credit or pager
 
     @classmethod
     def split(cls, raw: str) -> PageLines:
@@ -172,7 +173,7 @@ def _char_counts(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 LINE_CACHE_SIZE = 200_000  # lines; a stream meets the same menus and footers on every page of a site
-_LINE_CACHE: dict[str, tuple[tuple, str]] = {}
+_LINE_CACHE: dict[str, tuple[tuple, str, bool]] = {}
 
 
 def clear_line_cache() -> None:
@@ -189,9 +190,9 @@ def _is_stop():
 _IS_STOP = None
 
 
-def _line_features(t: str) -> tuple[tuple, str]:
-    """The features of one line that depend on nothing else (memoised by ``base_features``), and
-    the lowercased line (the key for repeats within a page)."""
+def _line_features(t: str) -> tuple[tuple, str, bool]:
+    """The features of one line that depend on nothing else (memoised by ``base_features``), the
+    lowercased line (the key for repeats within a page) and whether it is a photo credit or pager."""
     low = t.lower()
     words = _WORD.findall(low)
     nw = len(words)
@@ -209,7 +210,7 @@ def _line_features(t: str) -> tuple[tuple, str]:
         ("@" in t or "http" in t or "www." in t) and bool(_LINKISH.search(t)), "©" in t,
         min(punct, 2.0), nw >= 10 and closes, nw, nstop / nw if nw else 0.0, math.log1p(nstop),
         math.log1p(sentences),
-    ), low
+    ), low, nw <= 15 and is_credit_or_pager(t)
 
 
 def base_features(page: PageLines) -> np.ndarray:
@@ -222,12 +223,14 @@ def base_features(page: PageLines) -> np.ndarray:
     counts: dict[str, int] = {}
     rows = []
     keys = []
+    credits = []
     for t in texts:
         hit = cache.get(t)
         if hit is None:
             hit = cache[t] = _line_features(t)
         rows.append(hit[0])
         keys.append(hit[1])
+        credits.append(hit[2])
         counts[hit[1]] = counts.get(hit[1], 0) + 1
     line = np.array(rows, dtype=np.float64).reshape(n, 16)
     repeated = np.array([counts[k] > 1 for k in keys], dtype=np.float64)
@@ -240,6 +243,7 @@ def base_features(page: PageLines) -> np.ndarray:
     ])
     page.word_counts = nw.astype(int).tolist()
     page.boilerplate = (line[:, 5] > 0).tolist()
+    page.furniture = [b or c for b, c in zip(page.boilerplate, credits, strict=True)]
     log_words = raw[:, 0]
     nw = raw[:, 16]
     closes = raw[:, 2]

@@ -130,8 +130,7 @@ def extract_text_page(raw: str, not_after: datetime | None = None,
         return TextPage(None, "", None, [], None, 0, 0)
     model = classifier or packaged_classifier()
     probs = model.probabilities(page)
-    boilerplate = page.boilerplate or [is_boilerplate(t) for t in texts]
-    boilerplate = [b or is_credit_or_pager(t) for b, t in zip(boilerplate, texts, strict=True)]
+    boilerplate = page.furniture or [is_boilerplate(t) or is_credit_or_pager(t) for t in texts]
     keep = [p >= model.threshold and not b for p, b in zip(probs.tolist(), boilerplate, strict=True)]
     # a short line between body lines (subhead, short quote, list item) belongs to the article
     words = page.word_counts or [_words(t) for t in texts]
