@@ -1,1 +1,1 @@
-"""Benchmarks: `.venv/bin/python -m bench.<stage>`."""
+"""Benchmarks: quality and speed of the stages on third-party data (`python -m bench.<stage>`)."""

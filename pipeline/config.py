@@ -83,6 +83,7 @@ class CleanSettings:
     html_recycle_after: int
     include_comments: bool
     max_input_bytes: int
+    html_max_parse_chars: int
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,12 @@ import pytest
 
 from pipeline.records import BadInput
 from pipeline.stages.base import Context
-from pipeline.stages.clean import CleanStage
+from pipeline.stages.clean import CleanStage, not_after_fetch
 from pipeline.stages.clean.charset import decode_bytes
 from pipeline.stages.clean.dates import find_date
-from pipeline.stages.clean.html_page import strip_site_suffix
+from pipeline.stages.clean.html_page import clean_article_text, is_news_furniture
+from pipeline.stages.clean.line_model import LineClassifier, PageLines
+from pipeline.stages.clean.metadata import page_metadata, parse_html, strip_site_suffix
 from pipeline.stages.clean.text_page import extract_text_page
 from tests.conftest import seed_files
 
@@ -74,6 +76,15 @@ def test_dates(line, expected):
     assert (found[0] if found else None) == expected
 
 
+def test_charset_undeclared_windows_1252_and_latin1_are_detected():
+    cp1252 = "<html><body><p>“Quoted” café – naïve résumé, it’s fine.</p></body></html>" * 2
+    assert decode_bytes(cp1252.encode("cp1252")) == (cp1252, "cp1252")
+    latin1 = "<html><body><p>Café crème à São Paulo, déjà vu. Grüße aus Köln.</p></body></html>"
+    assert decode_bytes(latin1.encode("latin-1"))[0] == latin1
+    cyrillic = "<p>" + "Привет, как дела? Это тест русского текста. " * 4 + "</p>"
+    assert decode_bytes(cyrillic.encode("cp1251"))[0] == cyrillic
+
+
 def test_charset_declared_latin1_and_detection():
     html = '<html><head><meta charset="iso-8859-1"></head><body><p>Café crème à São Paulo</p></body></html>'
     assert decode_bytes(html.encode("cp1252")) == (html, "cp1252")
@@ -85,6 +96,157 @@ def test_charset_declared_latin1_and_detection():
 def test_title_suffix():
     assert strip_site_suffix("Rusia Desak Turki | Kompas.com", "Kompas.com") == "Rusia Desak Turki"
     assert strip_site_suffix("War and Peace - Review", "example.org") == "War and Peace - Review"
+    assert strip_site_suffix("Budget passes - The Daily Example", "Daily Example") == "Budget passes"
+    assert strip_site_suffix("Budget passes | Politics | Example News", "example.com") == "Budget passes"
+    assert strip_site_suffix("Kompas.com | Rusia Desak Turki", "Kompas.com") == "Rusia Desak Turki"
+
+
+@pytest.mark.parametrize("line", [
+    "Baca juga: Rusia Desak Turki Dukung Gencatan Senjata",
+    "BACA JUGA:",
+    "Lihat juga: Video Perang Armenia",
+    "Read also: How the war began",
+    "Read more: Looted colonial art",
+    "Sign up for our newsletter to get the latest news delivered to your inbox",
+    "Follow us on Twitter and Facebook",
+    "Foto: ANTARA/Hafidz Mubarak",
+    "(Photo: Reuters/John Doe)",
+    "© AFP / MARCO BERTORELLO",
+    "Halaman: 1 2 3 Selanjutnya",
+    "Halaman selanjutnya",
+    "Page 2 of 3",
+    "This site uses Akismet to reduce spam. Learn how your comment data is processed.",
+    "Reporting by Jane Roe; Editing by John Doe",
+])
+def test_news_furniture_lines(line):
+    assert is_news_furniture(line)
+
+
+@pytest.mark.parametrize("line", [
+    "Rusia menawarkan diri menjadi tuan rumah pembicaraan damai, kata Lavrov pada Kamis.",
+    "1. Rusia bantu evakuasi warga",
+    "\"Kami menyerukan semua pihak,\" kata Peskov.",
+    "Updates to the tax code were published on Monday.",
+    "Berita itu dibantah oleh juru bicara Kremlin.",
+])
+def test_article_lines_are_not_furniture(line):
+    assert not is_news_furniture(line)
+
+
+def test_clean_article_text_drops_furniture_and_the_repeated_headline():
+    text = ("River plan approved\nThe council approved the river plan on Monday after a long debate.\n"
+            "Baca juga: Banjir di Jakarta\nThe plan costs 3 million euros.\nFoto: ANTARA\nHalaman: 1 2")
+    cleaned, dropped = clean_article_text(text, title="River plan approved")
+    assert cleaned == ("The council approved the river plan on Monday after a long debate.\n"
+                       "The plan costs 3 million euros.")
+    assert dropped == 4
+
+
+ARTICLE_HTML = """<!doctype html><html lang="id-ID"><head><meta charset="utf-8">
+<title>Rusia Desak Turki Dukung Gencatan Senjata | Example News</title>
+<link rel="canonical" href="/dunia/rusia-desak-turki">
+<meta property="og:site_name" content="Example News">
+<script type="application/ld+json">{"@context": "https://schema.org", "@type": "NewsArticle",
+ "headline": "Rusia Desak Turki Dukung Gencatan Senjata", "datePublished": "2020-09-29T10:15:00+07:00",
+ "author": [{"@type": "Person", "name": "Reni Erina"}, {"@type": "Person", "name": "Budi Santoso"}],
+ "publisher": {"@type": "Organization", "name": "Example News"}}</script>
+</head><body><nav><a href="/">Beranda</a> <a href="/dunia">Dunia</a></nav>
+<article><h1>Rusia Desak Turki Dukung Gencatan Senjata</h1>
+<p>Rusia gusar dengan konflik yang terjadi di wilayah Nagorno-Karabakh yang semakin memanas sejak akhir pekan.</p>
+<p>Baca juga: Azerbaijan Mengaku Bunuh 2.300 Tentara Armenia</p>
+<p>Juru bicara Kremlin Dmitry Peskov pada Selasa mengatakan bahwa Rusia mendesak Turki untuk berupaya
+mengakhiri bentrokan mematikan di wilayah itu.</p>
+<p>Foto: ANTARA/Example</p>
+<p>"Kami menyerukan semua pihak untuk gencatan senjata dan kembali ke penyelesaian damai," kata Peskov.</p>
+<p>Halaman: 1 2</p>
+</article><footer>Hak cipta dilindungi undang-undang. Example News 2020</footer></body></html>"""
+
+
+def test_html_metadata_from_markup():
+    page = page_metadata(parse_html(ARTICLE_HTML), "https://www.example.co.id/dunia/rusia-desak-turki?utm=x")
+    assert page.title == "Rusia Desak Turki Dukung Gencatan Senjata"
+    assert page.authors == ["Reni Erina", "Budi Santoso"]
+    assert page.published == "2020-09-29T10:15:00+07:00"
+    assert page.site == "Example News"
+    assert page.canonical_url == "https://www.example.co.id/dunia/rusia-desak-turki"
+    assert page.declared_lang == "id-ID"
+
+
+def test_html_metadata_from_meta_tags_and_byline():
+    html = ("<html><head><title>Budget passes - The Daily Example</title>"
+            '<meta property="article:published_time" content="2023-09-20T06:12:00Z">'
+            '<meta name="author" content="By JANE ROE and John Doe">'
+            '<meta http-equiv="content-language" content="en_GB"></head><body><p>x</p></body></html>')
+    page = page_metadata(parse_html(html), "https://dailyexample.com/a")
+    assert page.title == "Budget passes"
+    assert page.authors == ["Jane Roe", "John Doe"]
+    assert page.published == "2023-09-20T06:12:00+00:00"
+    assert page.declared_lang == "en-GB"
+    assert page.canonical_url == "https://dailyexample.com/a"
+
+
+def test_html_article_through_the_stage(stage):
+    record = stage.run({"html": ARTICLE_HTML, "url": "https://www.example.co.id/dunia/rusia-desak-turki",
+                        "fetched_at": "2020-10-01T00:00:00Z"}, Context(worker="t"))
+    assert record["title"] == "Rusia Desak Turki Dukung Gencatan Senjata"
+    assert record["text"].startswith("Rusia gusar dengan konflik")
+    assert record["text"].endswith("kata Peskov.")
+    for furniture in ("Baca juga", "Foto:", "Halaman", "Beranda", "Hak cipta"):
+        assert furniture not in record["text"]
+    assert record["authors"] == ["Reni Erina", "Budi Santoso"]
+    assert record["author"] == "Reni Erina, Budi Santoso"
+    assert record["published"] == "2020-09-29T10:15:00+07:00"
+    assert record["site"] == "Example News"
+    assert record["canonical_url"] == "https://www.example.co.id/dunia/rusia-desak-turki"
+    assert record["declared_lang"] == "id-ID"
+
+
+def test_html_date_after_the_fetch_is_dropped(stage):
+    record = stage.run({"html": ARTICLE_HTML, "url": "https://www.example.co.id/a",
+                        "fetched_at": "2020-09-28T00:00:00Z"}, Context(worker="t"))
+    assert record["published"] is None  # the page claims a date after it was fetched
+
+
+def test_not_after_fetch():
+    fetched = datetime(2020, 9, 29, 3, 0, tzinfo=UTC)
+    assert not_after_fetch("2020-09-29T10:15:00+07:00", fetched) == "2020-09-29T10:15:00+07:00"
+    assert not_after_fetch("2020-09-29", fetched) == "2020-09-29"
+    assert not_after_fetch("2020-10-02", fetched) is None
+    assert not_after_fetch("9999-12-31T23:59:00", fetched) is None
+
+
+def test_huge_page_is_slimmed_not_stalled(stage):
+    import time
+
+    script = "<script>var blob = '" + "x" * (20 * 1024 * 1024) + "';</script>"
+    paragraphs = "".join(f"<p>Paragraph {i} of the article about the harbour and the new ferry line.</p>"
+                         for i in range(10))
+    html = f"<html><head><title>Ferry line opens</title>{script}</head><body><article>{paragraphs}</article></body></html>"
+    started = time.perf_counter()
+    record = stage.run({"html": html, "url": "https://example.com/ferry"}, Context(worker="t"))
+    assert time.perf_counter() - started < 10
+    assert "Paragraph 9" in record["text"]
+    assert stage.stats.extra["html_slimmed"] >= 1
+
+
+def test_packaged_line_model_loads_and_separates_text_from_menus():
+    model = LineClassifier.load()
+    assert model.meta and set(model.meta["sets"]) == {"aeb", "trafilatura"}
+    menu = "\n".join(["Home", "News", "Sport", "Business", "Contact", "Login"])
+    body = "\n\n".join(f"This is sentence number {i} of a report on the city council, which met on Monday "
+                        "to approve the new budget for schools and roads." for i in range(6))
+    page = PageLines.split(menu + "\n\n" + body + "\n\n" + menu)
+    probs = model.probabilities(page)
+    assert probs.shape == (len(page.texts),)
+    assert ((probs >= 0) & (probs <= 1)).all()
+    assert probs[6:12].min() > model.threshold > probs[:6].max()
+    assert probs[12:].max() < model.threshold
+
+
+def test_text_page_without_article_is_no_main_text(stage):
+    with pytest.raises(BadInput) as err:
+        stage.run({"text": "Home\nNews\nSport\nLogin\nBaca juga: Berita lain"}, Context(worker="t"))
+    assert err.value.reason == "no_main_text"
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +309,53 @@ def _hang(*args, **kwargs):
     import time
 
     time.sleep(60)
+
+
+def test_training_labels_from_gold_text_and_snippets():
+    from pipeline.stages.clean import train
+
+    page = PageLines.split("Home\nNews\n\nThe council approved the river plan on Monday after a debate.\n\n"
+                           "Related: Floods in the north\n\nShare")
+    labels = train.aeb_labels(page, "The council approved the river plan on Monday after a debate.")
+    assert labels.tolist() == [0, 0, 1, 0, 0]
+    labels, weights = train.snippet_labels(page, ["river plan on Monday"], ["Floods in the north"],
+                                           silver="The council approved the river plan on Monday after a debate.\nNews")
+    assert labels.tolist() == [0, 1, 1, 0, 0]  # "News" is silver-positive: a line of trafilatura's output
+    assert weights[2] == train.GOLD_WEIGHT and weights[3] == train.GOLD_WEIGHT
+    assert weights[0] == train.SILVER_WEIGHT
+
+
+def test_training_is_deterministic():
+    pytest.importorskip("sklearn")
+    import numpy as np
+
+    from pipeline.stages.clean import train
+
+    def pages():
+        out = []
+        for k in range(12):
+            text = ("Home\nNews\nSport\n\n" + "\n\n".join(
+                f"Paragraph {i} of story {k} tells what the council decided about the river and the bridge."
+                for i in range(5)) + "\n\nFollow us\nContact")
+            lines = PageLines.split(text)
+            labels = np.array([1.0 if t.startswith("Paragraph") else 0.0 for t in lines.texts])
+            out.append(train.TrainingPage("aeb" if k % 2 else "trafilatura", str(k), lines, labels,
+                                          np.ones(len(labels))))
+        return out
+
+    first = train.train_classifier(pages())
+    second = train.train_classifier(pages())
+    assert np.array_equal(first.second.w1, second.second.w1)
+    probs = first.probabilities(pages()[0].lines)
+    assert probs[3:8].min() > 0.5 > probs[:3].max()
+
+
+def test_text_page_body_ends_where_comments_begin():
+    body = "\n\n".join(f"Paragraph {i} of the report says the council met on Monday and approved the budget."
+                       for i in range(6))
+    comments = ("\n\n12 Comments\n\nJohn Doe says:\n\nI think the council is wrong about the budget, "
+                "and I will say so at the next meeting of the council.")
+    page = extract_text_page("Council approves budget\n\n" + body + comments, NOW)
+    assert page.title == "Council approves budget"
+    assert "Paragraph 5" in page.text
+    assert "council is wrong" not in page.text

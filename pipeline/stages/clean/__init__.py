@@ -1,9 +1,28 @@
-"""Clean stage: raw event in, record with main text and metadata out."""
+"""Clean stage: raw event in, record with main text and metadata out.
+
+* HTML (``html`` or ``html_base64`` events; bytes decoded by ``charset``): trafilatura plus news
+  rules and markup metadata, in a child process with a per-page time limit (``html_page``).
+* Rendered text (``text`` events, like ``seeds/``): a learned line classifier (``text_page``,
+  ``line_model``; trained by ``python -m pipeline.stages.clean.train``).
+
+Fields filled: ``title`` (without the " | Site" suffix), ``authors`` (list) and ``author`` (them
+joined), ``published`` (ISO-8601, never after ``fetched_at``), ``site`` (the name the page
+declares, else its host), ``canonical_url``, ``declared_lang`` (HTML only), ``text``, and
+``encoding`` for ``html_base64`` events.
+
+Outcomes that are not records, as dead letters with a reason (``pipeline.records``):
+``timeout`` (HTML extraction ran out of time; the child is killed, the worker goes on),
+``too_large`` (body above ``max_input_bytes``; pages above 1 MB are slimmed before parsing, so a
+20 MB page is extracted, not stalled on), ``undecodable``, ``stage_error`` (the extractor failed),
+and ``no_main_text``: the page was read but holds no article text (a menu-only or empty page);
+that is the explicit empty-text status, rather than a record with empty ``text``.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,7 +39,21 @@ from pipeline.records import (
 from pipeline.stages.base import Context, Stage
 from pipeline.stages.clean.charset import decode_bytes
 from pipeline.stages.clean.html_page import HtmlExtractor
+from pipeline.stages.clean.line_model import LineClassifier
+from pipeline.stages.clean.metadata import moment_of
 from pipeline.stages.clean.text_page import extract_text_page
+
+
+def not_after_fetch(published: str | None, fetched: datetime) -> str | None:
+    """The publication date, unless it lies after the fetch (a wrong date, not a future article).
+    A bare date counts as its first instant; a date-time without offset as UTC, with 14 h of grace
+    for the zones east of UTC."""
+    if not published:
+        return None
+    try:
+        return published if moment_of(published) <= fetched + timedelta(hours=14) else None
+    except (ValueError, OverflowError):
+        return None
 
 
 def site_of(url: str | None) -> str | None:
@@ -38,7 +71,9 @@ class CleanStage(Stage):
         super().__init__()
         self.settings = settings
         self.html = HtmlExtractor(settings.html_timeout_s, settings.html_processes,
-                                  settings.html_recycle_after, settings.include_comments)
+                                  settings.html_recycle_after, settings.include_comments,
+                                  settings.html_max_parse_chars)
+        self.text_classifier: LineClassifier | None = None  # None: the packaged model
 
     def process(self, record: dict[str, Any], ctx: Context) -> dict[str, Any]:
         event = accept_raw(record, ctx.received_at)
@@ -48,10 +83,10 @@ class CleanStage(Stage):
         out = new_record(event)
         fetched = parse_iso(event.fetched_at)
         if event.body_field == "text":
-            page = extract_text_page(event.body, not_after=fetched)
+            page = extract_text_page(event.body, not_after=fetched, classifier=self.text_classifier)
             self.stats.extra["text_pages"] += 1
             out.update(title=page.title, text=page.text, published=page.published,
-                       authors=page.authors, site=site_of(event.url) or page.site)
+                       authors=page.authors, site=page.site or site_of(event.url))
         else:
             html = event.body
             if event.body_field == "html_base64":
@@ -63,12 +98,11 @@ class CleanStage(Stage):
                 out["encoding"] = encoding
             page = self.html.extract(html, event.url)
             self.stats.extra["html_pages"] += 1
-            published = page.published
-            if published and published[:10] > event.fetched_at[:10]:
-                published = None  # never a date after the fetch
-            out.update(title=page.title, text=page.text, published=published, authors=page.authors,
-                       site=site_of(event.url) or page.site, canonical_url=page.canonical_url,
-                       declared_lang=page.declared_lang)
+            for note, count in page.notes.items():
+                self.stats.extra[note] += count
+            out.update(title=page.title, text=page.text, published=not_after_fetch(page.published, fetched),
+                       authors=page.authors, site=page.site or site_of(event.url),
+                       canonical_url=page.canonical_url, declared_lang=page.declared_lang)
         out["author"] = ", ".join(out["authors"]) or None
         if not out["text"].strip():
             raise BadInput(NO_TEXT, "no main text found on the page")

@@ -1,4 +1,6 @@
-"""Turn page bytes into text: byte-order mark, then the declared charset, then detection."""
+"""Turn page bytes into text: byte-order mark, valid UTF-8, the declared charset (HTTP header, then
+``<meta>``; ISO-8859-1/ASCII labels read as windows-1252, as browsers do), then detection
+(charset_normalizer), with windows-1252 preferred among the Latin single-byte code pages."""
 
 from __future__ import annotations
 
@@ -18,6 +20,13 @@ _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:\-
 # Browsers read these labels as windows-1252 (WHATWG Encoding Standard); pages rely on it.
 _WHATWG_ALIASES = {"iso-8859-1": "cp1252", "latin-1": "cp1252", "latin1": "cp1252",
                    "us-ascii": "cp1252", "ascii": "cp1252", "iso8859-1": "cp1252", "l1": "cp1252"}
+
+
+# single-byte Latin code pages (codec names as codecs.lookup() gives them)
+_LATIN_FAMILY = frozenset(codecs.lookup(n).name for n in (
+    "cp1250", "cp1252", "cp1254", "cp1257", "latin_1", "iso8859_2", "iso8859_3", "iso8859_4", "iso8859_9",
+    "iso8859_10", "iso8859_13", "iso8859_14", "iso8859_15", "iso8859_16", "mac_roman", "mac_latin2",
+    "mac_iceland", "mac_turkish", "cp850", "cp858", "cp437", "ascii"))
 
 
 def declared_charset(data: bytes) -> str | None:
@@ -58,5 +67,13 @@ def decode_bytes(data: bytes, http_charset: str | None = None) -> tuple[str, str
     best = from_bytes(data[:200_000]).best()
     if best is None or best.encoding is None:
         raise BadInput(UNDECODABLE, "could not determine the character encoding of the page")
-    name = _WHATWG_ALIASES.get(best.encoding.lower(), best.encoding)
+    name = codecs.lookup(_WHATWG_ALIASES.get(best.encoding.lower(), best.encoding)).name
+    if name in _LATIN_FAMILY:
+        # Detectors cannot tell the Latin single-byte code pages apart on short Western text
+        # (they answer cp1250 or cp1257 for French or German); browsers fall back to
+        # windows-1252, and so do we whenever it decodes the bytes.
+        try:
+            return data.decode("cp1252"), "cp1252"
+        except UnicodeDecodeError:
+            pass
     return data.decode(name, errors="replace"), name

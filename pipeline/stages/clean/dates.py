@@ -51,6 +51,7 @@ _MONTH_RE = "|".join(sorted((re.escape(m) for m in MONTHS), key=len, reverse=Tru
 _TIME = r"(?:(?:pukul|jam|at|um|à|a las|às|alle)\s+)?(?P<h>\d{1,2})[:.](?P<mi>\d{2})(?:[:.](?P<s>\d{2}))?\s*(?P<ampm>[ap]\.?m\.?)?"
 _ZONE = r"(?:\s*(?P<zone>WIB|WITA|WIT|MYT|SGT|UTC|GMT|CEST|CET|BST|EEST|EET|MSK|IST|EDT|EST|CDT|CST|MDT|MST|PDT|PST|AEST|AEDT)\b)?(?:\s*(?P<off>[+-]\d{1,2}(?::?\d{2})?))?"
 
+_DIGIT = re.compile(r"\d")
 _PATTERNS = [
     # 2023-09-20T06:12:00+07:00 / 2023-09-20 06:12
     re.compile(r"\b(?P<y>(?:19|20)\d{2})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?:[T ](?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2}))?(?:\.\d+)?(?P<iso_off>Z|[+-]\d{2}:?\d{2})?)?", re.I),
@@ -87,6 +88,8 @@ def _offset(match: re.Match[str]) -> timezone | None:
 
 def find_date(line: str, not_after: datetime | None = None) -> tuple[str, re.Match[str]] | None:
     """The first plausible date in ``line`` as ISO-8601 (date, or date-time when a time is given)."""
+    if not _DIGIT.search(line):
+        return None  # every form has digits: skip the expensive patterns
     for pattern in _PATTERNS:
         for match in pattern.finditer(line):
             g = match.groupdict()
