@@ -134,6 +134,7 @@ class SinkSettings:
     targets: list[str]
     roll_bytes: int
     roll_seconds: float
+    id_window: int
     postgres_url: str
     postgres_table: str
 

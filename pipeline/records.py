@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -116,6 +117,17 @@ def derive_id(locator: str, fetched_at: str, body: str) -> str:
         h.update(part.encode("utf-8", "surrogatepass"))
         h.update(b"\x1f")
     return h.hexdigest()
+
+
+_HEX_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def id_key(record_id: str) -> tuple[bytes, bool]:
+    """16 bytes naming a record id (the id itself when it is 32 hex characters, as derived ids are,
+    else its BLAKE2b-128); ``True`` when the id is not hex, so whoever needs it back must keep it."""
+    if _HEX_ID.fullmatch(record_id):
+        return bytes.fromhex(record_id), False
+    return hashlib.blake2b(record_id.encode("utf-8", "surrogatepass"), digest_size=16).digest(), True
 
 
 def body_of(event: dict[str, Any]) -> tuple[str, str]:

@@ -43,10 +43,10 @@ def open_sink(target: str, settings: SinkSettings) -> Sink:
         if kind == "jsonl":
             from pipeline.sinks.jsonl import JsonlSink
 
-            return JsonlSink(location, settings.roll_bytes, settings.roll_seconds)
+            return JsonlSink(location, settings.roll_bytes, settings.roll_seconds, settings.id_window)
         from pipeline.sinks.parquet import ParquetSink
 
-        return ParquetSink(location, settings.roll_bytes, settings.roll_seconds)
+        return ParquetSink(location, settings.roll_bytes, settings.roll_seconds, settings.id_window)
     if kind in ("postgres", "postgresql"):
         from pipeline.sinks.postgres import PostgresSink
 

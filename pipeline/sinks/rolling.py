@@ -1,14 +1,21 @@
 """Rolled files per Kafka partition, written exactly once per record id.
 
 Each partition a sink worker holds has one open *part file* (JSON lines, ``*.part``). Records are
-appended to it in one ``write`` + ``fsync`` per batch, skipping ids the file already holds. When
-the file is big or old enough it is *finished* (the subclass turns it into its final form: renamed
-``.jsonl``, or Parquet files) — but only once the consumer has committed every offset the file
-holds, so a record redelivered after a crash can only land in the part file it is already in.
+appended to it in one ``write`` + ``fsync`` per batch. When the file is big or old enough it is
+*finished* (the subclass turns it into its final form: renamed ``.jsonl``, or Parquet files) — but
+only once the consumer has committed every offset the file holds, so a message redelivered after a
+crash of the sink can only meet the part file it is already in.
+
+A record can also come again as a *new message*: an upstream worker that crashed before its commit
+processes its batch again, or a crawler sends a page twice. So each partition also keeps an *id
+log* (``_ids/p<partition>.ids``: 16 bytes per record written, appended and fsynced with each
+batch); the newest ``id_window`` ids of it are held in memory, and a record whose id is there is not
+written again. (An id older than the window, meeting itself again, would be written twice; the
+window is sized for upstream restarts of minutes, not days. PostgreSQL has no such limit.)
 
 A worker that takes over a partition (after a crash or a rebalance) continues that partition's
-part file: it reads the ids in it (a few MB at most), truncates a line cut short by the crash, and
-appends. An exclusive ``flock`` keeps two processes from writing one part file.
+part file: it reads the ids in it, truncates a line cut short by the crash, and appends. An
+exclusive ``flock`` keeps two processes from writing one part file.
 """
 
 from __future__ import annotations
@@ -16,12 +23,14 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from pipeline.records import id_key
 from pipeline.stages.base import TemporaryFailure
 
 PART_SUFFIX = ".part"
@@ -33,6 +42,67 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class IdLog:
+    """The ids written for one partition: an append-only file of 16-byte keys, and its newest
+    ``window`` keys in memory."""
+
+    KEY = 16
+
+    def __init__(self, path: Path, window: int):
+        self.path = path
+        self.window = window
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        self.keys: set[bytes] = set()
+        self.order: deque[bytes] = deque()
+        size = os.fstat(self.fd).st_size
+        size -= size % self.KEY  # a key cut short by a crash is ignored (its batch comes again)
+        start = max(0, size - window * self.KEY)
+        data = os.pread(self.fd, size - start, start)
+        self._remember([data[i:i + self.KEY] for i in range(0, len(data), self.KEY)])
+
+    def _remember(self, keys: list[bytes]) -> None:
+        for key in keys:
+            if key not in self.keys:
+                self.keys.add(key)
+                self.order.append(key)
+        while len(self.order) > self.window:
+            self.keys.discard(self.order.popleft())
+
+    def __contains__(self, key: bytes) -> bool:
+        return key in self.keys
+
+    def add(self, keys: list[bytes]) -> None:
+        if not keys:
+            return
+        size = os.fstat(self.fd).st_size
+        if size % self.KEY:
+            os.ftruncate(self.fd, size - size % self.KEY)
+        data = b"".join(keys)
+        written = 0
+        while written < len(data):
+            written += os.write(self.fd, data[written:])
+        os.fsync(self.fd)
+        self._remember(keys)
+        if size + len(data) > 4 * self.window * self.KEY:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Keep only the window's worth of keys on disk."""
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_bytes(b"".join(self.order))
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        os.close(self.fd)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 class PartFile:
@@ -67,6 +137,7 @@ class PartFile:
         self.size = end
 
     def append(self, records: list[dict[str, Any]]) -> int:
+        """Append the records (the caller has dropped those written before); skip ids already here."""
         lines, new = [], set()
         for record in records:
             rid = record["id"]
@@ -101,14 +172,17 @@ class RollingSink:
 
     kind = ""
 
-    def __init__(self, directory: str | os.PathLike[str], roll_bytes: int, roll_seconds: float):
+    def __init__(self, directory: str | os.PathLike[str], roll_bytes: int, roll_seconds: float,
+                 id_window: int = 200_000):
         self.directory = Path(directory)
         self.staging = self.staging_dir()
         self.staging.mkdir(parents=True, exist_ok=True)
         self.roll_bytes = roll_bytes
         self.roll_seconds = roll_seconds
+        self.id_window = id_window
         self.name = f"{self.kind}:{self.directory}"
         self._open: dict[int, PartFile] = {}
+        self._ids: dict[int, IdLog] = {}
         self._finish_leftovers()
 
     # --- what subclasses provide ---------------------------------------------------------------
@@ -129,17 +203,31 @@ class RollingSink:
         parts = sorted(self.staging.glob(f"enriched-p{partition:03d}-*.jsonl{PART_SUFFIX}"))
         return parts[-1] if parts else None
 
-    def _writer(self, partition: int) -> PartFile:
+    def _writer(self, partition: int) -> tuple[PartFile, IdLog]:
+        ids = self._ids.get(partition)
+        if ids is None:
+            ids = IdLog(self.directory / "_ids" / f"p{partition:03d}.ids", self.id_window)
+            self._ids[partition] = ids
         part = self._open.get(partition)
         if part is None:
             path = self._existing_part(partition) or self._part_path(partition)
             part = PartFile(path)
+            # a crash between the part file's fsync and the id log's leaves ids only in the part file
+            ids.add([key for key in {id_key(rid)[0] for rid in part.ids} if key not in ids])
             self._open[partition] = part
-        return part
+        return part, ids
 
     def write(self, records: list[dict[str, Any]], partition: int) -> int:
         try:
-            return self._writer(partition).append(records)
+            part, ids = self._writer(partition)
+            fresh: dict[bytes, dict[str, Any]] = {}
+            for record in records:
+                key = id_key(record["id"])[0]
+                if key not in ids and key not in fresh:
+                    fresh[key] = record
+            written = part.append(list(fresh.values()))
+            ids.add(list(fresh))
+            return written
         except OSError as exc:
             raise TemporaryFailure(f"{self.name}: {exc}") from exc
 
@@ -154,7 +242,7 @@ class RollingSink:
         """Finish these partitions' part files (the caller made sure their offsets are committed)."""
         done: list[Path] = []
         for partition in sorted(partitions):
-            part = self._open.pop(partition, None)
+            part = self._open.pop(partition, None)  # the id log stays open: ids outlive the file
             if part is None:
                 path = self._existing_part(partition)
                 if path is None:
@@ -171,12 +259,15 @@ class RollingSink:
             part = self._open.pop(partition, None)
             if part is not None:
                 part.close()
+            ids = self._ids.pop(partition, None)
+            if ids is not None:
+                ids.close()
 
     def partitions(self) -> set[int]:
         return set(self._open)
 
     def close(self) -> None:
-        self.release(set(self._open))
+        self.release(set(self._open) | set(self._ids))
 
     def _finish_leftovers(self) -> None:
         """Older part files of a partition than its newest cannot get more records: finish them."""

@@ -87,3 +87,30 @@ def test_older_leftover_part_files_are_finished_at_start(tmp_path):
     JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600).close()
     assert ids(tmp_path) == ["a"]
     assert ids(tmp_path, include_open=True) == ["a", "b"]
+
+
+def test_a_record_coming_again_after_its_file_was_finished_is_not_written_twice(tmp_path):
+    """An upstream worker that crashed before committing sends its batch again, as new messages."""
+    sink = JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)
+    sink.write([rec(1), rec(2)], partition=0)
+    sink.roll({0})
+    assert sink.write([rec(2), rec(3)], partition=0) == 1
+    sink.close()
+    restarted = JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)  # the id log outlives the process
+    assert restarted.write([rec(1), rec(3), rec(4)], partition=0) == 1
+    restarted.roll({0})
+    restarted.close()
+    assert sorted(ids(tmp_path)) == ["r1", "r2", "r3", "r4"]
+
+
+def test_the_id_log_keeps_a_window(tmp_path):
+    from pipeline.sinks.rolling import IdLog
+
+    log = IdLog(tmp_path / "p000.ids", window=3)
+    log.add([bytes([i]) * 16 for i in range(5)])
+    assert bytes([1]) * 16 not in log and bytes([4]) * 16 in log
+    log.add([bytes([9]) * 16] * 20)  # the file is compacted past four windows
+    log.close()
+    assert (tmp_path / "p000.ids").stat().st_size <= 4 * 3 * 16
+    again = IdLog(tmp_path / "p000.ids", window=3)
+    assert bytes([9]) * 16 in again and bytes([3]) * 16 in again

@@ -32,14 +32,13 @@ longer to scan, there is no cliff.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline.records import id_key
 from pipeline.stages.base import TemporaryFailure
 from pipeline.stages.dedup.fingerprint import Fingerprint, estimate_jaccard, matches, min_matches
 
@@ -54,7 +53,6 @@ SLOT_HEADER = 25  # id key 16, day 2, flags 1, duplicate-of sequence 4, matches 
 BUCKET_FILL = 96  # entries per bucket string at capacity
 EXACT_FIELD = 8  # bytes of the exact hash kept after the bucket is chosen
 BAND_FIELD = 4  # bytes of a band key kept after the bucket is chosen
-_HEX_ID = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -93,13 +91,6 @@ class Entry:
     id: str
     fp: Fingerprint
     day: int
-
-
-def id_key(record_id: str) -> tuple[bytes, bool]:
-    """16 bytes naming the record; ``True`` when the id is not hex and must be kept verbatim."""
-    if _HEX_ID.fullmatch(record_id):
-        return bytes.fromhex(record_id), False
-    return hashlib.blake2b(record_id.encode("utf-8", "surrogatepass"), digest_size=16).digest(), True
 
 
 def _split(key: bytes, buckets: int, field_bytes: int) -> tuple[int, bytes]:
