@@ -66,13 +66,13 @@ def cmd_replay(args) -> int:
 
     settings = runfile.resolve(_settings(args), args.bootstrap)
     import signal
+    import threading
 
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)  # flush what was sent so far, as on Ctrl-C
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # stop between events, flush what was sent
+        signal.signal(sig, lambda signum, frame: stop.set())
     result = replay(args.paths, settings.broker.bootstrap_servers, settings, rate=args.rate, loop=args.loop,
-                    progress=sys.stderr.isatty(), track=not args.loop)
+                    progress=sys.stderr.isatty(), track=not args.loop, stop=stop)
     console = Console(stderr=True)
     console.print(f"replayed {result.count} events to {settings.topics.raw} in {result.seconds:.1f} s"
                   + (" (interrupted)" if result.interrupted else ""))

@@ -7,6 +7,7 @@ stage. A second replay of the same file is a second fetch: new time, new ids.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -60,16 +61,15 @@ def make_producer(bootstrap: str, settings: Settings):
     )
 
 
-def _paced(items: Iterable[SourceItem], rate: float | None) -> Iterator[SourceItem]:
-    if not rate:
-        yield from items
-        return
+def _paced(items: Iterable[SourceItem], rate: float | None, stop: threading.Event) -> Iterator[SourceItem]:
     start = time.monotonic()
     for n, item in enumerate(items):
-        due = start + n / rate
-        delay = due - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+        if rate:
+            delay = start + n / rate - time.monotonic()
+            if delay > 0 and stop.wait(delay):
+                return
+        if stop.is_set():
+            return
         yield item
 
 
@@ -81,8 +81,14 @@ def _passes(paths: list[str], loop: bool) -> Iterator[SourceItem]:
 
 
 def replay(paths: list[str], bootstrap: str, settings: Settings, rate: float | None = None,
-           loop: bool = False, progress: bool = True, track: bool = True) -> ReplayResult:
-    """Send every event under ``paths`` (again and again with ``loop``) to the raw topic."""
+           loop: bool = False, progress: bool = True, track: bool = True,
+           stop: threading.Event | None = None) -> ReplayResult:
+    """Send every event under ``paths`` (again and again with ``loop``) to the raw topic.
+
+    Setting ``stop`` (a signal handler does) ends the replay between two events: what was sent is
+    flushed and the result says ``interrupted``. (An exception raised by a signal inside the Kafka
+    client could leave it holding a lock, and its flush would then wait forever.)"""
+    stop = stop or threading.Event()
     from kafka.errors import KafkaError
 
     from pipeline.progress import progress_bar
@@ -98,7 +104,7 @@ def replay(paths: list[str], bootstrap: str, settings: Settings, rate: float | N
     with progress_bar("replay", "events", enabled=progress) as bar:
         task = bar.add_task("replay", total=total)
         try:
-            for item in _paced(_passes(paths, loop), rate):
+            for item in _paced(_passes(paths, loop), rate, stop):
                 key, value = prepare(item)
                 try:
                     future = producer.send(topic, key=key, value=value)
@@ -110,9 +116,10 @@ def replay(paths: list[str], bootstrap: str, settings: Settings, rate: float | N
                 result.count += 1
                 bar.advance(task)
         except KeyboardInterrupt:
-            result.interrupted = True
+            stop.set()
         finally:
-            producer.flush()
+            result.interrupted = stop.is_set()
+            producer.flush(timeout=60)
             for origin, key, future in futures:
                 try:
                     meta = future.get(timeout=30)
@@ -121,6 +128,6 @@ def replay(paths: list[str], bootstrap: str, settings: Settings, rate: float | N
                     result.count -= 1
                     continue
                 result.sent.append(Sent(key.decode() if key else None, meta.partition, meta.offset))
-            producer.close()
+            producer.close(timeout=10)
     result.seconds = time.monotonic() - t0
     return result

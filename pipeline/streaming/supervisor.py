@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,8 +294,13 @@ class Supervisor:
 
         t0 = time.monotonic()
         summary = RunSummary()
+        stop = threading.Event()
+        replaying = threading.Event()
+
         def on_signal(signum, frame):
-            raise KeyboardInterrupt
+            stop.set()
+            if not replaying.is_set():  # the replay stops between two events by itself
+                raise KeyboardInterrupt
 
         # SIGINT too: a shell starts background jobs with SIGINT ignored, and `kill -INT` should still stop us
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -317,8 +323,12 @@ class Supervisor:
                                f"logs in {self.log_dir}/[/dim]")
             t_replay = time.monotonic()
             if replay_paths:
-                result = replay(replay_paths, self.bootstrap, self.settings, rate=rate, loop=loop and not
-                                exit_when_done, progress=sys.stderr.isatty(), track=exit_when_done)
+                replaying.set()
+                try:
+                    result = replay(replay_paths, self.bootstrap, self.settings, rate=rate, loop=loop and not
+                                    exit_when_done, progress=sys.stderr.isatty(), track=exit_when_done, stop=stop)
+                finally:
+                    replaying.clear()
                 sent = result.sent
                 summary.replayed = result.count
                 summary.rejected = len(result.rejected)
