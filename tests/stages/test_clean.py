@@ -359,3 +359,39 @@ def test_text_page_body_ends_where_comments_begin():
     assert page.title == "Council approves budget"
     assert "Paragraph 5" in page.text
     assert "council is wrong" not in page.text
+
+
+@pytest.mark.parametrize("heading", ["Top Rated Comments", "[ 167 comments ]", "View all 12 comments",
+                                     "Komentar Pembaca", "Comments (4)"])
+def test_text_page_comment_headings(heading):
+    body = "\n\n".join(f"Paragraph {i} of the report says the council met on Monday and approved the budget."
+                       for i in range(6))
+    comments = (f"\n\n{heading}\n\nJohn Doe\n2 days ago at 07:52 am\n"
+                "I think the council is wrong about the budget, and I will say so at the next meeting of the council.")
+    page = extract_text_page("Council approves budget\n\n" + body + comments, NOW)
+    assert "Paragraph 5" in page.text
+    assert "council is wrong" not in page.text
+
+
+@pytest.mark.parametrize("line, glued", [
+    ("Police: 2 In Custody After Death Of U of M-Dearborn Student-AthleteA 24-year-old woman was arrested", True),
+    ("Is Violence In Sports On The Rise?Violence is part of the game in many sports", True),
+    ("Michigan To Mail Redistricting Panel Applications To 250,000The state of Michigan will mail", True),
+    ("Apple plans to release a new MacBook Pro with a scissor switch keyboard in the first half of 2020.", False),
+    ("The iPhone 11 and the new MacBook Pro came out in the same week, said the company on Monday.", False),
+    ("Short line", False),
+])
+def test_teaser_glue(line, glued):
+    from pipeline.stages.clean.line_model import teaser_glue
+
+    assert teaser_glue(line) is glued
+
+
+def test_text_page_drops_teasers_whose_headline_runs_into_the_summary():
+    teasers = "\n".join(f"Local Team Wins Game Number {i}The home side beat the visitors {i} to nil on a cold "
+                        "evening in front of a full stadium." for i in range(6))
+    body = "\n\n".join(f"Paragraph {i} of the report says the council met on Monday and approved the budget "
+                       "after a long debate about roads." for i in range(6))
+    page = extract_text_page("Latest Headlines\n\n" + teasers + "\n\nCouncil approves budget\n\n" + body, NOW)
+    assert "Paragraph 5" in page.text
+    assert "Local Team" not in page.text

@@ -122,6 +122,8 @@ def is_boilerplate_lowered(lowered: str, words: list[str] | None = None) -> bool
     """``is_boilerplate`` for a stripped, lowercased line (and its words, when the caller has them)."""
     if has_notice(lowered, words):
         return True
+    if words and "_" not in words[0] and words[0] not in _LEADING_BY_WORD and lowered[:1].isalnum():
+        return False  # the line starts with a word no LEADING phrase starts with (the common case)
     phrase = leading_phrase(lowered, lowered=True)
     if phrase is None:
         return False
@@ -140,10 +142,20 @@ _PAGER = re.compile(r"^(?:halaman|page|seite|página|pagina|strona)\s*:?\s*(?:\d
                     r"^(?:halaman|page|seite)\s+(?:selanjutnya|berikutnya|next|weiter)\b", re.IGNORECASE)
 
 
+_CREDIT_OR_PAGER_STARTS = ("(", "foto", "photo", "bild", "image", "credit", "gambar", "sumber foto", "ilustrasi",
+                            "halaman", "page", "seite", "página", "pagina", "strona")
+
+
 def is_credit_or_pager(line: str) -> bool:
     """A photo credit ("Foto: ANTARA/...", "© AFP / NAME") or a pager ("Halaman: 1 2 3"), in a
     line of at most 15 words."""
     stripped = line.strip()
+    lowered = stripped[:12].lower()
+    # cheap test first: a credit holds a copyright sign or starts with its label, a pager with its
+    # label or a number
+    if not (lowered.startswith(_CREDIT_OR_PAGER_STARTS) or lowered[:1].isdigit() or "©" in stripped
+            or "(c)" in stripped or "(C)" in stripped or "opyright" in stripped or "OPYRIGHT" in stripped):
+        return False
     if len(stripped.split()) > 15:
         return False
     return bool(_PHOTO_CREDIT.search(stripped) or _PAGER.match(stripped))
@@ -151,8 +163,11 @@ def is_credit_or_pager(line: str) -> bool:
 
 # Where the comments begin: a comment-section heading, a comment form, or a commenter's byline
 _COMMENTS_START = re.compile(
-    r"^\d+\s+(?:comments?|kommentare?|komentar|commentaires?|comentarios?|comentários?|responses?|replies|"
-    r"reactions?)\b"
+    r"^[\[(]?\s*\d+\s+(?:comments?|kommentare?|komentar|commentaires?|comentarios?|comentários?|responses?|"
+    r"replies|reactions?)\b"
+    r"|^(?:top(?:\s+rated)?|latest|newest|oldest|best|featured|readers?'?|most\s+(?:popular|liked|recent)|show|"
+    r"view(?:\s+all)?(?:\s+\d+)?|load|see(?:\s+all)?)\s+comments?\s*(?:\(\d+\))?:?$"
+    r"|^(?:komentar\s+pembaca|lihat\s+(?:semua\s+)?komentar|kommentare\s+anzeigen)\b"
     r"|^(?:comments|kommentare|commentaires|comentarios|comentários|responses|replies|reactions|"
     r"thoughts on .{1,80})\s*(?:\(\d+\))?\s*:?$"
     r"|^(?:leave a (?:reply|comment)|add a comment|post a comment|join the (?:discussion|conversation)|"
@@ -163,6 +178,7 @@ _COMMENTS_START = re.compile(
     re.IGNORECASE)
 
 
+# a cheap test before the full pattern: one of these must be in the (lowercased) line
 _COMMENT_HINTS = ("comment", "komment", "koment", "comentar", "comentár", "respons", "repl", "reaction",
                   "thoughts on", "said", "says", "wrote", "schrieb", "menulis", "discussion", "conversation")
 
@@ -172,4 +188,4 @@ def starts_comments(line: str) -> bool:
     if len(line) >= 160:
         return False
     lowered = line.lower()
-    return any(h in lowered for h in _COMMENT_HINTS) and bool(_COMMENTS_START.match(line.strip()))
+    return any(h in lowered for h in _COMMENT_HINTS) and _COMMENTS_START.match(line.strip()) is not None

@@ -34,6 +34,7 @@ MODEL_PATH = Path(__file__).with_name("line_model.json")
 
 _SENTENCE_END = frozenset(".!?…。！？")
 _CLOSERS = "\"'”’»)]›"
+_OPENERS = "\"'“‘«([‹¿¡"
 _BULLET_START = frozenset("-–—•·*›»▪►■●0123456789")
 _BULLET = re.compile(r"^(?:[-–—•·*›»▪►■●]\s|\d{1,2}[.)]\s)")
 _WORD = re.compile(r"\w+")
@@ -53,6 +54,49 @@ def _dateish(lowered: str) -> bool:
     return bool(_NUMERIC_DATE.search(lowered) or (_YEAR.search(lowered) and _NAMED_DATE.search(lowered))
                 or (("ago" in lowered or "lalu" in lowered) and _AGO.search(lowered)))
 _LINKISH = re.compile(r"https?://|www\.|@\w|\S+@\S+\.\w")
+# a word running into a capitalised word without a space ("...Student-AthleteA 24-year-old ...",
+# "On The Rise?Violence is ..."): a teaser whose headline and summary were rendered as one line
+_GLUE = re.compile(r"(?<=\w)([?!.:\"”’')]?)[A-Z](?:[a-z]|\s(?=\w))")
+
+
+def _capitalised(word: str) -> bool:
+    c = word[0]
+    return c.isupper() or c.isdigit() or (c in _OPENERS and word.lstrip(_OPENERS)[:1].isupper())
+
+
+def teaser_glue(t: str) -> bool:
+    """A headline glued to its summary: a word of >= 4 letters (or a number) running into a
+    capitalised word, after a title-cased start of 3-25 words (brand names such as "LinkedIn" also
+    match; the model weighs the feature with the others)."""
+    if len(t) < 20:
+        return False
+    # cheap test first: a headline is title-cased, so its second or third word is capitalised too
+    head = t.split(None, 3)
+    if len(head) < 4 or not (_capitalised(head[1]) or _capitalised(head[2])):
+        return False
+    for m in _GLUE.finditer(t, 0, 240):  # the headline part: 25 words at most
+        at = m.start()
+        left = t[t.rfind(" ", 0, at) + 1:at]
+        if not m.group(1) and not (left[-1].islower() or left[-1].isdigit()):
+            continue
+        if len(left) < 4 and not left[-1].isdigit():
+            continue
+        prefix = t[:at].split()
+        if not 3 <= len(prefix) <= 25:
+            continue
+        if sum(1 for w in prefix if w[:1].isupper() or w[:1].isdigit()) >= 0.6 * len(prefix):
+            return True
+    return False
+    for m in _GLUE.finditer(t):
+        left = m.group(1)
+        if not m.group(2) and not (left[-1].islower() or left[-1].isdigit()):
+            continue
+        prefix = t[:m.start(3)].split()
+        if not 3 <= len(prefix) <= 25:
+            continue
+        if sum(1 for w in prefix if w[:1].isupper() or w[:1].isdigit()) >= 0.6 * len(prefix):
+            return True
+    return False
 
 # jusText's stop-word lists of the languages the pipeline meets (its strongest signal: running
 # text is full of function words, menus and link lists are not)
@@ -86,6 +130,7 @@ class PageLines:
     word_counts: list[int] | None = None  # set by base_features
     boilerplate: list[bool] | None = None  # set by base_features (boilerplate.is_boilerplate per line)
     furniture: list[bool] | None = None  # set by base_features: boilerplate, photo credit or pager
+    teasers: list[bool] | None = None  # set by base_features: headline glued to its summary (teaser_glue)
 
     @classmethod
     def split(cls, raw: str) -> PageLines:
@@ -115,6 +160,7 @@ BASE_FEATURES = [
     "para_share_2", "para_share_5", "para_share_15", "log_words_3", "short_run", "block_lines",
     "block_words", "before_first_para", "after_last_para", "page_para_share", "page_log_lines",
     "stop_share", "log_stops", "sentences", "rel_words", "stop_share_2", "block_para_share",
+    "teaser_glue", "prev_dateish", "next_dateish",
 ]
 STACK_FEATURES = ["p_prev", "p_next", "p_win_1", "p_win_3", "p_win_10", "in_best_run", "run_edge_dist"]
 
@@ -209,7 +255,7 @@ def _line_features(t: str) -> tuple[tuple, str, bool]:
         ("|" in t) or ("\t" in t) or (" • " in t),
         ("@" in t or "http" in t or "www." in t) and bool(_LINKISH.search(t)), "©" in t,
         min(punct, 2.0), nw >= 10 and closes, nw, nstop / nw if nw else 0.0, math.log1p(nstop),
-        math.log1p(sentences),
+        math.log1p(sentences), nw >= 6 and teaser_glue(t),
     ), low, nw <= 15 and is_credit_or_pager(t)
 
 
@@ -232,7 +278,7 @@ def base_features(page: PageLines) -> np.ndarray:
         keys.append(hit[1])
         credits.append(hit[2])
         counts[hit[1]] = counts.get(hit[1], 0) + 1
-    line = np.array(rows, dtype=np.float64).reshape(n, 16)
+    line = np.array(rows, dtype=np.float64).reshape(n, 17)
     repeated = np.array([counts[k] > 1 for k in keys], dtype=np.float64)
     upper, letters, digits = _char_counts(texts)
     nw = line[:, 12]
@@ -244,6 +290,7 @@ def base_features(page: PageLines) -> np.ndarray:
     page.word_counts = nw.astype(int).tolist()
     page.boilerplate = (line[:, 5] > 0).tolist()
     page.furniture = [b or c for b, c in zip(page.boilerplate, credits, strict=True)]
+    page.teasers = (line[:, 16] > 0).tolist()
     log_words = raw[:, 0]
     nw = raw[:, 16]
     closes = raw[:, 2]
@@ -276,6 +323,7 @@ def base_features(page: PageLines) -> np.ndarray:
         before_first, after_last, page_para, page_lines,
         raw[:, 17], raw[:, 18], raw[:, 19], nw / max(nw.max(), 1.0), _window_mean(raw[:, 17], 2),
         (np.bincount(block_id.astype(int), weights=paragraph) / np.bincount(block_id.astype(int)))[block_id.astype(int)],
+        line[:, 16], _shift(line[:, 6], 1, 0.0), _shift(line[:, 6], -1, 0.0),
     ])
 
 

@@ -6,8 +6,9 @@ Such pages have no markup, so the article is found from the lines themselves:
    stacked logistic models, trained on third-party data by ``train``) gives every line the
    probability that it is article text;
 2. lines at or above the model's threshold are the body, except known boilerplate lines
-   ("Baca juga: ...", "Read also", comment prompts: ``boilerplate``), which never are; a short
-   line (subhead, short quote) between two body lines stays with them;
+   ("Baca juga: ...", "Read also", comment prompts: ``boilerplate``) and runs of teasers whose
+   headline runs into their summary ("...Student-AthleteA 24-year-old woman ..."), which never
+   are; a short line (subhead, short quote) between two body lines stays with them;
 3. the headline is the best title-like line before the body (or its first line); it becomes
    ``title`` and leaves the body;
 4. date, author and site come from the lines around the headline ("RABU, 20 SEPTEMBER 2023 |
@@ -41,6 +42,7 @@ _AUTHOR_KEYS = ("laporan", "penulis", "reporter", "wartawan", "oleh", "pewarta",
 
 META_LINES_AFTER_TITLE = 8   # date and byline lines sit right under the headline
 SUBHEAD_MAX_WORDS = 14
+COMMENTS_HEADING_MAX_WORDS = 20  # "Top Rated Comments", "[ 167 comments ]", "NAME on DATE at TIME said:"
 EDGE_FRAGMENT_WORDS = 2      # a first or last body line this short, without a full stop, is dropped
 _SENTENCE_END = (".", "!", "?", "…", '"', "”", "’", "»", ")")
 TITLE_WINDOW = 40            # the headline is looked for in this many lines before the body
@@ -132,6 +134,11 @@ def extract_text_page(raw: str, not_after: datetime | None = None,
     probs = model.probabilities(page)
     boilerplate = page.furniture or [is_boilerplate(t) or is_credit_or_pager(t) for t in texts]
     keep = [p >= model.threshold and not b for p, b in zip(probs.tolist(), boilerplate, strict=True)]
+    # teasers whose headline runs into their summary, two or more in a row: a list of other articles
+    teasers = page.teasers or [False] * len(texts)
+    for i, glued in enumerate(teasers):
+        if glued and ((i > 0 and teasers[i - 1]) or (i + 1 < len(texts) and teasers[i + 1])):
+            keep[i] = False
     # a short line between body lines (subhead, short quote, list item) belongs to the article
     words = page.word_counts or [_words(t) for t in texts]
     for i in range(1, len(texts) - 1):
@@ -141,8 +148,8 @@ def extract_text_page(raw: str, not_after: datetime | None = None,
     kept = [i for i, k in enumerate(keep) if k]
     # readers' comments are not the article: the body ends where they begin
     if kept:
-        for i in range(kept[0] + 1, len(texts)):
-            if starts_comments(texts[i]):
+        for i in range(kept[0] + 1, kept[-1] + 1):  # a heading after the last body line changes nothing
+            if words[i] <= COMMENTS_HEADING_MAX_WORDS and starts_comments(texts[i]):
                 kept = [k for k in kept if k < i]
                 break
     # the body neither starts nor ends with a stray fragment (an image's leftover letter, a label)
