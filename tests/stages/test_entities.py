@@ -148,6 +148,45 @@ def test_model_tags_gold_tokens_as_iob2():
     assert data.spans(tags) >= {(2, 4, "PER"), (6, 7, "LOC")}
 
 
+def test_constrained_viterbi_gives_valid_iob2():
+    import numpy as np
+
+    from pipeline.stages.entities import neural
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        probs = rng.dirichlet(np.full(len(neural.TAGS), 0.3), size=int(rng.integers(1, 10)))
+        tags = neural.viterbi(probs)
+        assert tags == neural._viterbi(probs, len(probs))  # the argmax shortcut changes nothing
+        for prev, cur in zip(["O", *tags], tags, strict=False):
+            assert not cur.startswith("I-") or prev[2:] == cur[2:]
+
+
+def test_ensembled_network_runs_in_numpy_when_shipped():
+    import sys
+
+    model = crf.load()
+    if model.nn is None:
+        pytest.skip("the committed model has no network")
+    probs = model.nn.probs_many([["Joko", "Widodo", "ke", "Medan"], ["Bank", "Indonesia"]], model.domain)
+    assert [p.shape for p in probs] == [(4, 7), (2, 7)]
+    assert abs(float(probs[0].sum()) - 4) < 1e-4
+    assert "torch" not in sys.modules
+
+
+def test_word_clusters_are_learnt_deterministically():
+    pytest.importorskip("sklearn")
+    from pipeline.stages.entities import clusters
+
+    days = ["Senin", "Selasa", "Rabu", "Kamis"]
+    places = ["Jakarta", "Medan", "Bandung", "Surabaya"]
+    sents = [["Pada", d, "ia", "pergi", "ke", p, "."] for d in days for p in places] * 3
+    first = clusters.learn(sents, n_clusters=4, min_count=3, dim=4)
+    assert first == clusters.learn(sents, n_clusters=4, min_count=3, dim=4)
+    assert len({first[d.lower()] for d in days}) == 1 and len({first[p.lower()] for p in places}) == 1
+    assert first["senin"] != first["jakarta"]
+
+
 # --- data helpers ----------------------------------------------------------------------------------
 
 def test_label_mapping_and_spans():

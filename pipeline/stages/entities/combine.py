@@ -82,8 +82,11 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
         if not clashes:
             kept.append(m)
             continue
-        if m.label == "PER" and all(f.source == "gazetteer" and _inside(f, m) and f.start > m.start for f in clashes):
-            kept.append(m)  # "Badrodin Haiti", "Hilton Paris": a place name inside a person's name
+        if m.label == "PER" and all(f.source == "gazetteer" and f.label == "LOC" and _inside(f, m)
+                                    and f.start > m.start for f in clashes):
+            # "Badrodin Haiti", "Hilton Paris": a place name inside a person's name (not an organisation:
+            # "ARRAHMAHNEWS.COM Kremlin" is a byline and the Kremlin)
+            kept.append(m)
             fixed = [f for f in fixed if f not in clashes]
             continue
         entry = gaz.get(m.text)

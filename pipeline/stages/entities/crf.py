@@ -21,9 +21,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pycrfsuite
 
 from pipeline.stages.entities import gazetteer as gazetteer_mod
+from pipeline.stages.entities import neural
 from pipeline.stages.entities.data import spans
 from pipeline.stages.entities.features import FeatureExtractor
 from pipeline.stages.entities.tokens import Token, sentences, tokenize
@@ -59,7 +61,7 @@ def word_freq_table(lang: str, wordlist: str = "small") -> dict[str, int]:
 def build_extractor(meta: dict, gaz: gazetteer_mod.Gazetteer) -> FeatureExtractor:
     source = meta["word_freq"]
     return FeatureExtractor(gaz, frozenset(meta["lowercase_words"]),
-                            word_freq_table(source["lang"], source["wordlist"]))
+                            word_freq_table(source["lang"], source["wordlist"]), meta.get("clusters"))
 
 
 class CrfTagger:
@@ -76,17 +78,49 @@ class CrfTagger:
         self.tagger = pycrfsuite.Tagger()
         self.tagger.open(str(self.model_dir / "model.crfsuite"))
         self.name = f"crf:{self.model_dir.name}/{self.meta['version']}"
+        # the convolutional tagger ensembled with the CRF, when the model directory has one
+        self.nn: neural.ConvTagger | None = None
+        self.crf_weight = 1.0
+        if (self.model_dir / "nn.npz").exists():
+            self.nn = neural.ConvTagger(self.model_dir, self.extractor)
+            self.crf_weight = float(self.nn.meta.get("crf_weight", 0.5))
+        self._labels = [neural.TAG_INDEX[label] for label in self.tagger.labels()]
+
+    def crf_marginals(self, words: list[str]) -> np.ndarray:
+        """(n, len(neural.TAGS)) marginal probabilities of the CRF for one sentence."""
+        self.tagger.set(augment(self.extractor.sentence(words), self.domain, self.meta["base_domain"]))
+        out = np.zeros((len(words), len(neural.TAGS)))
+        marginal = self.tagger.marginal
+        for label, j in zip(self.tagger.labels(), self._labels, strict=True):
+            out[:, j] = [marginal(label, t) for t in range(len(words))]
+        return out
+
+    def tag_many(self, sents: list[list[str]]) -> list[list[str]]:
+        """IOB2 tags for several tokenised sentences (the network runs over them at once)."""
+        if self.nn is None or self.crf_weight >= 1.0:
+            return [self.tagger.tag(augment(self.extractor.sentence(w), self.domain, self.meta["base_domain"]))
+                    if w else [] for w in sents]
+        nonempty = [w for w in sents if w]
+        nn_probs = iter(self.nn.probs_many(nonempty, self.domain) if nonempty else [])
+        out = []
+        for words in sents:
+            if not words:
+                out.append([])
+                continue
+            probs = (1.0 - self.crf_weight) * next(nn_probs)
+            if self.crf_weight > 0:
+                probs = probs + self.crf_weight * self.crf_marginals(words)
+            out.append(neural.viterbi(probs))
+        return out
 
     def tag_tokens(self, words: list[str]) -> list[str]:
         """IOB2 tags for one tokenised sentence."""
-        if not words:
-            return []
-        return self.tagger.tag(augment(self.extractor.sentence(words), self.domain, self.meta["base_domain"]))
+        return self.tag_many([words])[0]
 
     def tag(self, text: str, tokens: list[Token] | None = None) -> list[ModelMention]:
         found = []
-        for sent in sentences(text, tokenize(text) if tokens is None else tokens):
-            tags = self.tag_tokens([t.text for t in sent])
+        sents = sentences(text, tokenize(text) if tokens is None else tokens)
+        for sent, tags in zip(sents, self.tag_many([[t.text for t in s] for s in sents]), strict=True):
             for s, e, label in sorted(spans(tags)):
                 start, end = sent[s].start, sent[e - 1].end
                 found.append(ModelMention(start, end, text[start:end], label))

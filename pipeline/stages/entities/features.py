@@ -78,8 +78,13 @@ class FeatureExtractor:
     """Turns a tokenised sentence into CRFsuite attribute lists."""
 
     def __init__(self, gaz: Gazetteer, lowercase_words: frozenset[str] = frozenset(),
-                 word_freq: dict[str, int] | None = None):
+                 word_freq: dict[str, int] | None = None, clusters: dict[str, int] | None = None):
         self.gaz = gaz
+        # lower-case word -> cluster id(s) learnt from the training text (``clusters.py``), one per
+        # granularity (an int for one); empty: no cluster features
+        self.clusters = {w: tuple(str(x) for x in (c if isinstance(c, list) else [c]))
+                         for w, c in (clusters or {}).items()}
+        self._no_cluster = ("u",) * len(next(iter(self.clusters.values()), ()))
         # lower-case word -> Zipf frequency bucket in general Indonesian text (0: unknown)
         self.word_freq = word_freq or {}
         # words written in lower case most of the time inside sentences ("Dalam" is usually "dalam")
@@ -108,10 +113,17 @@ class FeatureExtractor:
         gaz = gazetteer_tags(tokens, folded, self.gaz)
         caps = ["C" if t[:1].isupper() else ("p" if not t[:1].isalnum() else "l") for t in tokens]
         caps = ["^", *caps, "$"]
+        cl = [self.clusters.get(w, self._no_cluster) for w in lows] if self.clusters else None
         feats = []
         for i in range(n):
             low = lows[i]
             attrs = self.token_attrs(tokens[i], low)
+            if cl is not None:
+                for j, c in enumerate(cl[i]):
+                    g = str(j) if j else ""  # the first granularity keeps the plain names
+                    attrs.append(f"cl{g}=" + c)
+                    attrs.append(f"-1cl{g}=" + (cl[i - 1][j] if i else "^"))
+                    attrs.append(f"+1cl{g}=" + (cl[i + 1][j] if i < n - 1 else "$"))
             if i == 0:
                 attrs.append("BOS")
             else:

@@ -4,8 +4,9 @@
 
 Data recipe: see :mod:`pipeline.stages.entities.data` (idner-news-2k + NERGrit + NERP train splits from
 ``../shared/eval``, labels mapped to PER/ORG/LOC, NERP truecased). The dev splits are never read here.
-CRFsuite's L-BFGS is deterministic: the same data and parameters give the same model. It runs on one
-thread (about 10 minutes here).
+Word clusters (``clusters.py``, scikit-learn) are learnt from the same training text first. CRFsuite's
+L-BFGS and the seeded k-means are deterministic: the same data and parameters give the same model. It
+runs on one thread (about 2.5 minutes here; set OMP_NUM_THREADS=1).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pycrfsuite
 
-from pipeline.stages.entities import data, gazetteer
+from pipeline.stages.entities import clusters, data, gazetteer
 from pipeline.stages.entities.crf import DEFAULT_MODEL, MODELS_DIR, augment, build_extractor
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--c2", type=float, default=1.0, help="L2 penalty")
     ap.add_argument("--iterations", type=int, default=300)
     ap.add_argument("--min-freq", type=float, default=2, help="drop features seen fewer times")
+    ap.add_argument("--clusters", default="64,256,1024", help="word clusters learnt from the training text: the "
+                    "numbers of clusters, comma-separated for several granularities (empty: none)")
     args = ap.parse_args(argv)
 
     datasets = tuple(args.datasets.split(","))
@@ -68,8 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         "lowercase_words": sorted(w for w, form in table.items() if form.islower()),
         "word_freq": {"package": "wordfreq", "lang": "id", "wordlist": "small"},
     }
-    extractor = build_extractor(meta, gazetteer.load())
     sents = training_sentences(args.eval_dir, datasets, table)
+    if args.clusters:
+        sizes = [int(x) for x in args.clusters.split(",")]
+        learnt = [clusters.learn([s.tokens for s in sents], n_clusters=k) for k in sizes]
+        meta["clusters"] = {w: [c[w] for c in learnt] if len(learnt) > 1 else learnt[0][w] for w in learnt[0]}
+    extractor = build_extractor(meta, gazetteer.load())
     trainer = pycrfsuite.Trainer(verbose=False)
     for sent in sents:
         trainer.append(augment(extractor.sentence(sent.tokens), sent.source, args.default_domain), sent.tags)
