@@ -133,17 +133,18 @@ def is_boilerplate_lowered(lowered: str, words: list[str] | None = None) -> bool
     return True
 
 
+# the labels a photo credit or a pager starts with: the regexes below and the cheap pre-test share them
+_CREDIT_LABELS = ("foto", "fotos", "photo", "photos", "bild", "image", "credit", "credits", "gambar", "sumber foto",
+                  "ilustrasi")
+_PAGER_LABELS = ("halaman", "page", "seite", "página", "pagina", "strona")
 _PHOTO_CREDIT = re.compile(
     r"(?:^|\s)(?:©|\(c\)|copyright\s*:?)\s*[\w .,&/'’-]{2,60}$"
-    r"|^\(?(?:foto|fotos|photo|photos|bild|image|credit|credits|gambar|sumber foto|ilustrasi)\s*[:/]\s*\S",
+    rf"|^\(?(?:{'|'.join(_CREDIT_LABELS)})\s*[:/]\s*\S",
     re.IGNORECASE)
-_PAGER = re.compile(r"^(?:halaman|page|seite|página|pagina|strona)\s*:?\s*(?:\d+\s*(?:[-/|,]|of|dari|von|de)?\s*)+"
+_PAGER = re.compile(rf"^(?:{'|'.join(_PAGER_LABELS)})\s*:?\s*(?:\d+\s*(?:[-/|,]|of|dari|von|de)?\s*)+"
                     r"(?:selanjutnya|next|berikutnya|weiter|»|>)?\s*$|^(?:\d+\s+){2,}\d+\s*$|"
                     r"^(?:halaman|page|seite)\s+(?:selanjutnya|berikutnya|next|weiter)\b", re.IGNORECASE)
-
-
-_CREDIT_OR_PAGER_STARTS = ("(", "foto", "photo", "bild", "image", "credit", "gambar", "sumber foto", "ilustrasi",
-                            "halaman", "page", "seite", "página", "pagina", "strona")
+_CREDIT_OR_PAGER_STARTS = ("(", *_CREDIT_LABELS, *_PAGER_LABELS)
 
 
 def is_credit_or_pager(line: str) -> bool:

@@ -86,9 +86,13 @@ class CrfTagger:
             self.crf_weight = float(self.nn.meta.get("crf_weight", 0.5))
         self._labels = [neural.TAG_INDEX[label] for label in self.tagger.labels()]
 
+    def _items(self, words: list[str]) -> list[list[str]]:
+        """The CRF's attribute lists of one sentence, in the tagger's domain."""
+        return augment(self.extractor.sentence(words), self.domain, self.meta["base_domain"])
+
     def crf_marginals(self, words: list[str]) -> np.ndarray:
         """(n, len(neural.TAGS)) marginal probabilities of the CRF for one sentence."""
-        self.tagger.set(augment(self.extractor.sentence(words), self.domain, self.meta["base_domain"]))
+        self.tagger.set(self._items(words))
         out = np.zeros((len(words), len(neural.TAGS)))
         marginal = self.tagger.marginal
         for label, j in zip(self.tagger.labels(), self._labels, strict=True):
@@ -98,8 +102,7 @@ class CrfTagger:
     def tag_many(self, sents: list[list[str]]) -> list[list[str]]:
         """IOB2 tags for several tokenised sentences (the network runs over them at once)."""
         if self.nn is None or self.crf_weight >= 1.0:
-            return [self.tagger.tag(augment(self.extractor.sentence(w), self.domain, self.meta["base_domain"]))
-                    if w else [] for w in sents]
+            return [self.tagger.tag(self._items(w)) if w else [] for w in sents]
         nonempty = [w for w in sents if w]
         nn_probs = iter(self.nn.probs_many(nonempty, self.domain) if nonempty else [])
         out = []

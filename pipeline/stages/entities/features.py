@@ -85,6 +85,10 @@ class FeatureExtractor:
         self.clusters = {w: tuple(str(x) for x in (c if isinstance(c, list) else [c]))
                          for w, c in (clusters or {}).items()}
         self._no_cluster = ("u",) * len(next(iter(self.clusters.values()), ()))
+        # attribute names per granularity: the word's cluster, the previous and the next word's (the first
+        # granularity keeps the plain names)
+        self._cluster_names = [(f"cl{g}=", f"-1cl{g}=", f"+1cl{g}=")
+                               for g in ["", *map(str, range(1, len(self._no_cluster)))]]
         # lower-case word -> Zipf frequency bucket in general Indonesian text (0: unknown)
         self.word_freq = word_freq or {}
         # words written in lower case most of the time inside sentences ("Dalam" is usually "dalam")
@@ -119,11 +123,10 @@ class FeatureExtractor:
             low = lows[i]
             attrs = self.token_attrs(tokens[i], low)
             if cl is not None:
-                for j, c in enumerate(cl[i]):
-                    g = str(j) if j else ""  # the first granularity keeps the plain names
-                    attrs.append(f"cl{g}=" + c)
-                    attrs.append(f"-1cl{g}=" + (cl[i - 1][j] if i else "^"))
-                    attrs.append(f"+1cl{g}=" + (cl[i + 1][j] if i < n - 1 else "$"))
+                for j, (here, before, after) in enumerate(self._cluster_names):
+                    attrs.append(here + cl[i][j])
+                    attrs.append(before + (cl[i - 1][j] if i else "^"))
+                    attrs.append(after + (cl[i + 1][j] if i < n - 1 else "$"))
             if i == 0:
                 attrs.append("BOS")
             else:
