@@ -350,6 +350,30 @@ def test_training_is_deterministic():
     assert probs[3:8].min() > 0.5 > probs[:3].max()
 
 
+def test_seed_ensemble_is_one_network_averaging_the_members_logits():
+    pytest.importorskip("sklearn")
+    import numpy as np
+
+    from pipeline.stages.clean import train
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 6)) * [1, 2, 3, 4, 5, 6] + 10
+    y = (x[:, 0] + 0.5 * x[:, 1] > 15).astype(float)
+    w = np.ones(len(y))
+    merged = train.fit_perceptron(x, y, w, hidden=4, epochs=5, ensemble=3)
+    assert merged.w1.shape == (6, 12)
+    logits = []
+    for k in range(3):
+        one = train._fit_one(x, y, w, merged.mean, merged.scale, 4, 5, train.SEED + k)
+        p = one.predict(x)
+        logits.append(np.log(p / (1 - p)))
+    expected = 1 / (1 + np.exp(-np.mean(logits, axis=0)))
+    assert np.allclose(merged.predict(x), expected, atol=1e-5)
+    # predict (standardisation folded into float32 weights) computes the textbook formula
+    hidden = np.maximum(((x - merged.mean) / merged.scale) @ merged.w1 + merged.b1, 0.0)
+    assert np.allclose(merged.predict(x), 1 / (1 + np.exp(-(hidden @ merged.w2 + merged.b2))), atol=1e-5)
+
+
 def test_text_page_body_ends_where_comments_begin():
     body = "\n\n".join(f"Paragraph {i} of the report says the council met on Monday and approved the budget."
                        for i in range(6))
