@@ -84,6 +84,15 @@ def kill_and_restart(pipeline, stage: str) -> int:
     return pid
 
 
+def flowing(pipeline, more_than: int, timeout_s: float = 120.0) -> int:
+    """Wait until more than ``more_than`` records have reached the sink; return how many have."""
+    deadline = time.monotonic() + timeout_s
+    while (done := len(pipeline.tracker.snapshot().delivered)) <= more_than:
+        assert time.monotonic() < deadline, f"only {done} records delivered after {timeout_s} s"
+        time.sleep(0.1)
+    return done
+
+
 def test_sigkill_each_stage_while_5000_records_flow(tmp_path, pg_table):
     table = pg_table
     n = 5000
@@ -99,8 +108,11 @@ def test_sigkill_each_stage_while_5000_records_flow(tmp_path, pg_table):
         feeder = send_paced(pipeline, [(e["id"].encode(), encode(e)) for e in batch], rate=250, sent_out=sent)
         killed = []
         for stage in ("clean", "language", "entities", "dedup", "sink"):
-            time.sleep(3.0)
-            killed.append((stage, kill_and_restart(pipeline, stage)))
+            # Kill a stage only while records flow through it: a restarted stage stalls the stages after
+            # it, and a stage killed while idle has committed everything and sends nothing again.
+            at = flowing(pipeline, more_than=len(pipeline.tracker.snapshot().delivered) + 150)
+            assert at < n, f"the stream ended before {stage} could be killed mid-flow"
+            killed.append((stage, at, kill_and_restart(pipeline, stage)))
         feeder.join(120)
         assert len(sent) == n
         pipeline.wait(sent, timeout_s=300)
@@ -113,7 +125,8 @@ def test_sigkill_each_stage_while_5000_records_flow(tmp_path, pg_table):
         pg_set = {r[0] for r in conn.execute(f"SELECT id FROM {table}")}
     expected = {e["id"] for e in batch}
     redelivered = sum(1 for rid in expected if receipts[rid] > 1)
-    print(f"\n5000-record kill test: killed {[s for s, _ in killed]}; JSONL lines {len(jsonl_ids)}, distinct "
+    print(f"\n5000-record kill test: killed (stage, records delivered then) {[k[:2] for k in killed]}; "
+          f"JSONL lines {len(jsonl_ids)}, distinct "
           f"{len(set(jsonl_ids))}; PostgreSQL rows {pg_rows}, distinct {pg_ids}; dead letters {len(letters)}; "
           f"records delivered more than once (then skipped by id) {redelivered}")
     assert len(jsonl_ids) == len(set(jsonl_ids)) == n and set(jsonl_ids) == expected
