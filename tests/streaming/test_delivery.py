@@ -84,10 +84,11 @@ def kill_and_restart(pipeline, stage: str) -> int:
     return pid
 
 
-def flowing(pipeline, more_than: int, timeout_s: float = 120.0) -> int:
-    """Wait until more than ``more_than`` records have reached the sink; return how many have."""
+def flowing(pipeline, more: int, timeout_s: float = 120.0) -> int:
+    """Wait until ``more`` records more than now have reached the sink; return how many have."""
+    target = len(pipeline.tracker.snapshot().delivered) + more
     deadline = time.monotonic() + timeout_s
-    while (done := len(pipeline.tracker.snapshot().delivered)) <= more_than:
+    while (done := len(pipeline.tracker.snapshot().delivered)) < target:
         assert time.monotonic() < deadline, f"only {done} records delivered after {timeout_s} s"
         time.sleep(0.1)
     return done
@@ -110,7 +111,7 @@ def test_sigkill_each_stage_while_5000_records_flow(tmp_path, pg_table):
         for stage in ("clean", "language", "entities", "dedup", "sink"):
             # Kill a stage only while records flow through it: a restarted stage stalls the stages after
             # it, and a stage killed while idle has committed everything and sends nothing again.
-            at = flowing(pipeline, more_than=len(pipeline.tracker.snapshot().delivered) + 150)
+            at = flowing(pipeline, more=150)
             assert at < n, f"the stream ended before {stage} could be killed mid-flow"
             killed.append((stage, at, kill_and_restart(pipeline, stage)))
         feeder.join(120)
