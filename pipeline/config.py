@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "PIPELINE__"
+EMBEDDED_STORE = "embedded"  # stages.dedup.store: the Redis server `pipeline run` starts
+DEDUP_STORE_SCHEMES = ("redis://", "rediss://", "unix://")
 STAGES = ("clean", "language", "entities", "dedup", "sink")
 
 
@@ -52,6 +54,18 @@ class BrokerSettings:
 class EmbeddedBrokerSettings:
     host: str
     port: int
+    log_level: str
+
+
+@dataclass(frozen=True)
+class EmbeddedIndexSettings:
+    """The Redis server ``pipeline run`` starts for ``stages.dedup.store = "embedded"``."""
+
+    host: str
+    port: int
+    dir: str
+    appendfsync: str
+    maxmemory_bytes: int
     log_level: str
 
 
@@ -174,6 +188,7 @@ class MonitoringSettings:
 class Settings:
     broker: BrokerSettings
     embedded_broker: EmbeddedBrokerSettings
+    embedded_index: EmbeddedIndexSettings
     profiles: dict[str, BrokerProfile]
     topics: TopicSettings
     stages: StageSettings
@@ -198,6 +213,10 @@ class Settings:
     @property
     def uses_embedded_broker(self) -> bool:
         return not self.broker.bootstrap_servers
+
+    @property
+    def uses_embedded_index(self) -> bool:
+        return self.stages.dedup.store == EMBEDDED_STORE
 
     def with_bootstrap(self, servers: str) -> Settings:
         """The same settings pointed at running brokers (keeps the profile chosen before)."""
@@ -336,9 +355,18 @@ def _validate(s: Settings) -> None:
     if unknown:
         raise ConfigError(f"run.workers names unknown stage(s): {', '.join(sorted(unknown))}")
     d = s.stages.dedup
+    if d.store not in ("memory", EMBEDDED_STORE) and not d.store.startswith(DEDUP_STORE_SCHEMES):
+        raise ConfigError(f"stages.dedup.store must be \"embedded\", \"memory\" or a redis:// URL, got {d.store!r}")
     if d.store == "memory" and s.run.workers.get("dedup", 1) > 1:
         raise ConfigError("stages.dedup.store = \"memory\" is private to one process: with several dedup "
-                          "workers use a shared store (redis://...)")
+                          "workers use a shared store (\"embedded\" or redis://...)")
+    e = s.embedded_index
+    if e.appendfsync not in ("always", "everysec", "no"):
+        raise ConfigError(f"embedded_index.appendfsync must be \"always\", \"everysec\" or \"no\", got {e.appendfsync!r}")
+    if e.log_level not in ("debug", "verbose", "notice", "warning"):
+        raise ConfigError("embedded_index.log_level must be one of debug, verbose, notice, warning")
+    if not 0 <= e.port <= 65535 or e.maxmemory_bytes < 0 or not e.dir:
+        raise ConfigError("embedded_index: port must be in 0..65535, maxmemory_bytes >= 0, dir not empty")
     if d.bands * d.band_rows > d.num_perm:
         raise ConfigError("stages.dedup: bands * band_rows must not exceed num_perm")
     if not 4 <= d.num_perm <= 4096 or d.num_perm % 4:

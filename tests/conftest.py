@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from pathlib import Path
@@ -17,13 +18,70 @@ REDIS_URL = os.environ.get("PIPELINE_TEST_REDIS", "redis://127.0.0.1:6379/15")
 PG_DSN = os.environ.get("PIPELINE_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
 
 
+SETUP_HINT = "scripts/bootstrap installs and starts it when it runs as root"
+
+
+@functools.cache
+def redis_missing() -> str | None:
+    """Why the tests' Redis cannot be used, or None when it answers."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+        client.ping()
+        client.close()
+        return None
+    except redis.RedisError as exc:
+        return f"no Redis at {REDIS_URL} ({exc}); {SETUP_HINT} (or set PIPELINE_TEST_REDIS)"
+
+
+@functools.cache
+def postgres_missing() -> str | None:
+    """Why the tests' PostgreSQL database cannot be used, or None when it answers."""
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_DSN, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+        return None
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"no PostgreSQL database at {PG_DSN} ({reason}); {SETUP_HINT} (or set PIPELINE_TEST_POSTGRES)"
+
+
+def require_redis() -> str:
+    """The tests' Redis URL; skips the calling test, saying why, when no Redis answers there."""
+    missing = redis_missing()
+    if missing:
+        pytest.skip(missing)
+    return REDIS_URL
+
+
+def require_postgres() -> str:
+    """The tests' PostgreSQL DSN; skips the calling test, saying why, when it cannot be reached."""
+    missing = postgres_missing()
+    if missing:
+        pytest.skip(missing)
+    return PG_DSN
+
+
 @pytest.fixture
 def settings():
     return config.load(CONFIG, env={})
 
 
 @pytest.fixture
-def redis_namespace():
+def redis_url():
+    return require_redis()
+
+
+@pytest.fixture
+def pg_dsn():
+    return require_postgres()
+
+
+@pytest.fixture
+def redis_namespace(redis_url):
     """A namespace of its own for each test, deleted afterwards."""
     import redis
 
@@ -36,7 +94,7 @@ def redis_namespace():
 
 
 @pytest.fixture
-def pg_table():
+def pg_table(pg_dsn):
     """A table name of its own in the test database, dropped afterwards."""
     import psycopg
 

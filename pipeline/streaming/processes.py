@@ -21,13 +21,16 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
             pass
 
 
-def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start ``args`` with output to ``log_path``; it gets SIGTERM if this process dies."""
+def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None,
+          pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
+    """Start ``args`` with output to ``log_path``; it gets SIGTERM if this process dies. Of this
+    process's open descriptors it inherits only ``pass_fds``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - owned by the child from here on
     try:
         return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, preexec_fn=_die_with_parent, close_fds=True)
+                                env=env, preexec_fn=_die_with_parent, close_fds=True,
+                                pass_fds=pass_fds)
     finally:
         log.close()
 

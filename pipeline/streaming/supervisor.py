@@ -29,6 +29,7 @@ from pipeline.monitoring.http import port_is_free
 from pipeline.records import iso, utc_now
 from pipeline.streaming import processes, runfile
 from pipeline.streaming.broker import EmbeddedBroker, wait_for_kafka
+from pipeline.streaming.index_server import EmbeddedIndexServer
 from pipeline.streaming.topics import ALL_STAGES, ensure_topics
 
 RESTART_BACKOFF_S = 2.0
@@ -109,7 +110,7 @@ class RunSummary:
 def check_dedup_store(settings: Settings) -> None:
     """Fail at start-up, not after a time-out, when the shared dedup index cannot be reached."""
     store = settings.stages.dedup.store
-    if store == "memory":
+    if store == "memory" or settings.uses_embedded_index:
         return
     import redis
 
@@ -117,8 +118,8 @@ def check_dedup_store(settings: Settings) -> None:
         redis.Redis.from_url(store, socket_connect_timeout=3, socket_timeout=3).ping()
     except redis.RedisError as exc:
         raise RuntimeError(f"the dedup index {store} is unreachable ({exc}); start Redis, or set "
-                           "stages.dedup.store = \"memory\" (PIPELINE__STAGES__DEDUP__STORE=memory) to keep the "
-                           "index inside the single dedup worker") from None
+                           "stages.dedup.store = \"embedded\" (PIPELINE__STAGES__DEDUP__STORE=embedded) to let "
+                           "`pipeline run` start an index server of its own") from None
 
 
 class Supervisor:
@@ -132,6 +133,8 @@ class Supervisor:
         self.log_level = log_level or settings.run.log_level
         self.log_format = log_format or settings.run.log_format
         self.broker: EmbeddedBroker | None = None
+        self.index_server: EmbeddedIndexServer | None = None
+        self.dedup_store = settings.stages.dedup.store
         self.bootstrap = settings.broker.bootstrap_servers
         self.workers: list[WorkerProcess] = []
         self.want_dashboard = dashboard
@@ -146,6 +149,12 @@ class Supervisor:
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        # the dedup index first: a second run over the same index folder fails before starting anything
+        if self.settings.uses_embedded_index:
+            self.index_server = EmbeddedIndexServer(self.settings.embedded_index, self.log_dir)
+            self.dedup_store = self.index_server.start()
+            self.console.print(f"[dim]embedded dedup index on {self.dedup_store} (data: {self.settings.embedded_index.dir}, "
+                               f"log: {self.index_server.log_path})[/dim]")
         if self.settings.uses_embedded_broker:
             self.broker = EmbeddedBroker(self.settings.embedded_broker, self.log_dir)
             self.bootstrap = self.broker.start()
@@ -155,7 +164,8 @@ class Supervisor:
             wait_for_kafka(self.bootstrap, timeout_s=30)
             self.console.print(f"[dim]broker {self.bootstrap} (profile {self.settings.profile_name})[/dim]")
         ensure_topics(self.bootstrap, self.settings)
-        check_dedup_store(self.settings)
+        if not self.settings.uses_embedded_index:
+            check_dedup_store(self.settings)
         runfile.write(self.settings, self.bootstrap, started_at=self.started_at)
         host = self.settings.monitoring.host
         host = "127.0.0.1" if host in ("", "0.0.0.0") else host
@@ -234,6 +244,7 @@ class Supervisor:
         env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
         env["PIPELINE__BROKER__PROFILE"] = self.settings.profile_name
         env["PIPELINE__SINK__TARGETS"] = orjson.dumps(self.sink_targets).decode()
+        env["PIPELINE__STAGES__DEDUP__STORE"] = orjson.dumps(self.dedup_store).decode()
         if self.settings.source:
             env["PIPELINE_CONFIG"] = str(Path(self.settings.source).resolve())
         env.setdefault("PYTHONUNBUFFERED", "1")
@@ -281,6 +292,9 @@ class Supervisor:
             self.dashboard.close()
             self.dashboard = None
         runfile.remove(self.settings)
+        if self.index_server is not None:
+            self.index_server.stop()
+            self.index_server = None
         if self.broker is not None:
             self.broker.stop()
             self.broker = None

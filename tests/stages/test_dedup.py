@@ -35,8 +35,10 @@ def params(settings, **changes) -> IndexParams:
 
 
 @pytest.fixture(params=["memory", "redis"])
-def make_index(request, settings, redis_namespace):
+def make_index(request, settings):
     made = []
+    # only the Redis variant needs (and skips without) the tests' Redis
+    redis_namespace = request.getfixturevalue("redis_namespace") if request.param == "redis" else None
 
     def make(**changes):
         p = params(settings, **changes)

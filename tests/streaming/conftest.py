@@ -1,5 +1,6 @@
 """A running pipeline for a test module: the embedded broker, the topics and one real worker
-process per stage, with a Redis namespace and a sink file of its own."""
+process per stage, with a dedup index and a sink folder of its own (the embedded index server in
+the test's folder, or a namespace of the tests' Redis when the test asks for a redis:// store)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pipeline import config
 from pipeline.streaming.replay import Sent, make_producer, prepare
 from pipeline.streaming.supervisor import Supervisor
 from pipeline.streaming.tracker import DeliveryTracker
-from tests.conftest import CONFIG, REDIS_URL
+from tests.conftest import CONFIG
 
 # test pipelines serve their metrics and dashboard on free ports, never on the configured ones
 FREE_PORTS = {"PIPELINE__MONITORING__PORTS": "{clean = 0, language = 0, entities = 0, dedup = 0, sink = 0}",
@@ -100,11 +101,13 @@ class RunningPipeline:
 
 @contextmanager
 def pipeline_environment(tmp: Path, **overrides: str):
-    """Environment every process of a test pipeline sees: a Redis namespace and a log folder of
-    its own, plus ``overrides`` (``PIPELINE__...`` variables)."""
+    """Environment every process of a test pipeline sees: a dedup index namespace, an embedded
+    index folder and a log folder of its own, plus ``overrides`` (``PIPELINE__...`` variables;
+    ``PIPELINE__STAGES__DEDUP__STORE`` set to a Redis URL uses that Redis instead)."""
     namespace = f"test-{uuid.uuid4().hex[:12]}"
     env = {
-        "PIPELINE__STAGES__DEDUP__STORE": REDIS_URL,
+        "PIPELINE__STAGES__DEDUP__STORE": "embedded",
+        "PIPELINE__EMBEDDED_INDEX__DIR": str(tmp / "dedup-index"),
         "PIPELINE__STAGES__DEDUP__NAMESPACE": namespace,
         "PIPELINE__RUN__LOG_DIR": str(tmp / "logs"),
         "PIPELINE__RUN__LOG_LEVEL": "info",
@@ -119,12 +122,14 @@ def pipeline_environment(tmp: Path, **overrides: str):
         try:
             yield namespace
         finally:
-            import redis
+            store = env["PIPELINE__STAGES__DEDUP__STORE"]
+            if store.startswith("redis://"):
+                import redis
 
-            client = redis.Redis.from_url(REDIS_URL)
-            for key in client.scan_iter(match=f"{namespace}:*", count=1000):
-                client.delete(key)
-            client.close()
+                client = redis.Redis.from_url(store)
+                for key in client.scan_iter(match=f"{namespace}:*", count=1000):
+                    client.delete(key)
+                client.close()
 
 
 _IN_TMP = object()

@@ -64,9 +64,9 @@ def verdicts(pipeline, events: list[dict]) -> dict[str, dict]:
     return {e["id"]: records[e["id"]][0]["dedup"] for e in events}
 
 
-def run_with_dedup_workers(tmp_path, n: int, kill_and_restart: bool = False):
+def run_with_dedup_workers(tmp_path, n: int, kill_and_restart: bool = False, store: str = "embedded"):
     workers = f"{{ clean = 1, language = 1, entities = 1, dedup = {n}, sink = 1 }}"
-    with running_pipeline(tmp_path, PIPELINE__RUN__WORKERS=workers) as pipeline:
+    with running_pipeline(tmp_path, PIPELINE__RUN__WORKERS=workers, PIPELINE__STAGES__DEDUP__STORE=store) as pipeline:
         send_and_wait(pipeline, originals())
         if kill_and_restart:
             for worker in [w for w in pipeline.supervisor.workers if w.stage == "dedup"]:
@@ -101,6 +101,13 @@ def test_same_verdicts_with_one_and_three_dedup_workers(tmp_path):
     assert len(one_workers) == 1
     assert len(three_workers) >= 2  # the records really were spread over several dedup processes
     assert orjson.dumps(one, option=orjson.OPT_SORT_KEYS) == orjson.dumps(three, option=orjson.OPT_SORT_KEYS)
+
+
+def test_three_dedup_workers_share_a_configured_redis(tmp_path, redis_url):
+    """A Redis the user runs (stages.dedup.store = redis://...), as dedup workers on several machines use."""
+    result, workers = run_with_dedup_workers(tmp_path, 3, store=redis_url)
+    check_expected(result)
+    assert len(workers) >= 2
 
 
 def test_killed_and_restarted_dedup_worker_still_knows_what_it_saw(tmp_path):

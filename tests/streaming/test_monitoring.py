@@ -29,7 +29,7 @@ import pytest
 from pipeline.monitoring.http import free_port
 from pipeline.monitoring.scrape import WorkerSample, scrape
 from pipeline.streaming.topics import ALL_STAGES
-from tests.conftest import REDIS_URL, ROOT, SEEDS
+from tests.conftest import ROOT, SEEDS
 from tests.streaming.conftest import FREE_PORTS
 
 pytestmark = pytest.mark.integration
@@ -81,7 +81,8 @@ def live_run(tmp_path_factory):
     env = dict(os.environ)
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     env.pop("PIPELINE_CONFIG", None)
-    env.update({"PIPELINE__STAGES__DEDUP__STORE": REDIS_URL,
+    env.update({"PIPELINE__STAGES__DEDUP__STORE": "embedded",
+                "PIPELINE__EMBEDDED_INDEX__DIR": str(tmp / "dedup-index"),
                 "PIPELINE__STAGES__DEDUP__NAMESPACE": f"test-{uuid.uuid4().hex[:12]}",
                 "PIPELINE__RUN__LOG_DIR": str(tmp / "logs"), **FREE_PORTS})
     out = open(tmp / "run.out", "wb")  # noqa: SIM115 - the subprocess writes to it until the end

@@ -8,13 +8,12 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import psutil
 import pytest
 
 from pipeline.sinks.jsonl import read_records
-from tests.conftest import REDIS_URL, ROOT
+from tests.conftest import ROOT
 from tests.streaming.conftest import FREE_PORTS
 
 pytestmark = pytest.mark.integration
@@ -23,9 +22,10 @@ pytestmark = pytest.mark.integration
 def _env(tmp_path, **extra) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-    env.update({
-        "PIPELINE__STAGES__DEDUP__STORE": REDIS_URL,
-        "PIPELINE__STAGES__DEDUP__NAMESPACE": f"test-{uuid.uuid4().hex[:12]}",
+    env.pop("PIPELINE__STAGES__DEDUP__STORE", None)
+    env.update({  # the configured default dedup store: the embedded index server, its data in tmp_path
+        "PIPELINE__EMBEDDED_INDEX__DIR": str(tmp_path / "dedup-index"),
+        "PIPELINE__STAGES__DEDUP__NAMESPACE": "test",  # the index folder is the test's own
         "PIPELINE__RUN__LOG_DIR": str(tmp_path / "logs"),
         **FREE_PORTS,
         **extra,
@@ -58,22 +58,55 @@ class Descendants:
         return [p for p in self.seen.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 
-def test_run_exit_when_done_prints_a_summary_and_leaves_nothing_behind(tmp_path):
-    sink = tmp_path / "out"
+def _run_seeds(tmp_path, sink) -> tuple[str, Descendants]:
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--replay", "seeds/", "--exit-when-done",
                              "--sink", f"jsonl:{sink}"], cwd=ROOT, env=_env(tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     family = Descendants(proc.pid)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
+    return out, family
+
+
+def test_run_exit_when_done_prints_a_summary_and_leaves_nothing_behind(tmp_path):
+    """Twice, as a user would on a bare machine: the run starts its own broker and dedup index
+    (no Redis configured), and the index outlives the first run."""
+    sink = tmp_path / "out"
+    out, family = _run_seeds(tmp_path, sink)
     assert "records in      5" in out
     assert "records out     5  (unique 5, exact duplicates 0, near duplicates 0)" in out
     assert "dead letters    0" in out
     # after a clean stop every file is finished: readers see all five records
     assert len(list(read_records(sink))) == 5
     assert not list(sink.glob("*.part"))
-    assert len(family.seen) >= 6  # broker + 5 workers (+ their helpers)
+    assert len(family.seen) >= 7  # broker + dedup index server + 5 workers (+ their helpers)
     assert family.alive() == []
+    # the index server was stopped, not killed: it wrote its data out
+    assert "ready to exit" in (tmp_path / "logs" / "dedup-index.log").read_text()
+    assert list((tmp_path / "dedup-index").glob("appendonly/*.aof"))  # the index is on disk
+
+    out, family = _run_seeds(tmp_path, tmp_path / "again")
+    assert "records out     5  (unique 0, exact duplicates 5, near duplicates 0)" in out, out
+    assert family.alive() == []
+
+
+def test_a_second_run_over_the_same_dedup_index_fails_at_once(tmp_path):
+    """Two servers on one append-only file would corrupt it: the folder is locked while in use."""
+    from pipeline import config
+    from pipeline.streaming.index_server import EmbeddedIndexServer
+    from tests.conftest import CONFIG
+
+    settings = config.load(CONFIG, env={"PIPELINE__EMBEDDED_INDEX__DIR": str(tmp_path / "dedup-index")})
+    with EmbeddedIndexServer(settings.embedded_index, tmp_path / "held"):
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "pipeline", "run", "--replay", "seeds/", "--exit-when-done",
+                               "--sink", f"jsonl:{tmp_path / 'out'}"], cwd=ROOT, env=_env(tmp_path),
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 1
+        assert "the dedup index in" in proc.stderr and "is in use" in proc.stderr, proc.stderr
+        assert time.monotonic() - started < 20  # before any broker or worker was started
+        assert "Traceback" not in proc.stderr
+        assert not (tmp_path / "logs" / "broker.log").exists()
 
 
 def test_continuous_run_stops_cleanly_on_ctrl_c_after_committing(tmp_path):

@@ -266,4 +266,8 @@ def open_index(store: str, namespace: str, params: IndexParams):
         return MemoryIndex(params)
     if store.startswith(("redis://", "rediss://", "unix://")):
         return RedisIndex(store, namespace, params)
+    if store == "embedded":
+        raise ValueError("stages.dedup.store = \"embedded\" names the index server that `pipeline run` starts for "
+                         "its own workers; a dedup worker started alone needs a redis:// URL "
+                         "(PIPELINE__STAGES__DEDUP__STORE)")
     raise ValueError(f"unknown dedup store {store!r}: use 'memory' or a redis:// URL")
