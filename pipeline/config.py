@@ -52,9 +52,17 @@ class BrokerSettings:
 
 @dataclass(frozen=True)
 class EmbeddedBrokerSettings:
+    kind: str  # "kafka" (Apache Kafka, data on disk; Tansu where Java is missing) | "tansu" (memory only)
     host: str
     port: int
+    data_dir: str
+    retention_hours: float
+    retention_bytes_per_partition: int
+    segment_bytes: int
+    heap_mb: int
+    kafka_libs: str
     log_level: str
+    tansu_log_level: str
 
 
 @dataclass(frozen=True)
@@ -201,7 +209,9 @@ class Settings:
     def profile_name(self) -> str:
         if self.broker.profile != "auto":
             return self.broker.profile
-        return "external" if self.broker.bootstrap_servers else "embedded"
+        if self.broker.bootstrap_servers:
+            return "external"
+        return "tansu" if self.embedded_broker.kind == "tansu" else "embedded"
 
     @property
     def profile(self) -> BrokerProfile:
@@ -218,9 +228,9 @@ class Settings:
     def uses_embedded_index(self) -> bool:
         return self.stages.dedup.store == EMBEDDED_STORE
 
-    def with_bootstrap(self, servers: str) -> Settings:
-        """The same settings pointed at running brokers (keeps the profile chosen before)."""
-        profile = self.profile_name
+    def with_bootstrap(self, servers: str, profile: str | None = None) -> Settings:
+        """The same settings pointed at running brokers (keeps the profile chosen before, unless given)."""
+        profile = profile or self.profile_name
         broker = dataclasses.replace(self.broker, bootstrap_servers=servers, profile=profile)
         return dataclasses.replace(self, broker=broker)
 
@@ -348,9 +358,16 @@ def _validate(s: Settings) -> None:
                               "session_timeout_s")
         if p.session_timeout_s > p.request_timeout_s:
             raise ConfigError(f"profiles.{name}: session_timeout_s must not exceed request_timeout_s")
-    if s.profiles.get("external") and s.profiles["external"].session_timeout_s < 6.0:
-        raise ConfigError("profiles.external.session_timeout_s must be >= 6 s (Apache Kafka's "
-                          "group.min.session.timeout.ms)")
+    e = s.embedded_broker
+    if e.kind not in ("kafka", "tansu"):
+        raise ConfigError(f"embedded_broker.kind must be \"kafka\" or \"tansu\", got {e.kind!r}")
+    if e.retention_hours <= 0 or e.retention_bytes_per_partition < -1 or e.segment_bytes < 1 << 20 or e.heap_mb < 128:
+        raise ConfigError("embedded_broker: retention_hours must be > 0, retention_bytes_per_partition >= -1 "
+                          "(-1: no size limit), segment_bytes >= 1 MiB, heap_mb >= 128")
+    for name in ("external", "embedded"):
+        if s.profiles.get(name) and s.profiles[name].session_timeout_s < 6.0:
+            raise ConfigError(f"profiles.{name}.session_timeout_s must be >= 6 s (Apache Kafka's "
+                              "group.min.session.timeout.ms)")
     unknown = set(s.run.workers) - set(STAGES)
     if unknown:
         raise ConfigError(f"run.workers names unknown stage(s): {', '.join(sorted(unknown))}")

@@ -104,5 +104,20 @@ def pg_table(pg_dsn):
         conn.execute(f"DROP TABLE IF EXISTS {name}")
 
 
+def test_broker(tmp: Path):
+    """The broker `pipeline run` would start (embedded Apache Kafka, Tansu where Java is missing),
+    with its data in ``tmp``, for tests that keep one broker across several pipelines. Returns
+    ``(broker, environment)``: the environment points a pipeline or a command at it."""
+    from pipeline.streaming.broker import embedded_broker
+
+    settings = config.load(CONFIG, env={"PIPELINE__EMBEDDED_BROKER__DATA_DIR": str(tmp / "broker")})
+    broker, _ = embedded_broker(settings, tmp)
+    bootstrap = broker.start()
+    return broker, {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PIPELINE__BROKER__PROFILE": broker.profile}
+
+
+test_broker.__test__ = False  # a helper, not a test
+
+
 def seed_files() -> list[Path]:
     return sorted(SEEDS.glob("*.txt"))

@@ -8,9 +8,20 @@ from tests.conftest import CONFIG
 def test_file_loads_with_embedded_profile_by_default():
     s = config.load(CONFIG, env={})
     assert s.uses_embedded_broker
+    assert s.embedded_broker.kind == "kafka"
     assert s.profile_name == "embedded"
-    assert s.profile.session_timeout_s == 3.0
+    assert s.profile.session_timeout_s >= 6.0  # an Apache Kafka broker
     assert s.profile.producer_max_batch_bytes == 1 << 20
+    tansu = config.load(CONFIG, env={"PIPELINE__EMBEDDED_BROKER__KIND": "tansu"})
+    assert tansu.profile_name == "tansu"
+    assert tansu.profile.session_timeout_s == 3.0
+
+
+def test_embedded_broker_settings_are_checked():
+    with pytest.raises(ConfigError, match="kind"):
+        config.load(CONFIG, env={"PIPELINE__EMBEDDED_BROKER__KIND": "redpanda"})
+    with pytest.raises(ConfigError, match="retention_hours"):
+        config.load(CONFIG, env={"PIPELINE__EMBEDDED_BROKER__RETENTION_HOURS": "0"})
 
 
 def test_bootstrap_env_selects_external_profile_valid_for_apache_kafka():
@@ -23,9 +34,9 @@ def test_bootstrap_env_selects_external_profile_valid_for_apache_kafka():
 
 def test_profiles_differ_only_in_broker_client_settings():
     s = config.load(CONFIG, env={})
-    embedded, external = s.profiles["embedded"], s.profiles["external"]
-    assert embedded != external
-    assert type(embedded) is type(external)
+    embedded, external, tansu = s.profiles["embedded"], s.profiles["external"], s.profiles["tansu"]
+    assert embedded != external != tansu
+    assert type(embedded) is type(external) is type(tansu)
 
 
 def test_generic_env_override_is_typed():

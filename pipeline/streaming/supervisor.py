@@ -28,7 +28,7 @@ from pipeline.config import Settings
 from pipeline.monitoring.http import port_is_free
 from pipeline.records import iso, utc_now
 from pipeline.streaming import processes, runfile
-from pipeline.streaming.broker import EmbeddedBroker, wait_for_kafka
+from pipeline.streaming.broker import EmbeddedKafka, TansuBroker, embedded_broker, wait_for_kafka
 from pipeline.streaming.index_server import EmbeddedIndexServer
 from pipeline.streaming.topics import ALL_STAGES, ensure_topics
 
@@ -132,7 +132,8 @@ class Supervisor:
         self.log_dir = Path(settings.run.log_dir)
         self.log_level = log_level or settings.run.log_level
         self.log_format = log_format or settings.run.log_format
-        self.broker: EmbeddedBroker | None = None
+        self.broker: EmbeddedKafka | TansuBroker | None = None
+        self.broker_restarts = 0
         self.index_server: EmbeddedIndexServer | None = None
         self.dedup_store = settings.stages.dedup.store
         self.bootstrap = settings.broker.bootstrap_servers
@@ -153,13 +154,15 @@ class Supervisor:
         if self.settings.uses_embedded_index:
             self.index_server = EmbeddedIndexServer(self.settings.embedded_index, self.log_dir)
             self.dedup_store = self.index_server.start()
-            self.console.print(f"[dim]embedded dedup index on {self.dedup_store} (data: {self.settings.embedded_index.dir}, "
-                               f"log: {self.index_server.log_path})[/dim]")
+            self.console.print(f"[dim]dedup index: {self.dedup_store}, data in {self.settings.embedded_index.dir}[/dim]")
         if self.settings.uses_embedded_broker:
-            self.broker = EmbeddedBroker(self.settings.embedded_broker, self.log_dir)
+            self.broker, warning = embedded_broker(self.settings, self.log_dir)
+            if warning:
+                self.console.print(f"[bold red]warning: {warning}[/bold red]")
             self.bootstrap = self.broker.start()
-            self.settings = self.settings.with_bootstrap(self.bootstrap)
-            self.console.print(f"[dim]embedded broker on {self.bootstrap} (log: {self.broker.log_path})[/dim]")
+            self.settings = self.settings.with_bootstrap(self.bootstrap, profile=self.broker.profile)
+            where = f"data in {self.settings.embedded_broker.data_dir}" if self.broker.durable else "memory only"
+            self.console.print(f"[dim]broker: {self.broker.name} on {self.bootstrap}, {where}[/dim]")
         else:
             wait_for_kafka(self.bootstrap, timeout_s=30)
             self.console.print(f"[dim]broker {self.bootstrap} (profile {self.settings.profile_name})[/dim]")
@@ -259,10 +262,28 @@ class Supervisor:
         worker.proc = processes.spawn(args, worker.log_path, env=self._worker_env())
         worker.started_at = time.monotonic()
 
+    def check_broker(self) -> None:
+        """Restart the embedded broker when it died: on the same port and, for Kafka, the same data,
+        so workers reconnect and go on from their committed offsets."""
+        if self._stopping or self.broker is None or self.broker.alive():
+            return
+        code = self.broker.returncode
+        lost = "" if self.broker.durable else " (memory only: what it held is lost)"
+        self.console.print(f"[bold red]{time.strftime('%H:%M:%S')} broker down (exit code {code}){lost}; "
+                           f"restarting it (log: {self.broker.log_path})[/bold red]")
+        self.broker_restarts += 1
+        try:
+            self.broker.restart()
+        except Exception as exc:  # noqa: BLE001 - said on the console; tried again on the next check
+            self.console.print(f"[bold red]broker restart failed: {exc}[/bold red]")
+            return
+        self.console.print(f"[yellow]{time.strftime('%H:%M:%S')} broker up again on {self.bootstrap}[/yellow]")
+
     def check_workers(self) -> None:
-        """Restart any worker that exited while the pipeline runs."""
+        """Restart the broker or any worker that exited while the pipeline runs."""
         if self._stopping:
             return
+        self.check_broker()
         for worker in self.workers:
             if worker.proc is not None and worker.proc.poll() is not None:
                 if time.monotonic() - worker.started_at < RESTART_BACKOFF_S:

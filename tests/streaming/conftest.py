@@ -108,6 +108,7 @@ def pipeline_environment(tmp: Path, **overrides: str):
     env = {
         "PIPELINE__STAGES__DEDUP__STORE": "embedded",
         "PIPELINE__EMBEDDED_INDEX__DIR": str(tmp / "dedup-index"),
+        "PIPELINE__EMBEDDED_BROKER__DATA_DIR": str(tmp / "broker"),
         "PIPELINE__STAGES__DEDUP__NAMESPACE": namespace,
         "PIPELINE__RUN__LOG_DIR": str(tmp / "logs"),
         "PIPELINE__RUN__LOG_LEVEL": "info",

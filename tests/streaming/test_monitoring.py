@@ -83,6 +83,7 @@ def live_run(tmp_path_factory):
     env.pop("PIPELINE_CONFIG", None)
     env.update({"PIPELINE__STAGES__DEDUP__STORE": "embedded",
                 "PIPELINE__EMBEDDED_INDEX__DIR": str(tmp / "dedup-index"),
+                "PIPELINE__EMBEDDED_BROKER__DATA_DIR": str(tmp / "broker"),
                 "PIPELINE__STAGES__DEDUP__NAMESPACE": f"test-{uuid.uuid4().hex[:12]}",
                 "PIPELINE__RUN__LOG_DIR": str(tmp / "logs"), **FREE_PORTS})
     out = open(tmp / "run.out", "wb")  # noqa: SIM115 - the subprocess writes to it until the end

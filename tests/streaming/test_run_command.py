@@ -25,6 +25,7 @@ def _env(tmp_path, **extra) -> dict[str, str]:
     env.pop("PIPELINE__STAGES__DEDUP__STORE", None)
     env.update({  # the configured default dedup store: the embedded index server, its data in tmp_path
         "PIPELINE__EMBEDDED_INDEX__DIR": str(tmp_path / "dedup-index"),
+        "PIPELINE__EMBEDDED_BROKER__DATA_DIR": str(tmp_path / "broker"),
         "PIPELINE__STAGES__DEDUP__NAMESPACE": "test",  # the index folder is the test's own
         "PIPELINE__RUN__LOG_DIR": str(tmp_path / "logs"),
         **FREE_PORTS,
@@ -114,16 +115,15 @@ def test_continuous_run_stops_cleanly_on_ctrl_c_after_committing(tmp_path):
     from kafka import KafkaAdminClient
 
     from pipeline import config
-    from pipeline.streaming.broker import EmbeddedBroker
     from pipeline.streaming.topics import ALL_STAGES, consumer_group, stage_topics
-    from tests.conftest import CONFIG
+    from tests.conftest import CONFIG, test_broker
 
     settings = config.load(CONFIG, env={})
-    broker = EmbeddedBroker(settings.embedded_broker, tmp_path)
-    bootstrap = broker.start()
+    broker, common = test_broker(tmp_path)
+    bootstrap = common["KAFKA_BOOTSTRAP_SERVERS"]
     try:
         sink = tmp_path / "out"
-        env = _env(tmp_path, KAFKA_BOOTSTRAP_SERVERS=bootstrap, PIPELINE__BROKER__PROFILE="embedded")
+        env = _env(tmp_path, **common)
         proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--replay", "seeds/",
                                  "--sink", f"jsonl:{sink}"], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
