@@ -229,7 +229,7 @@ def cmd_dashboard(args) -> int:
     settings = runfile.resolve(_settings(args), args.bootstrap)
     targets = targets_of(settings, args.target)
     recent = RecentData()
-    tracker = DeliveryTracker(settings.broker.bootstrap_servers, settings, lookback_s=args.lookback)
+    tracker = DeliveryTracker(settings.broker.bootstrap_servers, settings, lookback_s=args.lookback, keep_ids=False)
     tracker.listeners.append(recent)
     dashboard = Dashboard(settings, targets, recent, port=args.port, fallback=args.port is None,
                           expected=expected_workers(settings, targets))

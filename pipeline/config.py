@@ -41,6 +41,7 @@ class BrokerProfile:
     producer_linger_ms: int
     commit_interval_s: float
     max_message_bytes: int
+    compression: str  # of what producers send: "none", "gzip", "lz4", "zstd"
 
 
 @dataclass(frozen=True)
@@ -364,6 +365,9 @@ def _validate(s: Settings) -> None:
     if e.retention_hours <= 0 or e.retention_bytes_per_partition < -1 or e.segment_bytes < 1 << 20 or e.heap_mb < 128:
         raise ConfigError("embedded_broker: retention_hours must be > 0, retention_bytes_per_partition >= -1 "
                           "(-1: no size limit), segment_bytes >= 1 MiB, heap_mb >= 128")
+    for name, p in s.profiles.items():
+        if p.compression not in ("none", "gzip", "lz4", "zstd"):
+            raise ConfigError(f"profiles.{name}.compression must be none, gzip, lz4 or zstd, got {p.compression!r}")
     for name in ("external", "embedded"):
         if s.profiles.get(name) and s.profiles[name].session_timeout_s < 6.0:
             raise ConfigError(f"profiles.{name}.session_timeout_s must be >= 6 s (Apache Kafka's "

@@ -58,5 +58,6 @@ def make_app(settings: Settings, stage: str, datadir: Path | None = None) -> fau
         producer_max_batch_size=profile.producer_max_batch_bytes,
         producer_linger=profile.producer_linger_ms / 1000.0,
         producer_max_request_size=max(profile.producer_max_batch_bytes, profile.max_message_bytes + 65536),
+        producer_compression_type=None if profile.compression == "none" else profile.compression,
         stream_wait_empty=True,
     )

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -324,7 +325,6 @@ class Supervisor:
 
     def run(self, replay_paths: list[str] | None, exit_when_done: bool, rate: float | None = None,
             loop: bool = False, timeout_s: float = 300.0) -> RunSummary:
-        from pipeline.streaming.replay import replay
         from pipeline.streaming.tracker import DeliveryTracker
 
         t0 = time.monotonic()
@@ -344,7 +344,7 @@ class Supervisor:
         t_replay = time.monotonic()
         try:
             self.start()
-            tracker = DeliveryTracker(self.bootstrap, self.settings)
+            tracker = DeliveryTracker(self.bootstrap, self.settings, keep_ids=exit_when_done)
             if self.want_dashboard:
                 from pipeline.monitoring.dashboard import RecentData
 
@@ -358,12 +358,8 @@ class Supervisor:
                                f"logs in {self.log_dir}/[/dim]")
             t_replay = time.monotonic()
             if replay_paths:
-                replaying.set()
-                try:
-                    result = replay(replay_paths, self.bootstrap, self.settings, rate=rate, loop=loop and not
-                                    exit_when_done, progress=sys.stderr.isatty(), track=exit_when_done, stop=stop)
-                finally:
-                    replaying.clear()
+                result = self._replay_supervised(replay_paths, rate, loop and not exit_when_done, exit_when_done,
+                                                 stop, replaying, tracker)
                 sent = result.sent
                 summary.replayed = result.count
                 summary.rejected = len(result.rejected)
@@ -399,12 +395,15 @@ class Supervisor:
     def _tally(summary: RunSummary, tracker, sent, t_replay: float) -> None:
         tally = tracker.snapshot()
         summary.processing_s = max(0.0, (tally.last_at or t_replay) - t_replay)
-        ids = {s.id for s in sent if s.id} if sent is not None else set(tally.delivered)
-        statuses = [tally.delivered[i] for i in ids if i in tally.delivered]
-        summary.delivered = len(statuses)
-        summary.unique = statuses.count("unique")
-        summary.exact_duplicates = statuses.count("exact_duplicate")
-        summary.near_duplicates = statuses.count("near_duplicate")
+        if sent is not None:
+            ids = {s.id for s in sent if s.id}
+            statuses = Counter(tally.delivered[i] for i in ids if i in tally.delivered)
+        else:  # a continuous run counts receipts (a redelivered record counts again)
+            statuses = tally.statuses
+        summary.delivered = sum(statuses.values())
+        summary.unique = statuses["unique"]
+        summary.exact_duplicates = statuses["exact_duplicate"]
+        summary.near_duplicates = statuses["near_duplicate"]
         summary.dead_letters = {f"{stage}/{reason}": n for (stage, reason), n in tally.dead_letters.items()}
 
     def _wait(self, tracker, sent, timeout_s: float):
@@ -420,17 +419,47 @@ class Supervisor:
 
             return tracker.wait_for(sent, timeout_s, on_progress)
 
+    def _replay_supervised(self, paths, rate, loop, track, stop, replaying, tracker):
+        """The replay in a thread of its own while this one keeps the broker and the workers alive
+        (a `--loop` replay never ends by itself)."""
+        from pipeline.streaming.replay import replay
+
+        box: dict = {}
+
+        def run() -> None:
+            try:
+                box["result"] = replay(paths, self.bootstrap, self.settings, rate=rate, loop=loop,
+                                       progress=sys.stderr.isatty(), track=track, stop=stop)
+            except BaseException as exc:  # noqa: BLE001 - raised again in this thread
+                box["error"] = exc
+
+        thread = threading.Thread(target=run, name="replay", daemon=True)
+        replaying.set()  # a signal now only asks the replay to stop between two events
+        thread.start()
+        try:
+            self._supervise(tracker, thread.is_alive, status=not track)
+        finally:
+            thread.join()
+            replaying.clear()
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
     def _follow(self, tracker) -> None:
         """Continuous mode: keep workers alive and print a status line until interrupted."""
-        last = 0.0
-        while True:
+        self._supervise(tracker, lambda: True, status=True)
+
+    def _supervise(self, tracker, while_, status: bool) -> None:
+        """Restart what died, publish the run file, and (``status``) print a line every 10 s."""
+        last = time.monotonic()
+        while while_():
             self.check_workers()
             self.publish()
-            if time.monotonic() - last > 10:
+            if status and time.monotonic() - last > 10:
                 last = time.monotonic()
                 tally = tracker.snapshot()
                 alive = sum(1 for w in self.workers if w.proc and w.proc.poll() is None)
-                self.console.print(f"[dim]{time.strftime('%H:%M:%S')} delivered {len(tally.delivered)}, "
+                self.console.print(f"[dim]{time.strftime('%H:%M:%S')} delivered {tally.receipt_count}, "
                                    f"dead letters {sum(tally.dead_letters.values())}, "
                                    f"workers alive {alive}/{len(self.workers)}[/dim]")
             time.sleep(0.2)

@@ -22,8 +22,10 @@ from pipeline.streaming.replay import Sent
 
 @dataclass
 class Tally:
-    delivered: dict[str, str | None] = field(default_factory=dict)  # id -> dedup status
+    delivered: dict[str, str | None] = field(default_factory=dict)  # id -> dedup status (when ids are kept)
     receipts: Counter = field(default_factory=Counter)  # id -> receipts seen (> 1 after a redelivery)
+    receipt_count: int = 0  # every receipt, redeliveries included
+    statuses: Counter = field(default_factory=Counter)  # dedup status -> receipts
     dead_ids: set[str] = field(default_factory=set)
     dead_raw_positions: set[tuple[int, int]] = field(default_factory=set)  # (partition, offset) in raw
     dead_letters: Counter = field(default_factory=Counter)  # (stage, reason) -> count
@@ -35,10 +37,14 @@ Listener = Callable[[str, dict, float], None]  # kind ("receipt" | "dead_letter"
 
 
 class DeliveryTracker:
-    def __init__(self, bootstrap: str, settings: Settings, lookback_s: float | None = None):
+    """``keep_ids=False`` (a continuous run) keeps counts only, so its memory does not grow with
+    the stream; waiting for particular records needs the ids."""
+
+    def __init__(self, bootstrap: str, settings: Settings, lookback_s: float | None = None, keep_ids: bool = True):
         from kafka import KafkaConsumer, TopicPartition
 
         self.settings = settings
+        self.keep_ids = keep_ids
         self.raw_topic = settings.topics.raw
         self.tally = Tally()
         self.listeners: list[Listener] = []
@@ -87,8 +93,11 @@ class DeliveryTracker:
                             continue
                         kind = "receipt" if tp.topic == delivered_topic else "dead_letter"
                         if kind == "receipt":
-                            self.tally.delivered[value.get("id")] = value.get("dedup_status")
-                            self.tally.receipts[value.get("id")] += 1
+                            self.tally.receipt_count += 1
+                            self.tally.statuses[value.get("dedup_status")] += 1
+                            if self.keep_ids:
+                                self.tally.delivered[value.get("id")] = value.get("dedup_status")
+                                self.tally.receipts[value.get("id")] += 1
                         else:
                             self._dead_letter(value)
                         for listener in self.listeners:
@@ -97,6 +106,8 @@ class DeliveryTracker:
     def _dead_letter(self, letter: dict) -> None:
         t = self.tally
         t.dead_letters[(letter.get("stage"), letter.get("reason"))] += 1
+        if not self.keep_ids:
+            return
         if letter.get("id"):
             t.dead_ids.add(letter["id"])
         if letter.get("topic") == self.raw_topic and letter.get("partition") is not None:
@@ -133,8 +144,8 @@ class DeliveryTracker:
     def snapshot(self) -> Tally:
         with self._lock:
             t = self.tally
-            return Tally(dict(t.delivered), Counter(t.receipts), set(t.dead_ids), set(t.dead_raw_positions),
-                         Counter(t.dead_letters), t.first_at, t.last_at)
+            return Tally(dict(t.delivered), Counter(t.receipts), t.receipt_count, Counter(t.statuses),
+                         set(t.dead_ids), set(t.dead_raw_positions), Counter(t.dead_letters), t.first_at, t.last_at)
 
     def close(self) -> None:
         self._stop.set()
