@@ -344,9 +344,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _LastClientError:
+    """Remembers the newest error the Kafka client logged: it says why a connection failed (e.g.
+    refused credentials) where the exception it raises afterwards only says it gave up."""
+
+    def __init__(self):
+        import logging
+
+        self.messages: list[str] = []
+        handler = logging.Handler(level=logging.ERROR)
+        handler.emit = self._emit
+        logging.getLogger("kafka").addHandler(handler)
+
+    def _emit(self, record) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a log record that cannot be formatted
+            return
+        if message not in self.messages:
+            self.messages = (self.messages + [message])[-4:]
+
+    @property
+    def message(self) -> str:
+        return "; ".join(self.messages)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from pipeline.config import ConfigError
+
+    client_error = _LastClientError()
 
     try:
         return args.func(args)
@@ -355,6 +382,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except RuntimeError as exc:  # start-up failures the user can act on (broker, index, workers)
         print(f"pipeline: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        from kafka.errors import KafkaError
+
+        if not isinstance(exc, KafkaError):
+            raise
+        # e.g. refused credentials, no broker at the configured address
+        cause = f" (the client's errors: {client_error.message})" if client_error.message else ""
+        print(f"pipeline: Kafka: {type(exc).__name__}: {exc}{cause}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

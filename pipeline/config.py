@@ -49,6 +49,30 @@ class BrokerSettings:
     bootstrap_servers: str
     profile: str
     consumer_group_prefix: str
+    # How clients authenticate and encrypt (managed services: SASL_SSL with PLAIN or SCRAM)
+    security_protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    sasl_mechanism: str = ""  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+    sasl_username: str = ""
+    sasl_password: str = ""
+    ssl_cafile: str = ""  # CA bundle to verify the brokers ("" = the system's)
+    ssl_certfile: str = ""  # client certificate (mutual TLS)
+    ssl_keyfile: str = ""
+    ssl_check_hostname: bool = True
+
+    def client_options(self) -> dict[str, Any]:
+        """Security keyword arguments of kafka-python's clients (admin, producer, consumer)."""
+        if self.security_protocol == "PLAINTEXT":
+            return {}
+        options: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.security_protocol.startswith("SASL"):
+            options.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+                           sasl_plain_password=self.sasl_password)
+        if self.security_protocol.endswith("SSL"):
+            options["ssl_check_hostname"] = self.ssl_check_hostname
+            for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+                if getattr(self, key):
+                    options[key] = getattr(self, key)
+        return options
 
 
 @dataclass(frozen=True)
@@ -60,6 +84,7 @@ class EmbeddedBrokerSettings:
     retention_hours: float
     retention_bytes_per_partition: int
     segment_bytes: int
+    retention_check_s: float
     heap_mb: int
     kafka_libs: str
     log_level: str
@@ -165,6 +190,7 @@ class SinkSettings:
 @dataclass(frozen=True)
 class RunSettings:
     workers: dict[str, int]
+    buffer_records: int
     ready_timeout_s: float
     log_dir: str
     log_level: str
@@ -359,6 +385,17 @@ def _validate(s: Settings) -> None:
                               "session_timeout_s")
         if p.session_timeout_s > p.request_timeout_s:
             raise ConfigError(f"profiles.{name}: session_timeout_s must not exceed request_timeout_s")
+    b = s.broker
+    if b.security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+        raise ConfigError("broker.security_protocol must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, "
+                          f"got {b.security_protocol!r}")
+    if b.security_protocol.startswith("SASL"):
+        if b.sasl_mechanism not in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+            raise ConfigError("broker.sasl_mechanism must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 with "
+                              f"security_protocol {b.security_protocol}, got {b.sasl_mechanism!r}")
+        if not b.sasl_username or not b.sasl_password:
+            raise ConfigError("broker.sasl_username and broker.sasl_password are needed with SASL "
+                              "(PIPELINE__BROKER__SASL_PASSWORD keeps the password out of the file)")
     e = s.embedded_broker
     if e.kind not in ("kafka", "tansu"):
         raise ConfigError(f"embedded_broker.kind must be \"kafka\" or \"tansu\", got {e.kind!r}")
@@ -372,6 +409,8 @@ def _validate(s: Settings) -> None:
         if s.profiles.get(name) and s.profiles[name].session_timeout_s < 6.0:
             raise ConfigError(f"profiles.{name}.session_timeout_s must be >= 6 s (Apache Kafka's "
                               "group.min.session.timeout.ms)")
+    if s.run.buffer_records < 1:
+        raise ConfigError("run.buffer_records must be >= 1")
     unknown = set(s.run.workers) - set(STAGES)
     if unknown:
         raise ConfigError(f"run.workers names unknown stage(s): {', '.join(sorted(unknown))}")

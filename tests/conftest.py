@@ -104,13 +104,14 @@ def pg_table(pg_dsn):
         conn.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def test_broker(tmp: Path):
+def test_broker(tmp: Path, **env: str):
     """The broker `pipeline run` would start (embedded Apache Kafka, Tansu where Java is missing),
-    with its data in ``tmp``, for tests that keep one broker across several pipelines. Returns
-    ``(broker, environment)``: the environment points a pipeline or a command at it."""
+    with its data in ``tmp`` (and ``env``: PIPELINE__EMBEDDED_BROKER__... settings), for tests
+    that keep one broker across several pipelines. Returns ``(broker, environment)``: the
+    environment points a pipeline or a command at it."""
     from pipeline.streaming.broker import embedded_broker
 
-    settings = config.load(CONFIG, env={"PIPELINE__EMBEDDED_BROKER__DATA_DIR": str(tmp / "broker")})
+    settings = config.load(CONFIG, env={"PIPELINE__EMBEDDED_BROKER__DATA_DIR": str(tmp / "broker"), **env})
     broker, _ = embedded_broker(settings, tmp)
     bootstrap = broker.start()
     return broker, {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PIPELINE__BROKER__PROFILE": broker.profile}

@@ -75,3 +75,22 @@ def test_monitoring_needs_a_port_per_stage_and_known_log_format():
         config.load(CONFIG, env={"PIPELINE__RUN__LOG_FORMAT": "xml"})
     with pytest.raises(ConfigError, match="0..65535"):
         config.load(CONFIG, env={"PIPELINE__MONITORING__DASHBOARD_PORT": "70000"})
+
+
+def test_broker_security_settings_become_client_options_and_are_checked():
+    s = config.load(CONFIG, env={})
+    assert s.broker.client_options() == {}
+    sasl = config.load(CONFIG, env={"PIPELINE__BROKER__SECURITY_PROTOCOL": "SASL_SSL",
+                                    "PIPELINE__BROKER__SASL_MECHANISM": "SCRAM-SHA-512",
+                                    "PIPELINE__BROKER__SASL_USERNAME": "u", "PIPELINE__BROKER__SASL_PASSWORD": "p",
+                                    "PIPELINE__BROKER__SSL_CAFILE": "/etc/ca.pem"})
+    assert sasl.broker.client_options() == {
+        "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": "u",
+        "sasl_plain_password": "p", "ssl_check_hostname": True, "ssl_cafile": "/etc/ca.pem"}
+    with pytest.raises(ConfigError, match="security_protocol"):
+        config.load(CONFIG, env={"PIPELINE__BROKER__SECURITY_PROTOCOL": "TLS"})
+    with pytest.raises(ConfigError, match="sasl_password"):
+        config.load(CONFIG, env={"PIPELINE__BROKER__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                                 "PIPELINE__BROKER__SASL_MECHANISM": "PLAIN", "PIPELINE__BROKER__SASL_USERNAME": "u"})
+    with pytest.raises(ConfigError, match="compression"):
+        config.load(CONFIG, env={"PIPELINE__PROFILES__EXTERNAL__COMPRESSION": "brotli"})

@@ -140,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"soak: {n_pages} HTML pages at {args.rate:g}/s for {args.minutes:g} min, workers {workers}; "
           f"folder {out}; broker folder bound by retention ~{bound / 2**30:.1f} GiB (+ offsets topics)", flush=True)
 
+    def interrupt(signum, frame):  # also when started in the background, where SIGINT is ignored
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt)
     cmd = [sys.executable, "-m", "pipeline", "run", "--replay", str(events), "--loop", "--rate", str(args.rate),
            "--no-dashboard", "--sink", f"jsonl:{out / 'enriched'}"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -159,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     samples = []
     started = time.monotonic()
     try:
-        while time.monotonic() - started < args.minutes * 60:
+        while time.monotonic() - started < args.minutes * 60:  # Ctrl-C: stop early, report what was seen
             time.sleep(args.sample_s)
             if proc.poll() is not None:
                 print("\n".join(lines[-20:]))
@@ -171,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{minute:5.1f} min  delivered {row['delivered']:>7}  broker folder "
                   f"{row['broker_bytes'] / 2**20:7.0f} MiB  " +
                   "  ".join(f"{k} {v:.0f}" for k, v in sorted(row["rss_mib"].items())), flush=True)
+    except KeyboardInterrupt:
+        print("interrupted: stopping the run and reporting what was sampled", flush=True)
     finally:
         proc.send_signal(signal.SIGINT)
         try:

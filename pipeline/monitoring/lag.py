@@ -58,9 +58,10 @@ class OffsetsProbe:
 
     One admin connection, opened on first use and re-opened after an error. Thread-safe."""
 
-    def __init__(self, bootstrap: str, timeout_s: float = 5.0):
+    def __init__(self, bootstrap: str, timeout_s: float = 5.0, options: dict | None = None):
         self.bootstrap = bootstrap
         self.timeout_s = timeout_s
+        self.options = options or {}  # kafka-python security settings (BrokerSettings.client_options)
         self._admin = None
         self._lock = threading.Lock()
 
@@ -69,7 +70,8 @@ class OffsetsProbe:
             from kafka import KafkaAdminClient
 
             self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap.split(","), client_id="pipeline-lag",
-                                           request_timeout_ms=int(self.timeout_s * 1000))
+                                           request_timeout_ms=int(self.timeout_s * 1000),
+                                           bootstrap_timeout_ms=int(self.timeout_s * 1000), **self.options)
         return self._admin
 
     def _call(self, fn):

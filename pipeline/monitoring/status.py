@@ -24,6 +24,7 @@ from pipeline.monitoring.lag import OffsetsProbe, PartitionLag
 from pipeline.monitoring.scrape import HistogramSample, WorkerSample, scrape
 from pipeline.streaming.topics import ALL_STAGES, CHAIN, consumer_group, stage_topics
 
+NO_BROKER_KNOWN = "no broker known"
 LAG_NOTE = ("lag = end offset - committed offset per partition, from the broker. The embedded broker "
             "reports end offsets up to one batch short, so the end is taken as the larger of the broker's "
             "figure and the offsets the pipeline's own workers fetched and produced")
@@ -78,7 +79,8 @@ class StatusCollector:
         self.targets = targets
         self.keep_s = keep_s
         self.samples: deque[Sample] = deque()
-        self.probe = OffsetsProbe(settings.broker.bootstrap_servers, timeout_s=3.0) \
+        self.probe = OffsetsProbe(settings.broker.bootstrap_servers, timeout_s=3.0,
+                                  options=settings.broker.client_options()) \
             if settings.broker.bootstrap_servers else None
         self._pool = ThreadPoolExecutor(max_workers=min(8, max(1, len(targets))), thread_name_prefix="scrape")
         self._lock = threading.Lock()
@@ -92,7 +94,7 @@ class StatusCollector:
         workers = list(zip(targets, scraped, strict=True))
         lag: dict[str, list[PartitionLag]] = {}
         error = "" if self.probe is not None else \
-            "no broker known (KAFKA_BOOTSTRAP_SERVERS, --bootstrap, or a running `pipeline run`): lag unknown"
+            f"{NO_BROKER_KNOWN} (KAFKA_BOOTSTRAP_SERVERS, --bootstrap, or a running `pipeline run`): lag unknown"
         if self.probe is not None:
             try:
                 lag = self._lag([w for _, w in workers if w.ok])
@@ -446,7 +448,11 @@ def _verdict(st: StageStatus, th: HealthThresholds, stall_after_s: float, alive:
 def _overall(status: PipelineStatus, th: HealthThresholds) -> None:
     worst = max(status.stages, key=lambda s: SEVERITY[s.level])
     e2e = status.end_to_end_p99_s
-    if SEVERITY[worst.level] >= SEVERITY[WARN] or worst.level == STARTING:
+    if status.broker_error and not status.broker_error.startswith(NO_BROKER_KNOWN):
+        # workers can look fine for a while on what they fetched: a broker that does not answer is down
+        status.level = DOWN
+        status.verdict = f"DOWN: the broker does not answer ({status.broker_error})"
+    elif SEVERITY[worst.level] >= SEVERITY[WARN] or worst.level == STARTING:
         by_verdict: dict[str, list[str]] = {}
         for s in status.stages:
             if s.level == worst.level:

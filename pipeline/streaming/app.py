@@ -30,6 +30,25 @@ def broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{hostport.strip()}" for hostport in bootstrap.split(",") if hostport.strip()]
 
 
+def broker_credentials(settings: Settings):
+    """Faust's credentials for the configured security protocol (None: plaintext)."""
+    b = settings.broker
+    if b.security_protocol == "PLAINTEXT":
+        return None
+    import ssl
+
+    context = None
+    if b.security_protocol.endswith("SSL"):
+        context = ssl.create_default_context(cafile=b.ssl_cafile or None)
+        context.check_hostname = b.ssl_check_hostname
+        if b.ssl_certfile:
+            context.load_cert_chain(b.ssl_certfile, b.ssl_keyfile or None)
+    if b.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(username=b.sasl_username, password=b.sasl_password,
+                                     mechanism=b.sasl_mechanism, ssl_context=context)
+    return faust.SSLCredentials(context)
+
+
 def make_app(settings: Settings, stage: str, datadir: Path | None = None) -> faust.App:
     global _fetch_max_wait_ms
     if not settings.broker.bootstrap_servers:
@@ -41,6 +60,7 @@ def make_app(settings: Settings, stage: str, datadir: Path | None = None) -> fau
     return faust.App(
         consumer_group(settings, stage),
         broker=broker_urls(settings.broker.bootstrap_servers),
+        broker_credentials=broker_credentials(settings),
         datadir=str(datadir),
         web_enabled=False,
         autodiscover=False,
@@ -60,4 +80,5 @@ def make_app(settings: Settings, stage: str, datadir: Path | None = None) -> fau
         producer_max_request_size=max(profile.producer_max_batch_bytes, profile.max_message_bytes + 65536),
         producer_compression_type=None if profile.compression == "none" else profile.compression,
         stream_wait_empty=True,
+        stream_buffer_maxsize=settings.run.buffer_records,
     )

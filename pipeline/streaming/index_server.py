@@ -26,7 +26,7 @@ from pathlib import Path
 
 from pipeline.config import EmbeddedIndexSettings
 from pipeline.streaming import processes
-from pipeline.streaming.broker import free_port
+from pipeline.streaming.kafka_broker import free_port
 
 
 class IndexServerError(RuntimeError):

@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import socket
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,51 @@ appender.out.layout.pattern = [%d] %p %m (%c)%n
 rootLogger.level = {level}
 rootLogger.appenderRef.out.ref = out
 """
+
+
+class BrokerError(RuntimeError):
+    pass
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_kafka(bootstrap: str, timeout_s: float, proc: subprocess.Popen | None = None,
+                   options: dict | None = None) -> None:
+    """Block until a Kafka client can fetch metadata from ``bootstrap`` (``options``: kafka-python
+    security settings, BrokerSettings.client_options)."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    first = bootstrap.split(",")[0]
+    host, _, port = first.rpartition(":")
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise BrokerError(f"broker exited with code {proc.returncode} during start-up")
+        # a client made before the port listens backs off for seconds: wait for the port first
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+        except OSError as exc:
+            last = exc
+            time.sleep(0.05)
+            continue
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=3000,
+                                     bootstrap_timeout_ms=5000, client_id="pipeline-probe", **(options or {}))
+            try:
+                admin.list_topics()
+                return
+            finally:
+                admin.close()
+        except (KafkaError, OSError) as exc:
+            last = exc
+            time.sleep(0.1)
+    raise BrokerError(f"no Kafka broker answered at {bootstrap} within {timeout_s:g} s: {last}")
 
 
 class KafkaUnavailable(RuntimeError):
@@ -87,6 +134,7 @@ class KafkaNode:
     log_level: str = "warn"
     properties: dict[str, str] = field(default_factory=dict)
     libs: Path = field(default_factory=kafka_libs)
+    listener: str = "PLAINTEXT"  # the clients' listener: its name is its security protocol (SASL_PLAINTEXT, SSL, ...)
     log_file: Path | None = None  # default: broker.log in the node's folder
     proc: subprocess.Popen | None = None
 
@@ -108,11 +156,11 @@ class KafkaNode:
             "process.roles": "broker,controller",
             "node.id": str(self.node_id),
             "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "listeners": f"{self.listener}://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners": f"{self.listener}://{self.host}:{self.port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": self.listener,
+            "listener.security.protocol.map": f"{self.listener}:{self.listener},CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.data_dir),
             "group.initial.rebalance.delay.ms": "0",
             "offsets.topic.num.partitions": "8",
@@ -134,8 +182,9 @@ class KafkaNode:
         log4j = self.folder / "log4j2.properties"
         opts = [f"-Dlog4j2.configurationFile={log4j}", "-Djava.awt.headless=true"]
         if heap_mb:
-            opts += [f"-Xms{heap_mb}m", f"-Xmx{heap_mb}m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-                     "-XX:+ExitOnOutOfMemoryError"]
+            # a fixed heap, touched at start: the broker's memory is as large on day 3 as at minute 1
+            opts += [f"-Xms{heap_mb}m", f"-Xmx{heap_mb}m", "-XX:+AlwaysPreTouch", "-XX:+UseG1GC",
+                     "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError"]
         return [java, *opts, "-cp", str(self.libs / "*"), main, *args]
 
     def format(self, cluster_id: str) -> None:
@@ -168,3 +217,94 @@ class KafkaNode:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+class LocalCluster:
+    """Several KRaft nodes on loopback, each broker and controller (a quorum of all of them): the
+    test suite's Apache Kafka cluster. Replication factor and ``min.insync.replicas`` apply to
+    every topic, the internal ones included."""
+
+    def __init__(self, folder: Path, nodes: int = 3, replication_factor: int = 3, min_insync: int = 2,
+                 heap_mb: int = 256, properties: dict[str, str] | None = None, host: str = "127.0.0.1"):
+        self.folder = Path(folder)
+        ports = {n: (free_port(host), free_port(host)) for n in range(1, nodes + 1)}
+        voters = {n: cport for n, (_, cport) in ports.items()}
+        props = {
+            "default.replication.factor": str(replication_factor),
+            "min.insync.replicas": str(min_insync),
+            "offsets.topic.replication.factor": str(replication_factor),
+            "transaction.state.log.replication.factor": str(replication_factor),
+            "transaction.state.log.min.isr": str(min_insync),
+            "share.coordinator.state.topic.replication.factor": str(replication_factor),
+            "share.coordinator.state.topic.min.isr": str(min_insync),
+            "num.partitions": "4",
+            "auto.create.topics.enable": "false",
+            **(properties or {}),
+        }
+        self.nodes = [KafkaNode(node_id=n, folder=self.folder / f"node-{n}", port=port, controller_port=cport,
+                                voters=voters, host=host, heap_mb=heap_mb, properties=props)
+                      for n, (port, cport) in ports.items()]
+        self.cluster_id = new_cluster_id()
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def node(self, node_id: int) -> KafkaNode:
+        return next(n for n in self.nodes if n.node_id == node_id)
+
+    def start(self, timeout_s: float = 120.0) -> str:
+        for node in self.nodes:
+            node.format(self.cluster_id)
+        for node in self.nodes:
+            node.start()
+        self.wait_healthy(timeout_s)
+        return self.bootstrap
+
+    def wait_healthy(self, timeout_s: float = 120.0, topics: list[str] | None = None) -> None:
+        """Until every node answers and every partition of ``topics`` (all, if None) has its full ISR."""
+        deadline = time.monotonic() + timeout_s
+        for node in self.nodes:
+            if node.alive():
+                wait_for_kafka(node.bootstrap, max(1.0, deadline - time.monotonic()), node.proc)
+        while time.monotonic() < deadline:
+            try:
+                if not self.under_replicated(topics):
+                    return
+            except Exception:  # noqa: BLE001 - metadata not there yet
+                pass
+            time.sleep(0.5)
+        raise BrokerError(f"cluster not fully replicated after {timeout_s:g} s: {self.under_replicated(topics)}")
+
+    def describe(self, topics: list[str] | None = None) -> list[dict]:
+        from kafka import KafkaAdminClient
+
+        live = ",".join(n.bootstrap for n in self.nodes if n.alive())
+        admin = KafkaAdminClient(bootstrap_servers=live.split(","), client_id="cluster-probe", request_timeout_ms=5000)
+        try:
+            return admin.describe_topics(topics)
+        finally:
+            admin.close()
+
+    def under_replicated(self, topics: list[str] | None = None) -> list[tuple[str, int]]:
+        want = len(self.nodes)
+        out = []
+        for topic in self.describe(topics):
+            for part in topic["partitions"]:
+                if len(part["isr_nodes"]) < min(want, len(part["replica_nodes"])):
+                    out.append((topic["name"], part["partition_index"]))
+        return out
+
+    def leader_counts(self, topics: list[str]) -> dict[int, int]:
+        counts = {n.node_id: 0 for n in self.nodes}
+        for topic in self.describe(topics):
+            for part in topic["partitions"]:
+                if part["leader_id"] in counts:
+                    counts[part["leader_id"]] += 1
+        return counts
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """All nodes at once (one by one, the last ones would wait for a quorum that is gone)."""
+        processes.stop([n.proc for n in self.nodes if n.proc is not None], timeout=timeout_s)
+        for node in self.nodes:
+            node.proc = None

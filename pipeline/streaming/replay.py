@@ -59,6 +59,7 @@ def make_producer(bootstrap: str, settings: Settings):
         max_request_size=max(profile.producer_max_batch_bytes, profile.max_message_bytes + 65536),
         request_timeout_ms=int(profile.request_timeout_s * 1000),
         compression_type=None if profile.compression == "none" else profile.compression,
+        **settings.broker.client_options(),
     )
 
 

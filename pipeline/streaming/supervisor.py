@@ -34,6 +34,8 @@ from pipeline.streaming.index_server import EmbeddedIndexServer
 from pipeline.streaming.topics import ALL_STAGES, ensure_topics
 
 RESTART_BACKOFF_S = 2.0
+BROKER_RETRY_S = 10.0  # after a failed broker restart
+RETENTION_CHECK_S = 30.0  # how often a run checks that retention deleted nothing unread
 
 
 @dataclass
@@ -87,6 +89,9 @@ class RunSummary:
     processing_s: float = 0.0
     total_s: float = 0.0
     restarts: int = 0
+    waiting: dict[str, int] = field(default_factory=dict)  # stage -> records left in its source topic
+    waiting_kept: bool = True  # in a durable broker (False: the memory-only one, gone)
+    broker_restarts: int = 0
 
     def lines(self) -> list[str]:
         dead = sum(self.dead_letters.values())
@@ -103,6 +108,13 @@ class RunSummary:
             out.append(f"missing         {self.missing}  (neither delivered nor dead-lettered in time)")
         if self.restarts:
             out.append(f"worker restarts {self.restarts}")
+        if self.broker_restarts:
+            out.append(f"broker restarts {self.broker_restarts}")
+        if sum(self.waiting.values()):
+            detail = ", ".join(f"{stage} {n}" for stage, n in self.waiting.items() if n)
+            fate = ("kept by the broker: the next `pipeline run` here resumes them" if self.waiting_kept
+                    else "LOST: the memory-only broker held them")
+            out.append(f"waiting         {sum(self.waiting.values())}  ({detail}; {fate})")
         out.append(f"time            {self.total_s:.1f} s  (start-up {self.startup_s:.1f} s, "
                    f"replay to last record {self.processing_s:.1f} s)")
         return out
@@ -135,6 +147,8 @@ class Supervisor:
         self.log_format = log_format or settings.run.log_format
         self.broker: EmbeddedKafka | TansuBroker | None = None
         self.broker_restarts = 0
+        self._broker_retry_at = 0.0
+        self._retention_lost: dict[str, int] = {}
         self.index_server: EmbeddedIndexServer | None = None
         self.dedup_store = settings.stages.dedup.store
         self.bootstrap = settings.broker.bootstrap_servers
@@ -165,7 +179,7 @@ class Supervisor:
             where = f"data in {self.settings.embedded_broker.data_dir}" if self.broker.durable else "memory only"
             self.console.print(f"[dim]broker: {self.broker.name} on {self.bootstrap}, {where}[/dim]")
         else:
-            wait_for_kafka(self.bootstrap, timeout_s=30)
+            wait_for_kafka(self.bootstrap, timeout_s=30, options=self.settings.broker.client_options())
             self.console.print(f"[dim]broker {self.bootstrap} (profile {self.settings.profile_name})[/dim]")
         ensure_topics(self.bootstrap, self.settings)
         if not self.settings.uses_embedded_index:
@@ -266,7 +280,7 @@ class Supervisor:
     def check_broker(self) -> None:
         """Restart the embedded broker when it died: on the same port and, for Kafka, the same data,
         so workers reconnect and go on from their committed offsets."""
-        if self._stopping or self.broker is None or self.broker.alive():
+        if self._stopping or self.broker is None or self.broker.alive() or time.monotonic() < self._broker_retry_at:
             return
         code = self.broker.returncode
         lost = "" if self.broker.durable else " (memory only: what it held is lost)"
@@ -275,8 +289,10 @@ class Supervisor:
         self.broker_restarts += 1
         try:
             self.broker.restart()
-        except Exception as exc:  # noqa: BLE001 - said on the console; tried again on the next check
-            self.console.print(f"[bold red]broker restart failed: {exc}[/bold red]")
+        except Exception as exc:  # noqa: BLE001 - said on the console; tried again after a pause
+            self._broker_retry_at = time.monotonic() + BROKER_RETRY_S
+            self.console.print(f"[bold red]broker restart failed ({exc}); trying again in {BROKER_RETRY_S:g} s"
+                               "[/bold red]")
             return
         self.console.print(f"[yellow]{time.strftime('%H:%M:%S')} broker up again on {self.bootstrap}[/yellow]")
 
@@ -293,6 +309,23 @@ class Supervisor:
                                    f"{worker.proc.returncode}; restarting (log: {worker.log_path})[/yellow]")
                 self.restart(worker)
 
+    def scale(self, stage: str, count: int) -> None:
+        """Run ``count`` workers of ``stage``: start new ones, or stop (SIGTERM: they commit and
+        leave the group, their partitions move to the others) the ones with the highest index."""
+        mine = sorted((w for w in self.workers if w.stage == stage), key=lambda w: w.index)
+        host = mine[0].host if mine else "127.0.0.1"
+        for index in range(len(mine), count):
+            worker = WorkerProcess(stage, index, self.log_dir / f"{stage}-{index}.log", host=host)
+            worker.metrics_port = self._metrics_port(worker)
+            self.workers.append(worker)
+            self._spawn(worker)
+        extra = mine[count:]
+        if extra:
+            for worker in extra:
+                self.workers.remove(worker)
+            processes.stop([w.proc for w in extra if w.proc is not None], timeout=20.0)
+        self.publish(force=True)
+
     def restart(self, worker: WorkerProcess) -> None:
         """Start ``worker`` again (after it exited or was killed)."""
         if worker.proc is not None and worker.proc.poll() is None:
@@ -307,6 +340,24 @@ class Supervisor:
         # every worker commits what it has finished and leaves its group; nothing is lost either way
         procs = [w.proc for w in self.workers if w.proc is not None]
         processes.stop(procs, timeout=20.0)
+
+    def waiting(self) -> dict[str, int]:
+        """Records each stage has not committed yet (after the workers stopped), or {} if unknown."""
+        from pipeline.monitoring.lag import OffsetsProbe
+        from pipeline.streaming.topics import consumer_group, stage_topics
+
+        probe = OffsetsProbe(self.bootstrap, timeout_s=5.0, options=self.settings.broker.client_options())
+        out = {}
+        try:
+            for stage in ALL_STAGES:
+                topic = stage_topics(self.settings, stage).source
+                parts = list(range(self.settings.topics.partitions_of(topic)))
+                out[stage] = sum(p.lag or 0 for p in probe.group_lag(consumer_group(self.settings, stage), topic, parts))
+        except Exception:  # noqa: BLE001 - a broker that is gone: nothing to say
+            return {}
+        finally:
+            probe.close()
+        return out
 
     def stop(self) -> None:
         self.stop_workers()
@@ -341,6 +392,7 @@ class Supervisor:
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         tracker = None
         sent = []
+        interrupted = False
         t_replay = time.monotonic()
         try:
             self.start()
@@ -373,6 +425,7 @@ class Supervisor:
             else:
                 self._follow(tracker)
         except KeyboardInterrupt:
+            interrupted = True
             self.console.print("[dim]stopping...[/dim]")
         finally:
             for sig in previous:  # stopping has its own time limits; a second Ctrl-C must not cut it short
@@ -385,6 +438,11 @@ class Supervisor:
                 self._tally(summary, tracker, sent if exit_when_done else None, t_replay)
                 tracker.close()
             summary.restarts = sum(w.restarts for w in self.workers)
+            summary.broker_restarts = self.broker_restarts
+            if self.workers and (interrupted or not exit_when_done or summary.missing):
+                self.stop_workers()
+                summary.waiting = self.waiting()
+                summary.waiting_kept = self.broker is None or self.broker.durable
             self.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -449,12 +507,41 @@ class Supervisor:
         """Continuous mode: keep workers alive and print a status line until interrupted."""
         self._supervise(tracker, lambda: True, status=True)
 
+    def check_retention(self) -> None:
+        """Say loudly when the broker's retention deleted records a stage had not read yet: the
+        stage's consumer then skips to the oldest record left, and those records are gone."""
+        from pipeline.monitoring.lag import OffsetsProbe
+        from pipeline.streaming.topics import consumer_group, stage_topics
+
+        probe = OffsetsProbe(self.bootstrap, timeout_s=5.0, options=self.settings.broker.client_options())
+        try:
+            for stage in ALL_STAGES:
+                topic = stage_topics(self.settings, stage).source
+                parts = [(topic, p) for p in range(self.settings.topics.partitions_of(topic))]
+                committed = probe.committed(consumer_group(self.settings, stage))
+                starts = probe.ends(parts, earliest=True)
+                lost = sum(max(0, starts[tp] - committed[tp]) for tp in parts if tp in committed and tp in starts)
+                previous = self._retention_lost.get(stage, 0)
+                if lost > previous:
+                    self.console.print(f"[bold red]{time.strftime('%H:%M:%S')} retention deleted {lost - previous} "
+                                       f"records of {topic} before the {stage} stage read them: raise "
+                                       "\\[embedded_broker] retention (or the topic's), or add workers[/bold red]")
+                self._retention_lost[stage] = max(previous, lost)
+        except Exception:  # noqa: BLE001 - the broker is down or busy: the next check tells
+            pass
+        finally:
+            probe.close()
+
     def _supervise(self, tracker, while_, status: bool) -> None:
         """Restart what died, publish the run file, and (``status``) print a line every 10 s."""
         last = time.monotonic()
+        last_retention = time.monotonic()
         while while_():
             self.check_workers()
             self.publish()
+            if time.monotonic() - last_retention > RETENTION_CHECK_S:
+                last_retention = time.monotonic()
+                self.check_retention()
             if status and time.monotonic() - last > 10:
                 last = time.monotonic()
                 tally = tracker.snapshot()

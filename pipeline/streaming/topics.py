@@ -54,8 +54,8 @@ def ensure_topics(bootstrap: str, settings: Settings, timeout_s: float = 30.0) -
     from kafka.errors import TopicAlreadyExistsError
 
     plan = planned_topics(settings)
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="pipeline-admin",
-                             request_timeout_ms=int(timeout_s * 1000))
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="pipeline-admin",
+                             request_timeout_ms=int(timeout_s * 1000), **settings.broker.client_options())
     try:
         existing = set(admin.list_topics())
         missing = [NewTopic(name, parts, settings.topics.replication_factor)

@@ -391,7 +391,7 @@ def start_metrics(settings: Settings, stage: str, worker: str, port: int | None,
 
     m = settings.monitoring
     metrics = WorkerMetrics(stage, worker, stats, lag_cache_s=m.lag_cache_s, stall_after_s=m.stall_after_s)
-    metrics.probe = OffsetsProbe(settings.broker.bootstrap_servers)
+    metrics.probe = OffsetsProbe(settings.broker.bootstrap_servers, options=settings.broker.client_options())
     server = serve(metrics, m.host, m.ports[stage] if port is None else port, fallback=fallback)
     return metrics, server
 

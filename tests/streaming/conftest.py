@@ -81,8 +81,8 @@ class RunningPipeline:
         from kafka import KafkaConsumer, TopicPartition
 
         topic = self.settings.topics.deadletter
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                 fetch_max_wait_ms=50)
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap.split(","), group_id=None, enable_auto_commit=False,
+                                 fetch_max_wait_ms=50, **self.settings.broker.client_options())
         parts = [TopicPartition(topic, p) for p in range(self.settings.topics.partitions_of(topic))]
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -94,16 +95,18 @@ def flowing(pipeline, more: int, timeout_s: float = 120.0) -> int:
     return done
 
 
-def test_sigkill_each_stage_while_5000_records_flow(tmp_path, pg_table):
-    table = pg_table
-    n = 5000
+def sigkill_each_stage_while_records_flow(tmp_path, table: str, n: int = 5000, **env: str) -> dict:
+    """Every stage worker SIGKILLed once while ``n`` records flow; every id must come out exactly
+    once in the JSONL files and in PostgreSQL. ``env``: where the pipeline runs (default: the
+    embedded broker). Returns the figures."""
     batch = events(n)
     sinks = orjson.dumps([f"jsonl:{tmp_path / 'jsonl'}", f"postgres:{DSN}"]).decode()
     # Files roll every 2 s and offsets are committed every 3 s: every kill leaves processed but
     # uncommitted records behind, which come again (as the same messages, or as new ones from upstream).
     env = {"PIPELINE__SINK__TARGETS": sinks, "PIPELINE__SINK__POSTGRES_TABLE": table,
            "PIPELINE__SINK__ROLL_SECONDS": "2", "PIPELINE__SINK__ROLL_BYTES": "1048576",
-           "PIPELINE__PROFILES__EMBEDDED__COMMIT_INTERVAL_S": "3.0"}
+           "PIPELINE__PROFILES__EMBEDDED__COMMIT_INTERVAL_S": "3.0",
+           "PIPELINE__PROFILES__EXTERNAL__COMMIT_INTERVAL_S": "3.0", **env}
     with running_pipeline(tmp_path, sink_targets=None, **env) as pipeline:
         sent: list = []
         feeder = send_paced(pipeline, [(e["id"].encode(), encode(e)) for e in batch], rate=250, sent_out=sent)
@@ -126,7 +129,7 @@ def test_sigkill_each_stage_while_5000_records_flow(tmp_path, pg_table):
         pg_set = {r[0] for r in conn.execute(f"SELECT id FROM {table}")}
     expected = {e["id"] for e in batch}
     redelivered = sum(1 for rid in expected if receipts[rid] > 1)
-    print(f"\n5000-record kill test: killed (stage, records delivered then) {[k[:2] for k in killed]}; "
+    print(f"\n{n}-record kill test: killed (stage, records delivered then) {[k[:2] for k in killed]}; "
           f"JSONL lines {len(jsonl_ids)}, distinct "
           f"{len(set(jsonl_ids))}; PostgreSQL rows {pg_rows}, distinct {pg_ids}; dead letters {len(letters)}; "
           f"records delivered more than once (then skipped by id) {redelivered}")
@@ -135,6 +138,11 @@ def test_sigkill_each_stage_while_5000_records_flow(tmp_path, pg_table):
     assert letters == []
     assert not list((tmp_path / "jsonl").glob("*.part"))
     assert redelivered > 0  # the kills really made records come again
+    return {"killed": killed, "redelivered": redelivered}
+
+
+def test_sigkill_each_stage_while_5000_records_flow(tmp_path, pg_table):
+    sigkill_each_stage_while_records_flow(tmp_path, pg_table)
 
 
 def test_sigkill_of_the_embedded_broker_mid_stream_loses_and_doubles_nothing(tmp_path):
@@ -151,8 +159,15 @@ def test_sigkill_of_the_embedded_broker_mid_stream_loses_and_doubles_nothing(tmp
         at = flowing(pipeline, more=200)
         assert at < n - 300, "the stream ended before the broker could be killed mid-flow"
         broker.node.kill()
+        # what an operator sees meanwhile: `pipeline status` calls the pipeline down and exits 1
+        t0 = time.monotonic()
+        status = subprocess.run([sys.executable, "-m", "pipeline", "status", "--once", "--json"], cwd=ROOT,
+                                capture_output=True, timeout=60)
+        status_s = time.monotonic() - t0
+        verdict = orjson.loads(status.stdout)["verdict"] if status.stdout else status.stderr
+        assert status.returncode == 1 and "broker does not answer" in verdict, verdict
         deadline = time.monotonic() + 300
-        while (done := len(pipeline.tracker.snapshot().delivered)) < n and time.monotonic() < deadline:
+        while len(pipeline.tracker.snapshot().delivered) < n and time.monotonic() < deadline:
             pipeline.supervisor.check_workers()  # what `pipeline run` does every 0.2 s: restarts the broker
             time.sleep(0.2)
         pipeline.wait(sent, timeout_s=60)
@@ -160,7 +175,8 @@ def test_sigkill_of_the_embedded_broker_mid_stream_loses_and_doubles_nothing(tmp
         restarts = pipeline.supervisor.broker_restarts, sum(w.restarts for w in pipeline.supervisor.workers)
     ids = [r["id"] for r in read_records(tmp_path / "enriched")]
     print(f"\nbroker kill: killed after {at} of {n} delivered; sink lines {len(ids)}, distinct {len(set(ids))}; "
-          f"dead letters {len(letters)}; broker restarts {restarts[0]}, worker restarts {restarts[1]}")
+          f"dead letters {len(letters)}; broker restarts {restarts[0]}, worker restarts {restarts[1]}; "
+          f"`pipeline status` said {verdict[:60]!r} in {status_s:.1f} s")
     assert restarts[0] == 1
     assert len(ids) == len(set(ids)) == n and set(ids) == {e["id"] for e in batch}
     assert letters == []
@@ -293,5 +309,51 @@ def test_deadletter_replay_after_a_fix(tmp_path):
             again = subprocess.run([sys.executable, "-m", "pipeline", "deadletter", "replay", "--reason", "too_large"],
                                    cwd=ROOT, env=cli_env, capture_output=True, text=True, timeout=60)
             assert "sent 0 dead letters" in again.stderr  # each dead letter is replayed once
+    finally:
+        broker.stop()
+
+
+def test_records_dropped_by_retention_before_a_stage_read_them_are_reported(tmp_path):
+    """Kafka drops old segments whether or not they were read; the run says so in red."""
+    import io
+
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+    from rich.console import Console
+
+    from pipeline.streaming.replay import make_producer
+    from pipeline.streaming.supervisor import Supervisor
+    from pipeline.streaming.topics import consumer_group, ensure_topics
+    from tests.conftest import test_broker
+
+    overrides = {"PIPELINE__EMBEDDED_BROKER__SEGMENT_BYTES": str(1 << 20),
+                 "PIPELINE__EMBEDDED_BROKER__RETENTION_BYTES_PER_PARTITION": str(1 << 20),
+                 "PIPELINE__EMBEDDED_BROKER__RETENTION_CHECK_S": "1"}
+    broker, env = test_broker(tmp_path, **overrides)
+    try:
+        if not broker.durable:
+            pytest.skip("the embedded broker is Tansu here: it has no retention")
+        settings = config.load(CONFIG, env={**overrides, **env})
+        ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], settings)
+        raw = TopicPartition(settings.topics.raw, 0)
+        consumer = KafkaConsumer(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+                                 group_id=consumer_group(settings, "clean"), enable_auto_commit=False)
+        consumer.commit({raw: OffsetAndMetadata(0, "", -1)})  # the clean stage has read nothing yet
+        consumer.close()
+        producer = make_producer(env["KAFKA_BOOTSTRAP_SERVERS"], settings)
+        for _ in range(20):  # 6 MB that no compression shrinks: segments of 1 MiB, 1 MiB kept
+            producer.send(raw.topic, partition=0, value=os.urandom(300_000))
+        producer.flush()
+        producer.close()
+        out = io.StringIO()
+        supervisor = Supervisor(settings, console=Console(file=out, width=200))
+        supervisor.bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
+        deadline = time.monotonic() + 60
+        while "retention deleted" not in out.getvalue() and time.monotonic() < deadline:
+            supervisor.check_retention()
+            time.sleep(1)
+        said = out.getvalue()
+        print("\n" + said.strip())
+        assert re.search(r"retention deleted \d+ records of pages\.raw before the clean stage read them", said)
     finally:
         broker.stop()

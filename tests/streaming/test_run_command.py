@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 
+import orjson
 import psutil
 import pytest
 
@@ -155,3 +157,50 @@ def test_continuous_run_stops_cleanly_on_ctrl_c_after_committing(tmp_path):
         assert [r["lang"]["code"] for r in read_records(sink)] == ["id"] * 5
     finally:
         broker.stop()
+
+
+def test_ctrl_c_with_a_backlog_keeps_it_and_the_next_run_resumes_it(tmp_path):
+    """Records still waiting when the run stops stay in the embedded broker's folder; the next
+    `pipeline run` in the same folder processes them: each reaches the sink exactly once."""
+    from tests.streaming.test_delivery import events
+
+    batch = events(600)
+    source = tmp_path / "events.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in batch))
+    sink = tmp_path / "out"
+    env = _env(tmp_path)
+
+    def start(*args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--no-dashboard", "--sink", f"jsonl:{sink}",
+                                 *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def written() -> list[str]:
+        return [r["id"] for r in read_records(sink, include_open=True)]
+
+    def wait_for(proc, at_least: int, timeout_s: float = 180) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(written()) < at_least:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, f"{len(written())} records written after {timeout_s} s"
+            time.sleep(0.2)
+
+    first = start("--replay", str(source))
+    wait_for(first, 60)
+    first.send_signal(signal.SIGINT)
+    out, err = first.communicate(timeout=90)
+    assert first.returncode == 0, err
+    done_first = len(set(written()))
+    match = re.search(r"waiting\s+(\d+)\s+\(.*kept by the broker", out)
+    assert match and int(match.group(1)) > 0, out
+    assert done_first < len(batch)
+
+    second = start()  # no replay: only what the first run left
+    wait_for(second, len(batch))
+    second.send_signal(signal.SIGINT)
+    out, err = second.communicate(timeout=90)
+    assert second.returncode == 0, err
+    ids = written()
+    print(f"\nCtrl-C with a backlog: first run wrote {done_first}, said {match.group(0)!r}; "
+          f"after the second run {len(ids)} lines, {len(set(ids))} distinct")
+    assert len(ids) == len(set(ids)) == len(batch) and set(ids) == {e["id"] for e in batch}
+    assert "waiting" not in out

@@ -1,0 +1,157 @@
+"""The pipeline on a three-broker Apache Kafka cluster (KRaft, replication factor 3,
+``min.insync.replicas`` 2) with the external profile, while brokers fail: every test counts every
+record at the sink.
+
+Each test has topics and consumer groups of its own on the one cluster of this module."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from pipeline.records import encode
+from pipeline.sinks.jsonl import read_records
+from pipeline.sources.files import read_paths
+from tests.conftest import SEEDS
+from tests.streaming.conftest import running_pipeline
+from tests.streaming.test_delivery import events, flowing, send_paced, sigkill_each_stage_while_records_flow
+
+pytestmark = pytest.mark.integration
+
+TOPIC_KEYS = ("raw", "cleaned", "language", "entities", "enriched", "deadletter", "delivered")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    from pipeline.streaming.kafka_broker import KafkaUnavailable, LocalCluster, check_available, kafka_libs
+
+    try:
+        check_available(kafka_libs())
+    except KafkaUnavailable as exc:
+        pytest.skip(f"Apache Kafka cannot run here ({exc}); scripts/bootstrap fetches it")
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+def cluster_env(cluster) -> dict[str, str]:
+    """The environment of a pipeline on the cluster, with topics and consumer groups of its own."""
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    return {"KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap, "PIPELINE__BROKER__PROFILE": "external",
+            "PIPELINE__TOPICS__REPLICATION_FACTOR": "3", "PIPELINE__BROKER__CONSUMER_GROUP_PREFIX": prefix,
+            **{f"PIPELINE__TOPICS__{key.upper()}": f"{prefix}.{key}" for key in TOPIC_KEYS}}
+
+
+def on_cluster(cluster, tmp_path):
+    return running_pipeline(tmp_path, **cluster_env(cluster))
+
+
+def topics_of(pipeline) -> list[str]:
+    return pipeline.settings.topics.all_names()
+
+
+def exactly_once(tmp_path, batch) -> list[str]:
+    ids = [r["id"] for r in read_records(tmp_path / "enriched")]
+    assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} records written twice"
+    assert set(ids) == {e["id"] for e in batch}, f"{len({e['id'] for e in batch} - set(ids))} records missing"
+    return ids
+
+
+def test_topics_are_replicated_and_seeds_match_offline_enrich(cluster, tmp_path):
+    from pipeline import config
+    from pipeline.enrich import OfflinePipeline
+    from tests.conftest import CONFIG
+    from tests.streaming.test_pipeline import _comparable
+
+    with on_cluster(cluster, tmp_path) as pipeline:
+        described = {t["name"]: t for t in cluster.describe(topics_of(pipeline))}
+        for topic in topics_of(pipeline):
+            parts = described[topic]["partitions"]
+            assert len(parts) == pipeline.settings.topics.partitions_of(topic)
+            assert all(len(p["replica_nodes"]) == 3 and len(p["isr_nodes"]) == 3 for p in parts), topic
+        sent, payloads = pipeline.replay_items(list(read_paths([str(SEEDS)])))
+        pipeline.wait(sent)
+        records = pipeline.sink_records()
+    assert sorted(records) == sorted(s.id for s in sent) and all(len(r) == 1 for r in records.values())
+    offline = OfflinePipeline(config.load(CONFIG), dedup_store="memory")
+    try:
+        for payload, s in zip(payloads, sent, strict=True):
+            assert _comparable(offline.enrich_payload(payload).record) == _comparable(records[s.id][0])
+    finally:
+        offline.close()
+
+
+def test_sigkill_each_stage_while_5000_records_flow_on_the_cluster(cluster, tmp_path, pg_table):
+    sigkill_each_stage_while_records_flow(tmp_path, pg_table, **cluster_env(cluster))
+
+
+def test_the_broker_leading_most_partitions_is_killed_mid_stream_then_restarted(cluster, tmp_path):
+    n = 1500
+    batch = events(n)
+    with on_cluster(cluster, tmp_path) as pipeline:
+        sent = pipeline.send(pipeline.settings.topics.raw, [(e["id"].encode(), encode(e)) for e in batch])
+        at = flowing(pipeline, more=200)
+        leaders = cluster.leader_counts(topics_of(pipeline))
+        victim = cluster.node(max(leaders, key=leaders.get))
+        victim.kill()
+        flowing(pipeline, more=150)  # the stream goes on with two brokers
+        victim.start()
+        pipeline.wait(sent, timeout_s=300)
+        cluster.wait_healthy(120, topics_of(pipeline))
+        letters = pipeline.dead_letters()
+    ids = exactly_once(tmp_path, batch)
+    print(f"\nleader kill: node {victim.node_id} led {leaders[victim.node_id]} of {sum(leaders.values())} partitions, "
+          f"killed after {at} of {n} delivered; sink {len(ids)} lines, {len(set(ids))} distinct")
+    assert letters == []
+
+
+def test_rolling_restart_of_all_three_brokers_during_a_run(cluster, tmp_path):
+    n = 2000
+    batch = events(n)
+    with on_cluster(cluster, tmp_path) as pipeline:
+        sent: list = []
+        feeder = send_paced(pipeline, [(e["id"].encode(), encode(e)) for e in batch], rate=60, sent_out=sent)
+        restarted = []
+        for node in cluster.nodes:
+            at = flowing(pipeline, more=100)
+            node.stop()  # SIGTERM: a controlled shutdown moves its leaderships away first
+            node.start()
+            cluster.wait_healthy(180, topics_of(pipeline))
+            restarted.append((node.node_id, at))
+        feeder.join(120)
+        assert len(sent) == n
+        pipeline.wait(sent, timeout_s=300)
+        letters = pipeline.dead_letters()
+    ids = exactly_once(tmp_path, batch)
+    print(f"\nrolling restart: (node, records delivered when it went down) {restarted}; sink {len(ids)} lines")
+    assert letters == []
+    assert restarted[-1][1] < n  # the last broker went down while records still flowed
+
+
+def test_a_stage_scaled_from_one_to_three_workers_and_back_during_a_run(cluster, tmp_path):
+    n = 1500
+    batch = events(n)
+    stage = "language"
+    with on_cluster(cluster, tmp_path) as pipeline:
+        sent: list = []
+        feeder = send_paced(pipeline, [(e["id"].encode(), encode(e)) for e in batch], rate=60, sent_out=sent)
+        flowing(pipeline, more=150)
+        pipeline.supervisor.scale(stage, 3)
+        pipeline.supervisor.wait_ready(90)
+        three_at = time.monotonic()
+        flowing(pipeline, more=300)
+        pipeline.supervisor.scale(stage, 1)
+        one_at = time.monotonic()
+        feeder.join(120)
+        assert len(sent) == n
+        pipeline.wait(sent, timeout_s=300)
+        letters = pipeline.dead_letters()
+    ids = exactly_once(tmp_path, batch)
+    workers = {t["worker"] for r in read_records(tmp_path / "enriched") for t in r["trace"] if t["stage"] == stage}
+    print(f"\nscale 1 -> 3 -> 1: {len(workers)} {stage} worker processes handled records "
+          f"({one_at - three_at:.0f} s with three); sink {len(ids)} lines")
+    assert len(workers) >= 3  # the added workers took partitions and handled records
+    assert letters == []
