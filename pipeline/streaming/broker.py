@@ -110,6 +110,7 @@ class EmbeddedKafka:
             "log.retention.bytes": str(e.retention_bytes_per_partition),
             "log.segment.bytes": str(e.segment_bytes),
             "log.retention.check.interval.ms": str(int(e.retention_check_s * 1000)),
+            "log.initial.task.delay.ms": str(min(30_000, int(e.retention_check_s * 1000))),
             # raw events up to the clean stage's input limit are taken (and dead-lettered there with
             # a reason); what workers produce is limited by the profile's max_message_bytes
             "message.max.bytes": str(max(profile.max_message_bytes, settings.stages.clean.max_input_bytes) + (1 << 20)),
