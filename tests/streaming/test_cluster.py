@@ -6,6 +6,7 @@ Each test has topics and consumer groups of its own on the one cluster of this m
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -16,7 +17,7 @@ from pipeline.sinks.jsonl import read_records
 from pipeline.sources.files import read_paths
 from tests.conftest import SEEDS
 from tests.streaming.conftest import running_pipeline
-from tests.streaming.test_delivery import events, flowing, send_paced, sigkill_each_stage_while_records_flow
+from tests.streaming.test_delivery import events, flowing, sigkill_each_stage_while_records_flow
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +48,36 @@ def cluster_env(cluster) -> dict[str, str]:
 
 def on_cluster(cluster, tmp_path):
     return running_pipeline(tmp_path, **cluster_env(cluster))
+
+
+class Feeder:
+    """Sends records at about ``rate`` per second from a thread until stopped (or out of records),
+    so that whatever a test does to the cluster happens while records flow, however long it takes."""
+
+    def __init__(self, pipeline, batch: list[dict], rate: float):
+        self.pipeline, self.batch, self.rate = pipeline, batch, rate
+        self.sent: list = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        step = max(1, int(self.rate // 5))  # five sends a second
+        for start in range(0, len(self.batch), step):
+            if self._stop.wait(step / self.rate):
+                return
+            chunk = self.batch[start:start + step]
+            self.sent.extend(self.pipeline.send(self.pipeline.settings.topics.raw,
+                                                [(e["id"].encode(), encode(e)) for e in chunk]))
+
+    def stop(self) -> list:
+        self._stop.set()
+        self._thread.join(60)
+        return self.sent
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
 
 
 def topics_of(pipeline) -> list[str]:
@@ -109,35 +140,33 @@ def test_the_broker_leading_most_partitions_is_killed_mid_stream_then_restarted(
 
 
 def test_rolling_restart_of_all_three_brokers_during_a_run(cluster, tmp_path):
-    n = 2000
-    batch = events(n)
+    batch = events(20000)
     with on_cluster(cluster, tmp_path) as pipeline:
-        sent: list = []
-        feeder = send_paced(pipeline, [(e["id"].encode(), encode(e)) for e in batch], rate=60, sent_out=sent)
+        feeder = Feeder(pipeline, batch, rate=50)
         restarted = []
         for node in cluster.nodes:
-            at = flowing(pipeline, more=100)
+            at = flowing(pipeline, more=50)
+            assert feeder.running, "out of records before the restarts ended"
             node.stop()  # SIGTERM: a controlled shutdown moves its leaderships away first
             node.start()
             cluster.wait_healthy(180, topics_of(pipeline))
             restarted.append((node.node_id, at))
-        feeder.join(120)
-        assert len(sent) == n
+        flowing(pipeline, more=50)  # and on after the last restart
+        sent = feeder.stop()
         pipeline.wait(sent, timeout_s=300)
         letters = pipeline.dead_letters()
-    ids = exactly_once(tmp_path, batch)
-    print(f"\nrolling restart: (node, records delivered when it went down) {restarted}; sink {len(ids)} lines")
+    fed = batch[:len(sent)]
+    ids = exactly_once(tmp_path, fed)
+    print(f"\nrolling restart: (node, records delivered when it went down) {restarted}; "
+          f"{len(sent)} sent, sink {len(ids)} lines")
     assert letters == []
-    assert restarted[-1][1] < n  # the last broker went down while records still flowed
 
 
 def test_a_stage_scaled_from_one_to_three_workers_and_back_during_a_run(cluster, tmp_path):
-    n = 1500
-    batch = events(n)
+    batch = events(20000)
     stage = "language"
     with on_cluster(cluster, tmp_path) as pipeline:
-        sent: list = []
-        feeder = send_paced(pipeline, [(e["id"].encode(), encode(e)) for e in batch], rate=60, sent_out=sent)
+        feeder = Feeder(pipeline, batch, rate=50)
         flowing(pipeline, more=150)
         pipeline.supervisor.scale(stage, 3)
         pipeline.supervisor.wait_ready(90)
@@ -145,13 +174,14 @@ def test_a_stage_scaled_from_one_to_three_workers_and_back_during_a_run(cluster,
         flowing(pipeline, more=300)
         pipeline.supervisor.scale(stage, 1)
         one_at = time.monotonic()
-        feeder.join(120)
-        assert len(sent) == n
+        flowing(pipeline, more=100)
+        assert feeder.running, "out of records before the stage was scaled back"
+        sent = feeder.stop()
         pipeline.wait(sent, timeout_s=300)
         letters = pipeline.dead_letters()
-    ids = exactly_once(tmp_path, batch)
+    ids = exactly_once(tmp_path, batch[:len(sent)])
     workers = {t["worker"] for r in read_records(tmp_path / "enriched") for t in r["trace"] if t["stage"] == stage}
     print(f"\nscale 1 -> 3 -> 1: {len(workers)} {stage} worker processes handled records "
-          f"({one_at - three_at:.0f} s with three); sink {len(ids)} lines")
+          f"({one_at - three_at:.0f} s with three); {len(sent)} sent, sink {len(ids)} lines")
     assert len(workers) >= 3  # the added workers took partitions and handled records
     assert letters == []
