@@ -116,7 +116,12 @@ def check_available(libs: Path) -> tuple[str, str]:
 
 
 def new_cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random id as Kafka writes them (22 characters of URL-safe base64), never starting with "-"
+    (Kafka's own tools avoid that too: a command line would read it as an option)."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 @dataclass
@@ -192,7 +197,7 @@ class KafkaNode:
         if (self.data_dir / "meta.properties").exists():
             return
         props, _ = self._write_config()
-        cmd = self._java(STORAGE_TOOL, "format", "-t", cluster_id, "-c", str(props), "--ignore-formatted")
+        cmd = self._java(STORAGE_TOOL, "format", f"--cluster-id={cluster_id}", "-c", str(props), "--ignore-formatted")
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
             out = (result.stderr + result.stdout).splitlines()
