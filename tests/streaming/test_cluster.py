@@ -75,6 +75,12 @@ class Feeder:
         self._thread.join(60)
         return self.sent
 
+    def finish(self) -> tuple[list[dict], list[dict]]:
+        """Stop feeding, wait until every sent record is through; (the records fed, dead letters)."""
+        sent = self.stop()
+        self.pipeline.wait(sent, timeout_s=300)
+        return self.batch[:len(sent)], self.pipeline.dead_letters()
+
     @property
     def running(self) -> bool:
         return self._thread.is_alive()
@@ -152,13 +158,10 @@ def test_rolling_restart_of_all_three_brokers_during_a_run(cluster, tmp_path):
             cluster.wait_healthy(180, topics_of(pipeline))
             restarted.append((node.node_id, at))
         flowing(pipeline, more=50)  # and on after the last restart
-        sent = feeder.stop()
-        pipeline.wait(sent, timeout_s=300)
-        letters = pipeline.dead_letters()
-    fed = batch[:len(sent)]
+        fed, letters = feeder.finish()
     ids = exactly_once(tmp_path, fed)
     print(f"\nrolling restart: (node, records delivered when it went down) {restarted}; "
-          f"{len(sent)} sent, sink {len(ids)} lines")
+          f"{len(fed)} sent, sink {len(ids)} lines")
     assert letters == []
 
 
@@ -176,12 +179,10 @@ def test_a_stage_scaled_from_one_to_three_workers_and_back_during_a_run(cluster,
         one_at = time.monotonic()
         flowing(pipeline, more=100)
         assert feeder.running, "out of records before the stage was scaled back"
-        sent = feeder.stop()
-        pipeline.wait(sent, timeout_s=300)
-        letters = pipeline.dead_letters()
-    ids = exactly_once(tmp_path, batch[:len(sent)])
+        fed, letters = feeder.finish()
+    ids = exactly_once(tmp_path, fed)
     workers = {t["worker"] for r in read_records(tmp_path / "enriched") for t in r["trace"] if t["stage"] == stage}
     print(f"\nscale 1 -> 3 -> 1: {len(workers)} {stage} worker processes handled records "
-          f"({one_at - three_at:.0f} s with three); {len(sent)} sent, sink {len(ids)} lines")
+          f"({one_at - three_at:.0f} s with three); {len(fed)} sent, sink {len(ids)} lines")
     assert len(workers) >= 3  # the added workers took partitions and handled records
     assert letters == []
