@@ -42,6 +42,10 @@ class BrokerProfile:
     commit_interval_s: float
     max_message_bytes: int
     compression: str  # of what producers send: "none", "gzip", "lz4", "zstd"
+    # "at_least_once": a worker killed between producing and committing sends those records again
+    # (the sink writes each id once either way); "exactly_once": Kafka transactions, outputs and
+    # offsets committed together (Apache Kafka only)
+    processing_guarantee: str = "at_least_once"
 
 
 @dataclass(frozen=True)
@@ -255,6 +259,18 @@ class Settings:
     def uses_embedded_index(self) -> bool:
         return self.stages.dedup.store == EMBEDDED_STORE
 
+    @property
+    def exactly_once(self) -> bool:
+        return self.profile.processing_guarantee == "exactly_once"
+
+    def consumer_options(self) -> dict[str, Any]:
+        """kafka-python consumer keyword arguments: security, and with exactly-once processing
+        ``read_committed`` (records of aborted transactions are never seen)."""
+        options = self.broker.client_options()
+        if self.exactly_once:
+            options["isolation_level"] = "read_committed"
+        return options
+
     def with_bootstrap(self, servers: str, profile: str | None = None) -> Settings:
         """The same settings pointed at running brokers (keeps the profile chosen before, unless given)."""
         profile = profile or self.profile_name
@@ -405,6 +421,13 @@ def _validate(s: Settings) -> None:
     for name, p in s.profiles.items():
         if p.compression not in ("none", "gzip", "lz4", "zstd"):
             raise ConfigError(f"profiles.{name}.compression must be none, gzip, lz4 or zstd, got {p.compression!r}")
+        if p.processing_guarantee not in ("at_least_once", "exactly_once"):
+            raise ConfigError(f"profiles.{name}.processing_guarantee must be at_least_once or exactly_once, "
+                              f"got {p.processing_guarantee!r}")
+    tansu = s.profiles.get("tansu")
+    if tansu and tansu.processing_guarantee == "exactly_once":
+        raise ConfigError("profiles.tansu.processing_guarantee: Tansu does not run Kafka transactions; "
+                          "exactly_once needs Apache Kafka (the embedded default or an external cluster)")
     for name in ("external", "embedded"):
         if s.profiles.get(name) and s.profiles[name].session_timeout_s < 6.0:
             raise ConfigError(f"profiles.{name}.session_timeout_s must be >= 6 s (Apache Kafka's "

@@ -94,3 +94,15 @@ def test_broker_security_settings_become_client_options_and_are_checked():
                                  "PIPELINE__BROKER__SASL_MECHANISM": "PLAIN", "PIPELINE__BROKER__SASL_USERNAME": "u"})
     with pytest.raises(ConfigError, match="compression"):
         config.load(CONFIG, env={"PIPELINE__PROFILES__EXTERNAL__COMPRESSION": "brotli"})
+
+
+def test_processing_guarantee_is_checked_and_sets_read_committed():
+    s = config.load(CONFIG, env={})
+    assert s.profile.processing_guarantee == "at_least_once" and not s.exactly_once
+    assert "isolation_level" not in s.consumer_options()
+    eos = config.load(CONFIG, env={"PIPELINE__PROFILES__EMBEDDED__PROCESSING_GUARANTEE": "exactly_once"})
+    assert eos.exactly_once and eos.consumer_options() == {"isolation_level": "read_committed"}
+    with pytest.raises(ConfigError, match="at_least_once or exactly_once"):
+        config.load(CONFIG, env={"PIPELINE__PROFILES__EXTERNAL__PROCESSING_GUARANTEE": "exactly-once"})
+    with pytest.raises(ConfigError, match="Tansu does not run Kafka transactions"):
+        config.load(CONFIG, env={"PIPELINE__PROFILES__TANSU__PROCESSING_GUARANTEE": "exactly_once"})

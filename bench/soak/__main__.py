@@ -64,8 +64,10 @@ def role(proc: psutil.Process, root_pid: int) -> str:
 
 
 def sample(root: psutil.Process) -> dict[str, float]:
-    """RSS in MiB per role; a process of no known role (the clean stage's parsers) counts with the
-    nearest ancestor that has one; several workers of a stage add up."""
+    """RSS in MiB per role; a process of no known role counts with the nearest ancestor that has
+    one, except a worker's child processes (the clean stage's HTML parsers, replaced every
+    ``html_recycle_after`` pages), which are a role of their own ("clean-children"); several
+    workers of a stage add up."""
     try:
         procs = [root, *root.children(recursive=True)]
     except psutil.Error:
@@ -82,6 +84,8 @@ def sample(root: psutil.Process) -> dict[str, float]:
             if owner is None:
                 break
             r = role(owner, root.pid)
+        if owner is not proc and r.endswith("-worker"):
+            r = r.replace("-worker", "-children")
         try:
             out[r] = out.get(r, 0.0) + proc.memory_info().rss / 2**20
         except psutil.Error:
@@ -215,6 +219,19 @@ def report(samples: list[dict], bound: int, rate: float) -> None:
     for r in roles:
         a, b = at5["rss_mib"].get(r, 0), last["rss_mib"].get(r, 0)
         print(f"  {r:18s} {a:7.0f} -> {b:7.0f} MiB  ({(b / a - 1) * 100 if a else 0:+.1f} %)")
+    # Single samples catch sawtooth memory (parsers replaced every few hundred pages, collections)
+    # at random phases; the means over the first and the last five minutes from minute 5 do not.
+    first = [s for s in samples if 5 <= s["minute"] < 10]
+    final = [s for s in samples if s["minute"] >= max(10.0, last["minute"] - 5)]
+    if first and final and final[0] is not first[0]:
+        print(f"\nMean RSS of minutes {first[0]['minute']:.1f}-{first[-1]['minute']:.1f} against "
+              f"{final[0]['minute']:.1f}-{final[-1]['minute']:.1f} (min-max of the samples):")
+        for r in roles:
+            a = [s["rss_mib"].get(r, 0) for s in first]
+            b = [s["rss_mib"].get(r, 0) for s in final]
+            ma, mb = sum(a) / len(a), sum(b) / len(b)
+            print(f"  {r:18s} {ma:7.0f} ({min(a):.0f}-{max(a):.0f}) -> {mb:7.0f} ({min(b):.0f}-{max(b):.0f}) MiB  "
+                  f"({(mb / ma - 1) * 100 if ma else 0:+.1f} %)")
     peak = max(s["broker_bytes"] for s in samples)
     print(f"broker folder: peak {peak / 2**20:.0f} MiB, bound by retention {bound / 2**20:.0f} MiB "
           f"(+ the offsets topics)")

@@ -107,7 +107,11 @@ class Dashboard:
         self.settings = settings
         self.recent = recent
         self.expected = expected
-        self.collector = StatusCollector(settings, targets, keep_s=KEEP_POINTS_S)
+        # the samples the status needs (rates, and the lag trend over lag_growing_s); the charts'
+        # 15 minutes are kept as small points of their own
+        self.collector = StatusCollector(settings, targets,
+                                         keep_s=max(RATE_WINDOW_S, settings.monitoring.health.lag_growing_s) + 5,
+                                         keep_workers_s=RATE_WINDOW_S + 5)
         self.points: deque[dict[str, Any]] = deque()
         self.latest: dict[str, Any] | None = None
         self._stop = threading.Event()

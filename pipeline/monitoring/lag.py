@@ -15,6 +15,7 @@ both numbers, so a view can say when (and by how much) the broker's own figure w
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,9 @@ class PartitionLag:
     broker_end: int | None  # end offset as the broker's ListOffsets reports it
     seen_end: int | None = None  # the pipeline's own knowledge: high-water marks, positions, produced offsets
     start: int = 0  # first offset still in the log (where a group without commits starts)
+    # Offsets after the committed one that hold nothing a read_committed consumer reads: the
+    # markers that end transactions, and records of aborted ones (counted only where lag is small)
+    skipped: int = 0
 
     @property
     def end(self) -> int | None:
@@ -38,7 +42,7 @@ class PartitionLag:
         end = self.end
         if end is None:
             return None
-        return max(0, end - (self.committed if self.committed is not None else self.start))
+        return max(0, end - (self.committed if self.committed is not None else self.start) - self.skipped)
 
     @property
     def broker_short_by(self) -> int:
@@ -50,19 +54,31 @@ class PartitionLag:
     def as_dict(self) -> dict[str, Any]:
         return {"topic": self.topic, "partition": self.partition, "committed": self.committed,
                 "broker_end": self.broker_end, "seen_end": self.seen_end, "end": self.end, "lag": self.lag,
-                "broker_short_by": self.broker_short_by}
+                "broker_short_by": self.broker_short_by, "skipped": self.skipped}
 
 
 class OffsetsProbe:
     """Committed offsets of consumer groups and end offsets of partitions, from the broker.
 
-    One admin connection, opened on first use and re-opened after an error. Thread-safe."""
+    One admin connection, opened on first use and re-opened after an error. Thread-safe.
 
-    def __init__(self, bootstrap: str, timeout_s: float = 5.0, options: dict | None = None):
+    ``transactional``: the topics are written in Kafka transactions (exactly-once processing).
+    Each committed transaction leaves a marker at the end of its records, which takes an offset
+    but is no record: a stage that has read everything still commits the offset of the marker, so
+    the plain difference of offsets says 1 record waits in every partition. Where that difference
+    is at most ``EXACT_BELOW``, the probe reads the partition from the committed offset
+    (``read_committed``) and counts what is really there."""
+
+    EXACT_BELOW = 1000
+
+    def __init__(self, bootstrap: str, timeout_s: float = 5.0, options: dict | None = None,
+                 transactional: bool = False):
         self.bootstrap = bootstrap
         self.timeout_s = timeout_s
         self.options = options or {}  # kafka-python security settings (BrokerSettings.client_options)
+        self.transactional = transactional
         self._admin = None
+        self._reader = None
         self._lock = threading.Lock()
 
     def _client(self):
@@ -113,8 +129,55 @@ class OffsetsProbe:
         never = [tp for tp in tps if tp not in committed]
         starts = self.ends(never, earliest=True) if never else {}
         seen_end = seen_end or {}
-        return [PartitionLag(topic, p, committed.get((topic, p)), ends.get((topic, p)), seen_end.get(p),
+        lags = [PartitionLag(topic, p, committed.get((topic, p)), ends.get((topic, p)), seen_end.get(p),
                              starts.get((topic, p), 0)) for p in partitions]
+        if self.transactional:
+            for lag in lags:
+                if lag.committed is not None and lag.broker_end is not None and 0 < (lag.lag or 0) <= self.EXACT_BELOW:
+                    lag.skipped = self.skipped_offsets(topic, lag.partition, lag.committed, lag.broker_end)
+        return lags
+
+    def skipped_offsets(self, topic: str, partition: int, start: int, end: int) -> int:
+        """Offsets in ``[start, end)`` of the partition that hold no committed record (markers,
+        aborted records). Offsets past the last stable offset (an open transaction) count as
+        records: they may still commit."""
+        from kafka import TopicPartition
+
+        def count(reader):
+            tp = TopicPartition(topic, partition)
+            reader.assign([tp])
+            stable = min(end, reader.end_offsets([tp])[tp])  # read_committed: the last stable offset
+            reader.seek(tp, start)
+            records = 0
+            deadline = time.monotonic() + self.timeout_s
+            while reader.position(tp) < stable:
+                if time.monotonic() > deadline:
+                    return 0  # unknown: count every offset as a record
+                for messages in reader.poll(timeout_ms=100).values():
+                    records += sum(1 for m in messages if m.offset < stable)
+            return max(0, stable - start - records)
+
+        with self._lock:
+            try:
+                if self._reader is None:
+                    from kafka import KafkaConsumer
+
+                    self._reader = KafkaConsumer(
+                        bootstrap_servers=self.bootstrap.split(","), group_id=None, enable_auto_commit=False,
+                        isolation_level="read_committed", client_id="pipeline-lag", fetch_max_wait_ms=50,
+                        request_timeout_ms=max(int(self.timeout_s * 1000), 10000), **self.options)
+                return count(self._reader)
+            except Exception:  # noqa: BLE001 - the broker is gone: count every offset as a record
+                self._close_reader()
+                return 0
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            try:
+                self._reader.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                pass
+            self._reader = None
 
     def close_locked(self) -> None:
         if self._admin is not None:
@@ -127,3 +190,4 @@ class OffsetsProbe:
     def close(self) -> None:
         with self._lock:
             self.close_locked()
+            self._close_reader()

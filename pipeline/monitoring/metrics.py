@@ -84,6 +84,11 @@ class ConsumerView:
     highwater: dict[int, int] = field(default_factory=dict)  # from the fetch responses
     produced: dict[tuple[str, int], int] = field(default_factory=dict)  # next offset after the last produced
 
+    def note_produced(self, topic: str, partition: int, offset: int | None) -> None:
+        """A record this worker produced is acknowledged at ``offset``."""
+        if offset is not None and offset + 1 > self.produced.get((topic, partition), 0):
+            self.produced[(topic, partition)] = offset + 1
+
 
 class _StatsCollector(Collector):
     """Counters straight from the processor's ``StageStats``, read at scrape time."""

@@ -72,15 +72,19 @@ class Sample:
 
 
 class StatusCollector:
-    """Scrapes the workers and asks the broker for lag; keeps the samples of the last ``keep_s``."""
+    """Scrapes the workers and asks the broker for lag; keeps the samples of the last ``keep_s``
+    (their scraped worker metrics only for the last ``keep_workers_s``, when given: the lag trend
+    looks further back than the rates)."""
 
-    def __init__(self, settings: Settings, targets: list[Target], keep_s: float = 900.0):
+    def __init__(self, settings: Settings, targets: list[Target], keep_s: float = 900.0,
+                 keep_workers_s: float | None = None):
         self.settings = settings
         self.targets = targets
         self.keep_s = keep_s
+        self.keep_workers_s = keep_workers_s
         self.samples: deque[Sample] = deque()
         self.probe = OffsetsProbe(settings.broker.bootstrap_servers, timeout_s=3.0,
-                                  options=settings.broker.client_options()) \
+                                  options=settings.broker.client_options(), transactional=settings.exactly_once) \
             if settings.broker.bootstrap_servers else None
         self._pool = ThreadPoolExecutor(max_workers=min(8, max(1, len(targets))), thread_name_prefix="scrape")
         self._lock = threading.Lock()
@@ -105,6 +109,11 @@ class StatusCollector:
             self.samples.append(sample)
             while self.samples and self.samples[0].at < sample.at - self.keep_s:
                 self.samples.popleft()
+            if self.keep_workers_s is not None:
+                for old in self.samples:
+                    if old.at >= sample.at - self.keep_workers_s:
+                        break
+                    old.workers = []
         return sample
 
     def _lag(self, workers: list[WorkerSample]) -> dict[str, list[PartitionLag]]:

@@ -51,7 +51,7 @@ def _consumer(settings: Settings, group: str | None):
                          fetch_max_wait_ms=settings.profile.fetch_max_wait_ms,
                          session_timeout_ms=int(settings.profile.session_timeout_s * 1000),
                          heartbeat_interval_ms=int(settings.profile.heartbeat_interval_s * 1000),
-                         **settings.broker.client_options())
+                         **settings.consumer_options())
 
 
 def read(settings: Settings, group: str | None = None, from_start: bool = True, timeout_s: float = 30.0,

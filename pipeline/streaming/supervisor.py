@@ -346,7 +346,8 @@ class Supervisor:
         from pipeline.monitoring.lag import OffsetsProbe
         from pipeline.streaming.topics import consumer_group, stage_topics
 
-        probe = OffsetsProbe(self.bootstrap, timeout_s=5.0, options=self.settings.broker.client_options())
+        probe = OffsetsProbe(self.bootstrap, timeout_s=5.0, options=self.settings.broker.client_options(),
+                             transactional=self.settings.exactly_once)
         out = {}
         try:
             for stage in ALL_STAGES:
@@ -513,7 +514,8 @@ class Supervisor:
         from pipeline.monitoring.lag import OffsetsProbe
         from pipeline.streaming.topics import consumer_group, stage_topics
 
-        probe = OffsetsProbe(self.bootstrap, timeout_s=5.0, options=self.settings.broker.client_options())
+        probe = OffsetsProbe(self.bootstrap, timeout_s=5.0, options=self.settings.broker.client_options(),
+                             transactional=self.settings.exactly_once)
         try:
             for stage in ALL_STAGES:
                 topic = stage_topics(self.settings, stage).source

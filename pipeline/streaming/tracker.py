@@ -53,7 +53,7 @@ class DeliveryTracker:
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
             client_id="pipeline-tracker", fetch_max_wait_ms=settings.profile.fetch_max_wait_ms,
-            consumer_timeout_ms=200, **settings.broker.client_options(),
+            consumer_timeout_ms=200, **settings.consumer_options(),
         )
         parts = []
         for topic in (settings.topics.delivered, settings.topics.deadletter):

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.config import Settings
 from pipeline.monitoring.metrics import ConsumerView, WorkerMetrics
@@ -62,7 +63,14 @@ class Item:
         return datetime.fromtimestamp(self.timestamp, UTC) if self.timestamp else datetime.now(UTC)
 
 
-Output = tuple[str, bytes | None, bytes]  # topic, key, value
+class Output(NamedTuple):
+    """One message to produce, and the source partition of the record it comes from (with
+    exactly-once processing it goes out in that partition's transaction)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    source_partition: int
 
 
 class StageProcessor:
@@ -96,7 +104,7 @@ class StageProcessor:
             if outcome.record is not None:
                 value = encode(outcome.record)
                 if len(value) <= self.max_message_bytes:
-                    outputs.append((self.target, outcome.record["id"].encode(), value))
+                    outputs.append(Output(self.target, outcome.record["id"].encode(), value, item.partition))
                     passed.append(outcome.record)
                     continue
                 self.stats.records_out -= 1
@@ -107,7 +115,7 @@ class StageProcessor:
                     record_id=outcome.record["id"], topic=item.topic, partition=item.partition, offset=item.offset)
             letter = outcome.dead_letter
             key = letter["id"].encode() if letter.get("id") else item.key
-            outputs.append((self.deadletter, key, encode(letter)))
+            outputs.append(Output(self.deadletter, key, encode(letter), item.partition))
             log_dead_letter(letter)
         if self.metrics and passed:
             self.metrics.observe_records(passed)
@@ -163,7 +171,7 @@ class SinkProcessor:
                                      payload=item.value, record_id=item.key.decode("utf-8", "replace")
                                      if item.key else None, topic=item.topic, partition=item.partition,
                                      offset=item.offset)
-                outputs.append((self.deadletter, item.key, encode(letter)))
+                outputs.append(Output(self.deadletter, item.key, encode(letter), item.partition))
                 log_dead_letter(letter)
                 self._handled(item)
         t0 = time.perf_counter()
@@ -188,8 +196,8 @@ class SinkProcessor:
                                          written_at)
         for pairs in good.values():
             for item, record in pairs:
-                outputs.append((self.delivered, record["id"].encode(),
-                                encode(receipt(record, names, self.worker, written_at))))
+                outputs.append(Output(self.delivered, record["id"].encode(),
+                                      encode(receipt(record, names, self.worker, written_at)), item.partition))
                 self._handled(item)
                 self.stats.records_in += 1
                 self.stats.records_out += 1
@@ -262,9 +270,7 @@ def _watch_consumer(app, stage: str, metrics: WorkerMetrics, source: str) -> Non
 
     class ProducedOffsets(Sensor):
         def on_send_completed(self, producer, state, metadata) -> None:
-            key = (metadata.topic, metadata.partition)
-            if metadata.offset is not None and metadata.offset + 1 > view.produced.get(key, 0):
-                view.produced[key] = metadata.offset + 1
+            view.note_produced(metadata.topic, metadata.partition, metadata.offset)
 
     app.sensors.add(ProducedOffsets())
 
@@ -305,6 +311,78 @@ def _watch_consumer(app, stage: str, metrics: WorkerMetrics, source: str) -> Non
         refresh_view()
 
 
+class Transactions:
+    """Exactly-once processing with Kafka transactions, one per source partition.
+
+    Every record produced for a record read from partition ``p`` goes out in the transaction of
+    ``p``'s transactional producer (Faust starts one per assigned partition and fences the one of
+    any earlier owner). Every ``commit_interval_s``, on a file roll and before partitions are
+    revoked, each partition's transaction commits together with the offset after the last record
+    produced for, so the records and the offset count together or not at all: a worker killed in
+    between leaves an open transaction that the next owner aborts, and that owner reads again from
+    the committed offset. Consumers read ``read_committed`` and never see the aborted records.
+
+    The worker commits these itself, always between two batches (under the worker's lock), instead
+    of Faust's timer: see ``pipeline.streaming.app._transactions_commit``.
+    """
+
+    def __init__(self, app, source: str):
+        self.app = app
+        self.source = source
+        self.done: dict[int, int] = {}  # next offset after the last record produced for, per partition
+        self.committed: dict[int, int] = {}
+        app.commits_transactions_itself = True
+
+    def transactional_id(self, partition: int) -> str:
+        # the id Faust gives the producer it starts for this partition on assignment
+        return f"{self.app.conf.id}-{self.app.assignor.group_for_topic(self.source)}-{partition}"
+
+    async def send(self, outputs: list[Output], on_sent) -> None:
+        try:
+            for topic, key, value, partition in outputs:
+                sent = await self.app.producer.send(topic, key, value, None, None, None,
+                                                    transactional_id=self.transactional_id(partition))
+                sent.add_done_callback(on_sent)
+        except Exception as exc:  # noqa: BLE001 - no producer for the partition (fenced), broker gone
+            self._stop(f"producing in the transactions of partitions {sorted({o.source_partition for o in outputs})}",
+                       exc)
+
+    def processed(self, items: list[Item]) -> None:
+        for item in items:
+            if item.offset + 1 > self.done.get(item.partition, -1):
+                self.done[item.partition] = item.offset + 1
+
+    async def commit(self, partitions: set[int] | None = None) -> None:
+        from aiokafka import TopicPartition
+
+        assigned = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.source}
+        due = {p: offset for p, offset in self.done.items()
+               if p in assigned and (partitions is None or p in partitions) and offset > self.committed.get(p, -1)}
+        if not due:
+            return
+        try:
+            await self.app.producer.commit_transactions(
+                {self.transactional_id(p): {TopicPartition(self.source, p): offset} for p, offset in due.items()},
+                self.app.conf.id, start_new_transaction=True)
+        except Exception as exc:  # noqa: BLE001 - fenced, broker gone: the transactions' fate is unknown
+            self._stop(f"committing the transactions of partitions {sorted(due)}", exc)
+        self.committed.update(due)
+
+    @staticmethod
+    def _stop(what: str, exc: BaseException) -> None:
+        """Stop the worker loudly. The supervisor (or the orchestrator) starts a new one, which
+        fences this one's producers, so the broker aborts what is open, and reads again from the
+        committed offsets: nothing lost, nothing twice."""
+        log.critical("%s failed: %r; the worker stops", what, exc)
+        logging.shutdown()
+        os._exit(3)
+
+    def forget(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self.done.pop(partition, None)
+            self.committed.pop(partition, None)
+
+
 def make_worker_app(settings: Settings, stage: str, processor, ready_file: str | None = None,
                     metrics: WorkerMetrics | None = None):
     """The Faust app of one stage worker, with its agent attached.
@@ -326,18 +404,37 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
     busy = asyncio.Lock()  # a batch, a roll and a release never overlap
     last_stats = [time.monotonic()]
 
+    transactions = Transactions(app, topics.source) \
+        if settings.profile.processing_guarantee == "exactly_once" else None
+
     def committed_offsets() -> dict[int, int]:
-        """Offsets Faust has committed for the source topic (next offset to read, per partition)."""
+        """Offsets committed for the source topic (next offset to read, per partition)."""
+        if transactions is not None:
+            return dict(transactions.committed)
         offsets = getattr(app.consumer, "_committed_offset", {})
         return {tp.partition: off for tp, off in list(offsets.items()) if tp.topic == topics.source and off}
 
+    async def commit() -> None:
+        if transactions is not None:
+            await transactions.commit()
+        else:
+            await app.consumer.commit()
+
     async def roll_if_due() -> None:
         if processor.rolls_due():
-            await app.consumer.commit()
+            await commit()
             await asyncio.get_running_loop().run_in_executor(executor, processor.roll, committed_offsets())
 
+    def note_produced(sent: asyncio.Future) -> None:
+        if metrics is not None and not sent.cancelled() and sent.exception() is None:
+            metadata = sent.result()
+            metrics.view.note_produced(metadata.topic, metadata.partition, metadata.offset)
+
     async def send_all(outputs: list[Output]) -> None:
-        for topic, key, value in outputs:
+        if transactions is not None:
+            await transactions.send(outputs, note_produced)
+            return
+        for topic, key, value, _ in outputs:
             await outputs_by_name[topic].send(key=key, value=value)
 
     if ready_file:
@@ -347,24 +444,35 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
 
     @app.on_partitions_revoked.connect
     async def on_revoked(sender, revoked, **kwargs) -> None:
-        # Faust has waited for the agent and committed before this signal
+        # Faust has waited for the agent (and, at least once, committed) before this signal
         partitions = {tp.partition for tp in revoked if tp.topic == topics.source}
         if partitions:
             async with busy:
+                if transactions is not None:
+                    await transactions.commit(partitions)
                 await asyncio.get_running_loop().run_in_executor(executor, processor.release, partitions,
                                                                  committed_offsets())
+                if transactions is not None:
+                    transactions.forget(partitions)
 
     @app.timer(interval=1.0)
     async def roll_idle_files() -> None:
         async with busy:
             await roll_if_due()
 
+    if transactions is not None:
+        @app.timer(interval=settings.profile.commit_interval_s)
+        async def commit_transactions() -> None:
+            async with busy:
+                await transactions.commit()
+
     @app.agent(source, name=f"{stage}-agent")
     async def run_stage(stream):
         loop = asyncio.get_running_loop()
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            pending = [Item(e.message.key, e.message.value, e.message.timestamp, e.message.topic,
-                            e.message.partition, e.message.offset) for e in events]
+            items = [Item(e.message.key, e.message.value, e.message.timestamp, e.message.topic,
+                          e.message.partition, e.message.offset) for e in events]
+            pending = items
             async with busy:
                 await roll_if_due()
                 delay = RETRY_FIRST_S
@@ -374,6 +482,8 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
                     if pending:
                         await asyncio.sleep(delay)
                         delay = min(delay * 2, RETRY_MAX_S)
+                if transactions is not None:
+                    transactions.processed(items)
             if time.monotonic() - last_stats[0] > STATS_EVERY_S:
                 last_stats[0] = time.monotonic()
                 log.info("%s stats: %s", stage, processor.stats.as_dict(), extra={"stage": stage})
@@ -391,7 +501,8 @@ def start_metrics(settings: Settings, stage: str, worker: str, port: int | None,
 
     m = settings.monitoring
     metrics = WorkerMetrics(stage, worker, stats, lag_cache_s=m.lag_cache_s, stall_after_s=m.stall_after_s)
-    metrics.probe = OffsetsProbe(settings.broker.bootstrap_servers, options=settings.broker.client_options())
+    metrics.probe = OffsetsProbe(settings.broker.bootstrap_servers, options=settings.broker.client_options(),
+                                 transactional=settings.exactly_once)
     server = serve(metrics, m.host, m.ports[stage] if port is None else port, fallback=fallback)
     return metrics, server
 

@@ -114,3 +114,19 @@ def test_the_id_log_keeps_a_window(tmp_path):
     assert (tmp_path / "p000.ids").stat().st_size <= 4 * 3 * 16
     again = IdLog(tmp_path / "p000.ids", window=3)
     assert bytes([9]) * 16 in again and bytes([3]) * 16 in again
+
+
+def test_the_id_log_takes_its_whole_window_from_the_start(tmp_path):
+    """Placeholders fill what the ids do not (its memory does not grow as records come); they
+    never match an id, never reach the file, and the first ids written push them out."""
+    from pipeline.sinks.rolling import IdLog
+
+    log = IdLog(tmp_path / "p000.ids", window=4)
+    assert len(log.keys) == len(log.order) == 4
+    assert not any(bytes([0]) * 16 in log or bytes([0]) + n.to_bytes(15, "big") in log for n in range(4))
+    log.add([bytes([7]) * 16] * 20)  # one id, 20 times: compacted, while 3 placeholders remain
+    assert len(log.keys) == 4 and bytes([7]) * 16 in log
+    log.close()
+    assert (tmp_path / "p000.ids").read_bytes() == bytes([7]) * 16
+    again = IdLog(tmp_path / "p000.ids", window=4)
+    assert len(again.keys) == 4 and bytes([7]) * 16 in again

@@ -78,22 +78,29 @@ class RunningPipeline:
         return by_id
 
     def dead_letters(self) -> list[dict]:
+        return [orjson.loads(value) for _, value in self.topic_messages(self.settings.topics.deadletter)]
+
+    def topic_messages(self, topic: str, committed_only: bool | None = None) -> list[tuple[bytes | None, bytes]]:
+        """Every message of ``topic`` from its start: ``(key, value)``. ``committed_only``: only
+        those of committed transactions (None: as the pipeline's own consumers read)."""
         from kafka import KafkaConsumer, TopicPartition
 
-        topic = self.settings.topics.deadletter
+        options = self.settings.consumer_options()
+        if committed_only is not None:
+            options["isolation_level"] = "read_committed" if committed_only else "read_uncommitted"
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap.split(","), group_id=None, enable_auto_commit=False,
-                                 fetch_max_wait_ms=50, **self.settings.broker.client_options())
+                                 fetch_max_wait_ms=50, **options)
         parts = [TopicPartition(topic, p) for p in range(self.settings.topics.partitions_of(topic))]
         consumer.assign(parts)
         consumer.seek_to_beginning(*parts)
         ends = consumer.end_offsets(parts)
-        letters = []
-        deadline = time.monotonic() + 20
+        found = []
+        deadline = time.monotonic() + 60
         while any(consumer.position(tp) < ends[tp] for tp in parts) and time.monotonic() < deadline:
             for messages in consumer.poll(timeout_ms=200).values():
-                letters.extend(orjson.loads(m.value) for m in messages)
+                found.extend((m.key, m.value) for m in messages)
         consumer.close()
-        return letters
+        return found
 
     def worker_pids(self) -> dict[str, int]:
         return {w.name: w.proc.pid for w in self.supervisor.workers}

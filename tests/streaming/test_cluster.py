@@ -186,3 +186,32 @@ def test_a_stage_scaled_from_one_to_three_workers_and_back_during_a_run(cluster,
           f"({one_at - three_at:.0f} s with three); {len(fed)} sent, sink {len(ids)} lines")
     assert len(workers) >= 3  # the added workers took partitions and handled records
     assert letters == []
+
+
+def test_exactly_once_while_a_stage_scales_from_one_to_three_workers_and_back(cluster, tmp_path):
+    """With transactions, partitions (and with them the transactional ids) move between workers
+    twice: every id is once in the topics the stages write, read as the pipeline reads them
+    (read_committed), and once at the sink."""
+    from collections import Counter
+
+    batch = events(20000)
+    stage = "language"
+    env = {**cluster_env(cluster), "PIPELINE__PROFILES__EXTERNAL__PROCESSING_GUARANTEE": "exactly_once"}
+    with running_pipeline(tmp_path, **env) as pipeline:
+        feeder = Feeder(pipeline, batch, rate=50)
+        flowing(pipeline, more=100)
+        pipeline.supervisor.scale(stage, 3)
+        pipeline.supervisor.wait_ready(90)
+        flowing(pipeline, more=200)
+        pipeline.supervisor.scale(stage, 1)
+        flowing(pipeline, more=100)
+        assert feeder.running, "out of records before the stage was scaled back"
+        fed, letters = feeder.finish()
+        t = pipeline.settings.topics
+        twice = {topic: sum(1 for n in Counter(k for k, _ in pipeline.topic_messages(topic)).values() if n > 1)
+                 for topic in (t.cleaned, t.language, t.entities, t.enriched, t.delivered)}
+    ids = exactly_once(tmp_path, fed)
+    print(f"\nexactly-once, scale 1 -> 3 -> 1 on the cluster: {len(fed)} sent, sink {len(ids)} lines; ids more "
+          f"than once per topic {twice}")
+    assert set(twice.values()) == {0}
+    assert letters == []

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -122,6 +123,23 @@ def sigkill_each_stage_while_records_flow(tmp_path, table: str, n: int = 5000, *
         pipeline.wait(sent, timeout_s=300)
         letters = pipeline.dead_letters()
         receipts = pipeline.tracker.snapshot().receipts
+        guarantee = pipeline.settings.profile.processing_guarantee
+        # every stage has committed everything: nothing waits (with transactions, their markers are
+        # no records)
+        deadline = time.monotonic() + 20
+        while any((waiting := pipeline.supervisor.waiting()).values()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert waiting and not any(waiting.values()), waiting
+        t = pipeline.settings.topics
+        enriched = t.enriched
+        twice, aborted = {}, {}  # per topic a stage writes: ids more than once; records of aborted transactions
+        for topic in (t.cleaned, t.language, t.entities, t.enriched, t.delivered):
+            seen = Counter(key for key, _ in pipeline.topic_messages(topic, committed_only=True))
+            written = sum(1 for _ in pipeline.topic_messages(topic, committed_only=False))
+            twice[topic] = sum(1 for count in seen.values() if count > 1)
+            aborted[topic] = written - seen.total()
+            if topic == enriched:
+                committed = seen
     # the pipeline has stopped: every file is finished
     jsonl_ids = [r["id"] for r in read_records(tmp_path / "jsonl")]
     with psycopg.connect(DSN) as conn:
@@ -129,20 +147,31 @@ def sigkill_each_stage_while_records_flow(tmp_path, table: str, n: int = 5000, *
         pg_set = {r[0] for r in conn.execute(f"SELECT id FROM {table}")}
     expected = {e["id"] for e in batch}
     redelivered = sum(1 for rid in expected if receipts[rid] > 1)
-    print(f"\n{n}-record kill test: killed (stage, records delivered then) {[k[:2] for k in killed]}; "
+    enriched_twice = twice[enriched]
+    print(f"\n{n}-record kill test ({guarantee}): killed (stage, records delivered then) {[k[:2] for k in killed]}; "
           f"JSONL lines {len(jsonl_ids)}, distinct "
           f"{len(set(jsonl_ids))}; PostgreSQL rows {pg_rows}, distinct {pg_ids}; dead letters {len(letters)}; "
-          f"records delivered more than once (then skipped by id) {redelivered}")
+          f"ids in {enriched} more than once {enriched_twice} ({committed.total()} messages); ids more than once "
+          f"per topic {twice}; records of aborted transactions per topic {aborted}; records delivered more than "
+          f"once (then skipped by id) {redelivered}")
     assert len(jsonl_ids) == len(set(jsonl_ids)) == n and set(jsonl_ids) == expected
     assert pg_rows == pg_ids == n and pg_set == expected
     assert letters == []
     assert not list((tmp_path / "jsonl").glob("*.part"))
-    assert redelivered > 0  # the kills really made records come again
-    return {"killed": killed, "redelivered": redelivered}
+    assert set(committed) == {rid.encode() for rid in expected}
+    if guarantee == "exactly_once":
+        # what the kills left half-done was sent again, in transactions that were then aborted
+        assert set(twice.values()) == {0} and redelivered == 0
+        assert sum(aborted.values()) > 0
+    else:
+        assert redelivered > 0  # the kills really made records come again
+    return {"killed": killed, "redelivered": redelivered, "enriched_twice": enriched_twice, "aborted": aborted}
 
 
-def test_sigkill_each_stage_while_5000_records_flow(tmp_path, pg_table):
-    sigkill_each_stage_while_records_flow(tmp_path, pg_table)
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_sigkill_each_stage_while_5000_records_flow(tmp_path, pg_table, guarantee):
+    sigkill_each_stage_while_records_flow(tmp_path, pg_table,
+                                          PIPELINE__PROFILES__EMBEDDED__PROCESSING_GUARANTEE=guarantee)
 
 
 def test_sigkill_of_the_embedded_broker_mid_stream_loses_and_doubles_nothing(tmp_path):

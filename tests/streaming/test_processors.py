@@ -36,7 +36,7 @@ def test_stage_processor_routes_records_and_dead_letters_and_retries_a_temporary
     assert outputs == [] and remaining == batch  # the whole batch again: nothing half-done
     outputs, remaining = proc.process(remaining)
     assert remaining == []
-    assert [(t, k) for t, k, _ in outputs] == [("pages.language", b"r1"), ("pages.language", b"r2"),
+    assert [(o.topic, o.key) for o in outputs] == [("pages.language", b"r1"), ("pages.language", b"r2"),
                                               ("pages.deadletter", b"k")]
     assert orjson.loads(outputs[2][2])["reason"] == "malformed_json"
 
@@ -45,7 +45,8 @@ def test_sink_processor_writes_then_emits_receipts(settings, tmp_path):
     proc = SinkProcessor(settings, [f"jsonl:{tmp_path}"], "w")
     outputs, remaining = proc.process([item(encode(RECORD)), item(b"[]", b"bad", 1), item(encode(RECORD), offset=2)])
     assert remaining == []
-    topics = [t for t, _, _ in outputs]
+    topics = [o.topic for o in outputs]
+    assert [o.source_partition for o in outputs] == [0, 0, 0]
     assert topics == ["pages.deadletter", "pages.delivered", "pages.delivered"]
     assert orjson.loads(outputs[1][2])["id"] == "r1"
     assert [r["id"] for r in read_records(tmp_path, include_open=True)] == ["r1"]
