@@ -172,22 +172,23 @@ class OffsetsProbe:
                 return 0
 
     def _close_reader(self) -> None:
-        if self._reader is not None:
-            try:
-                self._reader.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection
-                pass
-            self._reader = None
+        _close_quietly(self._reader)
+        self._reader = None
 
     def close_locked(self) -> None:
-        if self._admin is not None:
-            try:
-                self._admin.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection
-                pass
-            self._admin = None
+        _close_quietly(self._admin)
+        self._admin = None
 
     def close(self) -> None:
         with self._lock:
             self.close_locked()
             self._close_reader()
+
+
+def _close_quietly(client) -> None:
+    """Close a kafka-python client that may hold a broken connection."""
+    if client is not None:
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001 - closing a broken connection
+            pass
