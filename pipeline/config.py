@@ -221,6 +221,8 @@ class MonitoringSettings:
     lag_cache_s: float
     stall_after_s: float
     health: HealthThresholds
+    http_read_timeout_s: float = 10.0  # a connection that sends nothing for this long is closed
+    http_max_connections: int = 32  # connections served at once per HTTP server; more are refused
 
 
 @dataclass(frozen=True)
@@ -474,3 +476,5 @@ def _validate(s: Settings) -> None:
             raise ConfigError(f"monitoring port of {name} must be in 0..65535, got {port}")
     if m.sample_interval_s <= 0 or m.lag_cache_s < 0 or m.stall_after_s <= 0:
         raise ConfigError("monitoring.sample_interval_s and stall_after_s must be > 0, lag_cache_s >= 0")
+    if m.http_read_timeout_s <= 0 or m.http_max_connections < 1:
+        raise ConfigError("monitoring.http_read_timeout_s must be > 0 and http_max_connections >= 1")

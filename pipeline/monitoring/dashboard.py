@@ -121,7 +121,8 @@ class Dashboard:
                                  {"/": self._page, "/index.html": self._page, "/api/state": self._state,
                                   "/healthz": lambda q: (200, TEXT, b"ok\n"),
                                   "/favicon.ico": lambda q: (204, TEXT, b"")},
-                                 name="dashboard", fallback=fallback)
+                                 name="dashboard", fallback=fallback, read_timeout_s=m.http_read_timeout_s,
+                                 max_connections=m.http_max_connections)
         self._thread = threading.Thread(target=self._run, name="dashboard-sampler", daemon=True)
         self._started = False
         if sample_now:

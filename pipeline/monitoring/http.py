@@ -20,14 +20,50 @@ TEXT = "text/plain; charset=utf-8"
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
 
+_BUSY = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
 class _Server(ThreadingHTTPServer):
+    """A thread per connection, at most ``max_connections`` at once: one more is answered 503 and
+    closed at once, so half-open or slow clients cannot take every thread (or all memory)."""
+
     daemon_threads = True
     allow_reuse_address = True
+    block_on_close = False
+    request_queue_size = 128  # the listen backlog: connections beyond it wait for SYN retries
+
+    def __init__(self, address, handler, max_connections: int):
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self.refused = 0  # connections turned away because all slots were taken
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.refused += 1
+            try:
+                request.settimeout(1.0)
+                request.sendall(_BUSY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
-def _handler(routes: dict[str, Route]) -> type[BaseHTTPRequestHandler]:
+def _handler(routes: dict[str, Route], read_timeout_s: float) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "news-pipeline"
+        timeout = read_timeout_s  # per read: a half-sent request ends the connection after this long
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             path, _, query = self.path.partition("?")
@@ -74,16 +110,20 @@ def free_port(host: str) -> int:
 
 class HttpServer:
     """Serve ``routes`` on ``host:port`` from a daemon thread. Port 0: any free port; with
-    ``fallback`` a taken port is replaced by a free one (the caller reads :attr:`port`)."""
+    ``fallback`` a taken port is replaced by a free one (the caller reads :attr:`port`). A
+    connection that sends nothing for ``read_timeout_s`` is closed; at most ``max_connections``
+    are served at once."""
 
-    def __init__(self, host: str, port: int, routes: dict[str, Route], name: str = "http", fallback: bool = False):
+    def __init__(self, host: str, port: int, routes: dict[str, Route], name: str = "http", fallback: bool = False,
+                 read_timeout_s: float = 10.0, max_connections: int = 32):
+        handler = _handler(routes, read_timeout_s)
         try:
-            self.server = _Server((host, port), _handler(routes))
+            self.server = _Server((host, port), handler, max_connections)
         except OSError as exc:
             if not (fallback and exc.errno == errno.EADDRINUSE):
                 raise OSError(exc.errno, f"cannot listen on {host}:{port} for {name}: {exc.strerror}") from None
             log.warning("port %d is taken; %s listens on a free port instead", port, name)
-            self.server = _Server((host, 0), _handler(routes))
+            self.server = _Server((host, 0), handler, max_connections)
         self.host = host
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},

@@ -5,6 +5,7 @@ Every worker, whatever its stage, exports (``stage`` label on each):
     news_pipeline_worker_info{stage,worker,host,pid,version}    1
     news_pipeline_worker_ready                                   1 once it has joined its group
     news_pipeline_event_loop_delay_seconds                       since the worker's event loop last ran
+    news_pipeline_blocked_seconds                                since the batch in hand first failed (0: none)
     news_pipeline_records_in_total / _records_out_total          records taken / passed on
     news_pipeline_dead_letters_total{reason}                     records dead-lettered
     news_pipeline_retries_total                                  batches retried (index or database down)
@@ -128,6 +129,10 @@ class _StatsCollector(Collector):
         g = GaugeMetricFamily(f"{PREFIX}_event_loop_delay_seconds",
                               "Seconds since the worker's event loop last ran (stuck when large).", labels=["stage"])
         g.add_metric(stage, m.loop_delay_s())
+        yield g
+        g = GaugeMetricFamily(f"{PREFIX}_blocked_seconds", "Seconds the worker has been retrying the batch in "
+                              "hand because a dependency fails (0: not retrying).", labels=["stage"])
+        g.add_metric(stage, m.blocked_s())
         yield g
         if m.stage == "entities":
             g = GaugeMetricFamily(f"{PREFIX}_top_entity_mentions",
@@ -259,6 +264,8 @@ class WorkerMetrics:
         self.view: ConsumerView | None = None
         self.probe = None  # OffsetsProbe, set by the worker once it knows the broker
         self._last_tick = time.monotonic()
+        self._blocked_since: float | None = None  # the batch in hand failed first then (retried since)
+        self.blocked_reason = ""
         self.top_entities = SlidingCounter(3600.0, 60.0)
 
         disable_created_metrics()  # no *_created series: they double the exposition and nothing reads them
@@ -350,10 +357,28 @@ class WorkerMetrics:
     def loop_delay_s(self) -> float:
         return max(0.0, time.monotonic() - self._last_tick)
 
+    def retrying(self, reason: str) -> None:
+        """The batch in hand failed for a reason outside the records (a dependency); it is retried."""
+        if self._blocked_since is None:
+            self._blocked_since = time.monotonic()
+        self.blocked_reason = reason
+        self.retries.inc()
+
+    def unblocked(self) -> None:
+        self._blocked_since = None
+        self.blocked_reason = ""
+
+    def blocked_s(self) -> float:
+        since = self._blocked_since
+        return 0.0 if since is None else max(0.0, time.monotonic() - since)
+
     def health(self) -> tuple[bool, str]:
         delay = self.loop_delay_s()
         if delay > self.stall_after_s:
             return False, f"event loop stalled for {delay:.0f} s"
+        blocked = self.blocked_s()
+        if blocked > self.stall_after_s:
+            return False, f"retrying the same batch for {blocked:.0f} s: {self.blocked_reason}"
         return True, "ok"
 
     def readiness(self) -> tuple[bool, str]:
@@ -370,7 +395,8 @@ class WorkerMetrics:
         return generate_latest(self.registry)
 
 
-def serve(metrics: WorkerMetrics, host: str, port: int, fallback: bool = False):
+def serve(metrics: WorkerMetrics, host: str, port: int, fallback: bool = False, read_timeout_s: float = 10.0,
+          max_connections: int = 32):
     """``/metrics``, ``/healthz`` and ``/readyz`` of ``metrics`` on ``host:port``, from a thread."""
     from pipeline.monitoring.http import PROMETHEUS, TEXT, HttpServer
 
@@ -385,4 +411,5 @@ def serve(metrics: WorkerMetrics, host: str, port: int, fallback: bool = False):
         "/healthz": probe(metrics.health),
         "/readyz": probe(metrics.readiness),
     }
-    return HttpServer(host, port, routes, name=f"{metrics.stage}-metrics", fallback=fallback)
+    return HttpServer(host, port, routes, name=f"{metrics.stage}-metrics", fallback=fallback,
+                      read_timeout_s=read_timeout_s, max_connections=max_connections)

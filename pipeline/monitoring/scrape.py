@@ -65,6 +65,7 @@ class WorkerSample:
     pid: int = 0
     ready: bool = False
     loop_delay_s: float = 0.0
+    blocked_s: float = 0.0
     records_in: float = 0.0
     records_out: float = 0.0
     dead_letters: Counter = field(default_factory=Counter)  # reason -> count
@@ -115,6 +116,8 @@ def parse(url: str, text: str, at: float) -> WorkerSample:
                 s.ready = value >= 1
             elif short == "event_loop_delay_seconds":
                 s.loop_delay_s = value
+            elif short == "blocked_seconds":
+                s.blocked_s = value
             elif short == "records_in_total":
                 s.records_in = value
             elif short == "records_out_total":

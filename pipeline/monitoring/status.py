@@ -156,6 +156,7 @@ class WorkerStatus:
     memory_bytes: float = 0.0
     partitions: int = 0
     loop_delay_s: float = 0.0
+    blocked_s: float = 0.0
 
 
 @dataclass
@@ -315,7 +316,8 @@ def summarise(history: list[Sample], thresholds: HealthThresholds, expected: dic
             one = _Sum()
             span = one.add(w, baselines.get(target.url), now.at) if w.ok else 0.0
             workers.append(WorkerStatus(target.name or target.url, stage, target.url, w.ok, w.ok and w.ready, w.pid,
-                                        w.error, one.cpu_percent, w.memory_bytes, w.assigned, w.loop_delay_s))
+                                        w.error, one.cpu_percent, w.memory_bytes, w.assigned, w.loop_delay_s,
+                                        w.blocked_s))
             if not w.ok:
                 continue
             spans.append(span)
@@ -435,6 +437,10 @@ def _verdict(st: StageStatus, th: HealthThresholds, stall_after_s: float, alive:
     stalled = [w for w in alive if w.loop_delay_s > stall_after_s]
     if stalled:
         say(FAILING, f"{len(stalled)} worker(s) stalled for {max(w.loop_delay_s for w in stalled):.0f} s")
+    blocked = [w for w in alive if w.blocked_s > stall_after_s]
+    if blocked:
+        say(FAILING, f"{len(blocked)} worker(s) retrying the same batch for {max(w.blocked_s for w in blocked):.0f} s "
+                     "(a dependency fails: see the worker's /healthz or log)")
     if st.workers_ready < st.workers_up:
         say(STARTING, "joining its consumer group")
     if st.in_per_s and st.dead_per_s is not None and st.in_per_s > 0:

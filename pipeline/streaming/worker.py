@@ -98,8 +98,10 @@ class StageProcessor:
             log.warning("%s: %s; retrying %d records", self.stage.name, exc, len(items),
                         extra={"stage": self.stage.name})
             if self.metrics:
-                self.metrics.retries.inc()
+                self.metrics.retrying(str(exc))
             return [], items
+        if self.metrics:
+            self.metrics.unblocked()
         for item, outcome in zip(items, outcomes, strict=True):
             if outcome.record is not None:
                 value = encode(outcome.record)
@@ -185,8 +187,10 @@ class SinkProcessor:
             log.warning("sink: %s; retrying %d records", exc, len(waiting), extra={"stage": "sink"})
             self.stats.extra["sink_retries"] += 1
             if self.metrics:
-                self.metrics.retries.inc()
+                self.metrics.retrying(str(exc))
             return outputs, waiting
+        if self.metrics:
+            self.metrics.unblocked()
         seconds = time.perf_counter() - t0
         self.stats.busy_ms += seconds * 1000
         names = [sink.name for sink in self.sinks]
@@ -311,6 +315,22 @@ def _watch_consumer(app, stage: str, metrics: WorkerMetrics, source: str) -> Non
         refresh_view()
 
 
+EXIT_STOPPED_LOUDLY = 3
+
+
+def stop_loudly(what: str, exc: BaseException) -> None:
+    """End the worker process at once, with exit code 3, when it cannot go on: an error that is
+    not one record's bad input (those are dead letters) and not a temporary failure (those are
+    retried), such as an index that refuses writes, or a failed send or commit. Nothing of the
+    batch in hand is committed, so a new worker (the supervisor or orchestrator starts one) reads
+    it again. Faust would restart the agent a few times and then keep a healthy-looking process
+    without it, having committed the offsets of the batch that failed."""
+    log.critical("%s failed: %s: %s; the worker stops (exit code %d) without committing the records in hand",
+                 what, type(exc).__name__, exc, EXIT_STOPPED_LOUDLY, exc_info=exc)
+    logging.shutdown()
+    os._exit(EXIT_STOPPED_LOUDLY)
+
+
 class Transactions:
     """Exactly-once processing with Kafka transactions, one per source partition.
 
@@ -370,17 +390,26 @@ class Transactions:
 
     @staticmethod
     def _stop(what: str, exc: BaseException) -> None:
-        """Stop the worker loudly. The supervisor (or the orchestrator) starts a new one, which
-        fences this one's producers, so the broker aborts what is open, and reads again from the
-        committed offsets: nothing lost, nothing twice."""
-        log.critical("%s failed: %r; the worker stops", what, exc)
-        logging.shutdown()
-        os._exit(3)
+        """The supervisor (or the orchestrator) starts a new worker, which fences this one's
+        producers, so the broker aborts what is open, and reads again from the committed offsets:
+        nothing lost, nothing twice."""
+        stop_loudly(what, exc)
 
-    def forget(self, partitions: set[int]) -> None:
+    async def release(self, partitions: set[int]) -> None:
+        """After a revoked partition's transaction was committed: drop its producer, so that the
+        next owner of the partition, this worker included, starts a new one. A producer kept
+        across a rebalance (Faust stops only some of them) may since have been fenced by the
+        worker that owned the partition in between, and then fails its next commit."""
+        producers = self.app.producer._transaction_producers
         for partition in partitions:
             self.done.pop(partition, None)
             self.committed.pop(partition, None)
+            producer = producers.pop(self.transactional_id(partition), None)
+            if producer is not None:
+                try:
+                    await producer.stop()
+                except Exception as exc:  # noqa: BLE001 - it is dropped either way; the next owner fences it
+                    log.info("stopping the producer of partition %d: %r", partition, exc)
 
 
 def make_worker_app(settings: Settings, stage: str, processor, ready_file: str | None = None,
@@ -453,7 +482,7 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
                 await asyncio.get_running_loop().run_in_executor(executor, processor.release, partitions,
                                                                  committed_offsets())
                 if transactions is not None:
-                    transactions.forget(partitions)
+                    await transactions.release(partitions)
 
     @app.timer(interval=1.0)
     async def roll_idle_files() -> None:
@@ -468,6 +497,12 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
 
     @app.agent(source, name=f"{stage}-agent")
     async def run_stage(stream):
+        try:
+            await process_stream(stream)
+        except Exception as exc:  # noqa: BLE001 - see stop_loudly
+            stop_loudly(f"the {stage} agent", exc)
+
+    async def process_stream(stream) -> None:
         loop = asyncio.get_running_loop()
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             items = [Item(e.message.key, e.message.value, e.message.timestamp, e.message.topic,
@@ -503,7 +538,8 @@ def start_metrics(settings: Settings, stage: str, worker: str, port: int | None,
     metrics = WorkerMetrics(stage, worker, stats, lag_cache_s=m.lag_cache_s, stall_after_s=m.stall_after_s)
     metrics.probe = OffsetsProbe(settings.broker.bootstrap_servers, options=settings.broker.client_options(),
                                  transactional=settings.exactly_once)
-    server = serve(metrics, m.host, m.ports[stage] if port is None else port, fallback=fallback)
+    server = serve(metrics, m.host, m.ports[stage] if port is None else port, fallback=fallback,
+                   read_timeout_s=m.http_read_timeout_s, max_connections=m.http_max_connections)
     return metrics, server
 
 

@@ -91,9 +91,24 @@ def flowing(pipeline, more: int, timeout_s: float = 120.0) -> int:
     target = len(pipeline.tracker.snapshot().delivered) + more
     deadline = time.monotonic() + timeout_s
     while (done := len(pipeline.tracker.snapshot().delivered)) < target:
-        assert time.monotonic() < deadline, f"only {done} records delivered after {timeout_s} s"
+        assert time.monotonic() < deadline, \
+            f"only {done} records delivered after {timeout_s} s (wanted {target}); {stalled(pipeline)}"
         time.sleep(0.1)
     return done
+
+
+def stalled(pipeline) -> str:
+    """What a test prints when the stream stalls: what waits per stage, and the last warnings and
+    errors of every worker's log (CI keeps no files)."""
+    lines = [f"waiting per stage {pipeline.supervisor.waiting()}"]
+    for worker in pipeline.supervisor.workers:
+        log_file = worker.log_path
+        alive = worker.proc is not None and worker.proc.poll() is None
+        lines.append(f"--- {worker.name} ({'alive' if alive else 'exited'}), last warnings:")
+        if log_file.exists():
+            text = log_file.read_text(errors="replace").splitlines()
+            lines += [line[:300] for line in text if any(w in line for w in ("WARN", "ERROR", "CRITICAL"))][-8:]
+    return "\n".join(lines)
 
 
 def sigkill_each_stage_while_records_flow(tmp_path, table: str, n: int = 5000, **env: str) -> dict:
@@ -160,9 +175,9 @@ def sigkill_each_stage_while_records_flow(tmp_path, table: str, n: int = 5000, *
     assert not list((tmp_path / "jsonl").glob("*.part"))
     assert set(committed) == {rid.encode() for rid in expected}
     if guarantee == "exactly_once":
-        # what the kills left half-done was sent again, in transactions that were then aborted
+        # what the kills left half-done (if a kill came while a transaction was open: 0, 43 and 353
+        # records in three runs) was sent again, and the first copies were aborted
         assert set(twice.values()) == {0} and redelivered == 0
-        assert sum(aborted.values()) > 0
     else:
         assert redelivered > 0  # the kills really made records come again
     return {"killed": killed, "redelivered": redelivered, "enriched_twice": enriched_twice, "aborted": aborted}

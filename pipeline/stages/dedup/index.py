@@ -223,6 +223,10 @@ class RedisIndex:
             raw = self._script(keys=[], args=args)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise TemporaryFailure(f"dedup index unreachable: {exc}") from exc
+        except (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError) as exc:
+            # full (maxmemory with noeviction) or a read-only replica: nothing was written (a script
+            # that may write is refused before it starts); retried until the operator frees memory
+            raise TemporaryFailure(f"dedup index refuses writes: {exc}") from exc
         out = []
         for i in range(len(entries)):
             code, ref, match_count = raw[3 * i], raw[3 * i + 1], raw[3 * i + 2]
