@@ -17,7 +17,6 @@ server on the same files, even while the first run's server is still writing its
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from pipeline.config import EmbeddedIndexSettings
 from pipeline.streaming import processes
+from pipeline.streaming.folders import FolderInUse, FolderLock
 from pipeline.streaming.kafka_broker import free_port
 
 
@@ -60,32 +60,19 @@ class EmbeddedIndexServer:
         self.log_path = Path(log_dir) / "dedup-index.log"
         self.proc: subprocess.Popen | None = None
         self.url = ""
-        self._lock_fd: int | None = None
-
-    def _lock(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise IndexServerError(
-                f"the dedup index in {self.dir} is in use (by process {holder}, another `pipeline run`, or its "
-                "index server still writing its data out): stop that run, or give this one another folder "
-                "(PIPELINE__EMBEDDED_INDEX__DIR)") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._lock_fd = fd
+        self._lock = FolderLock(self.dir, "the dedup index", "another `pipeline run`, or its index server still "
+                                "writing its data out; stop that run, or give this one another folder "
+                                "(PIPELINE__EMBEDDED_INDEX__DIR)")
 
     def _unlock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self._lock.release()
 
     def start(self, timeout_s: float = 120.0) -> str:
         binary = redis_server_binary()
-        self._lock()
+        try:
+            self._lock.acquire()
+        except FolderInUse as exc:
+            raise IndexServerError(str(exc)) from None
         s = self.settings
         port = s.port or free_port(s.host)
         args = [binary, "--bind", s.host, "--port", str(port), "--protected-mode", "yes",
@@ -95,7 +82,7 @@ class EmbeddedIndexServer:
                 "--maxmemory", str(s.maxmemory_bytes), "--maxmemory-policy", "noeviction"]
         try:
             # the server holds the lock too (inherited descriptor): it stays taken until the server has exited
-            self.proc = processes.spawn(args, self.log_path, pass_fds=(self._lock_fd,))
+            self.proc = processes.spawn(args, self.log_path, pass_fds=(self._lock.fd,))
         except OSError as exc:
             self._unlock()
             raise IndexServerError(f"could not start {binary}: {exc}") from None

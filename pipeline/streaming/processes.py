@@ -12,24 +12,27 @@ from pathlib import Path
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    os.setsid()  # Ctrl-C in the terminal reaches the supervisor only; it stops children in order
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        except OSError:
-            pass
+def _die_with_parent(signum: int):
+    def in_child() -> None:  # runs in the child between fork and exec
+        os.setsid()  # Ctrl-C in the terminal reaches the supervisor only; it stops children in order
+        if sys.platform.startswith("linux"):
+            try:
+                ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signum)
+            except OSError:
+                pass
+    return in_child
 
 
 def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None,
-          pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
-    """Start ``args`` with output to ``log_path``; it gets SIGTERM if this process dies. Of this
-    process's open descriptors it inherits only ``pass_fds``."""
+          pass_fds: tuple[int, ...] = (), die_signal: int = signal.SIGTERM) -> subprocess.Popen:
+    """Start ``args`` with output to ``log_path``; it gets ``die_signal`` if this process dies
+    (the kernel sends it, even after ``kill -9``; it must be spawned from a thread that lives as
+    long as the process). Of this process's open descriptors it inherits only ``pass_fds``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - owned by the child from here on
     try:
         return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, preexec_fn=_die_with_parent, close_fds=True,
+                                env=env, preexec_fn=_die_with_parent(die_signal), close_fds=True,
                                 pass_fds=pass_fds)
     finally:
         log.close()

@@ -30,6 +30,7 @@ from pipeline.monitoring.http import port_is_free
 from pipeline.records import iso, utc_now
 from pipeline.streaming import processes, runfile
 from pipeline.streaming.broker import EmbeddedKafka, TansuBroker, embedded_broker, wait_for_kafka
+from pipeline.streaming.folders import FolderInUse, FolderLock
 from pipeline.streaming.index_server import EmbeddedIndexServer
 from pipeline.streaming.topics import ALL_STAGES, ensure_topics
 
@@ -160,11 +161,40 @@ class Supervisor:
         self._published: list[dict] | None = None
         self._published_at = 0.0
         self._stopping = False
+        self._locks: list[FolderLock] = []
 
     # --- start-up --------------------------------------------------------------------------------
 
+    def _lock_folders(self) -> None:
+        """One run per folder: its log folder (run file, worker logs), the embedded broker's data
+        and every local sink folder. A second run is refused before anything starts, naming the
+        first; the locks go with this process, even after ``kill -9``."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        holder = f"`pipeline run` (process {os.getpid()}, started {stamp})"
+        hint = ("stop that run (Ctrl-C, or `kill` its process), or give this one other folders "
+                "(PIPELINE__RUN__LOG_DIR, PIPELINE__EMBEDDED_BROKER__DATA_DIR, --sink)")
+        folders = [("the run folder", self.log_dir, "run.lock")]
+        if self.settings.uses_embedded_broker and self.settings.embedded_broker.kind != "tansu":
+            folders.append(("the embedded broker's data", Path(self.settings.embedded_broker.data_dir), "broker.lock"))
+        for target in self.sink_targets:
+            kind, _, where = target.partition(":")
+            if kind in ("jsonl", "parquet") and where:
+                folders.append((f"the {kind} sink folder", Path(where), ".run.lock"))
+        try:
+            for what, folder, name in folders:
+                self._locks.append(FolderLock(folder, what, hint, name=name).acquire(holder))
+        except FolderInUse:
+            self._unlock_folders()
+            raise
+
+    def _unlock_folders(self) -> None:
+        for lock in self._locks:
+            lock.release()
+        self._locks = []
+
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_folders()
         # the dedup index first: a second run over the same index folder fails before starting anything
         if self.settings.uses_embedded_index:
             self.index_server = EmbeddedIndexServer(self.settings.embedded_index, self.log_dir)
@@ -274,7 +304,9 @@ class Supervisor:
                 "--metrics-port", str(worker.serving_port() or worker.metrics_port), "--metrics-port-fallback"]
         worker.ready_file.unlink(missing_ok=True)
         worker.port_file.unlink(missing_ok=True)
-        worker.proc = processes.spawn(args, worker.log_path, env=self._worker_env())
+        # a supervisor that dies (kill -9) takes its workers with it at once: SIGKILL is the one signal
+        # a stuck worker cannot miss, and loses nothing (what they had not committed is read again)
+        worker.proc = processes.spawn(args, worker.log_path, env=self._worker_env(), die_signal=signal.SIGKILL)
         worker.started_at = time.monotonic()
 
     def check_broker(self) -> None:
@@ -365,13 +397,15 @@ class Supervisor:
         if self.dashboard is not None:
             self.dashboard.close()
             self.dashboard = None
-        runfile.remove(self.settings)
+        if self._locks:  # a run refused at start-up leaves the running one's file alone
+            runfile.remove(self.settings)
         if self.index_server is not None:
             self.index_server.stop()
             self.index_server = None
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+        self._unlock_folders()
 
     # --- the two modes ---------------------------------------------------------------------------
 

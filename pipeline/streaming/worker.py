@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -543,6 +544,33 @@ def start_metrics(settings: Settings, stage: str, worker: str, port: int | None,
     return metrics, server
 
 
+STOP_GRACE_S = 10.0  # after SIGTERM, a worker has the commit interval plus this to stop cleanly
+EXIT_STOP_TIMEOUT = 4
+
+
+def _stop_within(worker, seconds: float) -> None:
+    """After SIGTERM or SIGINT, end the process at the latest ``seconds`` later: a stage busy on one
+    record, or a stop that waits on a broker or index that is gone, must not keep a worker (and
+    its port) alive. Nothing is lost: what it had not committed is read again by the next owner."""
+    def expire() -> None:
+        log.error("still running %.0f s after the signal to stop; exiting without a clean stop", seconds)
+        logging.shutdown()
+        os._exit(EXIT_STOP_TIMEOUT)
+
+    def arm(on_signal):
+        def handler() -> None:
+            if not getattr(worker, "_stop_deadline", None):
+                worker._stop_deadline = threading.Timer(seconds, expire)
+                worker._stop_deadline.daemon = True
+                worker._stop_deadline.start()
+            on_signal()
+        return handler
+
+    # mode's Worker installs these (bound methods looked up on the instance) when it starts
+    worker._on_sigterm = arm(worker._on_sigterm)
+    worker._on_sigint = arm(worker._on_sigint)
+
+
 def run_worker(settings: Settings, stage: str, sink_targets: list[str] | None = None,
                log_level: str = "warn", ready_file: str | None = None, metrics_port: int | None = None,
                metrics_port_fallback: bool = False, log_format: str = "text") -> int:
@@ -573,6 +601,7 @@ def run_worker(settings: Settings, stage: str, sink_targets: list[str] | None = 
     worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=False,
                           logging_config=logging_config(log_level, log_format))
     worker.spinner = None  # it writes terminal escape codes into the log file
+    _stop_within(worker, settings.profile.commit_interval_s + STOP_GRACE_S)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

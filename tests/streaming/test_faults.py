@@ -16,6 +16,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
+import orjson
 import pytest
 
 from pipeline.monitoring.http import free_port
@@ -188,3 +189,125 @@ def test_half_sent_requests_to_a_worker_do_not_hold_its_threads(tmp_path):
         assert worker.proc.poll() is None
     print(f"\n300 half-sent requests: {refused} refused at once; worker threads {before} before, at most "
           f"{peak[0]} during, {after} after the time-out")
+
+
+def run_env(tmp_path) -> dict[str, str]:
+    from tests.streaming.test_run_command import _env
+
+    return _env(tmp_path)
+
+
+def start_run(tmp_path, *args: str, sink: str = "out") -> subprocess.Popen:
+    """`pipeline run` in ``tmp_path`` (logs, broker data and dedup index there)."""
+    return subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--no-dashboard", "--sink",
+                             f"jsonl:{tmp_path / sink}", *args], cwd=ROOT, env=run_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_workers(tmp_path, proc: subprocess.Popen, timeout_s: float = 120) -> dict:
+    """The run file once every worker serves its metrics."""
+    run_file = tmp_path / "logs" / "run.json"
+
+    def ready():
+        assert proc.poll() is None, proc.communicate()
+        try:
+            info = json.loads(run_file.read_text())
+        except (OSError, ValueError):
+            return None
+        workers = info.get("workers", [])
+        return info if info.get("pid") == proc.pid and len(workers) == 5 and all(w["metrics_url"] for w in workers) \
+            else None
+
+    return wait_until(ready, timeout_s, "the run's workers are up")
+
+
+def test_a_second_run_in_the_same_folder_is_refused_and_kill_9_leaves_no_process(tmp_path):
+    """A second `pipeline run` in the folder of a running one is refused at once with one line that
+    names the first, and leaves the first's run file alone; `kill -9` of the first takes every
+    process it started with it (workers, broker, index server, the clean stage's parsers), and the
+    ports are free again."""
+    import psutil
+
+    from tests.streaming.test_run_command import Descendants
+
+    from pipeline.sinks.jsonl import read_records
+
+    pages = tmp_path / "pages.jsonl"  # HTML pages: the clean stage starts its parser processes
+    body = "<p>" + " ".join(["Warga kota berkumpul di alun-alun untuk merayakan hari jadi kota."] * 6) + "</p>"
+    pages.write_bytes(b"".join(orjson.dumps({"url": f"https://news.example/{i}", "fetched_at": "2026-12-01T10:00:00Z",
+                                             "html": f"<html><head><title>Berita {i}</title></head><body><article>"
+                                                     f"<h1>Berita {i}</h1>{body}</article></body></html>"}) + b"\n"
+                               for i in range(5)))
+    first = start_run(tmp_path, "--replay", str(pages))
+    family = Descendants(first.pid)
+    info = wait_for_workers(tmp_path, first)
+    wait_until(lambda: len(list(read_records(tmp_path / "out", include_open=True))) == 5, 60,
+               "the pages are written")
+    run_file = (tmp_path / "logs" / "run.json").read_bytes()
+    started = time.monotonic()
+    second = subprocess.run([sys.executable, "-m", "pipeline", "run", "--no-dashboard", "--replay", "seeds/",
+                             "--exit-when-done", "--sink", f"jsonl:{tmp_path / 'other'}"], cwd=ROOT,
+                            env=run_env(tmp_path), capture_output=True, text=True,
+                            timeout=60)
+    refused_s = time.monotonic() - started
+    assert second.returncode == 1, second.stderr
+    lines = [line for line in second.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "the run folder" in lines[0] and f"process {first.pid}" in lines[0], second.stderr
+    assert (tmp_path / "logs" / "run.json").read_bytes() == run_file
+    assert refused_s < 15 and first.poll() is None
+
+    ports = [int(w["metrics_url"].rsplit(":", 1)[1]) for w in info["workers"]]
+    seen = len(family.seen)
+    first.kill()
+    first.wait(10)
+    killed = time.monotonic()
+    wait_until(lambda: not [p for p in family.seen.values()
+                            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], 30,
+               "every process of the killed run has ended")
+    gone_s = time.monotonic() - killed
+    from pipeline.monitoring.http import port_is_free
+
+    assert all(port_is_free("127.0.0.1", port) for port in ports)
+    # the folder is free again: a new run starts there
+    third = start_run(tmp_path)
+    wait_for_workers(tmp_path, third)
+    third.terminate()
+    third.communicate(timeout=90)
+    assert third.returncode == 0
+    print(f"\nsecond run refused in {refused_s:.1f} s: {lines[0]!r}; kill -9 of the run: {seen} processes "
+          f"gone {gone_s:.1f} s after")
+
+
+def test_a_worker_stuck_on_a_stopped_index_still_stops_on_sigterm_in_time(tmp_path, own_redis):
+    """The dedup index's server frozen (SIGSTOP) mid-stream: the dedup worker hangs in a call to
+    it. SIGTERM must end the worker within the commit interval plus a few seconds anyway, and
+    when the server runs again, a new worker delivers every record once."""
+    import signal
+
+    batch = events(100)
+    with running_pipeline(tmp_path, PIPELINE__STAGES__DEDUP__STORE=own_redis.url) as pipeline:
+        own_redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            sent = pipeline.send(pipeline.settings.topics.raw, [(e["id"].encode(), encode(e)) for e in batch])
+            worker = next(w for w in pipeline.supervisor.workers if w.stage == "dedup")
+            entities = pipeline.settings.topics.entities
+            wait_until(lambda: len(pipeline.topic_messages(entities)) == len(batch), 90,
+                       "every record waits for dedup")
+            time.sleep(2.0)  # the dedup worker has taken a batch and waits on the index
+            limit = pipeline.settings.profile.commit_interval_s + 10.0
+            asked = time.monotonic()
+            worker.proc.send_signal(signal.SIGTERM)
+            code = worker.proc.wait(limit + 10)
+            stopped_s = time.monotonic() - asked
+        finally:
+            own_redis.proc.send_signal(signal.SIGCONT)
+        assert stopped_s <= limit + 3, stopped_s
+        assert code != 0
+        assert "exiting without a clean stop" in worker.log_path.read_text()
+        pipeline.supervisor.restart(worker)
+        pipeline.wait(sent, timeout_s=120)
+        once_each(pipeline, batch)
+        assert pipeline.dead_letters() == []
+    print(f"\nworker stuck on a stopped index: exited {stopped_s:.1f} s after SIGTERM (code {code}; limit "
+          f"{limit:.0f} s); all {len(batch)} records delivered once after a restart")
+
