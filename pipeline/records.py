@@ -21,10 +21,11 @@ Enriched record (``pages.enriched`` and every sink), schema ``RECORD_SCHEMA``::
 the pipeline (the timestamp of its message in the raw topic; ``pipeline enrich``: the time it read
 the event). The sink's end-to-end latency is measured from ``ingested_at``.
 
-Delivery receipt (``pages.delivered``), schema ``RECEIPT_SCHEMA``: one per record the sink wrote::
+Delivery receipt (``pages.delivered``), schema ``RECEIPT_SCHEMA``: one per record the sink handled,
+``outcome`` ``written`` or ``skipped_written`` (every sink had the id already)::
 
     {"schema", "id", "written_at", "fetched_at", "ingested_at", "latency_ms", "sinks", "worker",
-     "dedup_status", "lang", "title", "site", "url", "entities": [{"canonical", "label", "count"}]}
+     "outcome", "dedup_status", "lang", "title", "site", "url", "entities": [{"canonical", "label", "count"}]}
 
 Dead letter (``pages.deadletter``), schema ``DEADLETTER_SCHEMA``::
 
@@ -294,10 +295,15 @@ def latency_s(record: dict[str, Any], now: datetime) -> float | None:
         return None
 
 
+WRITTEN, SKIPPED_WRITTEN = "written", "skipped_written"  # a receipt's ``outcome``
+
+
 def receipt(record: dict[str, Any], sink_names: list[str], worker: str,
-            written_at: datetime | None = None) -> dict[str, Any]:
+            written_at: datetime | None = None, outcome: str = WRITTEN) -> dict[str, Any]:
     """What the sink worker publishes after a record is durably written: enough for a dashboard to
-    show the record (title, site, language, dedup verdict, main entities) without reading the sink."""
+    show the record (title, site, language, dedup verdict, main entities) without reading the sink.
+    ``outcome``: ``written`` (new in at least one sink) or ``skipped_written`` (every sink had its
+    id already: a record sent again, not written again)."""
     written_at = written_at or utc_now()
     dedup = record.get("dedup") or {}
     lang = record.get("lang") or {}
@@ -315,6 +321,7 @@ def receipt(record: dict[str, Any], sink_names: list[str], worker: str,
         "latency_ms": round(latency * 1000, 1) if latency is not None else None,
         "sinks": sink_names,
         "worker": worker,
+        "outcome": outcome,
         "dedup_status": dedup.get("status"),
         "lang": lang.get("code"),
         "title": title[:RECEIPT_TITLE_CHARS] if isinstance(title, str) else None,

@@ -46,7 +46,8 @@ class RecentData:
         self.languages = SlidingCounter(window_s, 60.0, clock=time.time)
         self.entities = SlidingCounter(window_s, 60.0, clock=time.time)
         self.dedup = SlidingCounter(window_s, 60.0, clock=time.time)
-        self.delivered = 0
+        self.delivered = 0  # receipts: records the sink wrote, or skipped because they were written before
+        self.skipped_written = 0
         self.dead = 0
         self._lock = threading.Lock()
 
@@ -60,10 +61,12 @@ class RecentData:
         entities = [e for e in r.get("entities") or [] if isinstance(e, dict) and e.get("canonical")]
         with self._lock:
             self.delivered += 1
+            skipped = r.get("outcome") == "skipped_written"
+            self.skipped_written += skipped
             self.records.appendleft({
                 "at": at, "id": r.get("id"), "title": r.get("title"), "site": r.get("site"), "url": r.get("url"),
                 "lang": r.get("lang"), "dedup": r.get("dedup_status"), "latency_ms": r.get("latency_ms"),
-                "entities": [e["canonical"] for e in entities[:3]],
+                "entities": [e["canonical"] for e in entities[:3]], "skipped_written": skipped,
             })
         self.languages.add([r.get("lang") or "none"], at=at)
         self.dedup.add([r.get("dedup_status") or "none"], at=at)
@@ -87,9 +90,9 @@ class RecentData:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             records, letters = list(self.records), list(self.letters)
-            delivered, dead = self.delivered, self.dead
+            delivered, skipped, dead = self.delivered, self.skipped_written, self.dead
         return {
-            "delivered": delivered, "dead_letters": dead, "records": records, "letters": letters,
+            "delivered": delivered, "written": delivered - skipped, "skipped_written": skipped, "dead_letters": dead, "records": records, "letters": letters,
             "languages": self.languages.top(12),
             "dedup": dict(self.dedup.totals()),
             "entities": [{"label": label, "name": name, "mentions": n}

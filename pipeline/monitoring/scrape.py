@@ -66,6 +66,7 @@ class WorkerSample:
     ready: bool = False
     loop_delay_s: float = 0.0
     blocked_s: float = 0.0
+    events: Counter = field(default_factory=Counter)  # the stage's own counters (stage_events_total{name})
     records_in: float = 0.0
     records_out: float = 0.0
     dead_letters: Counter = field(default_factory=Counter)  # reason -> count
@@ -122,6 +123,8 @@ def parse(url: str, text: str, at: float) -> WorkerSample:
                 s.records_in = value
             elif short == "records_out_total":
                 s.records_out = value
+            elif short == "stage_events_total":
+                s.events[labels.get("name", "")] += value
             elif short == "dead_letters_total":
                 s.dead_letters[labels.get("reason", "")] += value
             elif short == "retries_total":

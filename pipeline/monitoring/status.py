@@ -167,6 +167,7 @@ class StageStatus:
     workers_ready: int = 0
     records_in: float = 0.0
     records_out: float = 0.0
+    skipped_written: float = 0.0  # the sink: records every sink had already (not written again)
     dead_letters: float = 0.0
     dead_by_reason: dict[str, float] = field(default_factory=dict)
     in_per_s: float | None = None
@@ -326,6 +327,7 @@ def summarise(history: list[Sample], thresholds: HealthThresholds, expected: dic
             st.workers_ready += 1 if w.ready else 0
             st.records_in += w.records_in
             st.records_out += w.records_out
+            st.skipped_written += w.events.get("skipped_written", 0.0)
             st.dead_letters += w.dead_total
             for reason, n in w.dead_letters.items():
                 st.dead_by_reason[reason] = st.dead_by_reason.get(reason, 0.0) + n

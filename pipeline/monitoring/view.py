@@ -62,6 +62,10 @@ def render(status: PipelineStatus) -> Group:
     if status.end_to_end_window:
         e2e += f" ({status.end_to_end_window})"
     lines.append(Text(e2e))
+    sink = status.stages[-1] if status.stages else None
+    if sink is not None and sink.skipped_written:
+        lines.append(Text(f"sink: {sink.records_out - sink.skipped_written:,.0f} records written, "
+                          f"{sink.skipped_written:,.0f} skipped (already written: sent again, not written again)"))
     down = [w for w in status.workers if not w.up]
     for w in down:
         lines.append(Text(f"worker {w.name} ({w.url}) does not answer: {w.error}", style="red"))

@@ -22,9 +22,10 @@ from pipeline.config import SinkSettings
 class Sink(Protocol):
     name: str
 
-    def write(self, records: list[dict[str, Any]], partition: int) -> int:
-        """Durably write the records not written before (by id); return how many were new.
-        Raise ``TemporaryFailure`` when the destination is unavailable."""
+    def write(self, records: list[dict[str, Any]], partition: int) -> set[str]:
+        """Durably write the records; return the ids of those not written before (the others were
+        skipped, or written again in place). Raise ``TemporaryFailure`` when the destination is
+        unavailable; nothing of a failed call may stay half-written."""
 
     def rolls_due(self) -> set[int]: ...
 

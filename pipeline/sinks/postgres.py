@@ -109,7 +109,9 @@ class PostgresSink:
         values = ", ".join("%s::jsonb" if n in jsonb else "%s" for n in names)
         updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in names if n != "id")
         self._upsert = (f"INSERT INTO {table} ({', '.join(names)}) VALUES ({values}) "
-                        f"ON CONFLICT (id) DO UPDATE SET {updates}, written_at = now()")
+                        f"ON CONFLICT (id) DO UPDATE SET {updates}, written_at = now() "
+                        # xmax is 0 on a row this statement inserted, not on one it updated
+                        "RETURNING id, (xmax = 0) AS inserted")
 
     def _connect(self):
         import psycopg
@@ -133,20 +135,29 @@ class PostgresSink:
             for name in INDEXED:
                 conn.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_{name}_idx ON {self.table} ({name})")
 
-    def write(self, records: list[dict[str, Any]], partition: int = 0) -> int:
+    def write(self, records: list[dict[str, Any]], partition: int = 0) -> set[str]:
+        """Upsert the records (a record written again replaces its row); return the ids that had
+        no row before."""
         import psycopg
 
         if not records:
-            return 0
+            return set()
         rows = [row_of(r) for r in records]
         conn = self._connect()
+        new: set[str] = set()
         try:
             with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(self._upsert, rows)
+                cur.executemany(self._upsert, rows, returning=True)
+                while True:
+                    for rid, inserted in cur.fetchall():
+                        if inserted:
+                            new.add(rid)
+                    if not cur.nextset():
+                        break
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self._drop()
             raise TemporaryFailure(f"{self.name}: {_first_line(exc)}") from None
-        return len(rows)
+        return new
 
     def _drop(self) -> None:
         if self._conn is not None:

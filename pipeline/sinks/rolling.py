@@ -144,8 +144,10 @@ class PartFile:
                 continue
         self.size = end
 
-    def append(self, records: list[dict[str, Any]]) -> int:
-        """Append the records (the caller has dropped those written before); skip ids already here."""
+    def append(self, records: list[dict[str, Any]]) -> set[str]:
+        """Append the records (the caller has dropped those written before); skip ids already here.
+        Return the ids appended. All or nothing: a failed write (a full disk) is cut back to the
+        last complete record before the error is raised, so a retry never follows half a line."""
         lines, new = [], set()
         for record in records:
             rid = record["id"]
@@ -154,16 +156,20 @@ class PartFile:
             new.add(rid)
             lines.append(orjson.dumps(record) + b"\n")
         if not lines:
-            return 0
+            return set()
         data = memoryview(b"".join(lines))
         written = 0
-        while written < len(data):
-            written += os.write(self.fd, data[written:])
-        os.fsync(self.fd)
+        try:
+            while written < len(data):
+                written += os.write(self.fd, data[written:])
+            os.fsync(self.fd)
+        except OSError:
+            os.ftruncate(self.fd, self.size)  # shrinking needs no space; on failure the next open cuts it
+            raise
         self.ids |= new
         self.records += len(lines)
         self.size += len(data)
-        return len(lines)
+        return new
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -225,7 +231,7 @@ class RollingSink:
             self._open[partition] = part
         return part, ids
 
-    def write(self, records: list[dict[str, Any]], partition: int) -> int:
+    def write(self, records: list[dict[str, Any]], partition: int) -> set[str]:
         try:
             part, ids = self._writer(partition)
             fresh: dict[bytes, dict[str, Any]] = {}

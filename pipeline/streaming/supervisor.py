@@ -79,7 +79,8 @@ class WorkerProcess:
 @dataclass
 class RunSummary:
     replayed: int = 0
-    delivered: int = 0
+    delivered: int = 0  # records that reached the sink: written, or skipped as already written
+    skipped_written: int = 0  # of those, records every sink had already (sent again, not written again)
     unique: int = 0
     exact_duplicates: int = 0
     near_duplicates: int = 0
@@ -103,6 +104,9 @@ class RunSummary:
             f"near duplicates {self.near_duplicates})",
             f"dead letters    {dead}" + (f"  ({detail})" if detail else ""),
         ]
+        if self.skipped_written:
+            out.insert(2, f"written         {self.delivered - self.skipped_written}  (skipped {self.skipped_written}: "
+                          "already in the sink, not written again)")
         if self.rejected:
             out.append(f"not sent        {self.rejected}  (refused by the broker, see replay output)")
         if self.missing:
@@ -491,8 +495,10 @@ class Supervisor:
         if sent is not None:
             ids = {s.id for s in sent if s.id}
             statuses = Counter(tally.delivered[i] for i in ids if i in tally.delivered)
+            summary.skipped_written = sum(1 for i in ids if i in tally.delivered and i not in tally.written)
         else:  # a continuous run counts receipts (a redelivered record counts again)
             statuses = tally.statuses
+            summary.skipped_written = tally.outcomes["skipped_written"]
         summary.delivered = sum(statuses.values())
         summary.unique = statuses["unique"]
         summary.exact_duplicates = statuses["exact_duplicate"]

@@ -26,6 +26,8 @@ class Tally:
     receipts: Counter = field(default_factory=Counter)  # id -> receipts seen (> 1 after a redelivery)
     receipt_count: int = 0  # every receipt, redeliveries included
     statuses: Counter = field(default_factory=Counter)  # dedup status -> receipts
+    outcomes: Counter = field(default_factory=Counter)  # receipt outcome (written, skipped_written) -> receipts
+    written: set[str] = field(default_factory=set)  # ids written new by some receipt (when ids are kept)
     dead_ids: set[str] = field(default_factory=set)
     dead_raw_positions: set[tuple[int, int]] = field(default_factory=set)  # (partition, offset) in raw
     dead_letters: Counter = field(default_factory=Counter)  # (stage, reason) -> count
@@ -95,9 +97,13 @@ class DeliveryTracker:
                         if kind == "receipt":
                             self.tally.receipt_count += 1
                             self.tally.statuses[value.get("dedup_status")] += 1
+                            outcome = value.get("outcome") or "written"
+                            self.tally.outcomes[outcome] += 1
                             if self.keep_ids:
                                 self.tally.delivered[value.get("id")] = value.get("dedup_status")
                                 self.tally.receipts[value.get("id")] += 1
+                                if outcome == "written":
+                                    self.tally.written.add(value.get("id"))
                         else:
                             self._dead_letter(value)
                         for listener in self.listeners:
@@ -144,8 +150,10 @@ class DeliveryTracker:
     def snapshot(self) -> Tally:
         with self._lock:
             t = self.tally
-            return Tally(dict(t.delivered), Counter(t.receipts), t.receipt_count, Counter(t.statuses),
-                         set(t.dead_ids), set(t.dead_raw_positions), Counter(t.dead_letters), t.first_at, t.last_at)
+            return Tally(delivered=dict(t.delivered), receipts=Counter(t.receipts), receipt_count=t.receipt_count,
+                         statuses=Counter(t.statuses), outcomes=Counter(t.outcomes), written=set(t.written),
+                         dead_ids=set(t.dead_ids), dead_raw_positions=set(t.dead_raw_positions),
+                         dead_letters=Counter(t.dead_letters), first_at=t.first_at, last_at=t.last_at)
 
     def close(self) -> None:
         self._stop.set()

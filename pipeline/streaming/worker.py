@@ -29,7 +29,17 @@ from typing import Any, NamedTuple
 
 from pipeline.config import Settings
 from pipeline.monitoring.metrics import ConsumerView, WorkerMetrics
-from pipeline.records import TOO_LARGE, BadInput, check_record, dead_letter, decode, encode, receipt
+from pipeline.records import (
+    SKIPPED_WRITTEN,
+    TOO_LARGE,
+    WRITTEN,
+    BadInput,
+    check_record,
+    dead_letter,
+    decode,
+    encode,
+    receipt,
+)
 from pipeline.stages import build_stage
 from pipeline.stages.base import Stage, StageStats, TemporaryFailure, worker_name
 from pipeline.stages.runner import Message, Origin, handle_messages
@@ -178,11 +188,14 @@ class SinkProcessor:
                 log_dead_letter(letter)
                 self._handled(item)
         t0 = time.perf_counter()
+        new: set[str] = set()  # ids that were new in at least one sink
         try:
             for partition, pairs in good.items():
                 records = [record for _, record in pairs]
                 for sink in self.sinks:
-                    self.stats.extra[f"new_{sink.name}"] += sink.write(records, partition)
+                    written = sink.write(records, partition)
+                    self.stats.extra[f"new_{sink.name}"] += len(written)
+                    new |= written
         except TemporaryFailure as exc:
             waiting = [item for pairs in good.values() for item, _ in pairs]
             log.warning("sink: %s; retrying %d records", exc, len(waiting), extra={"stage": "sink"})
@@ -201,8 +214,11 @@ class SinkProcessor:
                                          written_at)
         for pairs in good.values():
             for item, record in pairs:
+                outcome = WRITTEN if record["id"] in new else SKIPPED_WRITTEN
+                self.stats.extra[outcome] += 1
                 outputs.append(Output(self.delivered, record["id"].encode(),
-                                      encode(receipt(record, names, self.worker, written_at)), item.partition))
+                                      encode(receipt(record, names, self.worker, written_at, outcome)),
+                                      item.partition))
                 self._handled(item)
                 self.stats.records_in += 1
                 self.stats.records_out += 1

@@ -18,13 +18,13 @@ def ids(folder, include_open=False):
 
 def test_each_id_once_per_partition_file_even_when_written_again(tmp_path):
     sink = JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)
-    assert sink.write([rec(1), rec(2), rec(2)], partition=0) == 2
-    assert sink.write([rec(2), rec(3)], partition=0) == 1
+    assert sink.write([rec(1), rec(2), rec(2)], partition=0) == {"r1", "r2"}
+    assert sink.write([rec(2), rec(3)], partition=0) == {"r3"}
     assert ids(tmp_path) == []  # nothing finished yet: readers see only whole files
     assert ids(tmp_path, include_open=True) == ["r1", "r2", "r3"]
     sink.close()
     again = JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)  # a restarted worker continues the file
-    assert again.write([rec(1), rec(3), rec(4)], partition=0) == 1
+    assert again.write([rec(1), rec(3), rec(4)], partition=0) == {"r4"}
     again.roll({0})
     again.close()
     assert ids(tmp_path) == ["r1", "r2", "r3", "r4"]
@@ -52,7 +52,7 @@ def test_torn_last_line_is_repaired(tmp_path):
     part = tmp_path / "enriched-p000-20260101T000000000000.jsonl.part"
     part.write_bytes(b'{"id": "r1", "text": "x"}\n{"id": "r2", "te')  # a worker died mid-line
     sink = JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)
-    assert sink.write([rec(1), rec(2)], partition=0) == 1
+    assert len(sink.write([rec(1), rec(2)], partition=0)) == 1
     sink.roll({0})
     assert ids(tmp_path) == ["r1", "r2"]
 
@@ -76,7 +76,7 @@ def test_a_partition_file_has_one_writer(tmp_path):
         sink.write([rec(2)], partition=0)
     done.set()
     other.join(30)
-    assert sink.write([rec(1), rec(2)], partition=0) == 1  # after the other left, it continues its file
+    assert len(sink.write([rec(1), rec(2)], partition=0)) == 1  # after the other left, it continues its file
     sink.close()
     assert os.path.exists(tmp_path)
 
@@ -94,10 +94,10 @@ def test_a_record_coming_again_after_its_file_was_finished_is_not_written_twice(
     sink = JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)
     sink.write([rec(1), rec(2)], partition=0)
     sink.roll({0})
-    assert sink.write([rec(2), rec(3)], partition=0) == 1
+    assert sink.write([rec(2), rec(3)], partition=0) == {"r3"}
     sink.close()
     restarted = JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)  # the id log outlives the process
-    assert restarted.write([rec(1), rec(3), rec(4)], partition=0) == 1
+    assert restarted.write([rec(1), rec(3), rec(4)], partition=0) == {"r4"}
     restarted.roll({0})
     restarted.close()
     assert sorted(ids(tmp_path)) == ["r1", "r2", "r3", "r4"]

@@ -14,10 +14,10 @@ def table(pg_table):
 
 def test_creates_table_and_upserts_one_row_per_id(table):
     sink = PostgresSink(DSN, table)
-    assert sink.write([record(1), record(2, "en")]) == 2
+    assert sink.write([record(1), record(2, "en")]) == {"r1", "r2"}
     changed = record(1)
     changed["title"] = "Title 1, corrected"
-    assert sink.write([changed, record(3)]) == 2
+    assert sink.write([changed, record(3)]) == {"r3"}  # r1 is written again in place, not new
     sink.close()
     with psycopg.connect(DSN) as conn:
         rows = conn.execute(f"SELECT id, title, lang, published_date::text, dedup_status, "

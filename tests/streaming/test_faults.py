@@ -228,9 +228,8 @@ def test_a_second_run_in_the_same_folder_is_refused_and_kill_9_leaves_no_process
     ports are free again."""
     import psutil
 
-    from tests.streaming.test_run_command import Descendants
-
     from pipeline.sinks.jsonl import read_records
+    from tests.streaming.test_run_command import Descendants
 
     pages = tmp_path / "pages.jsonl"  # HTML pages: the clean stage starts its parser processes
     body = "<p>" + " ".join(["Warga kota berkumpul di alun-alun untuk merayakan hari jadi kota."] * 6) + "</p>"
@@ -311,3 +310,44 @@ def test_a_worker_stuck_on_a_stopped_index_still_stops_on_sigterm_in_time(tmp_pa
     print(f"\nworker stuck on a stopped index: exited {stopped_s:.1f} s after SIGTERM (code {code}; limit "
           f"{limit:.0f} s); all {len(batch)} records delivered once after a restart")
 
+
+
+def test_records_sent_again_are_counted_as_skipped_the_same_everywhere(tmp_path):
+    """Events that carry their own ids, replayed by a second run into the same sink: nothing is
+    written again, and the console, the dashboard, `pipeline status --json` and the sink's
+    /metrics all say so with the same numbers."""
+    from pipeline.monitoring.scrape import scrape
+    from pipeline.sinks.jsonl import read_records
+
+    batch = events(60)
+    source = tmp_path / "events.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in batch))
+    first = subprocess.run([sys.executable, "-m", "pipeline", "run", "--no-dashboard", "--replay", str(source),
+                            "--exit-when-done", "--sink", f"jsonl:{tmp_path / 'out'}"], cwd=ROOT,
+                           env=run_env(tmp_path), capture_output=True, text=True, timeout=180)
+    assert first.returncode == 0, first.stderr
+    assert "records out     60" in first.stdout and "skipped" not in first.stdout, first.stdout
+
+    second = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--replay", str(source), "--sink",
+                               f"jsonl:{tmp_path / 'out'}"], cwd=ROOT, env=run_env(tmp_path),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        info = wait_for_workers(tmp_path, second)
+        state_url = info["dashboard_url"].rstrip("/") + "/api/state"
+        data = wait_until(lambda: (d := json.loads(http_get(state_url)[1]).get("data") or {}).get("delivered") == 60
+                          and d, 120, "the dashboard has seen 60 receipts")
+        sink_url = next(w["metrics_url"] for w in info["workers"] if w["stage"] == "sink")
+        sink_metrics = scrape(sink_url)
+        result = subprocess.run([sys.executable, "-m", "pipeline", "status", "--once", "--json", "--window", "1"],
+                                cwd=ROOT, env=run_env(tmp_path), capture_output=True, text=True, timeout=60)
+        sink_status = next(s for s in json.loads(result.stdout)["stages"] if s["stage"] == "sink")
+    finally:
+        second.send_signal(__import__("signal").SIGINT)
+        out, err = second.communicate(timeout=90)
+    assert second.returncode == 0, err
+    assert (data["written"], data["skipped_written"]) == (0, 60), data
+    assert (sink_metrics.events["written"], sink_metrics.events["skipped_written"]) == (0, 60)
+    assert sink_status["skipped_written"] == 60 and sink_status["records_out"] == 60, sink_status
+    assert "records out     60" in out and "written         0  (skipped 60: already in the sink" in out, out
+    ids = [r["id"] for r in read_records(tmp_path / "out")]
+    assert sorted(ids) == sorted(e["id"] for e in batch)
