@@ -264,7 +264,12 @@ class RollingSink:
             else:
                 part.close()
                 path = part.path
-            done.extend(self.finish(path))
+            try:
+                done.extend(self.finish(path))
+            except OSError as exc:
+                # the part file stays whole (finishing writes elsewhere, then renames): the next roll,
+                # or the next owner of the partition, finishes it; writes go on appending to it
+                raise TemporaryFailure(f"{self.name}: finishing {path.name}: {exc}") from exc
         return done
 
     def release(self, partitions: set[int]) -> None:

@@ -248,7 +248,10 @@ class SinkProcessor:
         """Partitions leave this worker: finish what is committed, leave the rest to the next owner."""
         ready = self._committed(partitions, committed)
         for sink in self.sinks:
-            sink.roll(ready & sink_partitions(sink))
+            try:
+                sink.roll(ready & sink_partitions(sink))
+            except TemporaryFailure as exc:  # left whole for the next owner of the partitions to finish
+                log.warning("sink: %s; the next owner finishes the files", exc, extra={"stage": "sink"})
             sink.release(partitions - ready)
         for partition in partitions:
             self.max_offset.pop(partition, None)
@@ -469,7 +472,12 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
     async def roll_if_due() -> None:
         if processor.rolls_due():
             await commit()
-            await asyncio.get_running_loop().run_in_executor(executor, processor.roll, committed_offsets())
+            try:
+                await asyncio.get_running_loop().run_in_executor(executor, processor.roll, committed_offsets())
+            except TemporaryFailure as exc:  # a full disk: the files stay whole and are finished later
+                log.warning("%s: %s; finishing the files later", stage, exc, extra={"stage": stage})
+                if metrics is not None:
+                    metrics.retrying(str(exc))
 
     def note_produced(sent: asyncio.Future) -> None:
         if metrics is not None and not sent.cancelled() and sent.exception() is None:
