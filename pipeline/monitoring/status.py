@@ -168,6 +168,7 @@ class StageStatus:
     records_in: float = 0.0
     records_out: float = 0.0
     skipped_written: float = 0.0  # the sink: records every sink had already (not written again)
+    index_reset: float = 0.0  # dedup: verdicts "index_reset" (the index lost its memory)
     dead_letters: float = 0.0
     dead_by_reason: dict[str, float] = field(default_factory=dict)
     in_per_s: float | None = None
@@ -328,6 +329,7 @@ def summarise(history: list[Sample], thresholds: HealthThresholds, expected: dic
             st.records_in += w.records_in
             st.records_out += w.records_out
             st.skipped_written += w.events.get("skipped_written", 0.0)
+            st.index_reset += w.events.get("dedup_index_reset", 0.0)
             st.dead_letters += w.dead_total
             for reason, n in w.dead_letters.items():
                 st.dead_by_reason[reason] = st.dead_by_reason.get(reason, 0.0) + n
@@ -439,6 +441,9 @@ def _verdict(st: StageStatus, th: HealthThresholds, stall_after_s: float, alive:
     stalled = [w for w in alive if w.loop_delay_s > stall_after_s]
     if stalled:
         say(FAILING, f"{len(stalled)} worker(s) stalled for {max(w.loop_delay_s for w in stalled):.0f} s")
+    if st.index_reset:
+        say(WARN, f"the dedup index lost its memory (restarted empty): {st.index_reset:,.0f} records could not be "
+                  "checked against what came before (verdict index_reset)")
     blocked = [w for w in alive if w.blocked_s > stall_after_s]
     if blocked:
         say(FAILING, f"{len(blocked)} worker(s) retrying the same batch for {max(w.blocked_s for w in blocked):.0f} s "

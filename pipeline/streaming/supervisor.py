@@ -84,6 +84,7 @@ class RunSummary:
     unique: int = 0
     exact_duplicates: int = 0
     near_duplicates: int = 0
+    index_reset: int = 0  # not found in a dedup index that had lost its memory
     dead_letters: dict[str, int] = field(default_factory=dict)
     missing: int = 0
     rejected: int = 0
@@ -101,7 +102,9 @@ class RunSummary:
         out = [
             f"records in      {self.replayed}",
             f"records out     {self.delivered}  (unique {self.unique}, exact duplicates {self.exact_duplicates}, "
-            f"near duplicates {self.near_duplicates})",
+            f"near duplicates {self.near_duplicates}"
+            + (f", index reset {self.index_reset}: not checked against what came before" if self.index_reset else "")
+            + ")",
             f"dead letters    {dead}" + (f"  ({detail})" if detail else ""),
         ]
         if self.skipped_written:
@@ -204,6 +207,7 @@ class Supervisor:
             self.index_server = EmbeddedIndexServer(self.settings.embedded_index, self.log_dir)
             self.dedup_store = self.index_server.start()
             self.console.print(f"[dim]dedup index: {self.dedup_store}, data in {self.settings.embedded_index.dir}[/dim]")
+            self._check_index_epoch()
         if self.settings.uses_embedded_broker:
             self.broker, warning = embedded_broker(self.settings, self.log_dir)
             if warning:
@@ -396,6 +400,44 @@ class Supervisor:
             probe.close()
         return out
 
+    def _index_epoch_file(self) -> Path:
+        return Path(self.settings.embedded_index.dir) / "epoch"
+
+    def _check_index_epoch(self) -> None:
+        """The embedded index's folder remembers the epoch of the index it held (written at the end
+        of each run): an index that comes back without it (its data lost or replaced) is marked
+        reset, so that dedup says ``index_reset`` instead of a false ``unique``; said loudly."""
+        from pipeline.stages.dedup import index_namespace
+        from pipeline.stages.dedup.index import RedisIndex
+
+        try:
+            known = self._index_epoch_file().read_text().strip()
+        except OSError:
+            return
+        index = RedisIndex(self.dedup_store, index_namespace(self.settings.stages.dedup), None)
+        try:
+            if known and index.stored_epoch() != known:
+                index.mark_reset(known)
+                self.console.print(f"[bold red]the dedup index in {self.settings.embedded_index.dir} lost what it "
+                                   "held (its data is gone or was replaced): records not found in it are "
+                                   "'index_reset', not 'unique', within the dedup horizon[/bold red]")
+        finally:
+            index.close()
+
+    def _remember_index_epoch(self) -> None:
+        from pipeline.stages.dedup import index_namespace
+        from pipeline.stages.dedup.index import RedisIndex
+
+        index = RedisIndex(self.dedup_store, index_namespace(self.settings.stages.dedup), None)
+        try:
+            epoch = index.stored_epoch()
+            if epoch:
+                self._index_epoch_file().write_text(epoch + "\n")
+        except Exception as exc:  # noqa: BLE001 - the next run only cannot tell a lost index from a new one
+            self.console.print(f"[yellow]could not note the dedup index's epoch: {exc}[/yellow]")
+        finally:
+            index.close()
+
     def stop(self) -> None:
         self.stop_workers()
         if self.dashboard is not None:
@@ -404,6 +446,8 @@ class Supervisor:
         if self._locks:  # a run refused at start-up leaves the running one's file alone
             runfile.remove(self.settings)
         if self.index_server is not None:
+            if self._locks:
+                self._remember_index_epoch()
             self.index_server.stop()
             self.index_server = None
         if self.broker is not None:
@@ -503,6 +547,7 @@ class Supervisor:
         summary.unique = statuses["unique"]
         summary.exact_duplicates = statuses["exact_duplicate"]
         summary.near_duplicates = statuses["near_duplicate"]
+        summary.index_reset = statuses["index_reset"]
         summary.dead_letters = {f"{stage}/{reason}": n for (stage, reason), n in tally.dead_letters.items()}
 
     def _wait(self, tracker, sent, timeout_s: float):

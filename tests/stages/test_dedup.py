@@ -215,3 +215,68 @@ def test_namespace_changes_with_the_parameters(settings):
     d = settings.stages.dedup
     assert index_namespace(d).startswith(d.namespace + ":")
     assert index_namespace(d) != index_namespace(dataclasses.replace(d, shingle_words=5))
+
+
+def _wipe(namespace: str) -> None:
+    """What an empty restart of Redis does to one namespace: every key gone."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=f"{namespace}:*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+def test_an_index_that_lost_its_memory_says_index_reset_to_every_worker(settings, redis_namespace):
+    p, fp = params(settings), fingerprinter(settings)
+    one, two = RedisIndex(REDIS_URL, redis_namespace, p), RedisIndex(REDIS_URL, redis_namespace, p)
+    assert check(one, fp, "a", article(1))["status"] == "unique"
+    assert check(two, fp, "b", article(2))["status"] == "unique"
+    _wipe(redis_namespace)
+    # the first worker after the loss notices the new epoch; a repeat of "a" cannot be recognised
+    assert check(one, fp, "a2", article(1))["status"] == "index_reset"
+    assert one.resets_seen == 1
+    # the other worker notices too, and a duplicate found after the reset is still one
+    assert check(two, fp, "a3", article(1))["status"] == "exact_duplicate"
+    assert check(two, fp, "c", article(3))["status"] == "index_reset"
+    # a worker that starts after the reset learns it from the index
+    three = RedisIndex(REDIS_URL, redis_namespace, p)
+    assert check(three, fp, "d", article(4))["status"] == "index_reset"
+    for idx in (one, two, three):
+        idx.close()
+
+
+def test_a_fresh_index_is_not_a_reset(settings, redis_namespace):
+    p, fp = params(settings), fingerprinter(settings)
+    idx = RedisIndex(REDIS_URL, redis_namespace, p)
+    assert [check(idx, fp, f"r{i}", article(i))["status"] for i in range(3)] == ["unique"] * 3
+    assert idx.resets_seen == 0 and idx.stored_epoch()
+    idx.close()
+
+
+def test_the_embedded_index_folder_remembers_its_epoch_across_runs(settings, redis_namespace, tmp_path):
+    """`pipeline run` notes the embedded index's epoch in its folder; an index that comes back
+    without it (data lost) is marked reset before any worker starts."""
+    import dataclasses
+
+    from pipeline.streaming.supervisor import Supervisor
+
+    dedup = dataclasses.replace(settings.stages.dedup, namespace=redis_namespace)
+    index_dir = tmp_path / "index"
+    index_dir.mkdir()
+    s = dataclasses.replace(settings, stages=dataclasses.replace(settings.stages, dedup=dedup),
+                            embedded_index=dataclasses.replace(settings.embedded_index, dir=str(index_dir)))
+    supervisor = Supervisor(s)
+    supervisor.dedup_store = REDIS_URL
+    ns = index_namespace(dedup)
+    p, fp = index_params(dedup), fingerprinter(settings)
+    idx = RedisIndex(REDIS_URL, ns, p)
+    assert check(idx, fp, "a", article(1))["status"] == "unique"
+    supervisor._remember_index_epoch()
+    assert (index_dir / "epoch").read_text().strip() == idx.stored_epoch()
+    supervisor._check_index_epoch()  # the same index: nothing to say
+    assert check(RedisIndex(REDIS_URL, ns, p), fp, "b", article(2))["status"] == "unique"
+    _wipe(ns)
+    supervisor._check_index_epoch()
+    assert check(RedisIndex(REDIS_URL, ns, p), fp, "a2", article(1))["status"] == "index_reset"
+    idx.close()

@@ -419,3 +419,26 @@ def test_a_full_disk_pauses_the_sink_and_loses_nothing_when_space_returns(tmp_pa
     assert not list(small_disk.rglob("*.part"))
     print(f"\nfull disk: {stuck} of {len(batch)} records through before the sink stopped; every record in JSONL "
           f"and Parquet once {recovered_s:.1f} s after space was freed")
+
+
+def test_a_dedup_index_restarted_empty_is_noticed_and_never_calls_a_duplicate_unique(tmp_path, own_redis):
+    """Redis restarted without its data between two batches, the second repeating the texts of
+    the first under new ids: the dedup worker notices the index's new epoch; the repeats come out
+    'index_reset' (not 'unique'), and `pipeline status` warns."""
+    batch = events(60)
+    again = [{**e, "id": f"again-{e['id']}"} for e in batch]
+    with running_pipeline(tmp_path, PIPELINE__STAGES__DEDUP__STORE=own_redis.url) as pipeline:
+        raw = pipeline.settings.topics.raw
+        pipeline.wait(pipeline.send(raw, [(e["id"].encode(), encode(e)) for e in batch]), timeout_s=120)
+        own_redis.stop()
+        own_redis.start()  # empty: no persistence
+        pipeline.wait(pipeline.send(raw, [(e["id"].encode(), encode(e)) for e in again]), timeout_s=120)
+        records = pipeline.sink_records()
+        dedup = next(s for s in status_json()["stages"] if s["stage"] == "dedup")
+    first = Counter(records[e["id"]][0]["dedup"]["status"] for e in batch)
+    second = Counter(records[e["id"]][0]["dedup"]["status"] for e in again)
+    assert first == {"unique": 60} and second == {"index_reset": 60}, (first, second)
+    assert dedup["level"] == "warn" and "lost its memory" in dedup["verdict"], dedup
+    worker_log = next(w for w in pipeline.supervisor.workers if w.stage == "dedup").log_path.read_text()
+    assert "the dedup index lost its memory" in worker_log
+    print(f"\nRedis restarted empty: the 60 repeats were {dict(second)}; status: {dedup['verdict']!r}")

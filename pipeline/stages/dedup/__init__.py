@@ -76,6 +76,8 @@ class DedupStage(Stage):
         for pos, verdict in zip(positions, self.index.check_and_add_many(entries), strict=True):
             results[pos]["dedup"] = verdict
             self.stats.extra[f"dedup_{verdict['status']}"] += 1
+        if getattr(self.index, "resets_seen", 0):
+            self.stats.extra["index_resets"] = self.index.resets_seen
         return results
 
     def close(self) -> None:

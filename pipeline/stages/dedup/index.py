@@ -19,7 +19,8 @@ concurrent workers can never both be first, and a restarted worker answers at on
 Redis layout under the key prefix ``ns``; everything is packed binary, because per-key and
 per-entry overheads would otherwise outweigh the data (about 300 bytes per indexed record):
 
-- ``ns:meta``: sequence counter, newest day, oldest live chunk, sweep cursor
+- ``ns:meta``: sequence counter, newest day, oldest live chunk, sweep cursor; the index's epoch
+  (a random id set when the index is new) and, after a reset, when it was noticed
 - ``ns:r:<chunk>``: a string of ``2**14`` fixed-size slots, one per sequence number
 - ``ns:i:<chunk>``: record ids that are not 32 hex characters (stored verbatim)
 - ``ns:cd``: the newest fetch day in each chunk (a chunk past the horizon is deleted whole)
@@ -28,6 +29,11 @@ per-entry overheads would otherwise outweigh the data (about 300 bytes per index
 
 Buckets are sized for ``capacity`` records (about 96 entries each); more records only make them
 longer to scan, there is no cliff.
+
+An index knows when it lost its memory (Redis restarted without its data, or flushed): each
+worker remembers the epoch it saw, and finds another (or none) at its next batch. From then on,
+for ``horizon_days``, a record that is not found in the index is ``index_reset``, not ``unique``:
+the records it might duplicate are gone. A duplicate found is still reported as one.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from pipeline.stages.dedup.fingerprint import Fingerprint, estimate_jaccard, mat
 UNIQUE = "unique"
 EXACT = "exact_duplicate"
 NEAR = "near_duplicate"
+INDEX_RESET = "index_reset"  # not found, in an index that lost what it held within the horizon
 _STATUS = {1: UNIQUE, 2: EXACT, 3: NEAR}
 _CODE = {v: k for k, v in _STATUS.items()}
 
@@ -98,8 +105,8 @@ def _split(key: bytes, buckets: int, field_bytes: int) -> tuple[int, bytes]:
 
 
 def verdict(status: str, duplicate_of: str | None, match_count: int, num_perm: int) -> dict[str, Any]:
-    if status == UNIQUE:
-        return {"status": UNIQUE, "duplicate_of": None, "similarity": None}
+    if status in (UNIQUE, INDEX_RESET):
+        return {"status": status, "duplicate_of": None, "similarity": None}
     if status == EXACT:
         return {"status": EXACT, "duplicate_of": duplicate_of, "similarity": 1.0}
     return {"status": NEAR, "duplicate_of": duplicate_of,
@@ -182,6 +189,18 @@ class MemoryIndex:
         pass
 
 
+# ARGV: the meta key, an epoch for an index that has none, the time (Unix seconds). Returns the
+# index's epoch and when a reset was noticed ("" if never).
+_EPOCH_SCRIPT = """
+local epoch = redis.call('HGET', ARGV[1], 'epoch')
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('HSET', ARGV[1], 'epoch', epoch, 'epoch_since', ARGV[3])
+end
+return {epoch, redis.call('HGET', ARGV[1], 'reset_at') or ''}
+"""
+
+
 class RedisIndex:
     """The index in Redis, shared by every dedup worker, updated by one Lua script per batch."""
 
@@ -194,6 +213,10 @@ class RedisIndex:
                                            health_check_interval=30)
         script = (Path(__file__).parent / "check_and_add.lua").read_text(encoding="utf-8")
         self._script = self.client.register_script(script)
+        self._epoch_script = self.client.register_script(_EPOCH_SCRIPT)
+        self.epoch: str | None = None  # the index's epoch as this worker last saw it
+        self.reset_at = 0.0  # when the index was found to have lost its memory (0: never)
+        self.resets_seen = 0  # resets this worker noticed
         self._entry_head = struct.Struct(f"<16sHBI{EXACT_FIELD}sBH")
 
     def _pack(self, entry: Entry) -> bytes:
@@ -219,23 +242,68 @@ class RedisIndex:
         p = self.params
         args = [self.namespace, p.num_perm, p.min_matches, p.horizon_days, CHUNK_BITS, p.slot_size,
                 p.exact_buckets, p.band_buckets, max(1, p.capacity)] + [self._pack(e) for e in entries]
+        import time
+        import uuid
+
+        now = time.time()
         try:
-            raw = self._script(keys=[], args=args)
+            pipe = self.client.pipeline(transaction=False)
+            self._epoch_script(keys=[], args=[f"{self.namespace}:meta", uuid.uuid4().hex, f"{now:.3f}"], client=pipe)
+            self._script(keys=[], args=args, client=pipe)
+            (epoch, reset_at), raw = pipe.execute()
+            self._check_epoch(epoch.decode() if isinstance(epoch, bytes) else str(epoch), reset_at, now)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise TemporaryFailure(f"dedup index unreachable: {exc}") from exc
         except (redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError) as exc:
             # full (maxmemory with noeviction) or a read-only replica: nothing was written (a script
             # that may write is refused before it starts); retried until the operator frees memory
             raise TemporaryFailure(f"dedup index refuses writes: {exc}") from exc
+        horizon_s = p.horizon_days * 86400 if p.horizon_days else math.inf
+        after_reset = bool(self.reset_at) and now - self.reset_at < horizon_s
         out = []
         for i in range(len(entries)):
             code, ref, match_count = raw[3 * i], raw[3 * i + 1], raw[3 * i + 2]
-            out.append(verdict(_STATUS[int(code)], _ref_to_id(ref), int(match_count), p.num_perm))
+            status = _STATUS[int(code)]
+            if status == UNIQUE and after_reset:
+                status = INDEX_RESET
+            out.append(verdict(status, _ref_to_id(ref), int(match_count), p.num_perm))
         return out
+
+    def _check_epoch(self, epoch: str, reset_at: bytes | str, now: float) -> None:
+        """Compare the index's epoch with the one this worker saw last: another one means the
+        index lost its memory since (the first worker to notice records when)."""
+        import logging
+
+        if self.epoch is not None and epoch != self.epoch:
+            self.resets_seen += 1
+            meta = f"{self.namespace}:meta"
+            if not reset_at:  # the first worker to notice records when
+                self.client.hset(meta, mapping={"reset_at": f"{now:.3f}", "reset_from": self.epoch})
+                reset_at = f"{now:.3f}"
+            logging.getLogger("pipeline.dedup").error(
+                "the dedup index lost its memory (epoch %s, now %s: restarted without its data, or flushed); "
+                "records not found in it are 'index_reset', not 'unique', for the next %s days",
+                self.epoch, epoch, self.params.horizon_days or "all")
+        self.epoch = epoch
+        self.reset_at = float(reset_at) if reset_at else 0.0
 
     def size(self) -> int:
         """Records indexed (sequence numbers handed out; expired ones included until swept)."""
         return int(self.client.hget(f"{self.namespace}:meta", "seq") or 0)
+
+    def stored_epoch(self) -> str | None:
+        value = self.client.hget(f"{self.namespace}:meta", "epoch")
+        return value.decode() if value is not None else None
+
+    def mark_reset(self, lost_epoch: str) -> None:
+        """Record that the index lost its memory (found by whoever knew its epoch before): from
+        now on, within the horizon, records not found are ``index_reset``."""
+        import time
+        import uuid
+
+        now = f"{time.time():.3f}"
+        self.client.hset(f"{self.namespace}:meta", mapping={
+            "epoch": uuid.uuid4().hex, "epoch_since": now, "reset_at": now, "reset_from": lost_epoch})
 
     def memory_bytes(self) -> int:
         """Bytes Redis uses for this namespace's keys (MEMORY USAGE, sampled exactly)."""
