@@ -174,11 +174,18 @@ class DedupSettings:
 
 
 @dataclass(frozen=True)
+class StageLimits:
+    max_text_chars: int = 1_000_000  # a longer text (into or out of a stage) is a dead letter too_large
+    time_limit_s: float = 30.0  # a stage working on one record longer: dead letter timeout (0: none)
+
+
+@dataclass(frozen=True)
 class StageSettings:
     clean: CleanSettings
     language: LanguageSettings
     entities: EntitiesSettings
     dedup: DedupSettings
+    limits: StageLimits = StageLimits()
 
 
 @dataclass(frozen=True)
@@ -476,5 +483,8 @@ def _validate(s: Settings) -> None:
             raise ConfigError(f"monitoring port of {name} must be in 0..65535, got {port}")
     if m.sample_interval_s <= 0 or m.lag_cache_s < 0 or m.stall_after_s <= 0:
         raise ConfigError("monitoring.sample_interval_s and stall_after_s must be > 0, lag_cache_s >= 0")
+    lim = s.stages.limits
+    if lim.max_text_chars < 0 or lim.time_limit_s < 0:
+        raise ConfigError("stages.limits.max_text_chars and time_limit_s must be >= 0 (0: no limit)")
     if m.http_read_timeout_s <= 0 or m.http_max_connections < 1:
         raise ConfigError("monitoring.http_read_timeout_s must be > 0 and http_max_connections >= 1")

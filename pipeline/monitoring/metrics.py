@@ -6,6 +6,7 @@ Every worker, whatever its stage, exports (``stage`` label on each):
     news_pipeline_worker_ready                                   1 once it has joined its group
     news_pipeline_event_loop_delay_seconds                       since the worker's event loop last ran
     news_pipeline_blocked_seconds                                since the batch in hand first failed (0: none)
+    news_pipeline_record_busy_seconds / _record_time_limit_seconds   time on the record in hand, and its limit
     news_pipeline_records_in_total / _records_out_total          records taken / passed on
     news_pipeline_dead_letters_total{reason}                     records dead-lettered
     news_pipeline_retries_total                                  batches retried (index or database down)
@@ -129,6 +130,15 @@ class _StatsCollector(Collector):
         g = GaugeMetricFamily(f"{PREFIX}_event_loop_delay_seconds",
                               "Seconds since the worker's event loop last ran (stuck when large).", labels=["stage"])
         g.add_metric(stage, m.loop_delay_s())
+        yield g
+        busy = m.record_busy()
+        g = GaugeMetricFamily(f"{PREFIX}_record_busy_seconds", "Seconds the stage has worked on the record in "
+                              "hand (0: between records).", labels=["stage"])
+        g.add_metric(stage, busy[1] if busy else 0.0)
+        yield g
+        g = GaugeMetricFamily(f"{PREFIX}_record_time_limit_seconds", "The stage's time limit per record "
+                              "(0: none).", labels=["stage"])
+        g.add_metric(stage, m.record_clock.limit_s if m.record_clock is not None else 0.0)
         yield g
         g = GaugeMetricFamily(f"{PREFIX}_blocked_seconds", "Seconds the worker has been retrying the batch in "
                               "hand because a dependency fails (0: not retrying).", labels=["stage"])
@@ -264,6 +274,7 @@ class WorkerMetrics:
         self.view: ConsumerView | None = None
         self.probe = None  # OffsetsProbe, set by the worker once it knows the broker
         self._last_tick = time.monotonic()
+        self.record_clock = None  # the stage's RecordClock: which record it works on, for how long
         self._blocked_since: float | None = None  # the batch in hand failed first then (retried since)
         self.blocked_reason = ""
         self.top_entities = SlidingCounter(3600.0, 60.0)
@@ -372,10 +383,20 @@ class WorkerMetrics:
         since = self._blocked_since
         return 0.0 if since is None else max(0.0, time.monotonic() - since)
 
+    def record_busy(self) -> tuple[str, float, float] | None:
+        """The record the stage works on, the seconds so far and its limit (None: between records)."""
+        clock = self.record_clock
+        busy = clock.busy() if clock is not None else None
+        return None if busy is None else (busy[0], busy[1], clock.limit_s)
+
     def health(self) -> tuple[bool, str]:
         delay = self.loop_delay_s()
         if delay > self.stall_after_s:
             return False, f"event loop stalled for {delay:.0f} s"
+        busy = self.record_busy()
+        if busy is not None and busy[2] and busy[1] > busy[2]:
+            return False, (f"busy on record {busy[0]} for {busy[1]:.0f} s, past its limit of {busy[2]:g} s "
+                           "(stages.limits.time_limit_s): it is interrupted at its next Python instruction")
         blocked = self.blocked_s()
         if blocked > self.stall_after_s:
             return False, f"retrying the same batch for {blocked:.0f} s: {self.blocked_reason}"

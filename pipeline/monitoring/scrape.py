@@ -66,6 +66,8 @@ class WorkerSample:
     ready: bool = False
     loop_delay_s: float = 0.0
     blocked_s: float = 0.0
+    record_busy_s: float = 0.0
+    record_limit_s: float = 0.0
     events: Counter = field(default_factory=Counter)  # the stage's own counters (stage_events_total{name})
     records_in: float = 0.0
     records_out: float = 0.0
@@ -119,6 +121,10 @@ def parse(url: str, text: str, at: float) -> WorkerSample:
                 s.loop_delay_s = value
             elif short == "blocked_seconds":
                 s.blocked_s = value
+            elif short == "record_busy_seconds":
+                s.record_busy_s = value
+            elif short == "record_time_limit_seconds":
+                s.record_limit_s = value
             elif short == "records_in_total":
                 s.records_in = value
             elif short == "records_out_total":

@@ -157,6 +157,8 @@ class WorkerStatus:
     partitions: int = 0
     loop_delay_s: float = 0.0
     blocked_s: float = 0.0
+    record_busy_s: float = 0.0
+    record_limit_s: float = 0.0
 
 
 @dataclass
@@ -319,7 +321,7 @@ def summarise(history: list[Sample], thresholds: HealthThresholds, expected: dic
             span = one.add(w, baselines.get(target.url), now.at) if w.ok else 0.0
             workers.append(WorkerStatus(target.name or target.url, stage, target.url, w.ok, w.ok and w.ready, w.pid,
                                         w.error, one.cpu_percent, w.memory_bytes, w.assigned, w.loop_delay_s,
-                                        w.blocked_s))
+                                        w.blocked_s, w.record_busy_s, w.record_limit_s))
             if not w.ok:
                 continue
             spans.append(span)
@@ -444,6 +446,10 @@ def _verdict(st: StageStatus, th: HealthThresholds, stall_after_s: float, alive:
     if st.index_reset:
         say(WARN, f"the dedup index lost its memory (restarted empty): {st.index_reset:,.0f} records could not be "
                   "checked against what came before (verdict index_reset)")
+    overdue = [w for w in alive if w.record_limit_s and w.record_busy_s > w.record_limit_s]
+    if overdue:
+        say(FAILING, f"{len(overdue)} worker(s) busy on one record for {max(w.record_busy_s for w in overdue):.0f} s, "
+                     f"past the limit of {overdue[0].record_limit_s:g} s")
     blocked = [w for w in alive if w.blocked_s > stall_after_s]
     if blocked:
         say(FAILING, f"{len(blocked)} worker(s) retrying the same batch for {max(w.blocked_s for w in blocked):.0f} s "

@@ -11,7 +11,15 @@ STAGE_ORDER = ("clean", "language", "entities", "dedup")
 
 
 def build_stage(name: str, settings: Settings, dedup_store: str | None = None) -> Stage:
-    """A ready stage. ``dedup_store`` overrides ``stages.dedup.store`` (``pipeline enrich`` uses memory)."""
+    """A ready stage, with the per-record limits of ``stages.limits``. ``dedup_store`` overrides
+    ``stages.dedup.store`` (``pipeline enrich`` uses memory)."""
+    stage = _new_stage(name, settings, dedup_store)
+    limits = settings.stages.limits
+    stage.set_limits(limits.max_text_chars, limits.time_limit_s)
+    return stage
+
+
+def _new_stage(name: str, settings: Settings, dedup_store: str | None) -> Stage:
     if name == "clean":
         from pipeline.stages.clean import CleanStage
 

@@ -9,15 +9,17 @@ overrides :meth:`Stage.process_many`; the others implement :meth:`Stage.process`
 
 from __future__ import annotations
 
+import ctypes
 import os
 import socket
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pipeline.records import STAGE_ERROR, BadInput, check_record, trace_entry, utc_now
+from pipeline.records import STAGE_ERROR, TIMEOUT, TOO_LARGE, BadInput, check_record, trace_entry, utc_now
 
 Result = dict[str, Any] | Exception  # the record out, or why this record failed
 
@@ -55,16 +57,89 @@ class StageStats:
                 "failed": dict(self.failed), "busy_ms": round(self.busy_ms, 1), **dict(self.extra)}
 
 
+class RecordTimeout(BadInput):
+    """Raised inside the stage's thread when it has worked on one record past its time limit."""
+
+    def __init__(self) -> None:
+        super().__init__(TIMEOUT, "the stage worked on this record longer than its time limit "
+                                  "(stages.limits.time_limit_s)")
+
+
+_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+_set_async_exc.argtypes = (ctypes.c_ulong, ctypes.c_void_p)  # thread id, exception class (None: clear)
+
+
+class RecordClock:
+    """Which record the stage works on, since when; a watchdog thread interrupts the stage's
+    thread (an exception raised in it at its next Python instruction) once the record has taken
+    longer than ``limit_s``. Code that holds the thread in one long C call is interrupted when the
+    call returns; until then :meth:`busy` tells health checks how long it has been."""
+
+    def __init__(self, limit_s: float):
+        self.limit_s = limit_s
+        self._lock = threading.Lock()
+        self._current: tuple[int, str, float] | None = None  # thread id, record id, start
+        self._fired = False
+        self._watchdog: threading.Thread | None = None
+
+    def busy(self) -> tuple[str, float] | None:
+        """The record in hand and the seconds spent on it (None: between records)."""
+        current = self._current
+        return None if current is None else (current[1], time.monotonic() - current[2])
+
+    def start(self, record_id: str) -> None:
+        with self._lock:
+            self._current = (threading.get_ident(), record_id, time.monotonic())
+            self._fired = False
+        if self._watchdog is None and self.limit_s > 0:
+            self._watchdog = threading.Thread(target=self._watch, name="record-clock", daemon=True)
+            self._watchdog.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._current = None
+            if self._fired:  # an interruption scheduled but not delivered yet must not hit the next record
+                _set_async_exc(threading.get_ident(), None)
+                self._fired = False
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(min(1.0, max(0.05, self.limit_s / 10)))
+            with self._lock:
+                current = self._current
+                if current is None or self._fired or time.monotonic() - current[2] <= self.limit_s:
+                    continue
+                self._fired = True
+                _set_async_exc(current[0], id(RecordTimeout))
+
+
 class Stage:
-    """Base class: subclasses set ``name`` and implement :meth:`process` (or :meth:`process_many`)."""
+    """Base class: subclasses set ``name`` and implement :meth:`process` (or :meth:`process_many`).
+
+    Every stage has two limits per record (``stages.limits``): a text longer than
+    ``max_text_chars`` (on the way in or out) is a dead letter ``too_large``; a record the stage
+    works on longer than ``time_limit_s`` is a dead letter ``timeout``."""
 
     name: str = ""
     #: False: the input must be an enriched record of the current schema (checked before process).
     accepts_raw_events: bool = False
+    max_text_chars: int = 0  # 0: no limit (set from the configuration by ``build_stage``)
 
     def __init__(self) -> None:
         self.stats = StageStats()
         self._record_ms: list[float] = []  # per-record times of the batch in progress (one-by-one stages)
+        self.clock = RecordClock(0.0)
+
+    def set_limits(self, max_text_chars: int, time_limit_s: float) -> None:
+        self.max_text_chars = max_text_chars
+        self.clock = RecordClock(time_limit_s)
+
+    def _too_large(self, record: dict[str, Any]) -> BadInput | None:
+        text = record.get("text") if isinstance(record, dict) else None
+        if self.max_text_chars and isinstance(text, str) and len(text) > self.max_text_chars:
+            return BadInput(TOO_LARGE, f"text of {len(text):,} characters; the limit is {self.max_text_chars:,} "
+                                       "(stages.limits.max_text_chars)")
+        return None
 
     def process(self, record: dict[str, Any], ctx: Context) -> dict[str, Any]:
         """Return the record with this stage's fields filled. Raise ``BadInput`` for bad records."""
@@ -76,12 +151,18 @@ class Stage:
         timings = self._record_ms
         for record, ctx in zip(records, contexts, strict=True):
             t0 = time.perf_counter()
+            result: Result
             try:
-                results.append(self.process(record, ctx))
+                try:
+                    self.clock.start(str(record.get("id") or "?"))
+                    result = self.process(record, ctx)
+                finally:
+                    self.clock.stop()
             except TemporaryFailure:
                 raise
-            except Exception as exc:  # noqa: BLE001 - reported per record by the caller
-                results.append(exc)
+            except Exception as exc:  # noqa: BLE001 - reported per record by the caller (RecordTimeout too)
+                result = exc
+            results.append(result)
             timings.append((time.perf_counter() - t0) * 1000.0)
         return results
 
@@ -98,6 +179,10 @@ class Stage:
                 except BadInput as exc:
                     results[i] = exc
                     continue
+            too_large = self._too_large(record)
+            if too_large is not None:
+                results[i] = too_large
+                continue
             todo.append(i)
         started = utc_now()
         self._record_ms = []
@@ -111,7 +196,7 @@ class Stage:
         own_ms = self._record_ms if len(self._record_ms) == len(todo) else [share] * len(todo)
         ms_of: dict[int, float] = {}
         for i, out, ms in zip(todo, outs, own_ms, strict=True):
-            results[i] = out
+            results[i] = out if isinstance(out, Exception) else (self._too_large(out) or out)
             ms_of[i] = ms
         self.stats.records_in += len(records)
         for i, out in enumerate(results):

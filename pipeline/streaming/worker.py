@@ -618,6 +618,9 @@ def run_worker(settings: Settings, stage: str, sink_targets: list[str] | None = 
         server.close()
         raise
     holder.append(processor)
+    stage_code = getattr(processor, "stage", None)
+    if stage_code is not None:
+        metrics.record_clock = stage_code.clock
     app = make_worker_app(settings, stage, processor, ready_file, metrics)
     if ready_file:  # the supervisor reads where this worker serves its metrics
         Path(ready_file).with_suffix(".port").write_text(str(server.port))

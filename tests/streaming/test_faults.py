@@ -442,3 +442,38 @@ def test_a_dedup_index_restarted_empty_is_noticed_and_never_calls_a_duplicate_un
     worker_log = next(w for w in pipeline.supervisor.workers if w.stage == "dedup").log_path.read_text()
     assert "the dedup index lost its memory" in worker_log
     print(f"\nRedis restarted empty: the 60 repeats were {dict(second)}; status: {dedup['verdict']!r}")
+
+
+def test_huge_records_are_dead_letters_and_the_records_behind_them_go_on(tmp_path):
+    """A 15 MB text of 600,000 lines (over the size limit) and 9 MB of capitalised names on one
+    line (under it, but entity search on it would take minutes): the first is `too_large`, the
+    second is interrupted at the time limit (`timeout`); the records queued behind them arrive,
+    and no worker restarts or grows past a bound."""
+    normal = events(20)
+    words = ["Joko Widodo", "Prabowo Subianto", "Jakarta", "Bank Indonesia", "Moskow", "Baku"]
+    lines = {**events(1)[0], "id": "many-lines",
+             "text": "\n".join(f"Baris {i} dari teks yang sangat panjang." for i in range(600_000))}
+    names = {**events(1)[0], "id": "all-names", "text": " ".join(words[i % len(words)] for i in range(800_000))}
+    with running_pipeline(tmp_path, PIPELINE__STAGES__LIMITS__MAX_TEXT_CHARS="12000000",
+                          PIPELINE__STAGES__LIMITS__TIME_LIMIT_S="3") as pipeline:
+        started = time.monotonic()
+        sent = pipeline.send(pipeline.settings.topics.raw,
+                             [(e["id"].encode(), encode(e)) for e in [lines, names, *normal]])
+        pipeline.wait(sent, timeout_s=180)
+        took = time.monotonic() - started
+        letters = {letter["id"]: letter for letter in pipeline.dead_letters()}
+        records = pipeline.sink_records()
+        workers = pipeline.supervisor.workers
+        peak_mb = {w.name: _peak_rss_mb(w.proc.pid) for w in workers}
+        assert all(w.restarts == 0 and w.proc.poll() is None for w in workers)
+    assert letters["many-lines"]["reason"] == "too_large", letters["many-lines"]
+    assert letters["all-names"]["reason"] == "timeout", letters["all-names"]
+    assert set(records) == {e["id"] for e in normal}
+    assert max(peak_mb.values()) < 1500, peak_mb
+    print(f"\nhuge records: {letters['many-lines']['stage']}/too_large and {letters['all-names']['stage']}/timeout; "
+          f"{len(normal)} records behind them delivered; {took:.1f} s in all; peak RSS per worker (MB) {peak_mb}")
+
+
+def _peak_rss_mb(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) // 1024
