@@ -477,3 +477,36 @@ def test_huge_records_are_dead_letters_and_the_records_behind_them_go_on(tmp_pat
 def _peak_rss_mb(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) // 1024
+
+
+def test_an_unexpected_error_stops_the_worker_before_it_commits_and_a_new_one_loses_nothing(tmp_path, own_redis):
+    """The dedup index refuses the scripts the stage runs (an ACL change), an error that
+    is neither a record's fault nor a known temporary failure: the dedup worker stops at once
+    (exit 3) without committing its batch, so no record is lost; started again after the ACL is
+    fixed, it delivers every record once."""
+    import redis
+
+    batch = events(80)
+    client = own_redis.client()
+    with running_pipeline(tmp_path, PIPELINE__STAGES__DEDUP__STORE=own_redis.url) as pipeline:
+        client.acl_setuser("default", enabled=True, nopass=True, commands=["+@all", "-@scripting"],
+                           keys=["*"], channels=["*"], reset=False)
+        try:
+            sent = pipeline.send(pipeline.settings.topics.raw, [(e["id"].encode(), encode(e)) for e in batch])
+            worker = next(w for w in pipeline.supervisor.workers if w.stage == "dedup")
+            code = worker.proc.wait(120)
+            stopped = time.monotonic()
+        finally:
+            redis.Redis(port=own_redis.port).acl_setuser("default", enabled=True, nopass=True, commands=["+@all"],
+                                                          keys=["*"], channels=["*"], reset=False)
+        assert code == 3
+        log_text = worker.log_path.read_text()
+        assert "the dedup agent failed: NoPermissionError" in log_text and "without committing" in log_text
+        assert not pipeline.tracker.snapshot().delivered  # nothing got past dedup
+        pipeline.supervisor.restart(worker)
+        pipeline.wait(sent, timeout_s=120)
+        recovered_s = time.monotonic() - stopped
+        once_each(pipeline, batch)
+        assert pipeline.dead_letters() == []
+    print(f"\nunexpected index error: dedup worker exited 3 before committing; after a restart all {len(batch)} "
+          f"records delivered once, {recovered_s:.1f} s after it stopped")
