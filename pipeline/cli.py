@@ -180,7 +180,7 @@ def cmd_topics(args) -> int:
     from pipeline.streaming.topics import ensure_topics
 
     settings = runfile.resolve(_settings(args), args.bootstrap)
-    plan = ensure_topics(settings.broker.bootstrap_servers, settings)
+    plan = ensure_topics(settings.broker.bootstrap_servers, settings, timeout_s=args.timeout)
     for name, parts in plan.items():
         print(f"{name}\t{parts} partitions")
     return 0
@@ -302,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     topics = sub.add_parser("topics", help="create the pipeline's topics on a running broker")
     topics.add_argument("--bootstrap", help="Kafka bootstrap servers (default: config / KAFKA_BOOTSTRAP_SERVERS)")
+    topics.add_argument("--timeout", type=float, default=30.0,
+                        help="seconds to wait for the broker's answers (default 30)")
     topics.set_defaults(func=cmd_topics)
 
     status = sub.add_parser("status", help="every stage of a running pipeline: workers, rates, lag, latency, health")

@@ -446,7 +446,7 @@ class Supervisor:
         if self._locks:  # a run refused at start-up leaves the running one's file alone
             runfile.remove(self.settings)
         if self.index_server is not None:
-            if self._locks:
+            if self._locks and self.index_server.proc is not None:  # it started: note what it holds
                 self._remember_index_epoch()
             self.index_server.stop()
             self.index_server = None

@@ -55,7 +55,8 @@ def ensure_topics(bootstrap: str, settings: Settings, timeout_s: float = 30.0) -
 
     plan = planned_topics(settings)
     admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="pipeline-admin",
-                             request_timeout_ms=int(timeout_s * 1000), **settings.broker.client_options())
+                             request_timeout_ms=int(timeout_s * 1000), bootstrap_timeout_ms=int(timeout_s * 1000),
+                             **settings.broker.client_options())
     try:
         existing = set(admin.list_topics())
         missing = [NewTopic(name, parts, settings.topics.replication_factor)

@@ -121,7 +121,7 @@ def test_topics_are_replicated_and_seeds_match_offline_enrich(cluster, tmp_path)
         offline.close()
 
 
-def test_sigkill_each_stage_while_5000_records_flow_on_the_cluster(cluster, tmp_path, pg_table):
+def test_sigkill_each_stage_while_records_flow_on_the_cluster(cluster, tmp_path, pg_table):
     sigkill_each_stage_while_records_flow(tmp_path, pg_table, **cluster_env(cluster))
 
 

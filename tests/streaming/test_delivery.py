@@ -111,10 +111,12 @@ def stalled(pipeline) -> str:
     return "\n".join(lines)
 
 
-def sigkill_each_stage_while_records_flow(tmp_path, table: str, n: int = 5000, **env: str) -> dict:
+def sigkill_each_stage_while_records_flow(tmp_path, table: str, n: int | None = None, **env: str) -> dict:
     """Every stage worker SIGKILLed once while ``n`` records flow; every id must come out exactly
     once in the JSONL files and in PostgreSQL. ``env``: where the pipeline runs (default: the
-    embedded broker). Returns the figures."""
+    embedded broker). Returns the figures. ``n``: 3,000 unless PIPELINE_TEST_KILL_RECORDS says
+    otherwise (the figures in the README were measured with 5,000)."""
+    n = n or int(os.environ.get("PIPELINE_TEST_KILL_RECORDS", "3000"))
     batch = events(n)
     sinks = orjson.dumps([f"jsonl:{tmp_path / 'jsonl'}", f"postgres:{DSN}"]).decode()
     # Files roll every 2 s and offsets are committed every 3 s: every kill leaves processed but
@@ -125,6 +127,7 @@ def sigkill_each_stage_while_records_flow(tmp_path, table: str, n: int = 5000, *
            "PIPELINE__PROFILES__EXTERNAL__COMMIT_INTERVAL_S": "3.0", **env}
     with running_pipeline(tmp_path, sink_targets=None, **env) as pipeline:
         sent: list = []
+        t_start = time.monotonic()
         feeder = send_paced(pipeline, [(e["id"].encode(), encode(e)) for e in batch], rate=250, sent_out=sent)
         killed = []
         for stage in ("clean", "language", "entities", "dedup", "sink"):
@@ -132,10 +135,12 @@ def sigkill_each_stage_while_records_flow(tmp_path, table: str, n: int = 5000, *
             # it, and a stage killed while idle has committed everything and sends nothing again.
             at = flowing(pipeline, more=150)
             assert at < n, f"the stream ended before {stage} could be killed mid-flow"
-            killed.append((stage, at, kill_and_restart(pipeline, stage)))
+            killed.append((stage, at, kill_and_restart(pipeline, stage), round(time.monotonic() - t_start, 1)))
         feeder.join(120)
+        t_fed = time.monotonic() - t_start
         assert len(sent) == n
         pipeline.wait(sent, timeout_s=300)
+        t_done = time.monotonic() - t_start
         letters = pipeline.dead_letters()
         receipts = pipeline.tracker.snapshot().receipts
         guarantee = pipeline.settings.profile.processing_guarantee
@@ -163,7 +168,8 @@ def sigkill_each_stage_while_records_flow(tmp_path, table: str, n: int = 5000, *
     expected = {e["id"] for e in batch}
     redelivered = sum(1 for rid in expected if receipts[rid] > 1)
     enriched_twice = twice[enriched]
-    print(f"\n{n}-record kill test ({guarantee}): killed (stage, records delivered then) {[k[:2] for k in killed]}; "
+    print(f"\n{n}-record kill test ({guarantee}): killed (stage, records delivered then, s) "
+          f"{[(k[0], k[1], k[3]) for k in killed]}; all sent after {t_fed:.0f} s, all delivered after {t_done:.0f} s; "
           f"JSONL lines {len(jsonl_ids)}, distinct "
           f"{len(set(jsonl_ids))}; PostgreSQL rows {pg_rows}, distinct {pg_ids}; dead letters {len(letters)}; "
           f"ids in {enriched} more than once {enriched_twice} ({committed.total()} messages); ids more than once "
@@ -184,7 +190,7 @@ def sigkill_each_stage_while_records_flow(tmp_path, table: str, n: int = 5000, *
 
 
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
-def test_sigkill_each_stage_while_5000_records_flow(tmp_path, pg_table, guarantee):
+def test_sigkill_each_stage_while_records_flow(tmp_path, pg_table, guarantee):
     sigkill_each_stage_while_records_flow(tmp_path, pg_table,
                                           PIPELINE__PROFILES__EMBEDDED__PROCESSING_GUARANTEE=guarantee)
 
