@@ -13,9 +13,12 @@ LOG_FORMATS = ("text", "json")
 
 def _settings(args, **overrides):
     from pipeline import config
+    from pipeline.redaction import remember_settings
 
     dotted = {k: v for k, v in overrides.items() if v is not None}
-    return config.load(getattr(args, "config", None), overrides=dotted)
+    settings = config.load(getattr(args, "config", None), overrides=dotted)
+    remember_settings(settings)
+    return settings
 
 
 def _setup_logging(level: str, fmt: str = "text") -> None:
@@ -27,6 +30,7 @@ def _setup_logging(level: str, fmt: str = "text") -> None:
 def cmd_run(args) -> int:
     from rich.console import Console
 
+    from pipeline.redaction import redact
     from pipeline.streaming.supervisor import Supervisor
 
     settings = _settings(args)
@@ -40,7 +44,7 @@ def cmd_run(args) -> int:
     out = Console()
     for line in summary.lines():
         out.print(line, highlight=False)
-    out.print(f"sink            {', '.join(supervisor.sink_targets)}", highlight=False)
+    out.print(f"sink            {', '.join(redact(t) for t in supervisor.sink_targets)}", highlight=False)
     if args.exit_when_done and (summary.missing or summary.replayed == 0 and args.replay):
         return 1
     return 0
@@ -372,7 +376,11 @@ class _LastClientError:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipeline import redaction
+
+    redaction.install()  # no password or token leaves this process in its output
     args = build_parser().parse_args(argv)
+    redaction.remember_texts(getattr(args, "sink", None) or [])
     from pipeline.config import ConfigError
 
     client_error = _LastClientError()

@@ -44,6 +44,8 @@ from typing import Any
 
 import orjson
 
+from pipeline.redaction import redact
+
 RECORD_SCHEMA = "news-pipeline/record/1"
 DEADLETTER_SCHEMA = "news-pipeline/deadletter/1"
 RECEIPT_SCHEMA = "news-pipeline/receipt/1"
@@ -253,7 +255,7 @@ def dead_letter(*, stage: str, reason: str, error: str, worker: str, payload: by
         "schema": DEADLETTER_SCHEMA,
         "stage": stage,
         "reason": reason,
-        "error": error[:2000],
+        "error": redact(error)[:2000],
         "failed_at": iso(utc_now()),
         "worker": worker,
         "id": record_id,

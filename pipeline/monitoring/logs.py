@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from pipeline.redaction import redact
+
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s%(context)s"
 #: Attributes a LogRecord has of its own; anything else came from ``extra`` and is context.
@@ -44,7 +46,7 @@ class JsonLinesFormatter(logging.Formatter):
             entry.setdefault(key, value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        return redact(orjson.dumps(entry, default=str).decode())
 
 
 class TextFormatter(logging.Formatter):
@@ -57,7 +59,7 @@ class TextFormatter(logging.Formatter):
         context = _context(record)
         record.context = (" [" + " ".join(f"{k}={context[k]}" for k in CONTEXT_KEYS if k in context) + "]"
                           if any(k in context for k in CONTEXT_KEYS) else "")
-        return super().format(record)
+        return redact(super().format(record))
 
 
 def formatter(fmt: str) -> logging.Formatter:

@@ -64,6 +64,7 @@ from prometheus_client.registry import Collector
 from pipeline import __version__
 from pipeline.monitoring.window import SlidingCounter
 from pipeline.records import latency_s, utc_now
+from pipeline.redaction import redact
 
 log = logging.getLogger("pipeline.metrics")
 
@@ -372,7 +373,7 @@ class WorkerMetrics:
         """The batch in hand failed for a reason outside the records (a dependency); it is retried."""
         if self._blocked_since is None:
             self._blocked_since = time.monotonic()
-        self.blocked_reason = reason
+        self.blocked_reason = redact(reason)
         self.retries.inc()
 
     def unblocked(self) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from pipeline.records import parse_iso
+from pipeline.redaction import redact
 from pipeline.stages.base import TemporaryFailure
 
 COLUMNS: list[tuple[str, str]] = [
@@ -55,12 +56,6 @@ _RECORD_FIELDS_IN_COLUMNS = {"id", "schema", "url", "source", "fetched_at", "con
                              "authors", "published", "site", "canonical_url", "declared_lang", "lang", "text",
                              "entities", "entity_summary", "dedup", "trace"}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-
-
-def redact(dsn: str) -> str:
-    """The connection string without its password."""
-    dsn = re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", dsn)
-    return re.sub(r"(password\s*=\s*)\S+", r"\1***", dsn, flags=re.IGNORECASE)
 
 
 def _published_date(value: str | None) -> date | None:

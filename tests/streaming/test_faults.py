@@ -285,3 +285,62 @@ def test_a_full_disk_pauses_the_sink_and_loses_nothing_when_space_returns(tmp_pa
     assert not list(small_disk.rglob("*.part"))
     print(f"\nfull disk: {stuck} of {len(batch)} records through before the sink stopped; every record in JSONL "
           f"and Parquet once {recovered_s:.1f} s after space was freed")
+
+
+def test_a_password_given_to_a_run_is_in_nothing_the_run_writes(tmp_path, pg_dsn):
+    """`pipeline run --sink postgres:postgresql://user:PASSWORD@...` at the debug log level, with
+    dead letters: the password is in none of the console's output, the log folder, the run file,
+    the sinks' files and rows, the dead letters, `pipeline status --json`, the dashboard's state,
+    nor any worker's /metrics and /healthz."""
+    import getpass
+    import signal
+    import urllib.parse
+    import uuid
+
+    import psycopg
+
+    password = f"pw-{uuid.uuid4().hex}"
+    where = urllib.parse.urlsplit(pg_dsn)
+    user = where.username or getpass.getuser()
+    dsn = f"postgresql://{user}:{password}@{where.hostname}:{where.port or 5432}{where.path}"
+    table = f"secret_{uuid.uuid4().hex[:8]}"
+    batch = [*events(30), {"id": "bad-empty", "url": "https://x.example/a", "html": ""},
+             {"id": "bad-type", "url": "https://x.example/b", "html": 5}]
+    source = tmp_path / "events.jsonl"
+    source.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in batch))
+    env = {**run_env(tmp_path), "PIPELINE__SINK__POSTGRES_TABLE": table}
+    run = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--log-level", "debug", "--replay", str(source),
+                            "--sink", f"jsonl:{tmp_path / 'out'}", "--sink", f"postgres:{dsn}"],
+                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen: dict[str, str] = {}
+    try:
+        info = wait_for_workers(tmp_path, run)
+        state_url = info["dashboard_url"].rstrip("/") + "/api/state"
+        wait_until(lambda: (json.loads(http_get(state_url)[1]).get("data") or {}).get("delivered") == 30, 120,
+                   "the dashboard has seen 30 receipts")
+        seen["dashboard"] = http_get(state_url)[1]
+        for w in info["workers"]:
+            for path in ("/metrics", "/healthz", "/readyz"):
+                seen[w["name"] + path] = http_get(w["metrics_url"].rstrip("/") + path)[1]
+        for command in (["status", "--once", "--json", "--window", "1"], ["deadletter", "list", "--json"],
+                        ["deadletter", "list"]):
+            result = subprocess.run([sys.executable, "-m", "pipeline", *command], cwd=ROOT, env=env,
+                                    capture_output=True, text=True, timeout=60)
+            seen[" ".join(command)] = result.stdout + result.stderr
+    finally:
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=90)
+    seen["console"] = out + err
+    with psycopg.connect(pg_dsn) as conn:
+        seen["postgres"] = "\n".join(str(row) for row in conn.execute(f"SELECT * FROM {table}"))
+        conn.execute(f"DROP TABLE {table}")
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            seen[str(path.relative_to(tmp_path))] = path.read_bytes().decode("utf-8", "replace")
+
+    assert run.returncode == 0, err
+    assert f"postgres:postgresql://{user}:***@" in out, out  # the summary names the sink, masked
+    assert seen["postgres"].count("\n") == 29 and "bad-type" in seen["deadletter list --json"]
+    assert any(name.endswith(".log") for name in seen) and any(name.endswith(".jsonl") for name in seen)
+    leaked = [name for name, text in seen.items() if password in text]
+    assert not leaked, f"the password is in: {', '.join(leaked)}"
