@@ -51,10 +51,15 @@ def cmd_run(args) -> int:
 
 
 def cmd_worker(args) -> int:
+    from pipeline import registry
     from pipeline.streaming.worker import run_worker
 
     overrides = {"broker.bootstrap_servers": args.bootstrap} if args.bootstrap else {}
     settings = _settings(args, **overrides)
+    if args.stage not in registry.roles(settings):
+        print(f"pipeline worker: unknown stage {args.stage!r}; stages are {', '.join(registry.roles(settings))}",
+              file=sys.stderr)
+        return 2
     log_format = args.log_format or settings.run.log_format
     _setup_logging(args.log_level, log_format)
     return run_worker(settings, args.stage, sink_targets=args.sink, log_level=args.log_level,
@@ -65,7 +70,7 @@ def cmd_worker(args) -> int:
 def cmd_replay(args) -> int:
     from rich.console import Console
 
-    from pipeline.streaming import runfile
+    from pipeline.monitoring import runfile
     from pipeline.streaming.replay import replay
 
     settings = runfile.resolve(_settings(args), args.bootstrap)
@@ -94,7 +99,7 @@ def cmd_enrich(args) -> int:
     _setup_logging("warn")
     settings = _settings(args)
     try:
-        stages = parse_stage_list(args.stages)
+        stages = parse_stage_list(args.stages, settings)
     except ValueError as exc:
         print(f"pipeline enrich: {exc}", file=sys.stderr)
         return 2
@@ -136,7 +141,8 @@ def cmd_deadletter_list(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from pipeline.streaming import deadletters, runfile
+    from pipeline.monitoring import runfile
+    from pipeline.streaming import deadletters
 
     settings = runfile.resolve(_settings(args), args.bootstrap)
     letters = deadletters.list_letters(settings, _selection(args))
@@ -163,7 +169,8 @@ def cmd_deadletter_list(args) -> int:
 
 
 def cmd_deadletter_replay(args) -> int:
-    from pipeline.streaming import deadletters, runfile
+    from pipeline.monitoring import runfile
+    from pipeline.streaming import deadletters
 
     settings = runfile.resolve(_settings(args), args.bootstrap)
     report = deadletters.replay(settings, _selection(args), from_start=args.all, dry_run=args.dry_run,
@@ -180,7 +187,7 @@ def cmd_deadletter_replay(args) -> int:
 
 
 def cmd_topics(args) -> int:
-    from pipeline.streaming import runfile
+    from pipeline.monitoring import runfile
     from pipeline.streaming.topics import ensure_topics
 
     settings = runfile.resolve(_settings(args), args.bootstrap)
@@ -191,7 +198,7 @@ def cmd_topics(args) -> int:
 
 
 def _status_settings(args):
-    from pipeline.streaming import runfile
+    from pipeline.monitoring import runfile
 
     settings = _settings(args)
     try:
@@ -225,9 +232,9 @@ def cmd_dashboard(args) -> int:
 
     from rich.console import Console
 
+    from pipeline.monitoring import runfile
     from pipeline.monitoring.dashboard import Dashboard, RecentData
     from pipeline.monitoring.status import expected_workers, targets_of
-    from pipeline.streaming import runfile
     from pipeline.streaming.tracker import DeliveryTracker
 
     settings = runfile.resolve(_settings(args), args.bootstrap)
@@ -277,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     worker = sub.add_parser("worker", help="run one stage worker (a Faust app in its own consumer group)")
-    worker.add_argument("stage", choices=("clean", "language", "entities", "dedup", "sink"))
+    worker.add_argument("stage", help="a stage of stages.chain, or sink")
     worker.add_argument("--bootstrap", help="Kafka bootstrap servers (default: config / KAFKA_BOOTSTRAP_SERVERS)")
     worker.add_argument("--sink", action="append", metavar="KIND:LOCATION", help="for the sink worker: target(s)")
     worker.add_argument("--log-level", choices=LOG_LEVELS, default="warn")
@@ -382,12 +389,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     redaction.remember_texts(getattr(args, "sink", None) or [])
     from pipeline.config import ConfigError
+    from pipeline.registry import UnknownStage
 
     client_error = _LastClientError()
 
     try:
         return args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, UnknownStage) as exc:
         print(f"pipeline: configuration error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # start-up failures the user can act on (broker, index, workers)

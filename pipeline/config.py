@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline import registry
+
 ENV_PREFIX = "PIPELINE__"
 EMBEDDED_STORE = "embedded"  # stages.dedup.store: the Redis server `pipeline run` starts
 DEDUP_STORE_SCHEMES = ("redis://", "rediss://", "unix://")
-STAGES = ("clean", "language", "entities", "dedup", "sink")
 
 
 class ConfigError(ValueError):
@@ -123,9 +124,6 @@ class TopicSettings:
     def partitions_of(self, topic: str) -> int:
         return int(self.partitions_by_topic.get(topic, self.partitions))
 
-    def all_names(self) -> list[str]:
-        return [self.raw, self.cleaned, self.language, self.entities, self.enriched,
-                self.deadletter, self.delivered]
 
 
 @dataclass(frozen=True)
@@ -181,11 +179,14 @@ class StageLimits:
 
 @dataclass(frozen=True)
 class StageSettings:
+    chain: list[str]  # the stages records go through, in order (pipeline/registry.py)
     clean: CleanSettings
     language: LanguageSettings
     entities: EntitiesSettings
     dedup: DedupSettings
     limits: StageLimits = StageLimits()
+    plugins: dict[str, str] = field(default_factory=dict)  # stage name -> "module:Class"
+    plugin_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage name -> its options
 
 
 @dataclass(frozen=True)
@@ -443,7 +444,11 @@ def _validate(s: Settings) -> None:
                               "group.min.session.timeout.ms)")
     if s.run.buffer_records < 1:
         raise ConfigError("run.buffer_records must be >= 1")
-    unknown = set(s.run.workers) - set(STAGES)
+    problem = registry.check(s.stages)
+    if problem:
+        raise ConfigError(problem)
+    roles = registry.roles(s)
+    unknown = set(s.run.workers) - set(roles)
     if unknown:
         raise ConfigError(f"run.workers names unknown stage(s): {', '.join(sorted(unknown))}")
     d = s.stages.dedup
@@ -472,12 +477,10 @@ def _validate(s: Settings) -> None:
     if s.run.log_format not in ("text", "json"):
         raise ConfigError(f"run.log_format must be \"text\" or \"json\", got {s.run.log_format!r}")
     m = s.monitoring
-    missing = set(STAGES) - set(m.ports)
-    unknown = set(m.ports) - set(STAGES)
-    if missing or unknown:
-        raise ConfigError("monitoring.ports needs exactly one port per stage "
-                          f"({', '.join(STAGES)}); " + (f"missing {', '.join(sorted(missing))}" if missing
-                                                        else f"unknown {', '.join(sorted(unknown))}"))
+    unknown = set(m.ports) - set(roles)
+    if unknown:  # a stage without a port gets any free one
+        raise ConfigError(f"monitoring.ports names unknown stage(s) {', '.join(sorted(unknown))}; "
+                          f"stages are {', '.join(roles)}")
     for name, port in {**m.ports, "dashboard": m.dashboard_port}.items():
         if not 0 <= port <= 65535:
             raise ConfigError(f"monitoring port of {name} must be in 0..65535, got {port}")

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
+from pipeline import registry
 from pipeline.config import Settings
 from pipeline.records import (
     RECORD_SCHEMA,
@@ -26,19 +27,21 @@ from pipeline.records import (
     utc_now,
 )
 from pipeline.sources.files import SourceItem
-from pipeline.stages import STAGE_ORDER, build_stage
+from pipeline.stages import build_stage
 from pipeline.stages.base import Context, Stage, worker_name
 from pipeline.stages.runner import Outcome, handle_message, run_records
 
 
-def parse_stage_list(spec: str | None) -> list[str]:
+def parse_stage_list(spec: str | None, settings: Settings) -> list[str]:
+    """The stages of ``spec`` (comma-separated; None: all), in the order of the chain."""
+    chain = registry.chain(settings)
     if not spec:
-        return list(STAGE_ORDER)
+        return chain
     names = [s.strip() for s in spec.split(",") if s.strip()]
-    unknown = [n for n in names if n not in STAGE_ORDER]
+    unknown = [n for n in names if n not in chain]
     if unknown:
-        raise ValueError(f"unknown stage(s): {', '.join(unknown)}; stages are {', '.join(STAGE_ORDER)}")
-    return [n for n in STAGE_ORDER if n in names]  # always in pipeline order
+        raise ValueError(f"unknown stage(s): {', '.join(unknown)}; stages are {', '.join(chain)}")
+    return [n for n in chain if n in names]  # always in pipeline order
 
 
 def passthrough_record(event: dict[str, Any], received_at: datetime) -> dict[str, Any]:
@@ -49,7 +52,7 @@ def passthrough_record(event: dict[str, Any], received_at: datetime) -> dict[str
     record = new_record(raw)
     body = raw.body
     if raw.body_field == "html_base64":
-        from pipeline.stages.clean.charset import decode_bytes
+        from pipeline.charset import decode_bytes
 
         body, _ = decode_bytes(base64.b64decode(body))
     record["text"] = body
@@ -58,7 +61,7 @@ def passthrough_record(event: dict[str, Any], received_at: datetime) -> dict[str
 
 class OfflinePipeline:
     def __init__(self, settings: Settings, stages: list[str] | None = None, dedup_store: str = "memory"):
-        self.names = stages or list(STAGE_ORDER)
+        self.names = stages or registry.chain(settings)
         self.stages: dict[str, Stage] = {name: build_stage(name, settings, dedup_store=dedup_store)
                                          for name in self.names}
         self.worker = worker_name("enrich")

@@ -75,6 +75,11 @@ class BadInput(Exception):
         self.message = message
 
 
+class TemporaryFailure(Exception):
+    """A dependency (index, database, disk) is unavailable: retry the record later, do not
+    dead-letter it. Stages and sinks raise it alike; the worker retries the batch with backoff."""
+
+
 # --- wire format ---------------------------------------------------------------------------------
 
 def encode(obj: dict[str, Any]) -> bytes:

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config
+from pipeline import config, registry
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 CONFIG = ROOT / "config" / "pipeline.toml"
 REDIS_URL = os.environ.get("PIPELINE_TEST_REDIS", "redis://127.0.0.1:6379/15")
 PG_DSN = os.environ.get("PIPELINE_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
+#: the worker kinds of the configured chain, in order: its stages, then the sink
+ROLES = tuple(registry.roles(config.load(CONFIG, env={})))
 
 
 SETUP_HINT = "scripts/bootstrap installs and starts it when it runs as root"

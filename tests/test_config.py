@@ -65,12 +65,14 @@ def test_memory_dedup_store_with_several_dedup_workers_is_refused():
                                  "PIPELINE__RUN__WORKERS": "{ clean = 1, language = 1, entities = 1, dedup = 2, sink = 1 }"})
 
 
-def test_monitoring_needs_a_port_per_stage_and_known_log_format():
+def test_monitoring_ports_name_known_stages_and_log_format_is_known():
     s = config.load(CONFIG, env={})
     assert s.monitoring.ports == {"clean": 9110, "language": 9120, "entities": 9130, "dedup": 9140, "sink": 9150}
     assert s.run.log_format == "text"
-    with pytest.raises(ConfigError, match="monitoring.ports"):
-        config.load(CONFIG, env={"PIPELINE__MONITORING__PORTS": "{clean = 1}"})
+    # a stage without a port gets any free one
+    assert config.load(CONFIG, env={"PIPELINE__MONITORING__PORTS": "{clean = 1}"}).monitoring.ports == {"clean": 1}
+    with pytest.raises(ConfigError, match="monitoring.ports names unknown stage"):
+        config.load(CONFIG, env={"PIPELINE__MONITORING__PORTS": "{cleaner = 1}"})
     with pytest.raises(ConfigError, match="log_format"):
         config.load(CONFIG, env={"PIPELINE__RUN__LOG_FORMAT": "xml"})
     with pytest.raises(ConfigError, match="0..65535"):
@@ -106,3 +108,16 @@ def test_processing_guarantee_is_checked_and_sets_read_committed():
         config.load(CONFIG, env={"PIPELINE__PROFILES__EXTERNAL__PROCESSING_GUARANTEE": "exactly-once"})
     with pytest.raises(ConfigError, match="Tansu does not run Kafka transactions"):
         config.load(CONFIG, env={"PIPELINE__PROFILES__TANSU__PROCESSING_GUARANTEE": "exactly_once"})
+
+
+def test_the_chain_is_checked_when_the_configuration_is_read():
+    s = config.load(CONFIG, env={})
+    assert s.stages.chain == ["clean", "language", "entities", "dedup"]
+    for chain, message in [('["clean", "sentiment"]', "unknown stage"), ('["language", "clean"]', "must start with"),
+                           ('["clean", "clean"]', "twice"), ("[]", "empty")]:
+        with pytest.raises(ConfigError, match=message):
+            config.load(CONFIG, env={"PIPELINE__STAGES__CHAIN": chain})
+    with pytest.raises(ConfigError, match="reuses a built-in name"):
+        config.load(CONFIG, env={"PIPELINE__STAGES__PLUGINS": '{dedup = "x:Y"}'})
+    with pytest.raises(ConfigError, match="unknown stage"):
+        config.load(CONFIG, env={"PIPELINE__RUN__WORKERS": "{sentiment = 2}"})

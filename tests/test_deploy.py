@@ -16,8 +16,7 @@ import pytest
 import yaml
 
 from pipeline.cli import build_parser
-from pipeline.config import STAGES
-from tests.conftest import ROOT
+from tests.conftest import ROLES, ROOT
 
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes"
@@ -28,7 +27,7 @@ KUBERNETES_VERSION = "1.34.0"
 
 def worker_args_parse(args: list[str]) -> None:
     parsed = build_parser().parse_args(["worker", *args])
-    assert parsed.stage in STAGES
+    assert parsed.stage in ROLES
 
 
 def test_containerfile_copies_what_exists_and_runs_the_worker_command():
@@ -72,7 +71,7 @@ def test_compose_file_follows_the_compose_specification_and_names_existing_files
             host = volume.split(":")[0]
             if host.startswith((".", "/")):
                 assert (here / host).exists(), f"{name}: {host}"
-    for stage in STAGES:
+    for stage in ROLES:
         worker = services[stage]
         worker_args_parse(worker["command"])
         # scalable with --scale: no fixed name, no published port
@@ -80,7 +79,7 @@ def test_compose_file_follows_the_compose_specification_and_names_existing_files
         assert worker["environment"]["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert services["topics"]["entrypoint"] == ["pipeline", "topics"]
     prometheus = yaml.safe_load((here / "prometheus.yml").read_text())
-    assert set(prometheus["scrape_configs"][0]["dns_sd_configs"][0]["names"]) == set(STAGES)
+    assert set(prometheus["scrape_configs"][0]["dns_sd_configs"][0]["names"]) == set(ROLES)
 
 
 def test_compose_prometheus_configuration_passes_promtool(tmp_path):
@@ -125,7 +124,7 @@ def test_kubernetes_manifests_fit_together_and_fit_the_workers():
     assert listed == {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
     objects = [doc for _, doc in kubernetes_objects()]
     deployments = {d["metadata"]["name"]: d for d in objects if d["kind"] == "Deployment"}
-    assert set(deployments) == set(STAGES)
+    assert set(deployments) == set(ROLES)
     for stage, deployment in deployments.items():
         pod = deployment["spec"]["template"]
         container = pod["spec"]["containers"][0]
@@ -139,7 +138,7 @@ def test_kubernetes_manifests_fit_together_and_fit_the_workers():
         assert deployment["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     for kind in ("PodDisruptionBudget", "HorizontalPodAutoscaler"):
         found = {d["metadata"]["name"]: d for d in objects if d["kind"] == kind}
-        assert set(found) == set(STAGES), kind
+        assert set(found) == set(ROLES), kind
     for stage, pdb in ((d["metadata"]["name"], d) for d in objects if d["kind"] == "PodDisruptionBudget"):
         labels = deployments[stage]["spec"]["template"]["metadata"]["labels"]
         assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()

@@ -16,8 +16,7 @@ from pipeline.monitoring.lag import PartitionLag
 from pipeline.monitoring.metrics import ConsumerView, WorkerMetrics
 from pipeline.records import iso, utc_now
 from pipeline.stages.base import StageStats
-from pipeline.streaming.topics import ALL_STAGES
-from tests.conftest import ROOT
+from tests.conftest import ROLES, ROOT
 
 MONITORING = ROOT / "deploy" / "monitoring"
 PROMQL_FUNCTIONS = {"sum", "rate", "increase", "deriv", "histogram_quantile", "clamp_min", "topk", "count",
@@ -34,7 +33,7 @@ def exported_names() -> set[str]:
     names = {"up"}
     record = {"id": "r", "ingested_at": iso(utc_now()), "lang": {"code": "id"}, "dedup": {"status": "unique"},
               "entities": [{"label": "PER"}], "entity_summary": [{"canonical": "X", "label": "PER", "count": 1}]}
-    for stage in ALL_STAGES:
+    for stage in ROLES:
         stats = StageStats(records_in=1, records_out=1)
         stats.failed["timeout"] = 1
         metrics = WorkerMetrics(stage, "w", lambda stats=stats: stats)

@@ -42,10 +42,10 @@ def test_language_only_on_given_text_from_stdin():
     assert [d["reason"] for d in dead] == ["malformed_json"]
 
 
-def test_stage_list_is_validated_and_ordered():
-    assert parse_stage_list("entities,language") == ["language", "entities"]
+def test_stage_list_is_validated_and_ordered(settings):
+    assert parse_stage_list("entities,language", settings) == ["language", "entities"]
     with pytest.raises(ValueError):
-        parse_stage_list("language,sentiment")
+        parse_stage_list("language,sentiment", settings)
 
 
 def test_bad_input_in_any_stage_becomes_a_dead_letter(settings):

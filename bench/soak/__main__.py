@@ -135,11 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     })
     if args.retention_bytes:
         env["PIPELINE__EMBEDDED_BROKER__RETENTION_BYTES_PER_PARTITION"] = str(args.retention_bytes)
-    from pipeline import config
+    from pipeline import config, registry
 
     settings = config.load(env=env)
     e = settings.embedded_broker
-    topics = settings.topics.all_names()
+    topics = registry.topic_names(settings)
     bound = sum(settings.topics.partitions_of(t) for t in topics) * (e.retention_bytes_per_partition + e.segment_bytes)
     print(f"soak: {n_pages} HTML pages at {args.rate:g}/s for {args.minutes:g} min, workers {workers}; "
           f"folder {out}; broker folder bound by retention ~{bound / 2**30:.1f} GiB (+ offsets topics)", flush=True)

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from pipeline import registry
 from pipeline.config import Settings
 from pipeline.monitoring.http import TEXT, HttpServer
 from pipeline.monitoring.status import StatusCollector, Target, summarise
@@ -160,7 +161,8 @@ class Dashboard:
         history = self.collector.history()
         health = self.settings.monitoring.health
         status = summarise(history, health, self.expected, window_s=RATE_WINDOW_S,
-                           stall_after_s=self.settings.monitoring.stall_after_s)
+                           stall_after_s=self.settings.monitoring.stall_after_s,
+                           roles=registry.roles(self.settings))
         point = {"t": status.at, "e2e_p50": status.end_to_end_p50_s, "e2e_p99": status.end_to_end_p99_s,
                  "stages": {s.stage: {"in": s.in_per_s, "out": s.out_per_s, "lag": s.lag, "p99_ms": s.p99_ms}
                             for s in status.stages}}

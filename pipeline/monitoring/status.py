@@ -19,10 +19,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline import registry
 from pipeline.config import HealthThresholds, Settings
 from pipeline.monitoring.lag import OffsetsProbe, PartitionLag
 from pipeline.monitoring.scrape import HistogramSample, WorkerSample, scrape
-from pipeline.streaming.topics import ALL_STAGES, CHAIN, consumer_group, stage_topics
 
 NO_BROKER_KNOWN = "no broker known"
 LAG_NOTE = ("lag = end offset - committed offset per partition, from the broker. The embedded broker "
@@ -46,7 +46,7 @@ class Target:
 def targets_of(settings: Settings, urls: list[str] | None = None) -> list[Target]:
     """``urls`` (``[STAGE=]http://host:port``), else the running ``pipeline run``'s workers, else
     the configured port of every stage on ``monitoring.host``."""
-    from pipeline.streaming import runfile
+    from pipeline.monitoring import runfile
 
     if urls:
         out = []
@@ -60,7 +60,8 @@ def targets_of(settings: Settings, urls: list[str] | None = None) -> list[Target
         return [Target(w["metrics_url"], w["stage"], w["name"]) for w in info["workers"] if w.get("metrics_url")]
     m = settings.monitoring
     host = "127.0.0.1" if m.host in ("", "0.0.0.0") else m.host
-    return [Target(f"http://{host}:{m.ports[stage]}", stage, stage) for stage in ALL_STAGES]
+    return [Target(f"http://{host}:{m.ports[stage]}", stage, stage) for stage in registry.roles(settings)
+            if m.ports.get(stage)]
 
 
 @dataclass
@@ -124,11 +125,11 @@ class StatusCollector:
                 for key, value in offsets.items():
                     seen[key] = max(seen.get(key, 0), value)
         out = {}
-        for stage in ALL_STAGES:
-            topic = stage_topics(self.settings, stage).source
+        for stage in registry.roles(self.settings):
+            topic = registry.stage_topics(self.settings, stage).source
             parts = list(range(self.settings.topics.partitions_of(topic)))
             seen_end = {p: int(seen[(topic, p)]) for p in parts if (topic, p) in seen}
-            out[stage] = self.probe.group_lag(consumer_group(self.settings, stage), topic, parts, seen_end)
+            out[stage] = self.probe.group_lag(registry.consumer_group(self.settings, stage), topic, parts, seen_end)
         return out
 
     def history(self) -> list[Sample]:
@@ -299,9 +300,13 @@ def _delta(now: float, before: float | None) -> float:
 
 
 def summarise(history: list[Sample], thresholds: HealthThresholds, expected: dict[str, int] | None = None,
-              window_s: float = 60.0, stall_after_s: float = 30.0) -> PipelineStatus:
-    """The status at the newest sample of ``history``, rates over the last ``window_s``."""
+              window_s: float = 60.0, stall_after_s: float = 30.0, roles: list[str] | None = None) -> PipelineStatus:
+    """The status at the newest sample of ``history``, rates over the last ``window_s``. ``roles``:
+    the stages in chain order, then the sink (``registry.roles``; None: as the workers say)."""
     now = history[-1]
+    if roles is None:
+        seen = [t.stage or w.stage for t, w in now.workers if t.stage or w.stage]
+        roles = [s for s in dict.fromkeys(seen) if s != registry.SINK] + [registry.SINK]
     baselines = _baselines(history, now, window_s)
     workers: list[WorkerStatus] = []
     stages: list[StageStatus] = []
@@ -311,7 +316,7 @@ def summarise(history: list[Sample], thresholds: HealthThresholds, expected: dic
     dedup: dict[str, float] = {}
     labels: dict[str, float] = {}
     top: dict[tuple[str, str], float] = {}
-    for stage in ALL_STAGES:
+    for stage in roles:
         st = StageStatus(stage)
         mine = [(t, w) for t, w in now.workers if (w.stage or t.stage) == stage or (not w.ok and t.stage == stage)]
         st.workers_expected = max(len(mine), (expected or {}).get(stage, 0))
@@ -516,4 +521,4 @@ def expected_workers(settings: Settings, targets: list[Target]) -> dict[str, int
     return counts
 
 
-__all__ = ["CHAIN", "PipelineStatus", "StageStatus", "StatusCollector", "Target", "summarise", "targets_of"]
+__all__ = ["PipelineStatus", "StageStatus", "StatusCollector", "Target", "summarise", "targets_of"]

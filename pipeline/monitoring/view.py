@@ -9,6 +9,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from pipeline import registry
 from pipeline.config import Settings
 from pipeline.monitoring.status import PipelineStatus, StatusCollector, Target, expected_workers, summarise
 
@@ -95,7 +96,8 @@ def collect_once(settings: Settings, targets: list[Target], window_s: float) -> 
         time.sleep(window_s)
         collector.sample()
         return summarise(collector.history(), settings.monitoring.health, expected_workers(settings, targets),
-                         window_s=window_s, stall_after_s=settings.monitoring.stall_after_s)
+                         window_s=window_s, stall_after_s=settings.monitoring.stall_after_s,
+                         roles=registry.roles(settings))
     finally:
         collector.close()
 
@@ -104,7 +106,7 @@ def live(settings: Settings, targets: list[Target], window_s: float, console: Co
          follow_runfile: bool = True) -> None:
     """Redraw every ``monitoring.sample_interval_s`` until Ctrl-C (``follow_runfile``: pick up the
     workers of a restarted ``pipeline run``)."""
-    from pipeline.streaming import runfile
+    from pipeline.monitoring import runfile
 
     console = console or console_for()
     collector = StatusCollector(settings, targets, keep_s=max(window_s, settings.monitoring.health.lag_growing_s) + 5)
@@ -122,7 +124,8 @@ def live(settings: Settings, targets: list[Target], window_s: float, console: Co
                 collector.sample()
                 status = summarise(collector.history(), settings.monitoring.health,
                                    expected_workers(settings, collector.targets), window_s=window_s,
-                                   stall_after_s=settings.monitoring.stall_after_s)
+                                   stall_after_s=settings.monitoring.stall_after_s,
+                                   roles=registry.roles(settings))
                 screen.update(render(status), refresh=True)
                 time.sleep(max(0.05, interval - (time.monotonic() - started)))
     except KeyboardInterrupt:

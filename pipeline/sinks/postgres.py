@@ -19,9 +19,8 @@ from typing import Any
 
 import orjson
 
-from pipeline.records import parse_iso
+from pipeline.records import TemporaryFailure, parse_iso
 from pipeline.redaction import redact
-from pipeline.stages.base import TemporaryFailure
 
 COLUMNS: list[tuple[str, str]] = [
     ("id", "text PRIMARY KEY"),

@@ -30,8 +30,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.records import id_key
-from pipeline.stages.base import TemporaryFailure
+from pipeline.records import TemporaryFailure, id_key
 
 PART_SUFFIX = ".part"
 

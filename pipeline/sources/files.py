@@ -80,8 +80,8 @@ def read_file(path: Path) -> Iterator[SourceItem]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
+        from pipeline.charset import decode_bytes
         from pipeline.records import BadInput
-        from pipeline.stages.clean.charset import decode_bytes
 
         try:
             text, _ = decode_bytes(data)

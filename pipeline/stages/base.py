@@ -19,13 +19,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pipeline.records import STAGE_ERROR, TIMEOUT, TOO_LARGE, BadInput, check_record, trace_entry, utc_now
+from pipeline.records import (
+    STAGE_ERROR,
+    TIMEOUT,
+    TOO_LARGE,
+    BadInput,
+    TemporaryFailure,
+    check_record,
+    trace_entry,
+    utc_now,
+)
 
 Result = dict[str, Any] | Exception  # the record out, or why this record failed
-
-
-class TemporaryFailure(Exception):
-    """A dependency (index, database) is unavailable: retry the record later, do not dead-letter it."""
 
 
 def worker_name(role: str = "") -> str:

@@ -9,8 +9,8 @@ import faust
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from pipeline import registry
 from pipeline.config import BrokerProfile, Settings
-from pipeline.streaming.topics import consumer_group
 
 _fetch_max_wait_ms: int | None = None
 _original_create_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
@@ -75,7 +75,7 @@ def make_app(settings: Settings, stage: str, datadir: Path | None = None) -> fau
     _fetch_max_wait_ms = profile.fetch_max_wait_ms
     datadir = datadir or Path(tempfile.mkdtemp(prefix=f"pipeline-{stage}-"))
     return faust.App(
-        consumer_group(settings, stage),
+        registry.consumer_group(settings, stage),
         broker=broker_urls(settings.broker.bootstrap_servers),
         broker_credentials=broker_credentials(settings),
         datadir=str(datadir),

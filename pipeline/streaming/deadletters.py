@@ -19,6 +19,7 @@ from datetime import datetime
 
 import orjson
 
+from pipeline import registry
 from pipeline.config import Settings
 from pipeline.records import parse_iso
 
@@ -130,7 +131,7 @@ def replay(settings: Settings, select: Selection, from_start: bool, dry_run: boo
     report = ReplayReport()
     producer = None if dry_run else make_producer(settings.broker.bootstrap_servers, settings)
     group = None if from_start else f"{settings.broker.consumer_group_prefix}-deadletter-replay"
-    known_topics = set(settings.topics.all_names())
+    known_topics = set(registry.topic_names(settings))
     def flush() -> None:
         if producer is not None:
             producer.flush()  # sent before the dead-letter offsets are committed

@@ -25,14 +25,16 @@ from pathlib import Path
 
 from rich.console import Console
 
+from pipeline import registry
 from pipeline.config import Settings
+from pipeline.monitoring import runfile
 from pipeline.monitoring.http import port_is_free
 from pipeline.records import iso, utc_now
-from pipeline.streaming import processes, runfile
+from pipeline.streaming import processes
 from pipeline.streaming.broker import EmbeddedKafka, TansuBroker, embedded_broker, wait_for_kafka
 from pipeline.streaming.folders import FolderInUse, FolderLock
 from pipeline.streaming.index_server import EmbeddedIndexServer
-from pipeline.streaming.topics import ALL_STAGES, ensure_topics
+from pipeline.streaming.topics import ensure_topics
 
 RESTART_BACKOFF_S = 2.0
 BROKER_RETRY_S = 10.0  # after a failed broker restart
@@ -225,7 +227,7 @@ class Supervisor:
         runfile.write(self.settings, self.bootstrap, started_at=self.started_at)
         host = self.settings.monitoring.host
         host = "127.0.0.1" if host in ("", "0.0.0.0") else host
-        for stage in ALL_STAGES:
+        for stage in registry.roles(self.settings):
             for i in range(self.settings.run.workers.get(stage, 1)):
                 worker = WorkerProcess(stage, i, self.log_dir / f"{stage}-{i}.log", host=host)
                 worker.metrics_port = self._metrics_port(worker)
@@ -384,16 +386,15 @@ class Supervisor:
     def waiting(self) -> dict[str, int]:
         """Records each stage has not committed yet (after the workers stopped), or {} if unknown."""
         from pipeline.monitoring.lag import OffsetsProbe
-        from pipeline.streaming.topics import consumer_group, stage_topics
 
         probe = OffsetsProbe(self.bootstrap, timeout_s=5.0, options=self.settings.broker.client_options(),
                              transactional=self.settings.exactly_once)
         out = {}
         try:
-            for stage in ALL_STAGES:
-                topic = stage_topics(self.settings, stage).source
+            for stage in registry.roles(self.settings):
+                topic = registry.stage_topics(self.settings, stage).source
                 parts = list(range(self.settings.topics.partitions_of(topic)))
-                out[stage] = sum(p.lag or 0 for p in probe.group_lag(consumer_group(self.settings, stage), topic, parts))
+                out[stage] = sum(p.lag or 0 for p in probe.group_lag(registry.consumer_group(self.settings, stage), topic, parts))
         except Exception:  # noqa: BLE001 - a broker that is gone: nothing to say
             return {}
         finally:
@@ -597,15 +598,14 @@ class Supervisor:
         """Say loudly when the broker's retention deleted records a stage had not read yet: the
         stage's consumer then skips to the oldest record left, and those records are gone."""
         from pipeline.monitoring.lag import OffsetsProbe
-        from pipeline.streaming.topics import consumer_group, stage_topics
 
         probe = OffsetsProbe(self.bootstrap, timeout_s=5.0, options=self.settings.broker.client_options(),
                              transactional=self.settings.exactly_once)
         try:
-            for stage in ALL_STAGES:
-                topic = stage_topics(self.settings, stage).source
+            for stage in registry.roles(self.settings):
+                topic = registry.stage_topics(self.settings, stage).source
                 parts = [(topic, p) for p in range(self.settings.topics.partitions_of(topic))]
-                committed = probe.committed(consumer_group(self.settings, stage))
+                committed = probe.committed(registry.consumer_group(self.settings, stage))
                 starts = probe.ends(parts, earliest=True)
                 lost = sum(max(0, starts[tp] - committed[tp]) for tp in parts if tp in committed and tp in starts)
                 previous = self._retention_lost.get(stage, 0)

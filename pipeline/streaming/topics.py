@@ -1,4 +1,5 @@
-"""Which topics exist, which stage reads and writes which, and their idempotent creation.
+"""The topics of the chain (``pipeline/registry.py`` says which stage reads and writes which),
+and their idempotent creation.
 
 Every topic is created with its configured partition count before any worker starts: the
 embedded broker would otherwise create a touched topic itself, with 4 partitions.
@@ -7,43 +8,15 @@ embedded broker would otherwise create a touched topic itself, with 4 partitions
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
+from pipeline import registry
 from pipeline.config import Settings
-
-CHAIN = ("clean", "language", "entities", "dedup")
-ALL_STAGES = (*CHAIN, "sink")
-
-
-@dataclass(frozen=True)
-class StageTopics:
-    source: str
-    target: str  # records out (the sink's target is the delivery-receipt topic)
-
-
-def stage_topics(settings: Settings, stage: str) -> StageTopics:
-    t = settings.topics
-    chain = {
-        "clean": (t.raw, t.cleaned),
-        "language": (t.cleaned, t.language),
-        "entities": (t.language, t.entities),
-        "dedup": (t.entities, t.enriched),
-        "sink": (t.enriched, t.delivered),
-    }
-    try:
-        return StageTopics(*chain[stage])
-    except KeyError:
-        raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(ALL_STAGES)}") from None
-
-
-def consumer_group(settings: Settings, stage: str) -> str:
-    return f"{settings.broker.consumer_group_prefix}-{stage}"
 
 
 def planned_topics(settings: Settings) -> dict[str, int]:
     # Faust's own topics: the apps disable the leader-election topic and keep no tables (so no
     # changelogs); nothing else of Faust's touches the broker.
-    names = settings.topics.all_names()
+    names = registry.topic_names(settings)
     return {name: settings.topics.partitions_of(name) for name in names}
 
 

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from pipeline import registry
 from pipeline.config import Settings
 from pipeline.monitoring.metrics import ConsumerView, WorkerMetrics
 from pipeline.records import (
@@ -34,6 +35,7 @@ from pipeline.records import (
     TOO_LARGE,
     WRITTEN,
     BadInput,
+    TemporaryFailure,
     check_record,
     dead_letter,
     decode,
@@ -41,9 +43,8 @@ from pipeline.records import (
     receipt,
 )
 from pipeline.stages import build_stage
-from pipeline.stages.base import Stage, StageStats, TemporaryFailure, worker_name
+from pipeline.stages.base import Stage, StageStats, worker_name
 from pipeline.stages.runner import Message, Origin, handle_messages
-from pipeline.streaming.topics import stage_topics
 
 log = logging.getLogger("pipeline.worker")
 
@@ -92,7 +93,7 @@ class StageProcessor:
         self.stats = stage.stats
         self.worker = worker
         self.metrics = metrics
-        self.target = stage_topics(settings, stage.name).target
+        self.target = registry.stage_topics(settings, stage.name).target
         self.deadletter = settings.topics.deadletter
         self.max_message_bytes = settings.profile.max_message_bytes
 
@@ -438,13 +439,13 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
 
     ``ready_file`` is touched each time the worker has its partitions and fetches (the supervisor
     of ``pipeline run`` waits for it)."""
+    from pipeline import registry
     from pipeline.streaming.app import make_app
-    from pipeline.streaming.topics import consumer_group
 
     app = make_app(settings, stage)
-    topics = stage_topics(settings, stage)
+    topics = registry.stage_topics(settings, stage)
     if metrics is not None:
-        metrics.view = ConsumerView(topics.source, consumer_group(settings, stage))
+        metrics.view = ConsumerView(topics.source, registry.consumer_group(settings, stage))
         _watch_consumer(app, stage, metrics, topics.source)
     source = app.topic(topics.source, key_type=bytes, value_type=bytes)
     outputs_by_name = {name: app.topic(name, key_type=bytes, value_type=bytes)

@@ -5,7 +5,7 @@ import math
 from pipeline.monitoring.lag import PartitionLag
 from pipeline.monitoring.scrape import HistogramSample, WorkerSample
 from pipeline.monitoring.status import Sample, Target, lag_trend, summarise
-from pipeline.streaming.topics import ALL_STAGES
+from tests.conftest import ROLES
 
 T0 = 1_800_000_000.0
 
@@ -24,7 +24,7 @@ def worker(stage, at, n_in, n_out=None, dead=0, pid=100, ok=True, lag_seconds=No
 def sample(at, counts, lag=None, down=(), dead=None, pids=None):
     """``counts``: records in per stage; ``lag``: records waiting per stage (on partition 0)."""
     workers = []
-    for stage in ALL_STAGES:
+    for stage in ROLES:
         target = Target(f"http://h/{stage}", stage, f"{stage}-0")
         if stage in down:
             workers.append((target, WorkerSample(url=target.url, at=at, ok=False, error="connection refused")))
@@ -32,7 +32,7 @@ def sample(at, counts, lag=None, down=(), dead=None, pids=None):
             workers.append((target, worker(stage, at, counts, dead=(dead or {}).get(stage, 0),
                                            pid=(pids or {}).get(stage, 100))))
     lags = {stage: [PartitionLag("t", 0, committed=int(counts), broker_end=int(counts + (lag or {}).get(stage, 0)))]
-            for stage in ALL_STAGES}
+            for stage in ROLES}
     return Sample(at, workers, lags)
 
 
@@ -56,7 +56,7 @@ def test_a_worker_that_does_not_answer_makes_its_stage_down(settings):
 
 
 def test_a_restarted_worker_counts_from_zero_not_negative(settings):
-    history = [sample(T0, 1000), sample(T0 + 10, 50, pids={s: 200 for s in ALL_STAGES})]
+    history = [sample(T0, 1000), sample(T0 + 10, 50, pids={s: 200 for s in ROLES})]
     status = summarise(history, settings.monitoring.health, window_s=10)
     assert status.stages[0].in_per_s == 5  # 50 records since it started, not (50 - 1000) / 10
 

@@ -4,8 +4,8 @@ import time
 
 import pytest
 
+from pipeline.records import TemporaryFailure
 from pipeline.sinks.jsonl import JsonlSink, read_records
-from pipeline.stages.base import TemporaryFailure
 
 
 def rec(i):

@@ -1,9 +1,9 @@
 import psycopg
 import pytest
 
+from pipeline.records import TemporaryFailure
 from pipeline.redaction import redact
 from pipeline.sinks.postgres import PostgresSink
-from pipeline.stages.base import TemporaryFailure
 from tests.conftest import PG_DSN as DSN
 from tests.sinks.test_parquet import record
 

@@ -3,10 +3,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from pipeline.charset import decode_bytes
 from pipeline.records import BadInput
 from pipeline.stages.base import Context
 from pipeline.stages.clean import CleanStage, not_after_fetch
-from pipeline.stages.clean.charset import decode_bytes
 from pipeline.stages.clean.dates import find_date
 from pipeline.stages.clean.html_page import clean_article_text, is_news_furniture
 from pipeline.stages.clean.line_model import LineClassifier, PageLines

@@ -2,8 +2,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.records import encode
-from pipeline.stages.base import Context, Stage, TemporaryFailure
+from pipeline.records import TemporaryFailure, encode
+from pipeline.stages.base import Context, Stage
 from pipeline.stages.runner import Origin, handle_message, run_records
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from pipeline import registry
 from pipeline.records import encode
 from pipeline.sinks.jsonl import read_records
 from pipeline.sources.files import read_paths
@@ -87,7 +88,7 @@ class Feeder:
 
 
 def topics_of(pipeline) -> list[str]:
-    return pipeline.settings.topics.all_names()
+    return registry.topic_names(pipeline.settings)
 
 
 def exactly_once(tmp_path, batch) -> list[str]:

@@ -372,9 +372,10 @@ def test_records_dropped_by_retention_before_a_stage_read_them_are_reported(tmp_
     from kafka.structs import OffsetAndMetadata
     from rich.console import Console
 
+    from pipeline import registry
     from pipeline.streaming.replay import make_producer
     from pipeline.streaming.supervisor import Supervisor
-    from pipeline.streaming.topics import consumer_group, ensure_topics
+    from pipeline.streaming.topics import ensure_topics
     from tests.conftest import test_broker
 
     overrides = {"PIPELINE__EMBEDDED_BROKER__SEGMENT_BYTES": str(1 << 20),
@@ -388,7 +389,7 @@ def test_records_dropped_by_retention_before_a_stage_read_them_are_reported(tmp_
         ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], settings)
         raw = TopicPartition(settings.topics.raw, 0)
         consumer = KafkaConsumer(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
-                                 group_id=consumer_group(settings, "clean"), enable_auto_commit=False)
+                                 group_id=registry.consumer_group(settings, "clean"), enable_auto_commit=False)
         consumer.commit({raw: OffsetAndMetadata(0, "", -1)})  # the clean stage has read nothing yet
         consumer.close()
         producer = make_producer(env["KAFKA_BOOTSTRAP_SERVERS"], settings)

@@ -28,8 +28,7 @@ import pytest
 
 from pipeline.monitoring.http import free_port
 from pipeline.monitoring.scrape import WorkerSample, scrape
-from pipeline.streaming.topics import ALL_STAGES
-from tests.conftest import ROOT, SEEDS
+from tests.conftest import ROLES, ROOT, SEEDS
 from tests.streaming.conftest import FREE_PORTS
 
 pytestmark = pytest.mark.integration
@@ -130,7 +129,7 @@ def _replay_file(tmp: Path, events: list[dict]) -> Path:
 
 def test_every_worker_serves_metrics_health_and_readiness_and_logs_json(live_run):
     workers = live_run.info["workers"]
-    assert sorted(w["stage"] for w in workers) == sorted(ALL_STAGES)
+    assert sorted(w["stage"] for w in workers) == sorted(ROLES)
     assert len({w["metrics_port"] for w in workers}) == 5
     for w in workers:
         assert _get(w["metrics_url"] + "/healthz") == (200, "ok\n")
@@ -144,7 +143,7 @@ def test_every_worker_serves_metrics_health_and_readiness_and_logs_json(live_run
     assert result.returncode == 0, result.stderr
     live_run.wait_delivered(before + 5)
 
-    clean, language, entities, dedup, sink = (live_run.scrape(stage) for stage in ALL_STAGES)
+    clean, language, entities, dedup, sink = (live_run.scrape(stage) for stage in ROLES)
     assert clean.records_in >= 6 and clean.dead_letters["empty_body"] >= 1
     assert language.languages["id"] >= 5
     assert entities.entity_labels["LOC"] > 0 and entities.top_entities
@@ -153,10 +152,10 @@ def test_every_worker_serves_metrics_health_and_readiness_and_logs_json(live_run
     assert all(s.processing.count >= 5 for s in (clean, language, entities, dedup, sink))
     # the broker's offsets, corrected by what the consumers saw, agree once everything is through
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and any(live_run.scrape(s).lag.get(k) for s in ALL_STAGES
+    while time.monotonic() < deadline and any(live_run.scrape(s).lag.get(k) for s in ROLES
                                               for k in live_run.scrape(s).lag):
         time.sleep(0.5)
-    assert all(v == 0 for s in ALL_STAGES for v in live_run.scrape(s).lag.values())
+    assert all(v == 0 for s in ROLES for v in live_run.scrape(s).lag.values())
 
     # structured logs: one JSON object per line, and the dead letter with its stage and record id
     lines = [line for line in (live_run.log_dir / "clean-0.log").read_text().splitlines() if line.strip()]
@@ -172,7 +171,7 @@ def test_status_once_json_reports_every_stage(live_run):
     result = live_run.cli("status", "--once", "--json", "--window", "1")
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
-    assert [s["stage"] for s in status["stages"]] == list(ALL_STAGES)
+    assert [s["stage"] for s in status["stages"]] == list(ROLES)
     for stage in status["stages"]:
         assert stage["workers_up"] == stage["workers_expected"] == stage["workers_ready"] == 1
         assert stage["records_in"] >= 5 and stage["lag"] is not None and stage["p99_ms"] is not None
@@ -180,11 +179,11 @@ def test_status_once_json_reports_every_stage(live_run):
         assert stage["level"] in ("ok", "idle", "warn")
     assert status["level"] in ("ok", "idle", "warn") and status["verdict"]
     assert status["end_to_end_p99_s"] is not None and "one batch short" in status["lag_note"]
-    assert {w["name"] for w in status["workers"]} == {f"{s}-0" for s in ALL_STAGES}
+    assert {w["name"] for w in status["workers"]} == {f"{s}-0" for s in ROLES}
     # the terminal view of the same
     result = live_run.cli("status", "--once")
     assert result.returncode == 0, result.stderr
-    for stage in ALL_STAGES:
+    for stage in ROLES:
         assert re.search(rf"^{stage}\s+1/1", result.stdout, re.MULTILINE), result.stdout
 
 
@@ -226,7 +225,7 @@ def test_dashboard_in_headless_chromium_moves_during_a_replay(live_run, tmp_path
                 second = int(page.inner_text("#delivered-count").replace(",", ""))
                 assert second > first, (first, second)  # the numbers move
                 rows = page.locator("#stages tbody tr").all_inner_texts()
-                assert [r.split()[0] for r in rows] == list(ALL_STAGES)
+                assert [r.split()[0] for r in rows] == list(ROLES)
                 assert all("1/1" in r for r in rows)
                 assert float(page.inner_text("#delivered-rate")) > 0
                 # the charts are drawn: coloured pixels on the throughput canvas
@@ -270,7 +269,7 @@ def test_pipeline_dashboard_command_serves_the_last_hour(live_run):
             assert time.monotonic() < deadline, body
             time.sleep(0.3)
         assert state["data"]["records"][0]["title"]
-        assert [s["stage"] for s in state["status"]["stages"]] == list(ALL_STAGES)
+        assert [s["stage"] for s in state["status"]["stages"]] == list(ROLES)
         status, html = _get(found.group(1))
         assert status == 200 and "<canvas" in html and "http" not in html.split("<script>")[1].split("fetch(")[0]
     finally:
@@ -331,7 +330,7 @@ def test_a_real_prometheus_scrapes_every_worker_and_runs_the_rules(live_run, tmp
         assert {t["labels"]["pipeline_worker"]: int(t["labels"]["instance"].rsplit(":", 1)[1])
                 for t in targets} == ports
         info = _query(base, "news_pipeline_worker_info")["result"]
-        assert sorted(r["metric"]["stage"] for r in info) == sorted(ALL_STAGES)
+        assert sorted(r["metric"]["stage"] for r in info) == sorted(ROLES)
         # the recording rules evaluate (rates need two scrapes), and every rule is healthy
         while len(_query(base, "stage:news_pipeline_records_in:rate1m")["result"]) < 5:
             assert time.monotonic() < deadline + 30
@@ -349,7 +348,7 @@ def test_a_real_prometheus_scrapes_every_worker_and_runs_the_rules(live_run, tmp
             for target in panel.get("targets", []):
                 _query(base, target["expr"])
         lag = _query(base, "stage:news_pipeline_consumer_lag:sum")["result"]
-        assert sorted(r["metric"]["stage"] for r in lag) == sorted(ALL_STAGES)
+        assert sorted(r["metric"]["stage"] for r in lag) == sorted(ROLES)
     finally:
         proc.terminate()
         try:

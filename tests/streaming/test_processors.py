@@ -2,9 +2,9 @@
 
 import orjson
 
-from pipeline.records import encode
+from pipeline.records import TemporaryFailure, encode
 from pipeline.sinks.jsonl import read_records
-from pipeline.stages.base import Stage, TemporaryFailure
+from pipeline.stages.base import Stage
 from pipeline.streaming.worker import Item, SinkProcessor, StageProcessor
 
 RECORD = {"schema": "news-pipeline/record/1", "id": "r1", "text": "t", "trace": []}

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from pipeline.sinks.jsonl import read_records
-from tests.conftest import ROOT
+from tests.conftest import ROLES, ROOT
 from tests.streaming.conftest import FREE_PORTS
 
 pytestmark = pytest.mark.integration
@@ -116,8 +116,7 @@ def test_continuous_run_stops_cleanly_on_ctrl_c_after_committing(tmp_path):
     """Against a broker the test owns, so committed offsets can be read after the pipeline stops."""
     from kafka import KafkaAdminClient
 
-    from pipeline import config
-    from pipeline.streaming.topics import ALL_STAGES, consumer_group, stage_topics
+    from pipeline import config, registry
     from tests.conftest import CONFIG, test_broker
 
     settings = config.load(CONFIG, env={})
@@ -146,9 +145,9 @@ def test_continuous_run_stops_cleanly_on_ctrl_c_after_committing(tmp_path):
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
         try:
             s = settings.with_bootstrap(bootstrap)
-            for stage in ALL_STAGES:
-                topic = stage_topics(s, stage).source
-                group = consumer_group(s, stage)
+            for stage in ROLES:
+                topic = registry.stage_topics(s, stage).source
+                group = registry.consumer_group(s, stage)
                 committed = admin.list_group_offsets(group)[group]
                 consumed = sum(meta.offset for tp, meta in committed.items() if tp.topic == topic)
                 assert consumed == 5, (stage, committed)

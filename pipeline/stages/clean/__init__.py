@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from pipeline.charset import decode_bytes
 from pipeline.config import CleanSettings
 from pipeline.records import (
     NO_TEXT,
@@ -37,7 +38,6 @@ from pipeline.records import (
     parse_iso,
 )
 from pipeline.stages.base import Context, Stage
-from pipeline.stages.clean.charset import decode_bytes
 from pipeline.stages.clean.html_page import HtmlExtractor
 from pipeline.stages.clean.line_model import LineClassifier
 from pipeline.stages.clean.metadata import moment_of

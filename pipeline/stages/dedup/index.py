@@ -44,8 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.records import id_key
-from pipeline.stages.base import TemporaryFailure
+from pipeline.records import TemporaryFailure, id_key
 from pipeline.stages.dedup.fingerprint import Fingerprint, estimate_jaccard, matches, min_matches
 
 UNIQUE = "unique"

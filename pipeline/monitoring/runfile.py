@@ -40,7 +40,8 @@ def _write_atomic(target: Path, data: bytes) -> None:
 def write(settings: Settings, bootstrap: str, workers: list[dict[str, Any]] | None = None,
           dashboard_url: str | None = None, started_at: str | None = None) -> None:
     info = {"pid": os.getpid(), "bootstrap_servers": bootstrap, "profile": settings.profile_name,
-            "started_at": started_at, "dashboard_url": dashboard_url, "workers": workers or []}
+            "started_at": started_at, "dashboard_url": dashboard_url, "workers": workers or [],
+            "chain": list(settings.stages.chain), "plugins": dict(settings.stages.plugins)}
     _write_atomic(path(settings), orjson.dumps(info, option=orjson.OPT_INDENT_2))
     groups = [{"targets": [w["metrics_url"].split("://", 1)[-1]],
                "labels": {"pipeline_worker": w["name"]}}
@@ -63,24 +64,20 @@ def running_info(settings: Settings) -> dict[str, Any] | None:
     return info if isinstance(info, dict) else None
 
 
-def running_bootstrap(settings: Settings) -> tuple[str, str] | None:
-    """``(bootstrap servers, profile)`` of a ``pipeline run`` that is alive, if any."""
-    info = running_info(settings)
-    if info is None or "bootstrap_servers" not in info:
-        return None
-    return info["bootstrap_servers"], info.get("profile", "embedded")
-
-
 def resolve(settings: Settings, explicit: str | None = None) -> Settings:
     """Settings pointed at: ``explicit`` servers, else the configured ones, else a running pipeline's."""
     if explicit:
         return settings.with_bootstrap(explicit)
     if settings.broker.bootstrap_servers:
         return settings
-    found = running_bootstrap(settings)
-    if found is None:
+    info = running_info(settings)
+    if info is None or "bootstrap_servers" not in info:
         raise RuntimeError("no broker: set KAFKA_BOOTSTRAP_SERVERS (or --bootstrap), or start `pipeline run`")
     import dataclasses
 
-    broker = dataclasses.replace(settings.broker, bootstrap_servers=found[0], profile=found[1])
-    return dataclasses.replace(settings, broker=broker)
+    broker = dataclasses.replace(settings.broker, bootstrap_servers=info["bootstrap_servers"],
+                                 profile=info.get("profile", "embedded"))
+    # the stages that run (a chain set for that run only, by PIPELINE__STAGES__CHAIN, say)
+    stages = dataclasses.replace(settings.stages, chain=info.get("chain") or settings.stages.chain,
+                                 plugins=info.get("plugins") or settings.stages.plugins)
+    return dataclasses.replace(settings, broker=broker, stages=stages)
