@@ -94,7 +94,7 @@ def cmd_enrich(args) -> int:
     import orjson
 
     from pipeline.enrich import OfflinePipeline, parse_stage_list
-    from pipeline.sources.files import read_paths
+    from pipeline.sources import open_sources
 
     _setup_logging("warn")
     settings = _settings(args)
@@ -105,15 +105,16 @@ def cmd_enrich(args) -> int:
         return 2
     from pipeline.progress import track
 
+    sources = open_sources(args.paths or ["-"], settings)
     pipeline = OfflinePipeline(settings, stages, dedup_store=args.dedup_store)
     out = sys.stdout.buffer
-    paths = args.paths or ["-"]
     # a bar only when stderr is a terminal that does not also receive the records or dead letters
     show = sys.stderr.isatty() and not sys.stdout.isatty() and not args.no_progress
-    total = sum(1 for _ in read_paths(paths)) if show and "-" not in paths else None
+    sizes = [s.size() for s in sources] if show else [None]
+    total = None if None in sizes else sum(sizes)
     dead = 0
     try:
-        items = track(read_paths(paths), "enrich", total=total, enabled=show)
+        items = track((item for s in sources for item in s.items()), "enrich", total=total, enabled=show)
         for _, outcome in pipeline.enrich_items(items):
             if outcome.record is not None:
                 out.write(orjson.dumps(outcome.record) + b"\n")
@@ -390,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     redaction.remember_texts(getattr(args, "sink", None) or [])
     from pipeline.config import ConfigError
     from pipeline.registry import UnknownStage
+    from pipeline.sources import UnknownSource
 
     client_error = _LastClientError()
 
@@ -397,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ConfigError, UnknownStage) as exc:
         print(f"pipeline: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, UnknownSource) as exc:
+        print(f"pipeline: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # start-up failures the user can act on (broker, index, workers)
         print(f"pipeline: {exc}", file=sys.stderr)

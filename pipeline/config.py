@@ -190,6 +190,11 @@ class StageSettings:
 
 
 @dataclass(frozen=True)
+class SourceSettings:
+    plugins: dict[str, str] = field(default_factory=dict)  # source kind -> "module:Class"
+
+
+@dataclass(frozen=True)
 class SinkSettings:
     targets: list[str]
     roll_bytes: int
@@ -244,6 +249,7 @@ class Settings:
     sink: SinkSettings
     run: RunSettings
     monitoring: MonitoringSettings
+    sources: SourceSettings = SourceSettings()
     source: str = ""  # the file these settings were read from
 
     @property
@@ -447,6 +453,9 @@ def _validate(s: Settings) -> None:
     problem = registry.check(s.stages)
     if problem:
         raise ConfigError(problem)
+    bad = [f"{k} = {v!r}" for k, v in s.sources.plugins.items() if k == "files" or ":" not in v]
+    if bad:
+        raise ConfigError(f"sources.plugins entries are KIND = \"module:Class\" (files is built in), got {', '.join(bad)}")
     roles = registry.roles(s)
     unknown = set(s.run.workers) - set(roles)
     if unknown:

@@ -26,7 +26,7 @@ from pipeline.records import (
     new_record,
     utc_now,
 )
-from pipeline.sources.files import SourceItem
+from pipeline.sources.base import SourceItem
 from pipeline.stages import build_stage
 from pipeline.stages.base import Context, Stage, worker_name
 from pipeline.stages.runner import Outcome, handle_message, run_records

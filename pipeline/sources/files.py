@@ -1,4 +1,5 @@
-"""Raw events from files: page files, folders of them, and JSONL files (or stdin) of raw events.
+"""Raw events from files (``FilesSource``, the default source): page files, folders of them, and
+JSONL files (or stdin) of raw events.
 
 - ``*.txt`` (and other text files): a rendered-text page -> ``{"text", "source"}``
 - ``*.html`` / ``*.htm``: page bytes -> ``{"html_base64", "source"}`` (the clean stage decodes them)
@@ -11,25 +12,17 @@ from __future__ import annotations
 import base64
 import gzip
 import sys
+import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
+
+from pipeline.sources.base import Source, SourceItem
 
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 SKIP_NAMES = {".DS_Store"}
-
-
-@dataclass
-class SourceItem:
-    """One raw event: ``event`` when it parsed as a JSON object, else the raw ``payload`` bytes."""
-
-    origin: str  # "path" or "path:line"
-    event: dict[str, Any] | None = None
-    payload: bytes | None = None
 
 
 def _is_jsonl(path: Path) -> bool:
@@ -58,12 +51,12 @@ def _jsonl_lines(lines: Iterable[bytes], origin: str) -> Iterator[SourceItem]:
         try:
             obj = orjson.loads(line)
         except orjson.JSONDecodeError:
-            yield SourceItem(where, payload=line)
+            yield SourceItem(where, payload=line, position=where)
             continue
         if isinstance(obj, dict):
-            yield SourceItem(where, event=obj)
+            yield SourceItem(where, event=obj, position=where)
         else:
-            yield SourceItem(where, payload=line)
+            yield SourceItem(where, payload=line, position=where)
 
 
 def read_file(path: Path) -> Iterator[SourceItem]:
@@ -75,7 +68,7 @@ def read_file(path: Path) -> Iterator[SourceItem]:
     data = path.read_bytes()
     if path.suffix.lower() in HTML_SUFFIXES:
         yield SourceItem(str(path), event={"html_base64": base64.b64encode(data).decode("ascii"),
-                                           "source": str(path)})
+                                           "source": str(path)}, position=str(path))
         return
     try:
         text = data.decode("utf-8-sig")
@@ -86,9 +79,9 @@ def read_file(path: Path) -> Iterator[SourceItem]:
         try:
             text, _ = decode_bytes(data)
         except BadInput:  # not text at all: passed on as it is, the pipeline dead-letters it
-            yield SourceItem(str(path), payload=data)
+            yield SourceItem(str(path), payload=data, position=str(path))
             return
-    yield SourceItem(str(path), event={"text": text, "source": str(path)})
+    yield SourceItem(str(path), event={"text": text, "source": str(path)}, position=str(path))
 
 
 def read_paths(paths: Iterable[str]) -> Iterator[SourceItem]:
@@ -99,3 +92,46 @@ def read_paths(paths: Iterable[str]) -> Iterator[SourceItem]:
             continue
         for path in _files(Path(raw)):
             yield from read_file(path)
+
+
+class FilesSource(Source):
+    """Page files, folders of them and JSONL files of raw events, in the order given; ``-`` is
+    JSONL on standard input. Resumes after a position (``path`` or ``path:line``) by skipping to it."""
+
+    kind = "files"
+
+    def __init__(self, paths: list[str]):
+        self.paths = list(paths)
+        for raw in self.paths:  # a missing path fails before anything is read or sent
+            if raw != "-" and not Path(raw).exists():
+                raise FileNotFoundError(f"no such file or folder: {raw}")
+
+    def items(self, after: str | None = None, stop: threading.Event | None = None) -> Iterator[SourceItem]:
+        skipping = after is not None
+        for item in read_paths(self.paths):
+            if skipping:
+                skipping = item.position != after
+                continue
+            yield item
+
+    def size(self) -> int | None:
+        """Files are counted; JSONL files by their lines, without parsing them. Unknown for stdin."""
+        if "-" in self.paths:
+            return None
+        total = 0
+        for raw in self.paths:
+            for path in _files(Path(raw)):
+                total += _count_lines(path) if _is_jsonl(path) else 1
+        return total
+
+    def __str__(self) -> str:
+        return ", ".join(self.paths)
+
+
+def _count_lines(path: Path) -> int:
+    opener = gzip.open if path.suffix == ".gz" else open
+    count = 0
+    with opener(path, "rb") as fh:
+        for line in fh:
+            count += 1 if line.strip() else 0
+    return count

@@ -1,4 +1,5 @@
-"""``pipeline replay``: raw events from files into the raw topic, with kafka-python.
+"""``pipeline replay``: raw events from sources (``pipeline.sources``) into the raw topic, with
+kafka-python.
 
 Each event gets its ``fetched_at`` (the replay time, unless the event has one) and its ``id``
 before it is sent, and the id is the message key, so the record keeps its partition through every
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 from pipeline.config import Settings
 from pipeline.records import BadInput, accept_raw, encode, utc_now
-from pipeline.sources.files import SourceItem, read_paths
+from pipeline.sources import Source, SourceItem, open_source
 
 
 @dataclass
@@ -75,22 +76,25 @@ def _paced(items: Iterable[SourceItem], rate: float | None, stop: threading.Even
         yield item
 
 
-def _passes(paths: list[str], loop: bool) -> Iterator[SourceItem]:
+def _passes(sources: list[Source], loop: bool, stop: threading.Event) -> Iterator[SourceItem]:
     while True:
-        yield from read_paths(paths)
-        if not loop:
+        for source in sources:
+            yield from source.items(stop=stop)
+        if not loop or stop.is_set() or not all(s.bounded for s in sources):
             return
 
 
-def replay(paths: list[str], bootstrap: str, settings: Settings, rate: float | None = None,
+def replay(sources: list[Source | str], bootstrap: str, settings: Settings, rate: float | None = None,
            loop: bool = False, progress: bool = True, track: bool = True,
            stop: threading.Event | None = None) -> ReplayResult:
-    """Send every event under ``paths`` (again and again with ``loop``) to the raw topic.
+    """Send every event of ``sources`` (``Source`` objects, or their names: ``KIND:ARGUMENT`` or a
+    path) to the raw topic, again and again with ``loop`` (bounded sources only).
 
     Setting ``stop`` (a signal handler does) ends the replay between two events: what was sent is
     flushed and the result says ``interrupted``. (An exception raised by a signal inside the Kafka
     client could leave it holding a lock, and its flush would then wait forever.)"""
     stop = stop or threading.Event()
+    sources = [s if isinstance(s, Source) else open_source(s, settings) for s in sources]
     from kafka.errors import KafkaError
 
     from pipeline.progress import progress_bar
@@ -100,13 +104,12 @@ def replay(paths: list[str], bootstrap: str, settings: Settings, rate: float | N
     result = ReplayResult()
     futures = []
     t0 = time.monotonic()
-    total = None
-    if not loop and "-" not in paths:
-        total = sum(1 for _ in read_paths(paths))
+    sizes = [s.size() for s in sources]
+    total = None if loop or None in sizes else sum(sizes)
     with progress_bar("replay", "events", enabled=progress) as bar:
         task = bar.add_task("replay", total=total)
         try:
-            for item in _paced(_passes(paths, loop), rate, stop):
+            for item in _paced(_passes(sources, loop, stop), rate, stop):
                 key, value = prepare(item)
                 try:
                     future = producer.send(topic, key=key, value=value)

@@ -460,10 +460,13 @@ class Supervisor:
 
     def run(self, replay_paths: list[str] | None, exit_when_done: bool, rate: float | None = None,
             loop: bool = False, timeout_s: float = 300.0) -> RunSummary:
+        from pipeline.sources import open_sources
         from pipeline.streaming.tracker import DeliveryTracker
 
         t0 = time.monotonic()
         summary = RunSummary()
+        # a source that cannot be opened (a missing path, an unknown kind) fails before anything starts
+        sources = open_sources(replay_paths, self.settings) if replay_paths else None
         stop = threading.Event()
         replaying = threading.Event()
 
@@ -493,8 +496,8 @@ class Supervisor:
             self.console.print(f"[dim]{len(self.workers)} workers ready in {summary.startup_s:.1f} s; "
                                f"logs in {self.log_dir}/[/dim]")
             t_replay = time.monotonic()
-            if replay_paths:
-                result = self._replay_supervised(replay_paths, rate, loop and not exit_when_done, exit_when_done,
+            if sources:
+                result = self._replay_supervised(sources, rate, loop and not exit_when_done, exit_when_done,
                                                  stop, replaying, tracker)
                 sent = result.sent
                 summary.replayed = result.count
@@ -564,7 +567,7 @@ class Supervisor:
 
             return tracker.wait_for(sent, timeout_s, on_progress)
 
-    def _replay_supervised(self, paths, rate, loop, track, stop, replaying, tracker):
+    def _replay_supervised(self, sources, rate, loop, track, stop, replaying, tracker):
         """The replay in a thread of its own while this one keeps the broker and the workers alive
         (a `--loop` replay never ends by itself)."""
         from pipeline.streaming.replay import replay
@@ -573,7 +576,7 @@ class Supervisor:
 
         def run() -> None:
             try:
-                box["result"] = replay(paths, self.bootstrap, self.settings, rate=rate, loop=loop,
+                box["result"] = replay(sources, self.bootstrap, self.settings, rate=rate, loop=loop,
                                        progress=sys.stderr.isatty(), track=track, stop=stop)
             except BaseException as exc:  # noqa: BLE001 - raised again in this thread
                 box["error"] = exc

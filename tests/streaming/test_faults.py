@@ -20,7 +20,7 @@ import pytest
 from pipeline.monitoring.http import free_port
 from pipeline.records import encode
 from pipeline.streaming.index_server import redis_server_binary
-from tests.conftest import ROOT
+from tests.conftest import ROLES, ROOT
 from tests.streaming.conftest import running_pipeline
 from tests.streaming.test_delivery import events
 
@@ -105,8 +105,8 @@ def start_run(tmp_path, *args: str, sink: str = "out") -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_workers(tmp_path, proc: subprocess.Popen, timeout_s: float = 120) -> dict:
-    """The run file once every worker serves its metrics."""
+def wait_for_workers(tmp_path, proc: subprocess.Popen, timeout_s: float = 120, roles: int = len(ROLES)) -> dict:
+    """The run file once every worker (one per role) serves its metrics."""
     run_file = tmp_path / "logs" / "run.json"
 
     def ready():
@@ -116,7 +116,7 @@ def wait_for_workers(tmp_path, proc: subprocess.Popen, timeout_s: float = 120) -
         except (OSError, ValueError):
             return None
         workers = info.get("workers", [])
-        return info if info.get("pid") == proc.pid and len(workers) == 5 and all(w["metrics_url"] for w in workers) \
+        return info if info.get("pid") == proc.pid and len(workers) == roles and all(w["metrics_url"] for w in workers) \
             else None
 
     return wait_until(ready, timeout_s, "the run's workers are up")

@@ -4,6 +4,7 @@ consumer group, metrics and place in `pipeline status`."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,9 +14,8 @@ import pytest
 
 from pipeline import config, registry
 from pipeline.monitoring.scrape import scrape
-from pipeline.sources.files import read_paths
 from tests.conftest import CONFIG, ROOT, SEEDS
-from tests.streaming.conftest import running_pipeline
+from tests.toy_source import ENV as SOURCE_ENV
 from tests.toy_stage import ENV
 
 pytestmark = pytest.mark.integration
@@ -45,29 +45,40 @@ def test_pipeline_enrich_runs_a_plugin_stage_in_its_place(tmp_path):
     assert [(d["stage"], d["reason"], d["id"]) for d in letters] == [("words", "too_short", "short")]
 
 
-def test_real_workers_run_a_plugin_stage_between_clean_and_language(tmp_path):
-    with running_pipeline(tmp_path, **ENV) as pipeline:
-        items = list(read_paths([str(SEEDS)]))
-        sent, _ = pipeline.replay_items(items)
-        pipeline.wait(sent)
-        records = pipeline.sink_records()
-        pids = pipeline.worker_pids()
-        words_url = next(f"http://{w.host}:{w.serving_port()}" for w in pipeline.supervisor.workers
-                         if w.stage == "words")
-        metrics = scrape(words_url)
-        topics = pipeline.topic_messages("pages.words")
+def test_pipeline_run_with_a_source_and_a_stage_of_your_own(tmp_path):
+    """`pipeline run --replay count:12` with the toy source and the toy stage (configuration only):
+    every record goes through the words worker, which has its own topic, metrics and status row."""
+    import signal
+
+    from pipeline.sinks.jsonl import read_records
+    from tests.streaming.test_faults import http_get, run_env, wait_for_workers, wait_until
+
+    env = {**run_env(tmp_path), **ENV, **SOURCE_ENV}
+    run = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--replay", "count:12", "--sink",
+                            f"jsonl:{tmp_path / 'out'}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        info = wait_for_workers(tmp_path, run, roles=len(CHAIN) + 1)
+        state_url = info["dashboard_url"].rstrip("/") + "/api/state"
+        wait_until(lambda: (json.loads(http_get(state_url)[1]).get("data") or {}).get("delivered") == 12, 120,
+                   "the dashboard has seen 12 receipts")
+        words = next(w for w in info["workers"] if w["stage"] == "words")
+        metrics = scrape(words["metrics_url"])
         # `pipeline status` in a shell without the run's settings takes the chain from the run file
-        shell = {k: v for k, v in os.environ.items() if k not in ENV}
+        shell = {k: v for k, v in env.items() if k not in ENV}
         status = subprocess.run([sys.executable, "-m", "pipeline", "status", "--once", "--json", "--window", "1"],
                                 cwd=ROOT, env=shell, capture_output=True, text=True, timeout=60)
-    assert sorted(pids) == sorted(f"{s}-0" for s in [*CHAIN, "sink"])
-    for s in sent:
-        (record,) = records[s.id]
-        assert record["word_count"] > 150
+    finally:
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=90)
+    assert run.returncode == 0, err
+    records = list(read_records(tmp_path / "out"))
+    assert sorted(r["url"] for r in records) == sorted(f"https://news.example/{i}" for i in range(1, 13))
+    for record in records:
         assert [t["stage"] for t in record["trace"]] == CHAIN
-        assert int(record["trace"][1]["worker"].rsplit(":", 1)[1]) == pids["words-0"]
-    assert len(topics) == 5
-    assert metrics.stage == "words" and metrics.records_out == 5
+        assert int(record["trace"][1]["worker"].rsplit(":", 1)[1]) == words["pid"]
+        assert record["word_count"] >= 50
+    assert metrics.stage == "words" and metrics.records_out == 12
     stages = orjson.loads(status.stdout)["stages"]
     assert [s["stage"] for s in stages] == [*CHAIN, "sink"], status.stderr
-    assert next(s for s in stages if s["stage"] == "words")["lag"] == 0
+    assert "records out     12" in out, out

@@ -1,0 +1,50 @@
+"""What every source is: something that yields raw events, each with the position after which a
+later read can resume.
+
+A bounded source (files, a JSONL file, a WARC) ends; an unbounded one (a feed poller, an HTTP
+endpoint, a watched folder) yields until ``stop`` is set, and says so with ``bounded = False``.
+A source knows nothing of Kafka: `pipeline replay`, `pipeline run --replay` and `pipeline enrich`
+read every source through this interface (``pipeline.sources.open_sources``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class SourceItem:
+    """One raw event: ``event`` when it parsed as a JSON object, else the raw ``payload`` bytes.
+    ``origin`` says where it came from (``path`` or ``path:line``); ``position`` is what
+    :meth:`Source.items` takes to resume after it (None: the source cannot resume)."""
+
+    origin: str
+    event: dict[str, Any] | None = None
+    payload: bytes | None = None
+    position: str | None = None
+
+
+class Source:
+    """Subclasses set ``kind`` and implement :meth:`items` (and :meth:`size` when it is cheap)."""
+
+    kind: str = ""
+    bounded: bool = True  # False: it never ends by itself (a feed, an endpoint)
+
+    def items(self, after: str | None = None, stop: threading.Event | None = None) -> Iterator[SourceItem]:
+        """The raw events, from the start or from just after position ``after``; an unbounded
+        source returns once ``stop`` is set."""
+        raise NotImplementedError
+
+    def size(self) -> int | None:
+        """How many events :meth:`items` yields, when that is known without reading them (a
+        progress bar's total); None otherwise."""
+        return None
+
+    def close(self) -> None:
+        """Release what the source holds (connections, files)."""
+
+    def __str__(self) -> str:
+        return self.kind
