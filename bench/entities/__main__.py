@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 from pipeline import config
-from pipeline.stages.entities import EntityTagger, crf, data
+from pipeline.stages.entities import EntityTagger, crf
+from training import entities_data as data
 
 ROOT = Path(__file__).resolve().parents[2]
 # NERP's dev split is lower-cased text; the stage gets cased text, so it is not scored here.

@@ -35,7 +35,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from pipeline import config  # noqa: E402
 from pipeline.stages.language import LanguageStage  # noqa: E402
-from pipeline.stages.language.evaldata import (  # noqa: E402
+from training.language_data import (  # noqa: E402
     KINDS,
     Sample,
     build_documents,

@@ -311,69 +311,6 @@ def _hang(*args, **kwargs):
     time.sleep(60)
 
 
-def test_training_labels_from_gold_text_and_snippets():
-    from pipeline.stages.clean import train
-
-    page = PageLines.split("Home\nNews\n\nThe council approved the river plan on Monday after a debate.\n\n"
-                           "Related: Floods in the north\n\nShare")
-    labels = train.aeb_labels(page, "The council approved the river plan on Monday after a debate.")
-    assert labels.tolist() == [0, 0, 1, 0, 0]
-    labels, weights = train.snippet_labels(page, ["river plan on Monday"], ["Floods in the north"],
-                                           silver="The council approved the river plan on Monday after a debate.\nNews")
-    assert labels.tolist() == [0, 1, 1, 0, 0]  # "News" is silver-positive: a line of trafilatura's output
-    assert weights[2] == train.GOLD_WEIGHT and weights[3] == train.GOLD_WEIGHT
-    assert weights[0] == train.SILVER_WEIGHT
-
-
-def test_training_is_deterministic():
-    pytest.importorskip("sklearn")
-    import numpy as np
-
-    from pipeline.stages.clean import train
-
-    def pages():
-        out = []
-        for k in range(12):
-            text = ("Home\nNews\nSport\n\n" + "\n\n".join(
-                f"Paragraph {i} of story {k} tells what the council decided about the river and the bridge."
-                for i in range(5)) + "\n\nFollow us\nContact")
-            lines = PageLines.split(text)
-            labels = np.array([1.0 if t.startswith("Paragraph") else 0.0 for t in lines.texts])
-            out.append(train.TrainingPage("aeb" if k % 2 else "trafilatura", str(k), lines, labels,
-                                          np.ones(len(labels))))
-        return out
-
-    first = train.train_classifier(pages())
-    second = train.train_classifier(pages())
-    assert np.array_equal(first.second.w1, second.second.w1)
-    probs = first.probabilities(pages()[0].lines)
-    assert probs[3:8].min() > 0.5 > probs[:3].max()
-
-
-def test_seed_ensemble_is_one_network_averaging_the_members_logits():
-    pytest.importorskip("sklearn")
-    import numpy as np
-
-    from pipeline.stages.clean import train
-
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(400, 6)) * [1, 2, 3, 4, 5, 6] + 10
-    y = (x[:, 0] + 0.5 * x[:, 1] > 15).astype(float)
-    w = np.ones(len(y))
-    merged = train.fit_perceptron(x, y, w, hidden=4, epochs=5, ensemble=3)
-    assert merged.w1.shape == (6, 12)
-    logits = []
-    for k in range(3):
-        one = train._fit_one(x, y, w, merged.mean, merged.scale, 4, 5, train.SEED + k)
-        p = one.predict(x)
-        logits.append(np.log(p / (1 - p)))
-    expected = 1 / (1 + np.exp(-np.mean(logits, axis=0)))
-    assert np.allclose(merged.predict(x), expected, atol=1e-5)
-    # predict (standardisation folded into float32 weights) computes the textbook formula
-    hidden = np.maximum(((x - merged.mean) / merged.scale) @ merged.w1 + merged.b1, 0.0)
-    assert np.allclose(merged.predict(x), 1 / (1 + np.exp(-(hidden @ merged.w2 + merged.b2))), atol=1e-5)
-
-
 def test_text_page_body_ends_where_comments_begin():
     body = "\n\n".join(f"Paragraph {i} of the report says the council met on Monday and approved the budget."
                        for i in range(6))

@@ -3,7 +3,7 @@
 * HTML (``html`` or ``html_base64`` events; bytes decoded by ``charset``): trafilatura plus news
   rules and markup metadata, in a child process with a per-page time limit (``html_page``).
 * Rendered text (``text`` events, like ``seeds/``): a learned line classifier (``text_page``,
-  ``line_model``; trained by ``python -m pipeline.stages.clean.train``).
+  ``line_model``; trained by ``python -m training.clean``).
 
 Fields filled: ``title`` (without the " | Site" suffix), ``authors`` (list) and ``author`` (them
 joined), ``published`` (ISO-8601, never after ``fetched_at``), ``site`` (the name the page

@@ -15,7 +15,7 @@ from different seeds, stored as one wider network) on standardised features:
   article paragraphs stay.
 
 The model is a JSON file of feature names, standardisation and weights (~170 KB), trained by
-``python -m pipeline.stages.clean.train`` (see there for the data recipe). Prediction is a
+``python -m training.clean`` (see there for the data recipe). Prediction is a
 handful of numpy operations per page.
 """
 
@@ -420,6 +420,6 @@ class LineClassifier:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         if data.get("base_features") != BASE_FEATURES or data.get("stack_features") != STACK_FEATURES:
             raise ValueError(f"{path}: the model's features differ from this code's; retrain it "
-                             "(python -m pipeline.stages.clean.train)")
+                             "(python -m training.clean)")
         return cls(Perceptron.from_json(data["first"]), Perceptron.from_json(data["second"]),
                    float(data["threshold"]), data.get("meta"))

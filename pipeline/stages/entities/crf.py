@@ -21,12 +21,9 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pycrfsuite
 
 from pipeline.stages.entities import gazetteer as gazetteer_mod
-from pipeline.stages.entities import neural
-from pipeline.stages.entities.data import spans
 from pipeline.stages.entities.features import FeatureExtractor
 from pipeline.stages.entities.tokens import Token, sentences, tokenize
 
@@ -64,6 +61,22 @@ def build_extractor(meta: dict, gaz: gazetteer_mod.Gazetteer) -> FeatureExtracto
                             word_freq_table(source["lang"], source["wordlist"]), meta.get("clusters"))
 
 
+def spans(tags: list[str]) -> set[tuple[int, int, str]]:
+    """(start, end, label) token spans of an IOB2 sequence (an I- after another label opens a span)."""
+    found = set()
+    start = label = None
+    for i, tag in enumerate([*tags, "O"]):
+        if tag.startswith("I-") and label == tag[2:]:
+            continue
+        if label is not None:
+            found.add((start, i, label))
+            start = label = None
+        if tag != "O":
+            start, label = i, tag[2:]
+    return found
+
+
+
 class CrfTagger:
     """Tags PER/ORG/LOC in text with the committed CRF model."""
 
@@ -78,43 +91,14 @@ class CrfTagger:
         self.tagger = pycrfsuite.Tagger()
         self.tagger.open(str(self.model_dir / "model.crfsuite"))
         self.name = f"crf:{self.model_dir.name}/{self.meta['version']}"
-        # the convolutional tagger ensembled with the CRF, when the model directory has one
-        self.nn: neural.ConvTagger | None = None
-        self.crf_weight = 1.0
-        if (self.model_dir / "nn.npz").exists():
-            self.nn = neural.ConvTagger(self.model_dir, self.extractor)
-            self.crf_weight = float(self.nn.meta.get("crf_weight", 0.5))
-        self._labels = [neural.TAG_INDEX[label] for label in self.tagger.labels()]
 
     def _items(self, words: list[str]) -> list[list[str]]:
         """The CRF's attribute lists of one sentence, in the tagger's domain."""
         return augment(self.extractor.sentence(words), self.domain, self.meta["base_domain"])
 
-    def crf_marginals(self, words: list[str]) -> np.ndarray:
-        """(n, len(neural.TAGS)) marginal probabilities of the CRF for one sentence."""
-        self.tagger.set(self._items(words))
-        out = np.zeros((len(words), len(neural.TAGS)))
-        marginal = self.tagger.marginal
-        for label, j in zip(self.tagger.labels(), self._labels, strict=True):
-            out[:, j] = [marginal(label, t) for t in range(len(words))]
-        return out
-
     def tag_many(self, sents: list[list[str]]) -> list[list[str]]:
-        """IOB2 tags for several tokenised sentences (the network runs over them at once)."""
-        if self.nn is None or self.crf_weight >= 1.0:
-            return [self.tagger.tag(self._items(w)) if w else [] for w in sents]
-        nonempty = [w for w in sents if w]
-        nn_probs = iter(self.nn.probs_many(nonempty, self.domain) if nonempty else [])
-        out = []
-        for words in sents:
-            if not words:
-                out.append([])
-                continue
-            probs = (1.0 - self.crf_weight) * next(nn_probs)
-            if self.crf_weight > 0:
-                probs = probs + self.crf_weight * self.crf_marginals(words)
-            out.append(neural.viterbi(probs))
-        return out
+        """IOB2 tags for several tokenised sentences."""
+        return [self.tagger.tag(self._items(w)) if w else [] for w in sents]
 
     def tag_tokens(self, words: list[str]) -> list[str]:
         """IOB2 tags for one tokenised sentence."""

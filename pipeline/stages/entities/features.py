@@ -80,7 +80,7 @@ class FeatureExtractor:
     def __init__(self, gaz: Gazetteer, lowercase_words: frozenset[str] = frozenset(),
                  word_freq: dict[str, int] | None = None, clusters: dict[str, int] | None = None):
         self.gaz = gaz
-        # lower-case word -> cluster id(s) learnt from the training text (``clusters.py``), one per
+        # lower-case word -> cluster id(s) learnt from the training text (``training/entities_clusters.py``), one per
         # granularity (an int for one); empty: no cluster features
         self.clusters = {w: tuple(str(x) for x in (c if isinstance(c, list) else [c]))
                          for w, c in (clusters or {}).items()}

@@ -3,7 +3,7 @@
 Each word seen ``min_count`` times is described by its positive PMI with the most frequent words
 around it (two words either side), reduced by truncated SVD and clustered by k-means: words used
 alike ("Selasa"/"Rabu", "Menteri"/"Gubernur", "di"/"ke") share a cluster id, so the CRF generalises
-from one to the other. Learnt at training time (``train.py --clusters N``, scikit-learn), stored in
+from one to the other. Learnt at training time (``training/entities.py --clusters N``, scikit-learn), stored in
 the model's ``meta.json.gz``; deterministic (fixed seeds, one thread).
 """
 

@@ -1,6 +1,6 @@
 """Train the Indonesian NER model committed under ``models/``.
 
-    .venv/bin/python -m pipeline.stages.entities.train            # writes models/id-news-crf/
+    .venv/bin/python -m training.entities            # writes models/id-news-crf/
 
 Data recipe: see :mod:`pipeline.stages.entities.data` (idner-news-2k + NERGrit + NERP train splits from
 ``../shared/eval``, labels mapped to PER/ORG/LOC, NERP truecased). The dev splits are never read here.
@@ -20,10 +20,12 @@ from pathlib import Path
 
 import pycrfsuite
 
-from pipeline.stages.entities import clusters, data, gazetteer
+from pipeline.stages.entities import gazetteer
 from pipeline.stages.entities.crf import DEFAULT_MODEL, MODELS_DIR, augment, build_extractor
+from training import entities_clusters as clusters
+from training import entities_data as data
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EVAL_DIR = ROOT.parent / "shared" / "eval"
 DATASETS = ("idner-news-2k", "nergrit", "nerp")
 VERSION = 1
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         "base_domain": args.default_domain,
         "params": {"c1": args.c1, "c2": args.c2, "max_iterations": args.iterations,
                    "feature.minfreq": args.min_freq},
-        "command": "python -m pipeline.stages.entities.train " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m training.entities " + " ".join(argv if argv is not None else sys.argv[1:]),
         "lowercase_words": sorted(w for w, form in table.items() if form.islower()),
         "word_freq": {"package": "wordfreq", "lang": "id", "wordlist": "small"},
     }

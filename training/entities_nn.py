@@ -1,6 +1,6 @@
 """A small convolutional NER tagger run in numpy, ensembled with the CRF (``crf.py``).
 
-The network (trained in torch by ``train_nn.py``; torch is never imported here):
+The network (trained in torch by ``entities_nn_train.py``; torch is never imported here):
 
 * per token: a word embedding (lower case, training vocabulary), a character CNN over the word as
   written (width 3, max-pooled), embeddings of its shape, of the gazetteer's match around it and of the
@@ -190,3 +190,44 @@ def _viterbi(probs: np.ndarray, n: int) -> list[str]:
     for t in range(n - 1, 0, -1):
         best.append(int(back[t, best[-1]]))
     return [TAGS[i] for i in reversed(best)]
+
+
+class EnsembleTagger:
+    """The CRF and this network together (research; the shipped stage runs the CRF alone): per
+    token, ``crf_weight`` times the CRF's marginal probabilities plus the rest times the network's,
+    decoded with :func:`viterbi`. Built on a ``CrfTagger`` whose model folder has ``nn.npz``."""
+
+    def __init__(self, crf_tagger):
+        self.crf = crf_tagger
+        self.nn = ConvTagger(crf_tagger.model_dir, crf_tagger.extractor)
+        self.crf_weight = float(self.nn.meta.get("crf_weight", 0.5))
+        self._labels = [TAG_INDEX[label] for label in crf_tagger.tagger.labels()]
+
+    def crf_marginals(self, words: list[str]) -> np.ndarray:
+        """(n, len(TAGS)) marginal probabilities of the CRF for one sentence."""
+        tagger = self.crf.tagger
+        tagger.set(self.crf._items(words))
+        out = np.zeros((len(words), len(TAGS)))
+        for label, j in zip(tagger.labels(), self._labels, strict=True):
+            out[:, j] = [tagger.marginal(label, t) for t in range(len(words))]
+        return out
+
+    def tag_many(self, sents: list[list[str]]) -> list[list[str]]:
+        """IOB2 tags for several tokenised sentences (the network runs over them at once)."""
+        if self.crf_weight >= 1.0:
+            return self.crf.tag_many(sents)
+        nonempty = [w for w in sents if w]
+        nn_probs = iter(self.nn.probs_many(nonempty, self.crf.domain) if nonempty else [])
+        out = []
+        for words in sents:
+            if not words:
+                out.append([])
+                continue
+            probs = (1.0 - self.crf_weight) * next(nn_probs)
+            if self.crf_weight > 0:
+                probs = probs + self.crf_weight * self.crf_marginals(words)
+            out.append(viterbi(probs))
+        return out
+
+    def tag_tokens(self, words: list[str]) -> list[str]:
+        return self.tag_many([words])[0]

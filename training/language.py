@@ -1,11 +1,11 @@
 """Train the Indonesian/Malay discriminator and fit the confidence calibration.
 
-    .venv/bin/python -m pipeline.stages.language.train [--eval-dir ../shared/eval]
+    .venv/bin/python -m training.language [--eval-dir ../shared/eval]
 
 Needs scikit-learn (``pip install -e '.[train]'``); the stage itself does not. Deterministic: fixed
 split seed, fixed fold order, lbfgs solver, one thread.
 
-Data recipe (see ``evaldata.py``; nothing of the lingua *report* half is used here):
+Data recipe (see ``language_data.py``; nothing of the lingua *report* half is used here):
 
 * Discriminator training text: the lingua *fit* half's Indonesian and Malay items (sentences,
   word pairs, single words; label = the file's label) plus every sentence of the Indonesian NER
@@ -22,7 +22,7 @@ Data recipe (see ``evaldata.py``; nothing of the lingua *report* half is used he
   the best Malay recall on the lingua fit sentences at its threshold (ties: Indonesian recall).
 * Document model (``identifier.DocumentModel``): the segments (``features.segment_tokens``) of every
   training sentence get out-of-fold margins (the fold models of the chosen setting); synthetic
-  documents are packed from them, one language per document, like ``evaldata.build_documents``:
+  documents are packed from them, one language per document, like ``language_data.build_documents``:
   the lingua fit Indonesian and Malay sentences (``DOC_PACKINGS`` seeded shuffles at each size of
   ``DOC_SIZES`` characters) and the NER train sentences (one shuffle per size). A logistic
   regression of "Malay" on the token-weighted mean and the maximum of a document's segment margins,
@@ -42,12 +42,6 @@ import random
 import time
 from pathlib import Path
 
-from pipeline.stages.language.evaldata import (
-    default_eval_dir,
-    lingua_samples,
-    ner_sentences,
-    split_lingua,
-)
 from pipeline.stages.language.features import features, features_of_tokens, segment_tokens
 from pipeline.stages.language.identifier import (
     CALIBRATION_FILE,
@@ -56,6 +50,12 @@ from pipeline.stages.language.identifier import (
     DocumentModel,
     IsotonicMap,
     LanguageIdentifier,
+)
+from training.language_data import (
+    default_eval_dir,
+    lingua_samples,
+    ner_sentences,
+    split_lingua,
 )
 
 LENGTH_EDGES = [8, 16, 32, 64, 128, 256]

@@ -1,7 +1,7 @@
 """Train the rendered-text line classifier (``line_model.json``).
 
-    .venv/bin/python -m pipeline.stages.clean.train                     # both sets -> line_model.json
-    .venv/bin/python -m pipeline.stages.clean.train --sets trafilatura --out /tmp/m.json
+    .venv/bin/python -m training.clean                     # both sets -> line_model.json
+    .venv/bin/python -m training.clean --sets trafilatura --out /tmp/m.json
 
 Data recipe (third-party sets in ``../shared/eval``, see its README):
 
@@ -53,7 +53,7 @@ from pipeline.stages.clean.line_model import (
     stack_features,
 )
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EVAL_DIR = ROOT.parent / "shared" / "eval"
 CACHE_DIR = ROOT / "out" / "cache"
 SETS = ("aeb", "trafilatura")
@@ -270,7 +270,7 @@ def cross_validation_classifiers(eval_dir: Path, folds: int = 5) -> dict[tuple[s
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m pipeline.stages.clean.train", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m training.clean", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL_DIR)
     ap.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))

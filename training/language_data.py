@@ -37,7 +37,7 @@ class Sample:
 
 def default_eval_dir() -> Path:
     """``../shared/eval`` next to the repository."""
-    return Path(__file__).resolve().parents[3].parent / "shared" / "eval"
+    return Path(__file__).resolve().parents[1].parent / "shared" / "eval"
 
 
 def read_jsonl(path: Path) -> Iterator[dict]:

@@ -1,8 +1,8 @@
 """Train the convolutional tagger that is ensembled with the CRF (see :mod:`neural`), in torch.
 
-    taskset -c 1 .venv/bin/python -m pipeline.stages.entities.train_nn   # writes nn.npz + nn.json.gz
+    taskset -c 1 .venv/bin/python -m training.entities_nn_train   # writes nn.npz + nn.json.gz
 
-Needs the ``[train-nn]`` extra (torch). Same data recipe as the CRF (``train.py``: idner-news-2k, NERGrit
+Needs the ``[train-nn]`` extra (torch). Same data recipe as the CRF (``entities.py``: idner-news-2k, NERGrit
 and NERP train splits, NERP truecased); the dev splits are never read. ``--holdout F`` keeps a fraction
 of each training set aside and prints its span F1 per epoch (to choose the number of epochs without
 touching dev). One thread, fixed seeds, deterministic algorithms: the same command gives the same
@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.stages.entities import data, gazetteer, neural
+from pipeline.stages.entities import gazetteer
 from pipeline.stages.entities.crf import DEFAULT_MODEL, MODELS_DIR, build_extractor
 from pipeline.stages.entities.features import shape
-from pipeline.stages.entities.train import DEFAULT_EVAL_DIR, training_sentences
+from training import entities_data as data
+from training import entities_nn as neural
+from training.entities import DEFAULT_EVAL_DIR, training_sentences
 
 
 def build_vocab(sents: list[data.Sentence], extractor, min_word: int, min_char: int) -> dict:
@@ -246,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         "kind": "convolutional tagger (word + char-CNN + shape + gazetteer inputs, 3 dilated conv layers)",
         "domains": list(datasets), "base_domain": base, "vocab": vocab, "crf_weight": args.crf_weight,
         "params": {k: v for k, v in vars(args).items() if k not in ("eval_dir", "out")},
-        "command": "python -m pipeline.stages.entities.train_nn " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m training.entities_nn_train " + " ".join(argv if argv is not None else sys.argv[1:]),
         "sentences": len(encoded), "train_seconds": round(time.time() - t0),
     }
     with gzip.GzipFile(args.out / "nn.json.gz", "wb", mtime=0) as fh:

@@ -1,6 +1,6 @@
 """The Indonesian NER training and scoring data: loading, label mapping, truecasing, span scoring.
 
-Data recipe (what ``train.py`` trains on; files live in ``../shared/eval``, see its README):
+Data recipe (what ``training/entities.py`` trains on; files live in ``../shared/eval``, see its README):
 
 * ``ner-idner-news-2k.train`` (news, PER/ORG/LOC), ``ner-nergrit.train`` (Wikipedia-like,
   PERSON/ORGANISATION/PLACE -> PER/ORG/LOC) and ``ner-nerp.train`` (news, all lower case,
@@ -21,6 +21,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from pipeline.stages.entities.crf import spans  # noqa: F401 - the scoring here and in bench/entities uses it
 
 LABELS = ("PER", "ORG", "LOC")
 LABEL_MAPS = {
@@ -63,21 +65,6 @@ def load(eval_dir: Path, dataset: str, split: str) -> list[Sentence]:
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh]
     return [Sentence(r["id"], list(r["tokens"]), map_tags(r["tags"], mapping), dataset) for r in rows]
-
-
-def spans(tags: list[str]) -> set[tuple[int, int, str]]:
-    """(start, end, label) token spans of an IOB2 sequence (an I- after another label opens a span)."""
-    found = set()
-    start = label = None
-    for i, tag in enumerate([*tags, "O"]):
-        if tag.startswith("I-") and label == tag[2:]:
-            continue
-        if label is not None:
-            found.add((start, i, label))
-            start = label = None
-        if tag != "O":
-            start, label = i, tag[2:]
-    return found
 
 
 def casing_table(sentences: Iterable[Sentence]) -> dict[str, str]:

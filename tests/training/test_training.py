@@ -1,0 +1,159 @@
+"""The training code (``training/``, outside the package): deterministic, and the research
+network runs in numpy beside the CRF."""
+
+import pytest
+
+from pipeline.stages.clean.line_model import PageLines
+from pipeline.stages.entities import crf
+from training import entities_data as data
+
+
+def test_training_labels_from_gold_text_and_snippets():
+    from training import clean as train
+
+    page = PageLines.split("Home\nNews\n\nThe council approved the river plan on Monday after a debate.\n\n"
+                           "Related: Floods in the north\n\nShare")
+    labels = train.aeb_labels(page, "The council approved the river plan on Monday after a debate.")
+    assert labels.tolist() == [0, 0, 1, 0, 0]
+    labels, weights = train.snippet_labels(page, ["river plan on Monday"], ["Floods in the north"],
+                                           silver="The council approved the river plan on Monday after a debate.\nNews")
+    assert labels.tolist() == [0, 1, 1, 0, 0]  # "News" is silver-positive: a line of trafilatura's output
+    assert weights[2] == train.GOLD_WEIGHT and weights[3] == train.GOLD_WEIGHT
+    assert weights[0] == train.SILVER_WEIGHT
+
+
+def test_training_is_deterministic():
+    pytest.importorskip("sklearn")
+    import numpy as np
+
+    from training import clean as train
+
+    def pages():
+        out = []
+        for k in range(12):
+            text = ("Home\nNews\nSport\n\n" + "\n\n".join(
+                f"Paragraph {i} of story {k} tells what the council decided about the river and the bridge."
+                for i in range(5)) + "\n\nFollow us\nContact")
+            lines = PageLines.split(text)
+            labels = np.array([1.0 if t.startswith("Paragraph") else 0.0 for t in lines.texts])
+            out.append(train.TrainingPage("aeb" if k % 2 else "trafilatura", str(k), lines, labels,
+                                          np.ones(len(labels))))
+        return out
+
+    first = train.train_classifier(pages())
+    second = train.train_classifier(pages())
+    assert np.array_equal(first.second.w1, second.second.w1)
+    probs = first.probabilities(pages()[0].lines)
+    assert probs[3:8].min() > 0.5 > probs[:3].max()
+
+
+def test_seed_ensemble_is_one_network_averaging_the_members_logits():
+    pytest.importorskip("sklearn")
+    import numpy as np
+
+    from training import clean as train
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 6)) * [1, 2, 3, 4, 5, 6] + 10
+    y = (x[:, 0] + 0.5 * x[:, 1] > 15).astype(float)
+    w = np.ones(len(y))
+    merged = train.fit_perceptron(x, y, w, hidden=4, epochs=5, ensemble=3)
+    assert merged.w1.shape == (6, 12)
+    logits = []
+    for k in range(3):
+        one = train._fit_one(x, y, w, merged.mean, merged.scale, 4, 5, train.SEED + k)
+        p = one.predict(x)
+        logits.append(np.log(p / (1 - p)))
+    expected = 1 / (1 + np.exp(-np.mean(logits, axis=0)))
+    assert np.allclose(merged.predict(x), expected, atol=1e-5)
+    # predict (standardisation folded into float32 weights) computes the textbook formula
+    hidden = np.maximum(((x - merged.mean) / merged.scale) @ merged.w1 + merged.b1, 0.0)
+    assert np.allclose(merged.predict(x), 1 / (1 + np.exp(-(hidden @ merged.w2 + merged.b2))), atol=1e-5)
+
+
+def test_constrained_viterbi_gives_valid_iob2():
+    import numpy as np
+
+    from training import entities_nn as neural
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        probs = rng.dirichlet(np.full(len(neural.TAGS), 0.3), size=int(rng.integers(1, 10)))
+        tags = neural.viterbi(probs)
+        assert tags == neural._viterbi(probs, len(probs))  # the argmax shortcut changes nothing
+        for prev, cur in zip(["O", *tags], tags, strict=False):
+            assert not cur.startswith("I-") or prev[2:] == cur[2:]
+
+
+def test_ensembled_network_runs_in_numpy(tmp_path):
+    """The optional network (not shipped) is averaged with the CRF without torch: a network with
+    random weights of the right shapes, beside a copy of the committed CRF."""
+    import gzip
+    import json
+    import shutil
+    import sys
+
+    import numpy as np
+
+    from training import entities_nn as neural
+
+    shutil.copytree(crf.MODELS_DIR / crf.DEFAULT_MODEL, tmp_path / "m")
+    rng = np.random.default_rng(0)
+    vocab = {"words": ["<pad>", "<unk>", "joko", "widodo", "ke", "medan"], "chars": ["<pad>", "<unk>", *"abcdefghijklmnopqrstuvwxyz"],
+             "shapes": ["<pad>", "<unk>", "Xx", "x"], "gaz": ["<pad>", "<unk>", "LOC"], "clusters": 0}
+    we, cc, se, ge, hidden = 8, 6, 3, 2, 10
+    dims = we + cc + se + ge + neural.N_DENSE
+    weights = {"word_emb": rng.normal(size=(6, we)), "char_emb": rng.normal(size=(28, 4)),
+               "char_conv_w": rng.normal(size=(12, cc)), "char_conv_b": np.zeros(cc),
+               "shape_emb": rng.normal(size=(4, se)), "gaz_emb": rng.normal(size=(3, ge)),
+               "proj_w": rng.normal(size=(dims, hidden)), "proj_b": np.zeros(hidden),
+               "out_w": rng.normal(size=(hidden, len(neural.TAGS))), "out_b": np.zeros(len(neural.TAGS))}
+    for k in range(len(neural.DILATIONS)):
+        weights[f"conv{k}_w"] = rng.normal(size=(3 * hidden, hidden)) * 0.1
+        weights[f"conv{k}_b"] = np.zeros(hidden)
+    np.savez_compressed(tmp_path / "m" / "nn.npz", **{k: v.astype(np.float16) for k, v in weights.items()})
+    meta = {"domains": ["idner-news-2k"], "base_domain": "idner-news-2k", "vocab": vocab, "crf_weight": 0.6}
+    with gzip.open(tmp_path / "m" / "nn.json.gz", "wt", encoding="utf-8") as fh:
+        json.dump(meta, fh)
+
+    tagger = neural.EnsembleTagger(crf.CrfTagger(tmp_path / "m", domain="idner-news-2k"))
+    assert tagger.crf_weight == 0.6
+    probs = tagger.nn.probs_many([["Joko", "Widodo", "ke", "Medan"], ["Bank", "Indonesia"]], "idner-news-2k")
+    assert [p.shape for p in probs] == [(4, 7), (2, 7)]
+    assert abs(float(probs[0].sum()) - 4) < 1e-4
+    tags = tagger.tag_tokens(["Presiden", "Joko", "Widodo", "terbang", "ke", "Medan", "."])
+    assert len(tags) == 7
+    for prev, cur in zip(["O", *tags], tags, strict=False):
+        assert not cur.startswith("I-") or prev[2:] == cur[2:]
+    assert "torch" not in sys.modules
+
+
+def test_word_clusters_are_learnt_deterministically():
+    pytest.importorskip("sklearn")
+    from training import entities_clusters as clusters
+
+    days = ["Senin", "Selasa", "Rabu", "Kamis"]
+    places = ["Jakarta", "Medan", "Bandung", "Surabaya"]
+    sents = [["Pada", d, "ia", "pergi", "ke", p, "."] for d in days for p in places] * 3
+    first = clusters.learn(sents, n_clusters=4, min_count=3, dim=4)
+    assert first == clusters.learn(sents, n_clusters=4, min_count=3, dim=4)
+    assert len({first[d.lower()] for d in days}) == 1 and len({first[p.lower()] for p in places}) == 1
+    assert first["senin"] != first["jakarta"]
+
+
+# --- data helpers ----------------------------------------------------------------------------------
+
+def test_label_mapping_and_spans():
+    tags = data.map_tags(["B-PPL", "I-PPL", "O", "B-EVT", "I-EVT", "B-IND", "I-PLC"], data.LABEL_MAPS["nerp"])
+    assert tags == ["B-PER", "I-PER", "O", "O", "O", "B-ORG", "B-LOC"]
+    assert data.spans(tags) == {(0, 2, "PER"), (5, 6, "ORG"), (6, 7, "LOC")}
+
+
+def test_truecase_uses_casing_of_cased_sets():
+    cased = [data.Sentence("a", ["Kata", "ketua", "PKB", "di", "Jakarta"], ["O", "O", "B-ORG", "O", "B-LOC"], "x")]
+    table = data.casing_table(cased)
+    lower = data.Sentence("b", ["kata", "pkb", "di", "jakarta", "budi"], ["O", "B-ORG", "O", "B-LOC", "B-PER"], "nerp")
+    (out,) = data.truecase([lower], table)
+    assert out.tokens == ["Kata", "PKB", "di", "Jakarta", "Budi"]
+
+
