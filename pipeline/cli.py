@@ -187,6 +187,15 @@ def cmd_deadletter_replay(args) -> int:
     return 0
 
 
+def cmd_schema(args) -> int:
+    import orjson
+
+    from pipeline.records import record_json_schema
+
+    sys.stdout.buffer.write(orjson.dumps(record_json_schema(), option=orjson.OPT_INDENT_2) + b"\n")
+    return 0
+
+
 def cmd_topics(args) -> int:
     from pipeline.monitoring import runfile
     from pipeline.streaming.topics import ensure_topics
@@ -317,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_argument("--timeout", type=float, default=30.0,
                         help="seconds to wait for the broker's answers (default 30)")
     topics.set_defaults(func=cmd_topics)
+
+    schema = sub.add_parser("schema", help="the JSON Schema of an enriched record (from pipeline/records.py)")
+    schema.set_defaults(func=cmd_schema)
 
     status = sub.add_parser("status", help="every stage of a running pipeline: workers, rates, lag, latency, health")
     status.add_argument("--once", action="store_true", help="print once and exit (exit code 1 when behind or down)")

@@ -243,6 +243,58 @@ def check_record(record: dict[str, Any]) -> None:
         raise BadInput(INVALID_EVENT, "'trace' must be a list")
 
 
+# --- the enriched record's fields and types --------------------------------------------------------
+# Every sink's columns and the published JSON Schema (`pipeline schema`) derive from these. A type
+# is "str", "int", "float", "bool", "time" (ISO-8601 text, a timestamp in typed sinks), ["list", T],
+# ["map", T] (string keys) or a dict of named fields. Any field may be null unless it is required;
+# a stage may add fields of its own (typed sinks keep them in ``extra``).
+
+ENTITY_FIELDS: dict[str, Any] = {"text": "str", "label": "str", "start": "int", "end": "int", "canonical": "str",
+                                 "ids": ["map", "str"], "source": "str"}
+LANG_FIELDS: dict[str, Any] = {
+    "code": "str", "confidence": "float", "reliable": "bool",
+    "alternatives": ["list", {"code": "str", "score": "float"}],
+    "spans": ["list", {"start": "int", "end": "int", "code": "str", "confidence": "float"}],
+}
+DEDUP_FIELDS: dict[str, Any] = {"status": "str", "duplicate_of": "str", "similarity": "float"}
+TRACE_FIELDS: dict[str, Any] = {"stage": "str", "worker": "str", "started_at": "time", "ms": "float"}
+RECORD_FIELDS: dict[str, Any] = {
+    "id": "str", "schema": "str", "url": "str", "source": "str", "fetched_at": "time", "ingested_at": "time",
+    "content_type": "str", "title": "str", "author": "str", "authors": ["list", "str"], "published": "str",
+    "site": "str", "canonical_url": "str", "declared_lang": "str", "text": "str", "lang": LANG_FIELDS,
+    "entities": ["list", ENTITY_FIELDS],
+    "entity_summary": ["list", {"canonical": "str", "label": "str", "count": "int"}],
+    "entities_tagger": "str", "dedup": DEDUP_FIELDS, "trace": ["list", TRACE_FIELDS],
+}
+REQUIRED_FIELDS = ("schema", "id", "fetched_at", "content_type", "text", "trace")
+_JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "time": "string"}
+
+
+def _json_type(kind: Any, nullable: bool = True) -> dict[str, Any]:
+    if isinstance(kind, dict):
+        out: dict[str, Any] = {"type": "object", "properties": {k: _json_type(v) for k, v in kind.items()}}
+    elif isinstance(kind, list):
+        container, item = kind
+        out = ({"type": "array", "items": _json_type(item, nullable=False)} if container == "list"
+               else {"type": "object", "additionalProperties": _json_type(item)})
+    else:
+        out = {"type": _JSON_TYPES[kind]}
+        if kind == "time":
+            out["format"] = "date-time"
+    if nullable:
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+def record_json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of an enriched record of this version."""
+    properties = {name: _json_type(kind, nullable=name not in REQUIRED_FIELDS) for name, kind in RECORD_FIELDS.items()}
+    properties["schema"] = {"const": RECORD_SCHEMA}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": RECORD_SCHEMA,
+            "title": "enriched news record", "type": "object", "required": list(REQUIRED_FIELDS),
+            "properties": properties}
+
+
 # --- trace ---------------------------------------------------------------------------------------
 
 def trace_entry(stage: str, worker: str, started_at: datetime, ms: float) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
 from pipeline import records
@@ -88,3 +89,36 @@ def test_receipt_carries_what_a_dashboard_shows_and_the_latency():
     assert len(r["entities"]) == records.RECEIPT_ENTITIES
     bare = records.receipt({"id": "x"}, [], "w")
     assert bare["latency_ms"] is None and bare["entities"] == [] and bare["title"] is None
+
+
+def test_the_published_json_schema_and_every_typed_sink_derive_from_the_record_fields():
+    import subprocess
+    import sys
+
+    import jsonschema
+
+    from pipeline.records import RECORD_FIELDS, record_json_schema
+    from pipeline.sinks import parquet, postgres
+    from tests.conftest import ROOT, SEEDS
+
+    printed = subprocess.run([sys.executable, "-m", "pipeline", "schema"], cwd=ROOT, capture_output=True,
+                             check=True, timeout=60).stdout
+    schema = orjson.loads(printed)
+    assert schema == record_json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    enriched = subprocess.run([sys.executable, "-m", "pipeline", "enrich", str(SEEDS), "--no-progress"], cwd=ROOT,
+                              capture_output=True, check=True, timeout=120).stdout.splitlines()
+    assert len(enriched) == 5
+    for line in enriched:
+        record = orjson.loads(line)
+        validator.validate(record)
+        assert set(record) <= set(RECORD_FIELDS)  # every field the stages write is named in the schema
+    bad = {**orjson.loads(enriched[0]), "fetched_at": None, "lang": {"code": 5}}
+    assert {e.json_path for e in validator.iter_errors(bad)} == {"$.fetched_at", "$.lang.code"}
+    # a stage's own field is allowed, and kept by the typed sinks in ``extra``
+    validator.validate({**orjson.loads(enriched[0]), "word_count": 3})
+    assert parquet.SCHEMA.names == [*RECORD_FIELDS, "extra"]
+    columns = {name for name, _ in postgres.COLUMNS}
+    split = {"lang": "lang_detail", "dedup": "dedup_status"}
+    assert {split.get(name, name) for name in RECORD_FIELDS} <= columns

@@ -8,8 +8,8 @@ Layout (Hive style, read directly by DuckDB, pandas and Spark)::
 
 Records are staged per partition in a JSON-lines part file under ``<folder>/_staging/`` (the same
 exactly-once rolling as the JSONL sink); finishing one writes one Parquet file per (date,
-language) in it, with the explicit schema below (entities, trace and dedup as nested columns;
-fields the schema does not know yet go to ``extra`` as JSON), then removes the part file.
+language) in it, with the schema derived from ``records.RECORD_FIELDS`` (entities, trace and dedup
+as nested columns; fields the schema does not know go to ``extra`` as JSON), then removes the part file.
 Finishing again after a crash rewrites the same file names: nothing is doubled.
 """
 
@@ -23,47 +23,51 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.records import parse_iso
+from pipeline.records import RECORD_FIELDS, parse_iso
 from pipeline.sinks.rolling import PART_SUFFIX, RollingSink, fsync_dir
 
 _STR = pa.string()
-ENTITY = pa.struct([("text", _STR), ("label", _STR), ("start", pa.int32()), ("end", pa.int32()),
-                    ("canonical", _STR), ("ids", pa.map_(_STR, _STR)), ("source", _STR)])
-SCHEMA = pa.schema([
-    ("id", _STR), ("schema", _STR), ("url", _STR), ("source", _STR),
-    ("fetched_at", pa.timestamp("ms", tz="UTC")), ("content_type", _STR),
-    ("title", _STR), ("author", _STR), ("authors", pa.list_(_STR)), ("published", _STR), ("site", _STR),
-    ("canonical_url", _STR), ("declared_lang", _STR), ("text", _STR),
-    ("lang", pa.struct([("code", _STR), ("confidence", pa.float64()), ("reliable", pa.bool_()),
-                        ("alternatives", pa.list_(pa.struct([("code", _STR), ("score", pa.float64())]))),
-                        ("spans", pa.list_(pa.struct([("start", pa.int32()), ("end", pa.int32()), ("code", _STR),
-                                                      ("confidence", pa.float64())])))])),
-    ("entities", pa.list_(ENTITY)),
-    ("entity_summary", pa.list_(pa.struct([("canonical", _STR), ("label", _STR), ("count", pa.int32())]))),
-    ("entities_tagger", _STR),
-    ("dedup", pa.struct([("status", _STR), ("duplicate_of", _STR), ("similarity", pa.float64())])),
-    ("trace", pa.list_(pa.struct([("stage", _STR), ("worker", _STR),
-                                  ("started_at", pa.timestamp("ms", tz="UTC")), ("ms", pa.float64())]))),
-    ("extra", _STR),  # JSON of the fields this schema does not name yet
-])
-_NAMED = set(SCHEMA.names)
+_SCALARS = {"str": _STR, "int": pa.int32(), "float": pa.float64(), "bool": pa.bool_(),
+            "time": pa.timestamp("ms", tz="UTC")}
+
+
+def arrow_type(kind: Any) -> pa.DataType:
+    """The Arrow type of a field type of ``records.RECORD_FIELDS``."""
+    if isinstance(kind, dict):
+        return pa.struct([(name, arrow_type(k)) for name, k in kind.items()])
+    if isinstance(kind, list):
+        container, item = kind
+        return pa.list_(arrow_type(item)) if container == "list" else pa.map_(_STR, arrow_type(item))
+    return _SCALARS[kind]
+
+
+#: one column per field of the record schema, plus ``extra``: JSON of the fields it does not name
+#: (a stage's own fields, keys of a nested object the schema does not know yet)
+SCHEMA = pa.schema([(name, arrow_type(kind)) for name, kind in RECORD_FIELDS.items()] + [("extra", _STR)])
+
+
+def _value(kind: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(kind, dict):
+        return {name: _value(k, value.get(name)) for name, k in kind.items()} if isinstance(value, dict) else None
+    if isinstance(kind, list):
+        container, item = kind
+        if container == "list":
+            return [_value(item, v) for v in value] if isinstance(value, list) else None
+        return [(str(k), _value(item, v)) for k, v in value.items()] if isinstance(value, dict) else None
+    if kind == "time":
+        return parse_iso(value) if isinstance(value, str) else None
+    return value
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:
-    row = {name: record.get(name) for name in _NAMED if name != "extra"}
-    row["fetched_at"] = parse_iso(record["fetched_at"])
-    if record.get("entities"):
-        row["entities"] = [{**e, "ids": list((e.get("ids") or {}).items())} for e in record["entities"]]
-    if record.get("trace"):
-        row["trace"] = [{**t, "started_at": parse_iso(t["started_at"])} for t in record["trace"]]
-    if isinstance(record.get("lang"), dict):
-        row["lang"] = {k: record["lang"].get(k) for k in ("code", "confidence", "reliable", "alternatives", "spans")}
-    rest = {k: v for k, v in record.items() if k not in _NAMED}
-    if isinstance(record.get("lang"), dict):
-        lang_rest = {k: v for k, v in record["lang"].items()
-                     if k not in ("code", "confidence", "reliable", "alternatives", "spans")}
-        if lang_rest:
-            rest["lang"] = lang_rest
+    row = {name: _value(kind, record.get(name)) for name, kind in RECORD_FIELDS.items()}
+    rest = {k: v for k, v in record.items() if k not in RECORD_FIELDS}
+    for name, kind in RECORD_FIELDS.items():  # keys of a nested object the schema does not name
+        value = record.get(name)
+        if isinstance(kind, dict) and isinstance(value, dict) and (unknown := set(value) - set(kind)):
+            rest[name] = {k: value[k] for k in sorted(unknown)}
     row["extra"] = orjson.dumps(rest).decode() if rest else None
     return row
 

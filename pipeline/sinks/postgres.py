@@ -14,46 +14,59 @@ The connection string comes from the sink target (``postgres:postgresql://...``)
 from __future__ import annotations
 
 import re
-from datetime import date
+from collections.abc import Callable
+from datetime import date, datetime
 from typing import Any
 
 import orjson
 
-from pipeline.records import TemporaryFailure, parse_iso
+from pipeline.records import RECORD_FIELDS, TemporaryFailure, parse_iso
 from pipeline.redaction import redact
 
-COLUMNS: list[tuple[str, str]] = [
-    ("id", "text PRIMARY KEY"),
-    ("schema", "text"),
-    ("url", "text"),
-    ("source", "text"),
-    ("fetched_at", "timestamptz"),
-    ("content_type", "text"),
-    ("title", "text"),
-    ("author", "text"),
-    ("authors", "jsonb"),
-    ("published", "text"),
-    ("published_date", "date"),
-    ("site", "text"),
-    ("canonical_url", "text"),
-    ("declared_lang", "text"),
-    ("lang", "text"),
-    ("lang_confidence", "double precision"),
-    ("lang_detail", "jsonb"),
-    ("text", "text"),
-    ("entities", "jsonb"),
-    ("entity_summary", "jsonb"),
-    ("dedup_status", "text"),
-    ("duplicate_of", "text"),
-    ("similarity", "double precision"),
-    ("trace", "jsonb"),
-    ("extra", "jsonb"),
-    ("written_at", "timestamptz NOT NULL DEFAULT now()"),
+_SQL_SCALARS = {"str": "text", "int": "bigint", "float": "double precision", "bool": "boolean",
+                "time": "timestamptz"}
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _time(value: Any) -> datetime | None:
+    return parse_iso(value) if isinstance(value, str) else None
+
+
+def _field(name: str, kind: Any) -> list[tuple[str, str, Callable[[dict], Any]]]:
+    """The column(s) of one field of ``records.RECORD_FIELDS``: a scalar in its SQL type, a list
+    or an object as jsonb; three fields are also split for queries and indexes."""
+    if name == "lang":
+        return [("lang", "text", lambda r: (r.get("lang") or {}).get("code")),
+                ("lang_confidence", "double precision", lambda r: (r.get("lang") or {}).get("confidence")),
+                ("lang_detail", "jsonb", lambda r: _json(r.get("lang") or {}))]
+    if name == "dedup":
+        return [("dedup_status", "text", lambda r: (r.get("dedup") or {}).get("status")),
+                ("duplicate_of", "text", lambda r: (r.get("dedup") or {}).get("duplicate_of")),
+                ("similarity", "double precision", lambda r: (r.get("dedup") or {}).get("similarity"))]
+    if name == "published":
+        return [("published", "text", lambda r: r.get("published")),
+                ("published_date", "date", lambda r: _published_date(r.get("published")))]
+    if name == "id":
+        return [("id", "text PRIMARY KEY", lambda r: r["id"])]
+    if isinstance(kind, list) and kind[0] == "list":
+        return [(name, "jsonb", lambda r: _json(r.get(name) or []))]
+    if not isinstance(kind, str):
+        return [(name, "jsonb", lambda r: _json(r.get(name)))]
+    if kind == "time":
+        return [(name, "timestamptz", lambda r: _time(r.get(name)))]
+    return [(name, _SQL_SCALARS[kind], lambda r: r.get(name))]
+
+
+_COLUMN_SPECS = [spec for name, kind in RECORD_FIELDS.items() for spec in _field(name, kind)] + [
+    ("extra", "jsonb", lambda r: _json({k: v for k, v in r.items() if k not in RECORD_FIELDS})),
 ]
+#: the table's columns, derived from the record schema (``written_at``: when the sink last wrote the row)
+COLUMNS: list[tuple[str, str]] = [(name, sql) for name, sql, _ in _COLUMN_SPECS] + [
+    ("written_at", "timestamptz NOT NULL DEFAULT now()")]
 INDEXED = ["lang", "site", "published_date", "dedup_status"]
-_RECORD_FIELDS_IN_COLUMNS = {"id", "schema", "url", "source", "fetched_at", "content_type", "title", "author",
-                             "authors", "published", "site", "canonical_url", "declared_lang", "lang", "text",
-                             "entities", "entity_summary", "dedup", "trace"}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -67,25 +80,7 @@ def _published_date(value: str | None) -> date | None:
 
 
 def row_of(record: dict[str, Any]) -> tuple:
-    lang = record.get("lang") or {}
-    dedup = record.get("dedup") or {}
-    extra = {k: v for k, v in record.items() if k not in _RECORD_FIELDS_IN_COLUMNS}
-    values = {
-        "id": record["id"], "schema": record.get("schema"), "url": record.get("url"), "source": record.get("source"),
-        "fetched_at": parse_iso(record["fetched_at"]), "content_type": record.get("content_type"),
-        "title": record.get("title"), "author": record.get("author"),
-        "authors": orjson.dumps(record.get("authors") or []).decode(),
-        "published": record.get("published"), "published_date": _published_date(record.get("published")),
-        "site": record.get("site"), "canonical_url": record.get("canonical_url"),
-        "declared_lang": record.get("declared_lang"), "lang": lang.get("code"),
-        "lang_confidence": lang.get("confidence"), "lang_detail": orjson.dumps(lang).decode(),
-        "text": record.get("text"), "entities": orjson.dumps(record.get("entities") or []).decode(),
-        "entity_summary": orjson.dumps(record.get("entity_summary") or []).decode(),
-        "dedup_status": dedup.get("status"), "duplicate_of": dedup.get("duplicate_of"),
-        "similarity": dedup.get("similarity"), "trace": orjson.dumps(record.get("trace") or []).decode(),
-        "extra": orjson.dumps(extra).decode(),
-    }
-    return tuple(values[name] for name, _ in COLUMNS if name != "written_at")
+    return tuple(get(record) for _, _, get in _COLUMN_SPECS)
 
 
 class PostgresSink:
