@@ -45,6 +45,7 @@ from pipeline.records import (
 from pipeline.stages import build_stage
 from pipeline.stages.base import Stage, StageStats, worker_name
 from pipeline.stages.runner import Message, Origin, handle_messages
+from pipeline.streaming import faust_adapter
 
 log = logging.getLogger("pipeline.worker")
 
@@ -289,15 +290,9 @@ def build_processor(settings: Settings, stage: str, sink_targets: list[str] | No
 def _watch_consumer(app, stage: str, metrics: WorkerMetrics, source: str) -> None:
     """Feed ``metrics`` from the app: readiness, a heartbeat of the event loop, the consumer's
     partitions and offsets, and the offsets of every record the worker produced."""
-    from faust.sensors import Sensor
-
     view = metrics.view
-
-    class ProducedOffsets(Sensor):
-        def on_send_completed(self, producer, state, metadata) -> None:
-            view.note_produced(metadata.topic, metadata.partition, metadata.offset)
-
-    app.sensors.add(ProducedOffsets())
+    faust_adapter.on_produced(app, lambda metadata: view.note_produced(metadata.topic, metadata.partition,
+                                                                        metadata.offset))
 
     def refresh_view() -> None:
         consumer = app.consumer
@@ -305,7 +300,7 @@ def _watch_consumer(app, stage: str, metrics: WorkerMetrics, source: str) -> Non
             assigned = [tp for tp in consumer.assignment() if tp.topic == source]
         except Exception:  # noqa: BLE001 - not started yet
             return
-        read = getattr(consumer, "_read_offset", {})
+        read = faust_adapter.read_offsets(consumer)
         position, highwater = {}, {}
         for tp in assigned:
             last = read.get(tp)
@@ -364,7 +359,7 @@ class Transactions:
     the committed offset. Consumers read ``read_committed`` and never see the aborted records.
 
     The worker commits these itself, always between two batches (under the worker's lock), instead
-    of Faust's timer: see ``pipeline.streaming.app._transactions_commit``.
+    of Faust's timer: see ``pipeline.streaming.faust_adapter._transactions_commit``.
     """
 
     def __init__(self, app, source: str):
@@ -376,7 +371,7 @@ class Transactions:
 
     def transactional_id(self, partition: int) -> str:
         # the id Faust gives the producer it starts for this partition on assignment
-        return f"{self.app.conf.id}-{self.app.assignor.group_for_topic(self.source)}-{partition}"
+        return faust_adapter.transactional_id(self.app, self.source, partition)
 
     async def send(self, outputs: list[Output], on_sent) -> None:
         try:
@@ -421,7 +416,7 @@ class Transactions:
         next owner of the partition, this worker included, starts a new one. A producer kept
         across a rebalance (Faust stops only some of them) may since have been fenced by the
         worker that owned the partition in between, and then fails its next commit."""
-        producers = self.app.producer._transaction_producers
+        producers = faust_adapter.transaction_producers(self.app)
         for partition in partitions:
             self.done.pop(partition, None)
             self.committed.pop(partition, None)
@@ -440,9 +435,8 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
     ``ready_file`` is touched each time the worker has its partitions and fetches (the supervisor
     of ``pipeline run`` waits for it)."""
     from pipeline import registry
-    from pipeline.streaming.app import make_app
 
-    app = make_app(settings, stage)
+    app = faust_adapter.make_app(settings, stage)
     topics = registry.stage_topics(settings, stage)
     if metrics is not None:
         metrics.view = ConsumerView(topics.source, registry.consumer_group(settings, stage))
@@ -461,7 +455,7 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
         """Offsets committed for the source topic (next offset to read, per partition)."""
         if transactions is not None:
             return dict(transactions.committed)
-        offsets = getattr(app.consumer, "_committed_offset", {})
+        offsets = faust_adapter.committed_offsets(app.consumer)
         return {tp.partition: off for tp, off in list(offsets.items()) if tp.topic == topics.source and off}
 
     async def commit() -> None:
@@ -573,27 +567,28 @@ STOP_GRACE_S = 10.0  # after SIGTERM, a worker has the commit interval plus this
 EXIT_STOP_TIMEOUT = 4
 
 
-def _stop_within(worker, seconds: float) -> None:
-    """After SIGTERM or SIGINT, end the process at the latest ``seconds`` later: a stage busy on one
-    record, or a stop that waits on a broker or index that is gone, must not keep a worker (and
-    its port) alive. Nothing is lost: what it had not committed is read again by the next owner."""
+def stop_deadline(seconds: float):
+    """A wrapper for the worker's SIGTERM and SIGINT handlers: after either signal, the process
+    ends at the latest ``seconds`` later. A stage busy on one record, or a stop that waits on a
+    broker or index that is gone, must not keep a worker (and its port) alive. Nothing is lost:
+    what it had not committed is read again by the next owner."""
+    timer: list[threading.Timer] = []
+
     def expire() -> None:
         log.error("still running %.0f s after the signal to stop; exiting without a clean stop", seconds)
         logging.shutdown()
         os._exit(EXIT_STOP_TIMEOUT)
 
-    def arm(on_signal):
+    def wrap(on_signal):
         def handler() -> None:
-            if not getattr(worker, "_stop_deadline", None):
-                worker._stop_deadline = threading.Timer(seconds, expire)
-                worker._stop_deadline.daemon = True
-                worker._stop_deadline.start()
+            if not timer:
+                timer.append(threading.Timer(seconds, expire))
+                timer[0].daemon = True
+                timer[0].start()
             on_signal()
         return handler
 
-    # mode's Worker installs these (bound methods looked up on the instance) when it starts
-    worker._on_sigterm = arm(worker._on_sigterm)
-    worker._on_sigint = arm(worker._on_sigint)
+    return wrap
 
 
 def run_worker(settings: Settings, stage: str, sink_targets: list[str] | None = None,
@@ -602,8 +597,6 @@ def run_worker(settings: Settings, stage: str, sink_targets: list[str] | None = 
     """Run one stage worker until it is stopped. ``metrics_port``: where it serves /metrics
     (None: the stage's configured port; 0: any free port); ``metrics_port_fallback``: a free port
     when that one is taken (``pipeline run``; the port is written next to ``ready_file``)."""
-    import faust
-
     from pipeline.monitoring.logs import logging_config
 
     if not settings.broker.bootstrap_servers:
@@ -626,10 +619,8 @@ def run_worker(settings: Settings, stage: str, sink_targets: list[str] | None = 
     if ready_file:  # the supervisor reads where this worker serves its metrics
         Path(ready_file).with_suffix(".port").write_text(str(server.port))
     log.info("metrics on %s/metrics", server.url, extra={"stage": stage})
-    worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=False,
-                          logging_config=logging_config(log_level, log_format))
-    worker.spinner = None  # it writes terminal escape codes into the log file
-    _stop_within(worker, settings.profile.commit_interval_s + STOP_GRACE_S)
+    worker = faust_adapter.new_worker(app, log_level, logging_config(log_level, log_format),
+                                      stop_deadline(settings.profile.commit_interval_s + STOP_GRACE_S))
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

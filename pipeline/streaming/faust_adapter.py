@@ -1,0 +1,191 @@
+"""Everything the pipeline takes from Faust (and from mode and aiokafka beneath it), in one place:
+apps configured from the broker profile, the worker process object, and the few internals the
+stage workers need that Faust has no public API for.
+
+What is relied on beyond Faust's public API is listed in ``RELIED_ON`` and checked when this
+module is imported (a missing one stops the worker with its name); ``tests/streaming/
+test_faust_adapter.py`` checks the same on real objects, so a Faust upgrade that changes any of
+it fails loudly, in one test, instead of quietly somewhere in a worker. Tested with
+faust-streaming 0.15.3, mode-streaming 0.4, aiokafka 0.14.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.sensors import Sensor
+from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from pipeline import registry
+from pipeline.config import BrokerProfile, Settings
+
+#: (owner, attribute, why): what this module uses that Faust does not document; checked at import
+#: for classes, and by the adapter's test on real instances
+RELIED_ON: list[tuple[Any, str, str]] = [
+    (faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer",
+     "replaced to set aiokafka's fetch_max_wait_ms (Faust hardcodes 1500 ms)"),
+    (faust_consumer.TransactionManager, "commit", "replaced: exactly-once workers commit their transactions"),
+    (faust_consumer.TransactionManager, "transactional_id_format", "the id of a partition's transactional producer"),
+    (faust_aiokafka.Producer, "commit_transactions", "commits a partition's records and offsets together"),
+]
+#: attributes of instances (Faust sets them in __init__): checked on real objects by the test
+RELIED_ON_INSTANCES: list[tuple[str, str, str]] = [
+    ("consumer", "_read_offset", "the offset of the last record read per partition (metrics, lag)"),
+    ("consumer", "_committed_offset", "the offsets committed per partition (files are finished up to them)"),
+    ("producer", "_transaction_producers", "dropped on revocation so the next owner starts a fresh producer"),
+    ("worker", "_on_sigterm", "wrapped to end the process at the latest a grace time after SIGTERM"),
+    ("worker", "_on_sigint", "the same for SIGINT"),
+    ("aiokafka_consumer", "_fetch_max_wait_ms", "set from the broker profile"),
+]
+
+
+def missing_internals() -> list[str]:
+    """What of ``RELIED_ON`` the installed Faust lacks (empty when all is there)."""
+    return [f"{getattr(owner, '__qualname__', owner)}.{name} ({why})" for owner, name, why in RELIED_ON
+            if not hasattr(owner, name)]
+
+
+_missing = missing_internals()
+if _missing:
+    raise ImportError("this Faust lacks what the pipeline relies on: " + "; ".join(_missing))
+
+_fetch_max_wait_ms: int | None = None
+_original_create_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
+
+
+def _create_worker_consumer(self, transport):
+    """Faust hardcodes fetch_max_wait_ms=1500; the profile's value replaces it before start."""
+    consumer = _original_create_worker_consumer(self, transport)
+    if _fetch_max_wait_ms is not None:
+        consumer._fetch_max_wait_ms = _fetch_max_wait_ms
+    return consumer
+
+
+faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
+
+_faust_transactions_commit = faust_consumer.TransactionManager.commit
+
+
+async def _transactions_commit(self, offsets, start_new_transaction: bool = True) -> bool:
+    """With exactly-once processing the stage worker commits its transactions itself, with the
+    offsets of the records it has produced for (``pipeline.streaming.worker``). Faust's own commit
+    would end a partition's transaction with the offsets its acknowledgement bookkeeping reaches,
+    which lags behind what was produced when the source topic holds transaction markers (measured:
+    hundreds of records doubled downstream per killed worker)."""
+    if getattr(self.app, "commits_transactions_itself", False):
+        return False
+    return await _faust_transactions_commit(self, offsets, start_new_transaction)
+
+
+faust_consumer.TransactionManager.commit = _transactions_commit
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{hostport.strip()}" for hostport in bootstrap.split(",") if hostport.strip()]
+
+
+def broker_credentials(settings: Settings):
+    """Faust's credentials for the configured security protocol (None: plaintext)."""
+    b = settings.broker
+    if b.security_protocol == "PLAINTEXT":
+        return None
+    import ssl
+
+    context = None
+    if b.security_protocol.endswith("SSL"):
+        context = ssl.create_default_context(cafile=b.ssl_cafile or None)
+        context.check_hostname = b.ssl_check_hostname
+        if b.ssl_certfile:
+            context.load_cert_chain(b.ssl_certfile, b.ssl_keyfile or None)
+    if b.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(username=b.sasl_username, password=b.sasl_password,
+                                     mechanism=b.sasl_mechanism, ssl_context=context)
+    return faust.SSLCredentials(context)
+
+
+def make_app(settings: Settings, stage: str, datadir: Path | None = None) -> faust.App:
+    global _fetch_max_wait_ms
+    if not settings.broker.bootstrap_servers:
+        raise ValueError("no bootstrap servers: set broker.bootstrap_servers or KAFKA_BOOTSTRAP_SERVERS "
+                         "(or use `pipeline run`, which starts the embedded broker)")
+    profile: BrokerProfile = settings.profile
+    _fetch_max_wait_ms = profile.fetch_max_wait_ms
+    datadir = datadir or Path(tempfile.mkdtemp(prefix=f"pipeline-{stage}-"))
+    return faust.App(
+        registry.consumer_group(settings, stage),
+        broker=broker_urls(settings.broker.bootstrap_servers),
+        broker_credentials=broker_credentials(settings),
+        datadir=str(datadir),
+        web_enabled=False,
+        autodiscover=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        # topics are created by `pipeline topics`/`pipeline run` with explicit partitions
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=profile.session_timeout_s,
+        broker_heartbeat_interval=profile.heartbeat_interval_s,
+        broker_rebalance_timeout=profile.rebalance_timeout_s,
+        broker_request_timeout=profile.request_timeout_s,
+        broker_commit_interval=profile.commit_interval_s,
+        producer_max_batch_size=profile.producer_max_batch_bytes,
+        producer_linger=profile.producer_linger_ms / 1000.0,
+        producer_max_request_size=max(profile.producer_max_batch_bytes, profile.max_message_bytes + 65536),
+        producer_compression_type=None if profile.compression == "none" else profile.compression,
+        stream_wait_empty=True,
+        stream_buffer_maxsize=settings.run.buffer_records,
+        processing_guarantee=profile.processing_guarantee,
+    )
+
+
+# --- the internals the stage workers use -----------------------------------------------------
+
+def read_offsets(consumer) -> dict:
+    """TopicPartition -> offset of the last record the consumer read."""
+    return getattr(consumer, "_read_offset", {})
+
+
+def committed_offsets(consumer) -> dict:
+    """TopicPartition -> the next offset to read, as last committed."""
+    return getattr(consumer, "_committed_offset", {})
+
+
+def transactional_id(app: faust.App, source: str, partition: int) -> str:
+    """The id of the transactional producer Faust starts for ``partition`` of ``source``."""
+    group = types.SimpleNamespace(group=app.assignor.group_for_topic(source), partition=partition)
+    return faust_consumer.TransactionManager.transactional_id_format.format(group_id=app.conf.id, tpg=group)
+
+
+def transaction_producers(app: faust.App) -> dict:
+    """transactional id -> the aiokafka producer Faust keeps for it."""
+    return app.producer._transaction_producers
+
+
+def on_produced(app: faust.App, callback: Callable[[Any], None]) -> None:
+    """Call ``callback(metadata)`` for every record the app's producer has sent."""
+
+    class ProducedOffsets(Sensor):
+        def on_send_completed(self, producer, state, metadata) -> None:
+            callback(metadata)
+
+    app.sensors.add(ProducedOffsets())
+
+
+def new_worker(app: faust.App, log_level: str, logging_config: dict,
+               on_stop_signal: Callable[[Callable[[], None]], Callable[[], None]] | None = None) -> faust.Worker:
+    """The worker process object of ``app``. ``on_stop_signal`` wraps mode's SIGTERM and SIGINT
+    handlers (it gets the original and returns the handler to install)."""
+    worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=False, logging_config=logging_config)
+    worker.spinner = None  # it writes terminal escape codes into the log file
+    if on_stop_signal is not None:
+        # mode's Worker installs these (bound methods looked up on the instance) when it starts
+        worker._on_sigterm = on_stop_signal(worker._on_sigterm)
+        worker._on_sigint = on_stop_signal(worker._on_sigint)
+    return worker

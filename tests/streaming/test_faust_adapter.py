@@ -1,0 +1,46 @@
+"""What the pipeline relies on in Faust beyond its public API (``faust_adapter.RELIED_ON`` and
+``RELIED_ON_INSTANCES``) is there, on real objects: a Faust upgrade that changes any of it fails
+here, by name, before a worker runs."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+from pathlib import Path
+
+from pipeline import config
+from pipeline.streaming import faust_adapter
+from tests.conftest import CONFIG, ROOT
+
+
+def test_every_internal_the_adapter_relies_on_exists():
+    assert faust_adapter.missing_internals() == []
+    settings = config.load(CONFIG, env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    app = faust_adapter.make_app(settings, "clean")  # nothing connects until it starts
+    worker = faust_adapter.new_worker(app, "warn", {"version": 1}, lambda handler: handler)
+
+    async def consumer_of_aiokafka():  # what the consumer thread makes when it starts (patched by the adapter)
+        return app.consumer._thread._create_worker_consumer(app.transport)
+
+    aiokafka_consumer = asyncio.run(consumer_of_aiokafka())
+    owners = {"consumer": app.consumer, "producer": app.producer, "worker": worker,
+              "aiokafka_consumer": aiokafka_consumer}
+    missing = [f"{owner}.{name} ({why})" for owner, name, why in faust_adapter.RELIED_ON_INSTANCES
+               if not hasattr(owners[owner], name)]
+    assert missing == []
+    assert aiokafka_consumer._fetch_max_wait_ms == settings.profile.fetch_max_wait_ms
+    # the assignor learns topic groups from the group leader at assignment; as it would:
+    app.assignor._topic_groups["pages.raw"] = 0
+    assert faust_adapter.transactional_id(app, "pages.raw", 3) == f"{app.conf.id}-0-3"
+
+
+def test_no_other_module_imports_faust_or_its_libraries():
+    importers = []
+    for path in sorted((ROOT / "pipeline").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(n.split(".")[0] in ("faust", "mode") for n in names):
+                importers.append(str(path.relative_to(ROOT)))
+    assert set(importers) == {str(Path("pipeline/streaming/faust_adapter.py"))}
