@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import codecs
 import re
 
-from pipeline.records import UNDECODABLE, BadInput
+from pipeline.records import UNDECODABLE, BadInput, RawEvent
 
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8"),
@@ -77,3 +79,15 @@ def decode_bytes(data: bytes, http_charset: str | None = None) -> tuple[str, str
         except UnicodeDecodeError:
             pass
     return data.decode(name, errors="replace"), name
+
+
+def body_text(event: RawEvent) -> tuple[str, str | None]:
+    """The body of an accepted raw event as text, and the encoding it was decoded from (None when
+    it came as text): ``html_base64`` is decoded from base64, then its bytes as above."""
+    if event.body_field != "html_base64":
+        return event.body, None
+    try:
+        raw = base64.b64decode(event.body, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadInput(UNDECODABLE, f"'html_base64' is not valid base64: {exc}") from None
+    return decode_bytes(raw)

@@ -9,12 +9,12 @@ that already is an enriched record is taken as it is.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
 from pipeline import registry
+from pipeline.charset import body_text
 from pipeline.config import Settings
 from pipeline.records import (
     RECORD_SCHEMA,
@@ -50,12 +50,7 @@ def passthrough_record(event: dict[str, Any], received_at: datetime) -> dict[str
         return event
     raw = accept_raw(event, received_at)
     record = new_record(raw)
-    body = raw.body
-    if raw.body_field == "html_base64":
-        from pipeline.charset import decode_bytes
-
-        body, _ = decode_bytes(base64.b64decode(body))
-    record["text"] = body
+    record["text"], _ = body_text(raw)
     return record
 
 

@@ -20,18 +20,15 @@ that is the explicit empty-text status, rather than a record with empty ``text``
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.charset import decode_bytes
+from pipeline.charset import body_text
 from pipeline.config import CleanSettings
 from pipeline.records import (
     NO_TEXT,
     TOO_LARGE,
-    UNDECODABLE,
     BadInput,
     accept_raw,
     new_record,
@@ -88,13 +85,8 @@ class CleanStage(Stage):
             out.update(title=page.title, text=page.text, published=page.published,
                        authors=page.authors, site=page.site or site_of(event.url))
         else:
-            html = event.body
-            if event.body_field == "html_base64":
-                try:
-                    raw = base64.b64decode(event.body, validate=True)
-                except (binascii.Error, ValueError) as exc:
-                    raise BadInput(UNDECODABLE, f"'html_base64' is not valid base64: {exc}") from None
-                html, encoding = decode_bytes(raw)
+            html, encoding = body_text(event)
+            if encoding is not None:
                 out["encoding"] = encoding
             page = self.html.extract(html, event.url)
             self.stats.extra["html_pages"] += 1
