@@ -123,7 +123,11 @@ def test_topics_are_replicated_and_seeds_match_offline_enrich(cluster, tmp_path)
 
 
 def test_sigkill_each_stage_while_records_flow_on_the_cluster(cluster, tmp_path, pg_table):
-    sigkill_each_stage_while_records_flow(tmp_path, pg_table, **cluster_env(cluster))
+    """With exactly-once processing, which Apache Kafka offers (the other cluster tests run the
+    external profile's at-least-once): every id once in the JSONL files and in PostgreSQL, and
+    also once in every topic a stage writes."""
+    sigkill_each_stage_while_records_flow(tmp_path, pg_table, **cluster_env(cluster),
+                                          PIPELINE__PROFILES__EXTERNAL__PROCESSING_GUARANTEE="exactly_once")
 
 
 def test_the_broker_leading_most_partitions_is_killed_mid_stream_then_restarted(cluster, tmp_path):

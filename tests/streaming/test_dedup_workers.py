@@ -94,20 +94,15 @@ def check_expected(result: dict[str, dict]) -> None:
     assert result["again-001"]["duplicate_of"] == "seed-001"
 
 
-def test_same_verdicts_with_one_and_three_dedup_workers(tmp_path):
+def test_same_verdicts_with_one_and_three_dedup_workers(tmp_path, redis_url):
+    """One dedup worker on the embedded index, then three sharing a Redis the user runs
+    (stages.dedup.store = redis://..., as dedup workers on several machines use): the same verdicts."""
     one, one_workers = run_with_dedup_workers(tmp_path / "one", 1)
-    three, three_workers = run_with_dedup_workers(tmp_path / "three", 3)
+    three, three_workers = run_with_dedup_workers(tmp_path / "three", 3, store=redis_url)
     check_expected(one)
     assert len(one_workers) == 1
     assert len(three_workers) >= 2  # the records really were spread over several dedup processes
     assert orjson.dumps(one, option=orjson.OPT_SORT_KEYS) == orjson.dumps(three, option=orjson.OPT_SORT_KEYS)
-
-
-def test_three_dedup_workers_share_a_configured_redis(tmp_path, redis_url):
-    """A Redis the user runs (stages.dedup.store = redis://...), as dedup workers on several machines use."""
-    result, workers = run_with_dedup_workers(tmp_path, 3, store=redis_url)
-    check_expected(result)
-    assert len(workers) >= 2
 
 
 def test_killed_and_restarted_dedup_worker_still_knows_what_it_saw(tmp_path):

@@ -178,45 +178,88 @@ def test_a_second_run_in_the_same_folder_is_refused_and_kill_9_leaves_no_process
           f"gone {gone_s:.1f} s after")
 
 
-def test_records_sent_again_are_counted_as_skipped_the_same_everywhere(tmp_path):
-    """Events that carry their own ids, replayed by a second run into the same sink: nothing is
-    written again, and the console, the dashboard, `pipeline status --json` and the sink's
-    /metrics all say so with the same numbers."""
+def test_records_sent_again_are_counted_as_skipped_the_same_everywhere_and_no_password_leaves(tmp_path, pg_dsn):
+    """Events that carry their own ids, replayed by a second run into the same sinks (JSONL and
+    PostgreSQL): nothing is written again, and the console, the dashboard, `pipeline status --json`
+    and the sink's /metrics all say so with the same numbers.
+
+    The PostgreSQL sink is given with a password (`postgres:postgresql://user:PASSWORD@...`) and
+    both runs log at the debug level, with dead letters: the password is in nothing the runs wrote
+    or served (console, logs, run file, broker data, sink files and rows, dead letters, status,
+    dashboard, every worker's /metrics, /healthz and /readyz)."""
+    import getpass
+    import signal
+    import urllib.parse
+    import uuid
+
+    import psycopg
+
     from pipeline.monitoring.scrape import scrape
     from pipeline.sinks.jsonl import read_records
 
+    password = f"pw-{uuid.uuid4().hex}"
+    where = urllib.parse.urlsplit(pg_dsn)
+    user = where.username or getpass.getuser()
+    dsn = f"postgresql://{user}:{password}@{where.hostname}:{where.port or 5432}{where.path}"
+    table = f"again_{uuid.uuid4().hex[:8]}"
     batch = events(60)
+    bad = [{"id": "bad-empty", "url": "https://x.example/a", "html": ""},
+           {"id": "bad-type", "url": "https://x.example/b", "html": 5}]
     source = tmp_path / "events.jsonl"
-    source.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in batch))
-    first = subprocess.run([sys.executable, "-m", "pipeline", "run", "--no-dashboard", "--replay", str(source),
-                            "--exit-when-done", "--sink", f"jsonl:{tmp_path / 'out'}"], cwd=ROOT,
-                           env=run_env(tmp_path), capture_output=True, text=True, timeout=180)
+    source.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in [*batch, *bad]))
+    env = {**run_env(tmp_path), "PIPELINE__SINK__POSTGRES_TABLE": table}
+    sinks = ["--sink", f"jsonl:{tmp_path / 'out'}", "--sink", f"postgres:{dsn}"]
+    first = subprocess.run([sys.executable, "-m", "pipeline", "run", "--no-dashboard", "--log-level", "debug",
+                            "--replay", str(source), "--exit-when-done", *sinks], cwd=ROOT,
+                           env=env, capture_output=True, text=True, timeout=180)
     assert first.returncode == 0, first.stderr
     assert "records out     60" in first.stdout and "skipped" not in first.stdout, first.stdout
+    assert f"postgres:postgresql://{user}:***@" in first.stdout, first.stdout  # the sink, named, masked
+    seen = {"first run": first.stdout + first.stderr}
 
-    second = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--replay", str(source), "--sink",
-                               f"jsonl:{tmp_path / 'out'}"], cwd=ROOT, env=run_env(tmp_path),
+    second = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--log-level", "debug", "--replay",
+                               str(source), *sinks], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         info = wait_for_workers(tmp_path, second)
         state_url = info["dashboard_url"].rstrip("/") + "/api/state"
         data = wait_until(lambda: (d := json.loads(http_get(state_url)[1]).get("data") or {}).get("delivered") == 60
                           and d, 120, "the dashboard has seen 60 receipts")
+        seen["dashboard"] = http_get(state_url)[1]
         sink_url = next(w["metrics_url"] for w in info["workers"] if w["stage"] == "sink")
         sink_metrics = scrape(sink_url)
+        for w in info["workers"]:
+            for path in ("/metrics", "/healthz", "/readyz"):
+                seen[w["name"] + path] = http_get(w["metrics_url"].rstrip("/") + path)[1]
         result = subprocess.run([sys.executable, "-m", "pipeline", "status", "--once", "--json", "--window", "1"],
-                                cwd=ROOT, env=run_env(tmp_path), capture_output=True, text=True, timeout=60)
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        seen["status"] = result.stdout + result.stderr
         sink_status = next(s for s in json.loads(result.stdout)["stages"] if s["stage"] == "sink")
+        letters = subprocess.run([sys.executable, "-m", "pipeline", "deadletter", "list", "--json"], cwd=ROOT,
+                                 env=env, capture_output=True, text=True, timeout=60)
+        seen["dead letters"] = letters.stdout + letters.stderr
     finally:
-        second.send_signal(__import__("signal").SIGINT)
+        second.send_signal(signal.SIGINT)
         out, err = second.communicate(timeout=90)
+    seen["second run"] = out + err
+    with psycopg.connect(pg_dsn) as conn:
+        rows = [str(row) for row in conn.execute(f"SELECT * FROM {table}")]
+        conn.execute(f"DROP TABLE {table}")
+    seen["postgres"] = "\n".join(rows)
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            seen[str(path.relative_to(tmp_path))] = path.read_bytes().decode("utf-8", "replace")
+
     assert second.returncode == 0, err
     assert (data["written"], data["skipped_written"]) == (0, 60), data
     assert (sink_metrics.events["written"], sink_metrics.events["skipped_written"]) == (0, 60)
     assert sink_status["skipped_written"] == 60 and sink_status["records_out"] == 60, sink_status
     assert "records out     60" in out and "written         0  (skipped 60: already in the sink" in out, out
     ids = [r["id"] for r in read_records(tmp_path / "out")]
-    assert sorted(ids) == sorted(e["id"] for e in batch)
+    assert sorted(ids) == sorted(e["id"] for e in batch) and len(rows) == 60
+    assert seen["dead letters"].count('"bad-type"') == 2  # once per run
+    leaked = [name for name, text in seen.items() if password in text]
+    assert not leaked, f"the password is in: {', '.join(leaked)}"
 
 
 @pytest.fixture
@@ -285,62 +328,3 @@ def test_a_full_disk_pauses_the_sink_and_loses_nothing_when_space_returns(tmp_pa
     assert not list(small_disk.rglob("*.part"))
     print(f"\nfull disk: {stuck} of {len(batch)} records through before the sink stopped; every record in JSONL "
           f"and Parquet once {recovered_s:.1f} s after space was freed")
-
-
-def test_a_password_given_to_a_run_is_in_nothing_the_run_writes(tmp_path, pg_dsn):
-    """`pipeline run --sink postgres:postgresql://user:PASSWORD@...` at the debug log level, with
-    dead letters: the password is in none of the console's output, the log folder, the run file,
-    the sinks' files and rows, the dead letters, `pipeline status --json`, the dashboard's state,
-    nor any worker's /metrics and /healthz."""
-    import getpass
-    import signal
-    import urllib.parse
-    import uuid
-
-    import psycopg
-
-    password = f"pw-{uuid.uuid4().hex}"
-    where = urllib.parse.urlsplit(pg_dsn)
-    user = where.username or getpass.getuser()
-    dsn = f"postgresql://{user}:{password}@{where.hostname}:{where.port or 5432}{where.path}"
-    table = f"secret_{uuid.uuid4().hex[:8]}"
-    batch = [*events(30), {"id": "bad-empty", "url": "https://x.example/a", "html": ""},
-             {"id": "bad-type", "url": "https://x.example/b", "html": 5}]
-    source = tmp_path / "events.jsonl"
-    source.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in batch))
-    env = {**run_env(tmp_path), "PIPELINE__SINK__POSTGRES_TABLE": table}
-    run = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--log-level", "debug", "--replay", str(source),
-                            "--sink", f"jsonl:{tmp_path / 'out'}", "--sink", f"postgres:{dsn}"],
-                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen: dict[str, str] = {}
-    try:
-        info = wait_for_workers(tmp_path, run)
-        state_url = info["dashboard_url"].rstrip("/") + "/api/state"
-        wait_until(lambda: (json.loads(http_get(state_url)[1]).get("data") or {}).get("delivered") == 30, 120,
-                   "the dashboard has seen 30 receipts")
-        seen["dashboard"] = http_get(state_url)[1]
-        for w in info["workers"]:
-            for path in ("/metrics", "/healthz", "/readyz"):
-                seen[w["name"] + path] = http_get(w["metrics_url"].rstrip("/") + path)[1]
-        for command in (["status", "--once", "--json", "--window", "1"], ["deadletter", "list", "--json"],
-                        ["deadletter", "list"]):
-            result = subprocess.run([sys.executable, "-m", "pipeline", *command], cwd=ROOT, env=env,
-                                    capture_output=True, text=True, timeout=60)
-            seen[" ".join(command)] = result.stdout + result.stderr
-    finally:
-        run.send_signal(signal.SIGINT)
-        out, err = run.communicate(timeout=90)
-    seen["console"] = out + err
-    with psycopg.connect(pg_dsn) as conn:
-        seen["postgres"] = "\n".join(str(row) for row in conn.execute(f"SELECT * FROM {table}"))
-        conn.execute(f"DROP TABLE {table}")
-    for path in tmp_path.rglob("*"):
-        if path.is_file():
-            seen[str(path.relative_to(tmp_path))] = path.read_bytes().decode("utf-8", "replace")
-
-    assert run.returncode == 0, err
-    assert f"postgres:postgresql://{user}:***@" in out, out  # the summary names the sink, masked
-    assert seen["postgres"].count("\n") == 29 and "bad-type" in seen["deadletter list --json"]
-    assert any(name.endswith(".log") for name in seen) and any(name.endswith(".jsonl") for name in seen)
-    leaked = [name for name, text in seen.items() if password in text]
-    assert not leaked, f"the password is in: {', '.join(leaked)}"
