@@ -403,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     redaction.remember_texts(getattr(args, "sink", None) or [])
     from pipeline.config import ConfigError
     from pipeline.registry import UnknownStage
+    from pipeline.sinks import UnknownSink
     from pipeline.sources import UnknownSource
 
     client_error = _LastClientError()
@@ -412,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, UnknownStage) as exc:
         print(f"pipeline: configuration error: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, UnknownSource) as exc:
+    except (FileNotFoundError, UnknownSource, UnknownSink) as exc:
         print(f"pipeline: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # start-up failures the user can act on (broker, index, workers)

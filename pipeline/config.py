@@ -202,6 +202,7 @@ class SinkSettings:
     id_window: int
     postgres_url: str
     postgres_table: str
+    plugins: dict[str, str] = field(default_factory=dict)  # sink kind -> "module:Class"
 
 
 @dataclass(frozen=True)
@@ -456,6 +457,9 @@ def _validate(s: Settings) -> None:
     bad = [f"{k} = {v!r}" for k, v in s.sources.plugins.items() if k == "files" or ":" not in v]
     if bad:
         raise ConfigError(f"sources.plugins entries are KIND = \"module:Class\" (files is built in), got {', '.join(bad)}")
+    bad = [f"{k} = {v!r}" for k, v in s.sink.plugins.items() if ":" not in v]
+    if bad:
+        raise ConfigError(f"sink.plugins entries are KIND = \"module:Class\", got {', '.join(bad)}")
     roles = registry.roles(s)
     unknown = set(s.run.workers) - set(roles)
     if unknown:

@@ -1,4 +1,5 @@
-"""Where enriched records end. Each sink writes idempotently by record id, per Kafka partition.
+"""Where enriched records end: one module per kind of sink behind ``base.Sink`` or
+``base.FileSink``; partitions, rolls and offsets are the sink runner's (``runner.py``).
 
 A target is ``kind:location``:
 
@@ -6,58 +7,74 @@ A target is ``kind:location``:
 - ``parquet:FOLDER``   Parquet partitioned by fetch date and language (``parquet.py``)
 - ``postgres:DSN``     one row per id, upserted (``postgres.py``); ``postgres:`` alone uses
                        ``DATABASE_URL`` or ``sink.postgres_url``
-
-Every sink has ``name`` (safe to print), ``write(records, partition) -> new records``,
-``rolls_due() -> partitions``, ``roll(partitions)``, ``release(partitions)`` and ``close()``.
+- ``KIND:LOCATION``    a sink of your own: ``sink.plugins = {KIND = "module:Class"}``
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any, Protocol
+import importlib
+from pathlib import Path
+from typing import Any
 
-from pipeline.config import SinkSettings
+from pipeline.redaction import redact
+from pipeline.sinks.base import FileSink, Sink
 
-
-class Sink(Protocol):
-    name: str
-
-    def write(self, records: list[dict[str, Any]], partition: int) -> set[str]:
-        """Durably write the records; return the ids of those not written before (the others were
-        skipped, or written again in place). Raise ``TemporaryFailure`` when the destination is
-        unavailable; nothing of a failed call may stay half-written."""
-
-    def rolls_due(self) -> set[int]: ...
-
-    def roll(self, partitions: set[int]) -> list: ...
-
-    def release(self, partitions: set[int]) -> None: ...
-
-    def close(self) -> None: ...
+#: kind -> "module:Class"; the class's ``open(location, settings)`` makes the sink
+BUILT_IN = {
+    "jsonl": "pipeline.sinks.jsonl:JsonlSink",
+    "parquet": "pipeline.sinks.parquet:ParquetSink",
+    "postgres": "pipeline.sinks.postgres:PostgresSink",
+    "postgresql": "pipeline.sinks.postgres:PostgresSink",
+}
 
 
-def open_sink(target: str, settings: SinkSettings) -> Sink:
-    kind, _, location = target.partition(":")
-    if kind in ("jsonl", "parquet"):
-        if not location:
-            raise ValueError(f"{kind} sink needs a folder: {kind}:FOLDER")
-        if kind == "jsonl":
-            from pipeline.sinks.jsonl import JsonlSink
-
-            return JsonlSink(location, settings.roll_bytes, settings.roll_seconds, settings.id_window)
-        from pipeline.sinks.parquet import ParquetSink
-
-        return ParquetSink(location, settings.roll_bytes, settings.roll_seconds, settings.id_window)
-    if kind in ("postgres", "postgresql"):
-        from pipeline.sinks.postgres import PostgresSink
-
-        dsn = location or os.environ.get("DATABASE_URL") or settings.postgres_url
-        if not dsn:
-            raise ValueError("postgres sink needs a connection string: postgres:postgresql://..., "
-                             "DATABASE_URL, or sink.postgres_url")
-        return PostgresSink(dsn, settings.postgres_table)
-    raise ValueError(f"unknown sink kind {kind!r} in {target!r}; known: jsonl, parquet, postgres")
+class UnknownSink(ValueError):
+    """A sink target that cannot be opened (an unknown kind, a plugin that does not load)."""
 
 
-def open_sinks(targets: list[str], settings: SinkSettings) -> list[Sink]:
-    return [open_sink(t, settings) for t in targets]
+def kinds(settings: Any) -> dict[str, str]:
+    """Every kind of sink, built in or configured (``settings``: the ``[sink]`` settings)."""
+    shadowing = sorted(set(settings.plugins) & set(BUILT_IN))
+    if shadowing:
+        raise UnknownSink(f"sink.plugins: {', '.join(shadowing)} is built in; give your sink another kind")
+    return {**BUILT_IN, **settings.plugins}
+
+
+def sink_class(target: str, settings: Any) -> type[Sink] | type[FileSink]:
+    kind = target.partition(":")[0]
+    known = kinds(settings)
+    if kind not in known:
+        raise UnknownSink(f"unknown sink kind {kind!r} in {redact(target)!r}; known: {', '.join(sorted(known))}")
+    module, _, attr = known[kind].partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownSink(f"sink kind {kind!r}: cannot load {known[kind]} ({exc})") from None
+    if not (isinstance(cls, type) and issubclass(cls, (Sink, FileSink))):
+        raise UnknownSink(f"sink kind {kind!r}: {known[kind]} is not a Sink or a FileSink")
+    return cls
+
+
+def open_sink(target: str, settings: Any) -> Sink | FileSink:
+    return sink_class(target, settings).open(target.partition(":")[2], settings)
+
+
+def open_sinks(targets: list[str], settings: Any) -> list[Sink | FileSink]:
+    opened: list[Sink | FileSink] = []
+    try:
+        for target in targets:
+            opened.append(open_sink(target, settings))
+    except BaseException:
+        for sink in opened:
+            sink.close()
+        raise
+    return opened
+
+
+def local_folder(target: str, settings: Any) -> Path | None:
+    """The folder a file sink writes (one run at a time may own it); None for other sinks."""
+    location = target.partition(":")[2]
+    return Path(location) if location and issubclass(sink_class(target, settings), FileSink) else None
+
+
+__all__ = ["BUILT_IN", "FileSink", "Sink", "UnknownSink", "kinds", "local_folder", "open_sink", "open_sinks", "sink_class"]

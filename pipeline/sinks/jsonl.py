@@ -1,7 +1,7 @@
 """JSONL sink: rolled files of one JSON record per line, in a folder.
 
 Finished files (``enriched-p<partition>-<opened>.jsonl``) are complete and never change again:
-they appear by an atomic rename of the part file, so anything reading ``*.jsonl`` while the
+they appear by an atomic rename of the part file the sink runner staged, so anything reading ``*.jsonl`` while the
 pipeline runs sees whole files only. Open files end in ``.part``.
 """
 
@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline.sinks.rolling import PART_SUFFIX, RollingSink, fsync_dir
+from pipeline.sinks.base import FileSink
+from pipeline.sinks.staging import PART_SUFFIX, fsync_dir
 
 
-class JsonlSink(RollingSink):
+class JsonlSink(FileSink):
     kind = "jsonl"
 
     def finish(self, part: Path) -> list[Path]:

@@ -6,8 +6,8 @@ Layout (Hive style, read directly by DuckDB, pandas and Spark)::
 
 (``language``, not ``lang``: a partition key must not shadow the ``lang`` column of the files.)
 
-Records are staged per partition in a JSON-lines part file under ``<folder>/_staging/`` (the same
-exactly-once rolling as the JSONL sink); finishing one writes one Parquet file per (date,
+The sink runner stages records per partition in a JSON-lines part file under ``<folder>/_staging/``
+(the same exactly-once rolling as the JSONL sink); finishing one writes one Parquet file per (date,
 language) in it, with the schema derived from ``records.RECORD_FIELDS`` (entities, trace and dedup
 as nested columns; fields the schema does not know go to ``extra`` as JSON), then removes the part file.
 Finishing again after a crash rewrites the same file names: nothing is doubled.
@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.records import RECORD_FIELDS, parse_iso
-from pipeline.sinks.rolling import PART_SUFFIX, RollingSink, fsync_dir
+from pipeline.sinks.base import FileSink
+from pipeline.sinks.staging import PART_SUFFIX, fsync_dir
 
 _STR = pa.string()
 _SCALARS = {"str": _STR, "int": pa.int32(), "float": pa.float64(), "bool": pa.bool_(),
@@ -77,7 +78,7 @@ def partition_of(record: dict[str, Any]) -> tuple[str, str]:
     return record["fetched_at"][:10], lang
 
 
-class ParquetSink(RollingSink):
+class ParquetSink(FileSink):
     kind = "parquet"
 
     def staging_dir(self) -> Path:

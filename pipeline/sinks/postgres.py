@@ -13,6 +13,7 @@ The connection string comes from the sink target (``postgres:postgresql://...``)
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from datetime import date, datetime
@@ -22,6 +23,7 @@ import orjson
 
 from pipeline.records import RECORD_FIELDS, TemporaryFailure, parse_iso
 from pipeline.redaction import redact
+from pipeline.sinks.base import Sink
 
 _SQL_SCALARS = {"str": "text", "int": "bigint", "float": "double precision", "bool": "boolean",
                 "time": "timestamptz"}
@@ -83,8 +85,16 @@ def row_of(record: dict[str, Any]) -> tuple:
     return tuple(get(record) for _, _, get in _COLUMN_SPECS)
 
 
-class PostgresSink:
+class PostgresSink(Sink):
     kind = "postgres"
+
+    @classmethod
+    def open(cls, location: str, settings: Any) -> PostgresSink:
+        dsn = location or os.environ.get("DATABASE_URL") or settings.postgres_url
+        if not dsn:
+            raise ValueError("postgres sink needs a connection string: postgres:postgresql://..., "
+                             "DATABASE_URL, or sink.postgres_url")
+        return cls(dsn, settings.postgres_table)
 
     def __init__(self, dsn: str, table: str):
         if not _IDENT.match(table):
@@ -124,7 +134,7 @@ class PostgresSink:
             for name in INDEXED:
                 conn.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_{name}_idx ON {self.table} ({name})")
 
-    def write(self, records: list[dict[str, Any]], partition: int = 0) -> set[str]:
+    def write(self, records: list[dict[str, Any]]) -> set[str]:
         """Upsert the records (a record written again replaces its row); return the ids that had
         no row before."""
         import psycopg
@@ -155,15 +165,6 @@ class PostgresSink:
             except Exception:  # noqa: BLE001 - the connection is gone either way
                 pass
             self._conn = None
-
-    def rolls_due(self) -> set[int]:
-        return set()
-
-    def roll(self, partitions: set[int]) -> list:
-        return []
-
-    def release(self, partitions: set[int]) -> None:
-        pass
 
     def close(self) -> None:
         self._drop()

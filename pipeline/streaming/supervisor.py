@@ -25,7 +25,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from pipeline import registry
+from pipeline import registry, sinks
 from pipeline.config import Settings
 from pipeline.monitoring import runfile
 from pipeline.monitoring.http import port_is_free
@@ -186,9 +186,9 @@ class Supervisor:
         if self.settings.uses_embedded_broker and self.settings.embedded_broker.kind != "tansu":
             folders.append(("the embedded broker's data", Path(self.settings.embedded_broker.data_dir), "broker.lock"))
         for target in self.sink_targets:
-            kind, _, where = target.partition(":")
-            if kind in ("jsonl", "parquet") and where:
-                folders.append((f"the {kind} sink folder", Path(where), ".run.lock"))
+            where = sinks.local_folder(target, self.settings.sink)
+            if where is not None:
+                folders.append((f"the {target.partition(':')[0]} sink folder", where, ".run.lock"))
         try:
             for what, folder, name in folders:
                 self._locks.append(FolderLock(folder, what, hint, name=name).acquire(holder))

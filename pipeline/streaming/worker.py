@@ -42,6 +42,8 @@ from pipeline.records import (
     encode,
     receipt,
 )
+from pipeline.sinks import open_sinks
+from pipeline.sinks.runner import SinkRunner
 from pipeline.stages import build_stage
 from pipeline.stages.base import Stage, StageStats, worker_name
 from pipeline.stages.runner import Message, Origin, handle_messages
@@ -136,38 +138,22 @@ class StageProcessor:
             self.metrics.observe_records(passed)
         return outputs, []
 
-    def rolls_due(self) -> bool:
-        return False
-
-    def roll(self, committed: dict[int, int]) -> None:
-        pass
-
-    def release(self, partitions: set[int], committed: dict[int, int]) -> None:
-        pass
-
-    def close(self, committed: dict[int, int] | None = None) -> None:
+    def close(self) -> None:
         self.stage.close()
 
 
 class SinkProcessor:
-    """Writes a batch of enriched records to every sink, then emits one receipt per record.
-
-    File sinks keep one part file per partition and finish it only when every offset it holds is
-    committed (see ``pipeline.sinks.rolling``): ``max_offset`` is the highest offset handled per
-    partition since its files were last finished, compared with the committed offsets the worker
-    passes to :meth:`roll`, :meth:`release` and :meth:`close`.
-    """
+    """Writes a batch of enriched records to every sink (through the sink runner, which keeps
+    partitions, rolls and offsets: ``pipeline.sinks.runner``), then emits one receipt per record;
+    a record that is not one is dead-lettered."""
 
     def __init__(self, settings: Settings, targets: list[str], worker: str, metrics: WorkerMetrics | None = None):
-        from pipeline.sinks import open_sinks
-
-        self.sinks = open_sinks(targets, settings.sink)
+        self.runner = SinkRunner(open_sinks(targets, settings.sink), settings.sink)
         self.worker = worker
         self.metrics = metrics
         self.stats = StageStats()
         self.delivered = settings.topics.delivered
         self.deadletter = settings.topics.deadletter
-        self.max_offset: dict[int, int] = {}
 
     def process(self, items: list[Item]) -> tuple[list[Output], list[Item]]:
         outputs: list[Output] = []
@@ -188,15 +174,13 @@ class SinkProcessor:
                                      offset=item.offset)
                 outputs.append(Output(self.deadletter, item.key, encode(letter), item.partition))
                 log_dead_letter(letter)
-                self._handled(item)
+                self.runner.handled(item.partition, item.offset)
         t0 = time.perf_counter()
         new: set[str] = set()  # ids that were new in at least one sink
         try:
             for partition, pairs in good.items():
-                records = [record for _, record in pairs]
-                for sink in self.sinks:
-                    written = sink.write(records, partition)
-                    self.stats.extra[f"new_{sink.name}"] += len(written)
+                for name, written in self.runner.write([record for _, record in pairs], partition).items():
+                    self.stats.extra[f"new_{name}"] += len(written)
                     new |= written
         except TemporaryFailure as exc:
             waiting = [item for pairs in good.values() for item, _ in pairs]
@@ -209,7 +193,7 @@ class SinkProcessor:
             self.metrics.unblocked()
         seconds = time.perf_counter() - t0
         self.stats.busy_ms += seconds * 1000
-        names = [sink.name for sink in self.sinks]
+        names = self.runner.names
         written_at = datetime.now(UTC)
         if self.metrics:
             self.metrics.observe_written([record for pairs in good.values() for _, record in pairs], seconds,
@@ -221,52 +205,13 @@ class SinkProcessor:
                 outputs.append(Output(self.delivered, record["id"].encode(),
                                       encode(receipt(record, names, self.worker, written_at, outcome)),
                                       item.partition))
-                self._handled(item)
+                self.runner.handled(item.partition, item.offset)
                 self.stats.records_in += 1
                 self.stats.records_out += 1
         return outputs, []
 
-    def _handled(self, item: Item) -> None:
-        if item.offset > self.max_offset.get(item.partition, -1):
-            self.max_offset[item.partition] = item.offset
-
-    def _committed(self, partitions: set[int], committed: dict[int, int]) -> set[int]:
-        """The partitions whose every handled offset is committed."""
-        return {p for p in partitions if (committed.get(p) or 0) > self.max_offset.get(p, -1)}
-
-    def rolls_due(self) -> bool:
-        return any(sink.rolls_due() for sink in self.sinks)
-
-    def roll(self, committed: dict[int, int]) -> None:
-        due = set().union(*(sink.rolls_due() for sink in self.sinks))
-        ready = self._committed(due, committed)
-        if ready:
-            for sink in self.sinks:
-                sink.roll(ready)
-            for partition in ready:
-                self.max_offset.pop(partition, None)
-
-    def release(self, partitions: set[int], committed: dict[int, int]) -> None:
-        """Partitions leave this worker: finish what is committed, leave the rest to the next owner."""
-        ready = self._committed(partitions, committed)
-        for sink in self.sinks:
-            try:
-                sink.roll(ready & sink_partitions(sink))
-            except TemporaryFailure as exc:  # left whole for the next owner of the partitions to finish
-                log.warning("sink: %s; the next owner finishes the files", exc, extra={"stage": "sink"})
-            sink.release(partitions - ready)
-        for partition in partitions:
-            self.max_offset.pop(partition, None)
-
-    def close(self, committed: dict[int, int] | None = None) -> None:
-        held = set(self.max_offset).union(*(sink_partitions(s) for s in self.sinks))
-        self.release(held, committed or {})
-        for sink in self.sinks:
-            sink.close()
-
-
-def sink_partitions(sink) -> set[int]:
-    return sink.partitions() if hasattr(sink, "partitions") else set()
+    def close(self) -> None:
+        """The runner is closed by the worker, with the committed offsets (``run_worker``)."""
 
 
 def log_dead_letter(letter: dict[str, Any]) -> None:
@@ -429,11 +374,12 @@ class Transactions:
 
 
 def make_worker_app(settings: Settings, stage: str, processor, ready_file: str | None = None,
-                    metrics: WorkerMetrics | None = None):
+                    metrics: WorkerMetrics | None = None, runner: SinkRunner | None = None):
     """The Faust app of one stage worker, with its agent attached.
 
     ``ready_file`` is touched each time the worker has its partitions and fetches (the supervisor
-    of ``pipeline run`` waits for it)."""
+    of ``pipeline run`` waits for it). ``runner``: the sink worker's sink runner, told when files
+    may be finished (every offset they hold committed) and when partitions leave."""
     from pipeline import registry
 
     app = faust_adapter.make_app(settings, stage)
@@ -465,10 +411,10 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
             await app.consumer.commit()
 
     async def roll_if_due() -> None:
-        if processor.rolls_due():
+        if runner is not None and runner.rolls_due():
             await commit()
             try:
-                await asyncio.get_running_loop().run_in_executor(executor, processor.roll, committed_offsets())
+                await asyncio.get_running_loop().run_in_executor(executor, runner.roll, committed_offsets())
             except TemporaryFailure as exc:  # a full disk: the files stay whole and are finished later
                 log.warning("%s: %s; finishing the files later", stage, exc, extra={"stage": stage})
                 if metrics is not None:
@@ -499,15 +445,17 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
             async with busy:
                 if transactions is not None:
                     await transactions.commit(partitions)
-                await asyncio.get_running_loop().run_in_executor(executor, processor.release, partitions,
-                                                                 committed_offsets())
+                if runner is not None:
+                    await asyncio.get_running_loop().run_in_executor(executor, runner.release, partitions,
+                                                                     committed_offsets())
                 if transactions is not None:
                     await transactions.release(partitions)
 
-    @app.timer(interval=1.0)
-    async def roll_idle_files() -> None:
-        async with busy:
-            await roll_if_due()
+    if runner is not None:
+        @app.timer(interval=1.0)
+        async def roll_idle_files() -> None:
+            async with busy:
+                await roll_if_due()
 
     if transactions is not None:
         @app.timer(interval=settings.profile.commit_interval_s)
@@ -615,7 +563,8 @@ def run_worker(settings: Settings, stage: str, sink_targets: list[str] | None = 
     stage_code = getattr(processor, "stage", None)
     if stage_code is not None:
         metrics.record_clock = stage_code.clock
-    app = make_worker_app(settings, stage, processor, ready_file, metrics)
+    runner = processor.runner if isinstance(processor, SinkProcessor) else None
+    app = make_worker_app(settings, stage, processor, ready_file, metrics, runner)
     if ready_file:  # the supervisor reads where this worker serves its metrics
         Path(ready_file).with_suffix(".port").write_text(str(server.port))
     log.info("metrics on %s/metrics", server.url, extra={"stage": stage})
@@ -632,7 +581,9 @@ def run_worker(settings: Settings, stage: str, sink_targets: list[str] | None = 
         log.info("%s final stats: %s", stage, processor.stats.as_dict(), extra={"stage": stage})
         app.executor.shutdown(wait=True)
         # Faust committed what was acknowledged on its way out: finish the files that hold only that
-        processor.close(app.committed_offsets())
+        if runner is not None:
+            runner.close(app.committed_offsets())
+        processor.close()
         server.close()
         metrics.probe.close()
     return code

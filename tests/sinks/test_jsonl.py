@@ -6,10 +6,16 @@ import pytest
 
 from pipeline.records import TemporaryFailure
 from pipeline.sinks.jsonl import JsonlSink, read_records
+from pipeline.sinks.staging import IdLog, Staging
 
 
 def rec(i):
     return {"id": f"r{i}", "text": f"record {i}", "fetched_at": "2026-11-21T00:00:00Z"}
+
+
+def staged(folder, roll_bytes, roll_seconds):
+    """The JSONL sink's part files, as the sink runner keeps them."""
+    return Staging(JsonlSink(folder), roll_bytes, roll_seconds)
 
 
 def ids(folder, include_open=False):
@@ -17,33 +23,33 @@ def ids(folder, include_open=False):
 
 
 def test_each_id_once_per_partition_file_even_when_written_again(tmp_path):
-    sink = JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)
+    sink = staged(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)
     assert sink.write([rec(1), rec(2), rec(2)], partition=0) == {"r1", "r2"}
     assert sink.write([rec(2), rec(3)], partition=0) == {"r3"}
     assert ids(tmp_path) == []  # nothing finished yet: readers see only whole files
     assert ids(tmp_path, include_open=True) == ["r1", "r2", "r3"]
     sink.close()
-    again = JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)  # a restarted worker continues the file
+    again = staged(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)  # a restarted worker continues the file
     assert again.write([rec(1), rec(3), rec(4)], partition=0) == {"r4"}
-    again.roll({0})
+    again.finish({0})
     again.close()
     assert ids(tmp_path) == ["r1", "r2", "r3", "r4"]
     assert not list(tmp_path.glob("*.part"))
 
 
 def test_rolls_by_size_and_age(tmp_path):
-    sink = JsonlSink(tmp_path, roll_bytes=200, roll_seconds=0.3)
+    sink = staged(tmp_path, roll_bytes=200, roll_seconds=0.3)
     sink.write([rec(1)], partition=1)
-    assert sink.rolls_due() == set()
+    assert sink.due() == set()
     sink.write([rec(i) for i in range(2, 6)], partition=1)
     sink.write([rec(9)], partition=2)
-    assert sink.rolls_due() == {1}  # over 200 bytes
+    assert sink.due() == {1}  # over 200 bytes
     time.sleep(0.35)
-    assert sink.rolls_due() == {1, 2}  # and now old enough
-    finished = sink.roll({1, 2})
+    assert sink.due() == {1, 2}  # and now old enough
+    finished = sink.finish({1, 2})
     assert sorted(p.name.split("-")[1] for p in finished) == ["p001", "p002"]
     sink.write([rec(10)], partition=1)  # a new file for the partition
-    sink.roll({1})
+    sink.finish({1})
     assert sorted(ids(tmp_path)) == sorted(["r1", "r2", "r3", "r4", "r5", "r9", "r10"])
     sink.close()
 
@@ -51,14 +57,14 @@ def test_rolls_by_size_and_age(tmp_path):
 def test_torn_last_line_is_repaired(tmp_path):
     part = tmp_path / "enriched-p000-20260101T000000000000.jsonl.part"
     part.write_bytes(b'{"id": "r1", "text": "x"}\n{"id": "r2", "te')  # a worker died mid-line
-    sink = JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)
+    sink = staged(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)
     assert len(sink.write([rec(1), rec(2)], partition=0)) == 1
-    sink.roll({0})
+    sink.finish({0})
     assert ids(tmp_path) == ["r1", "r2"]
 
 
 def _hold(folder, ready, done):
-    sink = JsonlSink(folder, roll_bytes=1 << 20, roll_seconds=3600)
+    sink = staged(folder, roll_bytes=1 << 20, roll_seconds=3600)
     sink.write([rec(1)], partition=0)
     ready.set()
     done.wait(30)
@@ -71,7 +77,7 @@ def test_a_partition_file_has_one_writer(tmp_path):
     other = ctx.Process(target=_hold, args=(str(tmp_path), ready, done))
     other.start()
     assert ready.wait(30)
-    sink = JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)
+    sink = staged(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)
     with pytest.raises(TemporaryFailure, match="held by another sink process"):
         sink.write([rec(2)], partition=0)
     done.set()
@@ -84,28 +90,26 @@ def test_a_partition_file_has_one_writer(tmp_path):
 def test_older_leftover_part_files_are_finished_at_start(tmp_path):
     (tmp_path / "enriched-p003-20260101T000000000000.jsonl.part").write_bytes(b'{"id": "a"}\n')
     (tmp_path / "enriched-p003-20260102T000000000000.jsonl.part").write_bytes(b'{"id": "b"}\n')
-    JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600).close()
+    staged(tmp_path, roll_bytes=1 << 20, roll_seconds=3600).close()
     assert ids(tmp_path) == ["a"]
     assert ids(tmp_path, include_open=True) == ["a", "b"]
 
 
 def test_a_record_coming_again_after_its_file_was_finished_is_not_written_twice(tmp_path):
     """An upstream worker that crashed before committing sends its batch again, as new messages."""
-    sink = JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)
+    sink = staged(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)
     sink.write([rec(1), rec(2)], partition=0)
-    sink.roll({0})
+    sink.finish({0})
     assert sink.write([rec(2), rec(3)], partition=0) == {"r3"}
     sink.close()
-    restarted = JsonlSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)  # the id log outlives the process
+    restarted = staged(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)  # the id log outlives the process
     assert restarted.write([rec(1), rec(3), rec(4)], partition=0) == {"r4"}
-    restarted.roll({0})
+    restarted.finish({0})
     restarted.close()
     assert sorted(ids(tmp_path)) == ["r1", "r2", "r3", "r4"]
 
 
 def test_the_id_log_keeps_a_window(tmp_path):
-    from pipeline.sinks.rolling import IdLog
-
     log = IdLog(tmp_path / "p000.ids", window=3)
     log.add([bytes([i]) * 16 for i in range(5)])
     assert bytes([1]) * 16 not in log and bytes([4]) * 16 in log
@@ -119,8 +123,6 @@ def test_the_id_log_keeps_a_window(tmp_path):
 def test_the_id_log_takes_its_whole_window_from_the_start(tmp_path):
     """Placeholders fill what the ids do not (its memory does not grow as records come); they
     never match an id, never reach the file, and the first ids written push them out."""
-    from pipeline.sinks.rolling import IdLog
-
     log = IdLog(tmp_path / "p000.ids", window=4)
     assert len(log.keys) == len(log.order) == 4
     assert not any(bytes([0]) * 16 in log or bytes([0]) + n.to_bytes(15, "big") in log for n in range(4))

@@ -2,6 +2,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.sinks.parquet import ParquetSink
+from pipeline.sinks.staging import Staging
 
 
 def record(i, lang="id", day="2026-11-21"):
@@ -22,10 +23,10 @@ def record(i, lang="id", day="2026-11-21"):
 
 
 def test_parquet_partitioned_by_date_and_language_read_by_duckdb_and_pandas(tmp_path):
-    sink = ParquetSink(tmp_path, roll_bytes=1 << 20, roll_seconds=3600)
+    sink = Staging(ParquetSink(tmp_path), roll_bytes=1 << 20, roll_seconds=3600)
     sink.write([record(1), record(2, "en"), record(3, "id", "2026-11-22"), record(1)], partition=0)
     sink.write([record(4)], partition=1)
-    written = sink.roll({0, 1})
+    written = sink.finish({0, 1})
     sink.close()
     assert sorted(str(p.relative_to(tmp_path)).rsplit("/", 1)[0] for p in written) == [
         "dt=2026-11-21/language=en", "dt=2026-11-21/language=id", "dt=2026-11-21/language=id",

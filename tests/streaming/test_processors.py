@@ -3,6 +3,7 @@
 import orjson
 
 from pipeline.records import TemporaryFailure, encode
+from pipeline.sinks.base import Sink
 from pipeline.sinks.jsonl import read_records
 from pipeline.stages.base import Stage
 from pipeline.streaming.worker import Item, SinkProcessor, StageProcessor
@@ -51,27 +52,24 @@ def test_sink_processor_writes_then_emits_receipts(settings, tmp_path):
     assert orjson.loads(outputs[1][2])["id"] == "r1"
     assert [r["id"] for r in read_records(tmp_path, include_open=True)] == ["r1"]
     # the part file is finished on close only when every offset in it is committed
-    proc.close({0: 2})
+    proc.runner.close({0: 2})
     assert list(read_records(tmp_path)) == []
     proc = SinkProcessor(settings, [f"jsonl:{tmp_path}"], "w")
     proc.process([item(encode(RECORD), offset=2)])
-    proc.close({0: 3})
+    proc.runner.close({0: 3})
     assert [r["id"] for r in read_records(tmp_path)] == ["r1"]
 
 
 def test_sink_processor_retries_when_the_sink_is_unavailable(settings, tmp_path):
     proc = SinkProcessor(settings, [f"jsonl:{tmp_path}"], "w")
 
-    class Down:
+    class Down(Sink):
         name = "down"
 
-        def write(self, records, partition):
+        def write(self, records):
             raise TemporaryFailure("db down")
 
-        def close(self):
-            pass
-
-    proc.sinks.append(Down())
+    proc.runner.sinks.append(Down())
     batch = [item(encode(RECORD))]
     outputs, remaining = proc.process(batch)
     assert outputs == [] and remaining == batch

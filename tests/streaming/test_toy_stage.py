@@ -15,6 +15,8 @@ import pytest
 from pipeline import config, registry
 from pipeline.monitoring.scrape import scrape
 from tests.conftest import CONFIG, ROOT, SEEDS
+from tests.toy_sink import ENV as SINK_ENV
+from tests.toy_sink import rows
 from tests.toy_source import ENV as SOURCE_ENV
 from tests.toy_stage import ENV
 
@@ -45,17 +47,18 @@ def test_pipeline_enrich_runs_a_plugin_stage_in_its_place(tmp_path):
     assert [(d["stage"], d["reason"], d["id"]) for d in letters] == [("words", "too_short", "short")]
 
 
-def test_pipeline_run_with_a_source_and_a_stage_of_your_own(tmp_path):
-    """`pipeline run --replay count:12` with the toy source and the toy stage (configuration only):
-    every record goes through the words worker, which has its own topic, metrics and status row."""
+def test_pipeline_run_with_a_source_a_stage_and_a_sink_of_your_own(tmp_path):
+    """`pipeline run --replay count:12` with the toy source, the toy stage and the toy sink beside
+    the JSONL sink (configuration only): every record goes through the words worker, which has its
+    own topic, metrics and status row, and reaches both sinks once."""
     import signal
 
     from pipeline.sinks.jsonl import read_records
     from tests.streaming.test_faults import http_get, run_env, wait_for_workers, wait_until
 
-    env = {**run_env(tmp_path), **ENV, **SOURCE_ENV}
+    env = {**run_env(tmp_path), **ENV, **SOURCE_ENV, **SINK_ENV}
     run = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--replay", "count:12", "--sink",
-                            f"jsonl:{tmp_path / 'out'}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            f"jsonl:{tmp_path / 'out'}", "--sink", f"tally:{tmp_path / 'tally.sqlite'}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     try:
         info = wait_for_workers(tmp_path, run, roles=len(CHAIN) + 1)
@@ -65,7 +68,7 @@ def test_pipeline_run_with_a_source_and_a_stage_of_your_own(tmp_path):
         words = next(w for w in info["workers"] if w["stage"] == "words")
         metrics = scrape(words["metrics_url"])
         # `pipeline status` in a shell without the run's settings takes the chain from the run file
-        shell = {k: v for k, v in env.items() if k not in ENV}
+        shell = {k: v for k, v in env.items() if k not in ENV and k not in SINK_ENV}
         status = subprocess.run([sys.executable, "-m", "pipeline", "status", "--once", "--json", "--window", "1"],
                                 cwd=ROOT, env=shell, capture_output=True, text=True, timeout=60)
     finally:
@@ -78,6 +81,8 @@ def test_pipeline_run_with_a_source_and_a_stage_of_your_own(tmp_path):
         assert [t["stage"] for t in record["trace"]] == CHAIN
         assert int(record["trace"][1]["worker"].rsplit(":", 1)[1]) == words["pid"]
         assert record["word_count"] >= 50
+    tallied = rows(str(tmp_path / "tally.sqlite"))
+    assert sorted((r[0], r[1]) for r in tallied) == sorted((r["id"], r["url"]) for r in records)
     assert metrics.stage == "words" and metrics.records_out == 12
     stages = orjson.loads(status.stdout)["stages"]
     assert [s["stage"] for s in stages] == [*CHAIN, "sink"], status.stderr

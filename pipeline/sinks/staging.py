@@ -1,8 +1,8 @@
-"""Rolled files per Kafka partition, written exactly once per record id.
+"""Part files per partition for the file sinks, written exactly once per record id.
 
 Each partition a sink worker holds has one open *part file* (JSON lines, ``*.part``). Records are
 appended to it in one ``write`` + ``fsync`` per batch. When the file is big or old enough it is
-*finished* (the subclass turns it into its final form: renamed ``.jsonl``, or Parquet files) — but
+*finished* (the file sink turns it into its final form: renamed ``.jsonl``, or Parquet files) — but
 only once the consumer has committed every offset the file holds, so a message redelivered after a
 crash of the sink can only meet the part file it is already in.
 
@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from pipeline.records import TemporaryFailure, id_key
+from pipeline.sinks.base import FileSink
 
 PART_SUFFIX = ".part"
 
@@ -177,34 +178,27 @@ class PartFile:
             self.fd = -1
 
 
-class RollingSink:
-    """Base of the file sinks: part files per partition, rolled by size and age.
+class Staging:
+    """The part files of one file sink, per partition, rolled by size and age.
 
-    Subclasses set ``kind`` and implement :meth:`finish` (turn a closed part file into output).
+    ``write`` appends a partition's records to its part file (each id once, see :class:`IdLog`);
+    ``due`` names the partitions whose file is big or old enough; ``finish`` closes their files
+    and has the sink make its output of each (the caller made sure their offsets are committed);
+    ``release`` lets partitions go without finishing (their next owner continues the files).
     """
 
-    kind = ""
-
-    def __init__(self, directory: str | os.PathLike[str], roll_bytes: int, roll_seconds: float,
-                 id_window: int = 100_000):
-        self.directory = Path(directory)
-        self.staging = self.staging_dir()
+    def __init__(self, sink: FileSink, roll_bytes: int, roll_seconds: float, id_window: int = 100_000):
+        self.sink = sink
+        self.directory = sink.directory
+        self.staging = sink.staging_dir()
         self.staging.mkdir(parents=True, exist_ok=True)
         self.roll_bytes = roll_bytes
         self.roll_seconds = roll_seconds
         self.id_window = id_window
-        self.name = f"{self.kind}:{self.directory}"
+        self.name = sink.name
         self._open: dict[int, PartFile] = {}
         self._ids: dict[int, IdLog] = {}
         self._finish_leftovers()
-
-    # --- what subclasses provide ---------------------------------------------------------------
-
-    def staging_dir(self) -> Path:
-        return self.directory
-
-    def finish(self, part: Path) -> list[Path]:
-        raise NotImplementedError
 
     # --- writing ---------------------------------------------------------------------------------
 
@@ -231,6 +225,8 @@ class RollingSink:
         return part, ids
 
     def write(self, records: list[dict[str, Any]], partition: int) -> set[str]:
+        """Append the records not written before to the partition's part file, durably; return
+        their ids."""
         try:
             part, ids = self._writer(partition)
             fresh: dict[bytes, dict[str, Any]] = {}
@@ -246,12 +242,12 @@ class RollingSink:
 
     # --- rolling ---------------------------------------------------------------------------------
 
-    def rolls_due(self) -> set[int]:
+    def due(self) -> set[int]:
         now = time.monotonic()
         return {p for p, part in self._open.items()
                 if part.records and (part.size >= self.roll_bytes or now - part.opened >= self.roll_seconds)}
 
-    def roll(self, partitions: set[int]) -> list[Path]:
+    def finish(self, partitions: set[int]) -> list[Path]:
         """Finish these partitions' part files (the caller made sure their offsets are committed)."""
         done: list[Path] = []
         for partition in sorted(partitions):
@@ -264,7 +260,7 @@ class RollingSink:
                 part.close()
                 path = part.path
             try:
-                done.extend(self.finish(path))
+                done.extend(self.sink.finish(path))
             except OSError as exc:
                 # the part file stays whole (finishing writes elsewhere, then renames): the next roll,
                 # or the next owner of the partition, finishes it; writes go on appending to it
@@ -299,4 +295,4 @@ class RollingSink:
                         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     continue
-                self.finish(path)
+                self.sink.finish(path)

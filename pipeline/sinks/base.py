@@ -1,0 +1,76 @@
+"""What every sink is. A sink knows nothing of Kafka, partitions or offsets: those live in the
+sink runner (``pipeline.sinks.runner``), which gives each sink batches of records.
+
+There are two kinds:
+
+- :class:`Sink` writes a batch to its destination and returns when the batch is durable there
+  (PostgreSQL: one transaction). The destination keeps one copy per record id by itself.
+- :class:`FileSink` makes files. The runner stages its records in append-only part files (one per
+  partition, each record id once, see ``pipeline.sinks.staging``), so a batch is durable when the
+  part file is fsynced; once every record in a part file is acknowledged upstream, the runner asks
+  the sink to :meth:`FileSink.finish` it into its final form (a renamed JSONL file, Parquet files).
+
+A sink of your own is a subclass of either, in any importable module, with a classmethod
+``open(location, settings)``, plus one line of configuration: ``sink.plugins = {KIND =
+"module:Class"}`` (``tests/toy_sink.py`` is one).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+class Sink:
+    """Writes batches of records; a batch is durable when :meth:`write` returns.
+
+    The worker opens a sink in one thread and writes (and closes) it from another, one call at a
+    time: a client that binds itself to its thread must be told otherwise (or connect lazily)."""
+
+    kind: str = ""
+    name: str = ""  # safe to print (no password)
+
+    @classmethod
+    def open(cls, location: str, settings: Any) -> Sink:
+        """The sink a target ``KIND:LOCATION`` names (``settings``: the ``[sink]`` settings)."""
+        raise NotImplementedError
+
+    def write(self, records: list[dict[str, Any]]) -> set[str]:
+        """Durably write the records; return the ids that were not there before (the others were
+        skipped, or written again in place). Raise ``TemporaryFailure`` when the destination is
+        unavailable; nothing of a failed call may stay half-written."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class FileSink:
+    """Turns finished part files (JSON lines, one record per line, each id once) into output files
+    in :attr:`directory`. Part files are kept in :meth:`staging_dir` (the directory by default)."""
+
+    kind: str = ""
+    name: str = ""
+    directory: Path
+
+    @classmethod
+    def open(cls, location: str, settings: Any) -> FileSink:
+        if not location:
+            raise ValueError(f"{cls.kind} sink needs a folder: {cls.kind}:FOLDER")
+        return cls(location)
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.name = f"{self.kind}:{self.directory}"
+
+    def staging_dir(self) -> Path:
+        return self.directory
+
+    def finish(self, part: Path) -> list[Path]:
+        """Make the output of a closed part file and remove the part file; return the files made.
+        Called again on the same part file after a crash, it makes the same files (nothing
+        doubles). An ``OSError`` must leave the part file whole."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the sink holds."""
