@@ -31,10 +31,12 @@ def cmd_run(args) -> int:
     from rich.console import Console
 
     from pipeline.redaction import redact
+    from pipeline.stages import check_plugins
     from pipeline.streaming.supervisor import Supervisor
 
     settings = _settings(args)
     _setup_logging("warn", args.log_format or settings.run.log_format)
+    check_plugins(settings)  # a plugin stage that does not load, or wrong options: one line, before anything starts
     console = Console(stderr=True)
     supervisor = Supervisor(settings, sink_targets=args.sink, console=console, log_level=args.log_level,
                             log_format=args.log_format, dashboard=not args.no_dashboard,

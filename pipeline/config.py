@@ -358,6 +358,12 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def build_section(cls: Any, data: Any, where: str) -> Any:
+    """A dataclass from a table of the configuration (a plugin's options), checked like every
+    section: unknown or missing keys and wrong types are a ``ConfigError`` naming ``where``."""
+    return _build(cls, data, where)
+
+
 def _build(cls: Any, data: Any, where: str) -> Any:
     """Turn nested dicts into the dataclasses above, refusing unknown or missing keys."""
     if not isinstance(data, dict):

@@ -12,11 +12,12 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline import config
 from pipeline.monitoring.lag import PartitionLag
 from pipeline.monitoring.metrics import ConsumerView, WorkerMetrics
 from pipeline.records import iso, utc_now
 from pipeline.stages.base import StageStats
-from tests.conftest import ROLES, ROOT
+from tests.conftest import CONFIG, ROLES, ROOT
 
 MONITORING = ROOT / "deploy" / "monitoring"
 PROMQL_FUNCTIONS = {"sum", "rate", "increase", "deriv", "histogram_quantile", "clamp_min", "topk", "count",
@@ -28,6 +29,12 @@ class OneLag:
         return [PartitionLag(topic, p, 1, 2, seen_end.get(p)) for p in partitions]
 
 
+def declared(stage):
+    from pipeline.stages import stage_factory
+
+    return stage_factory(stage, config.load(CONFIG, env={})).record_metrics
+
+
 def exported_names() -> set[str]:
     """Every sample name a worker of any stage exports, once it has seen a record."""
     names = {"up"}
@@ -36,7 +43,8 @@ def exported_names() -> set[str]:
     for stage in ROLES:
         stats = StageStats(records_in=1, records_out=1)
         stats.failed["timeout"] = 1
-        metrics = WorkerMetrics(stage, "w", lambda stats=stats: stats)
+        metrics = WorkerMetrics(stage, "w", lambda stats=stats: stats,
+                                record_metrics=() if stage == "sink" else declared(stage))
         metrics.observe_records([{**record, "trace": [{"stage": stage, "ms": 1.0}]}])
         metrics.view = ConsumerView("t", "g", frozenset({0}), {0: 2}, {0: 2}, {("u", 0): 3})
         metrics.probe = OneLag()

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.records import BadInput
+from pipeline.stage_metrics import SizeOf
 from pipeline.stages.base import Context, Stage
 
 
@@ -13,10 +15,17 @@ class WordCountStage(Stage):
     """Counts the words of the text; a text with fewer than ``min_words`` is a dead letter."""
 
     name = "words"
+    # its worker exports news_pipeline_words_per_record (a histogram of record.word_count)
+    record_metrics = (SizeOf("words_per_record", "Words in the text of a record.", "word_count",
+                             (50, 100, 200, 400, 800, 1600)),)
 
-    def __init__(self, options: dict[str, Any]):
+    @dataclass(frozen=True)
+    class Options:  # [stages.plugin_options.words], checked like every section of the configuration
+        min_words: int = 0
+
+    def __init__(self, options: Options):
         super().__init__()
-        self.min_words = int(options.get("min_words", 0))
+        self.min_words = options.min_words
 
     def process(self, record: dict[str, Any], ctx: Context) -> dict[str, Any]:
         words = len(record["text"].split())

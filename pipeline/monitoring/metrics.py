@@ -24,13 +24,15 @@ Every worker, whatever its stage, exports (``stage`` label on each):
     process_cpu_seconds_total, process_resident_memory_bytes, ... (prometheus_client's process collector)
     news_pipeline_children_cpu_seconds_total / _children_resident_memory_bytes   helper processes (trafilatura)
 
-and, by stage:
+and what each stage declares it counts in its records (``record_metrics`` on the stage class,
+see ``pipeline/stage_metrics.py``); the built-in stages declare:
 
     language  news_pipeline_language_records_total{lang}
     entities  news_pipeline_entity_mentions_total{label}, news_pipeline_entities_per_record (histogram),
               news_pipeline_top_entity_mentions{label,name} (the 20 most mentioned of the last hour)
     dedup     news_pipeline_dedup_outcomes_total{status}
-    sink      news_pipeline_end_to_end_seconds (histogram: ingested_at to durably written)
+
+and the sink: news_pipeline_end_to_end_seconds (histogram: ingested_at to durably written).
 
 Counters are read from the processor's ``StageStats`` when scraped (nothing per record on the
 hot path but the histogram observations), lag is asked from the broker when scraped, at most
@@ -65,6 +67,7 @@ from pipeline import __version__
 from pipeline.monitoring.window import SlidingCounter
 from pipeline.records import latency_s, utc_now
 from pipeline.redaction import redact
+from pipeline.stage_metrics import CountBy, RecordMetric, SizeOf, TopOf, values
 
 log = logging.getLogger("pipeline.metrics")
 
@@ -72,8 +75,6 @@ PREFIX = "news_pipeline"
 PROCESSING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 END_TO_END_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200)
-ENTITY_BUCKETS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500)
-TOP_ENTITIES = 20
 
 
 @dataclass
@@ -145,12 +146,10 @@ class _StatsCollector(Collector):
                               "hand because a dependency fails (0: not retrying).", labels=["stage"])
         g.add_metric(stage, m.blocked_s())
         yield g
-        if m.stage == "entities":
-            g = GaugeMetricFamily(f"{PREFIX}_top_entity_mentions",
-                                  f"Mentions of the {TOP_ENTITIES} most mentioned entities of the last hour.",
-                                  labels=["stage", "label", "name"])
-            for (label, name), n in m.top_entities.top(TOP_ENTITIES):
-                g.add_metric([m.stage, str(label), str(name)], n)
+        for top, counter in m.tops:
+            g = GaugeMetricFamily(f"{PREFIX}_{top.name}", top.help, labels=["stage", *top.labels])
+            for key, n in counter.top(top.n):
+                g.add_metric([m.stage, *(str(k) for k in key)], n)
             yield g
 
 
@@ -264,7 +263,7 @@ class WorkerMetrics:
     """The metrics of one worker process. ``stats`` returns its processor's ``StageStats``."""
 
     def __init__(self, stage: str, worker: str, stats: Callable[[], Any], lag_cache_s: float = 2.0,
-                 stall_after_s: float = 30.0):
+                 stall_after_s: float = 30.0, record_metrics: tuple[RecordMetric, ...] = ()):
         self.stage = stage
         self.worker = worker
         self.stats = stats
@@ -278,7 +277,6 @@ class WorkerMetrics:
         self.record_clock = None  # the stage's RecordClock: which record it works on, for how long
         self._blocked_since: float | None = None  # the batch in hand failed first then (retried since)
         self.blocked_reason = ""
-        self.top_entities = SlidingCounter(3600.0, 60.0)
 
         disable_created_metrics()  # no *_created series: they double the exposition and nothing reads them
         r = self.registry = CollectorRegistry()
@@ -293,17 +291,21 @@ class WorkerMetrics:
                                     ["stage"], buckets=PROCESSING_BUCKETS, registry=r).labels(stage)
         self.batch = Histogram(f"{PREFIX}_batch_records", "Records per batch the worker took.", ["stage"],
                                buckets=BATCH_BUCKETS, registry=r).labels(stage)
-        if stage == "language":
-            self.languages = Counter(f"{PREFIX}_language_records", "Records by detected language code.",
-                                     ["stage", "lang"], registry=r)
-        if stage == "entities":
-            self.entity_mentions = Counter(f"{PREFIX}_entity_mentions", "Entity mentions found, by label.",
-                                           ["stage", "label"], registry=r)
-            self.entities_per_record = Histogram(f"{PREFIX}_entities_per_record", "Entity mentions per record.",
-                                                 ["stage"], buckets=ENTITY_BUCKETS, registry=r).labels(stage)
-        if stage == "dedup":
-            self.dedup = Counter(f"{PREFIX}_dedup_outcomes", "Dedup verdicts: unique, exact or near duplicate.",
-                                 ["stage", "status"], registry=r)
+        # what the stage declares it counts in its records
+        self.counts: list[tuple[CountBy, Any]] = []
+        self.sizes: list[tuple[SizeOf, Any]] = []
+        self.tops: list[tuple[TopOf, SlidingCounter]] = []
+        for declared in record_metrics:
+            if isinstance(declared, CountBy):
+                self.counts.append((declared, Counter(f"{PREFIX}_{declared.name}", declared.help,
+                                                      ["stage", declared.label], registry=r)))
+            elif isinstance(declared, SizeOf):
+                self.sizes.append((declared, Histogram(f"{PREFIX}_{declared.name}", declared.help, ["stage"],
+                                                       buckets=declared.buckets, registry=r).labels(stage)))
+            elif isinstance(declared, TopOf):
+                self.tops.append((declared, SlidingCounter(declared.window_s, 60.0)))
+            else:
+                raise TypeError(f"record_metrics of {stage}: {declared!r} is not a CountBy, SizeOf or TopOf")
         if stage == "sink":
             self.end_to_end = Histogram(f"{PREFIX}_end_to_end_seconds",
                                         "From ingestion (the raw event's arrival) to durably written by the sink.",
@@ -324,29 +326,34 @@ class WorkerMetrics:
             trace = record.get("trace")
             if trace and isinstance(trace[-1], dict) and trace[-1].get("stage") == self.stage:
                 self.processing.observe(float(trace[-1].get("ms") or 0.0) / 1000.0)
-            if self.stage == "language":
-                self.languages.labels(self.stage, (record.get("lang") or {}).get("code") or "none").inc()
-            elif self.stage == "entities":
-                self._observe_entities(record)
-            elif self.stage == "dedup":
-                self.dedup.labels(self.stage, (record.get("dedup") or {}).get("status") or "none").inc()
+            self._observe_declared(record)
 
-    def _observe_entities(self, record: dict[str, Any]) -> None:
-        entities = record.get("entities") or []
-        self.entities_per_record.observe(len(entities))
-        labels: dict[str, int] = {}
-        for entity in entities:
-            label = entity.get("label") or "none"
-            labels[label] = labels.get(label, 0) + 1
-        for label, n in labels.items():
-            self.entity_mentions.labels(self.stage, label).inc(n)
-        mentions: dict[tuple[str, str], int] = {}
-        for item in record.get("entity_summary") or []:
-            if isinstance(item, dict) and item.get("canonical"):
-                key = (str(item.get("label")), str(item["canonical"]))
-                mentions[key] = mentions.get(key, 0) + int(item.get("count") or 1)
-        if mentions:
-            self.top_entities.add(mentions)
+    def _observe_declared(self, record: dict[str, Any]) -> None:
+        for declared, counter in self.counts:
+            found: dict[str, int] = {}
+            for value in values(record, declared.path):
+                label = declared.missing if value is None or value == "" else str(value)
+                found[label] = found.get(label, 0) + 1
+            for label, n in found.items():
+                counter.labels(self.stage, label).inc(n)
+        for declared, histogram in self.sizes:
+            for value in values(record, declared.path):
+                if isinstance(value, list | dict):
+                    histogram.observe(len(value))
+                elif isinstance(value, int | float) and not isinstance(value, bool):
+                    histogram.observe(value)
+        for declared, window in self.tops:
+            weights: dict[tuple, int] = {}
+            for item in values(record, declared.path):
+                if not isinstance(item, dict):
+                    continue
+                key = tuple(item.get(k) for k in declared.keys)
+                if any(k is None or k == "" for k in key):
+                    continue
+                weight = item.get(declared.weight) if declared.weight else 1
+                weights[key] = weights.get(key, 0) + (int(weight) if isinstance(weight, int | float) and weight else 1)
+            if weights:
+                window.add(weights)
 
     def observe_written(self, records: list[dict[str, Any]], seconds: float, now: datetime | None = None) -> None:
         """The sink wrote ``records`` in ``seconds``: time per record and end-to-end latency."""

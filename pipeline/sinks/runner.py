@@ -8,9 +8,10 @@ finished. A part file is finished only when the committed offset of its partitio
 offset (``committed`` is the next offset to read, per partition, as the consumer has it): so a
 record redelivered after a crash can only meet the part file it is already in.
 
-The worker calls :meth:`write` for each batch, :meth:`handled` for every offset it is done with
-(written or dead-lettered), :meth:`roll` when :meth:`rolls_due` (after committing),
-:meth:`release` when partitions leave it, and :meth:`close` at the end.
+The worker calls :meth:`adopt` when partitions come to it, :meth:`write` for each batch,
+:meth:`handled` for every offset it is done with (written or dead-lettered), :meth:`roll` when
+:meth:`rolls_due` (after committing), :meth:`release` when partitions leave it, and :meth:`close`
+at the end.
 """
 
 from __future__ import annotations
@@ -50,6 +51,14 @@ class SinkRunner:
             staging = self.staged.get(sink.name)
             new[sink.name] = staging.write(records, partition) if staging else sink.write(records)
         return new
+
+    def adopt(self, partitions: set[int]) -> None:
+        """Partitions come to this worker: take over the part files an earlier owner left."""
+        for staging in self.staged.values():
+            try:
+                staging.adopt(partitions)
+            except TemporaryFailure as exc:  # held by another process still: the first write opens it
+                log.warning("sink: %s; the part file is taken over at the first write", exc, extra={"stage": "sink"})
 
     def handled(self, partition: int, offset: int) -> None:
         """The record at ``offset`` is written or dead-lettered."""

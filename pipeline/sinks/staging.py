@@ -240,6 +240,18 @@ class Staging:
         except OSError as exc:
             raise TemporaryFailure(f"{self.name}: {exc}") from exc
 
+    def adopt(self, partitions: set[int]) -> None:
+        """Open the part files these partitions already have (left by an earlier owner, perhaps
+        killed), so they roll and are finished like this worker's own, even if the partition gets
+        no record again: its ids join the id log first, so a record of it delivered again is
+        skipped after the file is finished."""
+        try:
+            for partition in sorted(partitions):
+                if partition not in self._open and self._existing_part(partition) is not None:
+                    self._writer(partition)
+        except OSError as exc:
+            raise TemporaryFailure(f"{self.name}: {exc}") from exc
+
     # --- rolling ---------------------------------------------------------------------------------
 
     def due(self) -> set[int]:

@@ -7,23 +7,49 @@ import dataclasses
 import importlib
 
 from pipeline import registry
-from pipeline.config import Settings
+from pipeline.config import Settings, build_section
 from pipeline.stages.base import Context, Stage
 
-__all__ = ["Context", "Stage", "build_stage"]
+__all__ = ["Context", "Stage", "build_stage", "check_plugins", "plugin_options", "stage_factory"]
+
+
+def stage_factory(name: str, settings: Settings):
+    """What builds stage ``name`` (its class), loaded but not called: its ``record_metrics`` are
+    known before its models load."""
+    spec = registry.spec(settings, name)
+    module, _, attr = spec.factory.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise registry.UnknownStage(f"stage {name!r}: cannot load {spec.factory} ({exc})") from None
+
+
+def plugin_options(name: str, factory, settings: Settings):
+    """The options of plugin stage ``name``: its ``plugin_options`` table, checked against the
+    ``Options`` dataclass its class declares (a plain dict when it declares none)."""
+    raw = settings.stages.plugin_options.get(name, {})
+    declared = getattr(factory, "Options", None)
+    if declared is None or not dataclasses.is_dataclass(declared):
+        return raw
+    return build_section(declared, raw, f"stages.plugin_options.{name}")
+
+
+def check_plugins(settings: Settings) -> None:
+    """Load every plugin stage of the chain and check its options, before anything starts
+    (``UnknownStage`` or ``ConfigError``, each in one line)."""
+    built_in = registry.BUILT_IN
+    for name in registry.chain(settings):
+        if name not in built_in:
+            plugin_options(name, stage_factory(name, settings), settings)
 
 
 def build_stage(name: str, settings: Settings, dedup_store: str | None = None) -> Stage:
     """A ready stage, with the per-record limits of ``stages.limits``. ``dedup_store`` overrides
     ``stages.dedup.store`` (``pipeline enrich`` uses memory)."""
     spec = registry.spec(settings, name)
-    module, _, attr = spec.factory.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise registry.UnknownStage(f"stage {name!r}: cannot load {spec.factory} ({exc})") from None
+    factory = stage_factory(name, settings)
     if spec.section is None:
-        options = settings.stages.plugin_options.get(name, {})
+        options = plugin_options(name, factory, settings)
     else:
         options = getattr(settings.stages, spec.section)
         if spec.section == "dedup" and dedup_store:

@@ -29,6 +29,7 @@ from pipeline.records import (
     trace_entry,
     utc_now,
 )
+from pipeline.stage_metrics import RecordMetric
 
 Result = dict[str, Any] | Exception  # the record out, or why this record failed
 
@@ -126,6 +127,8 @@ class Stage:
     works on longer than ``time_limit_s`` is a dead letter ``timeout``."""
 
     name: str = ""
+    #: what its worker counts in the records it passes on (``pipeline/stage_metrics.py``)
+    record_metrics: tuple[RecordMetric, ...] = ()
     #: False: the input must be an enriched record of the current schema (checked before process).
     accepts_raw_events: bool = False
     max_text_chars: int = 0  # 0: no limit (set from the configuration by ``build_stage``)

@@ -44,7 +44,7 @@ from pipeline.records import (
 )
 from pipeline.sinks import open_sinks
 from pipeline.sinks.runner import SinkRunner
-from pipeline.stages import build_stage
+from pipeline.stages import build_stage, stage_factory
 from pipeline.stages.base import Stage, StageStats, worker_name
 from pipeline.stages.runner import Message, Origin, handle_messages
 from pipeline.streaming import faust_adapter
@@ -437,6 +437,14 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
         async def mark_ready(sender, **kwargs) -> None:
             Path(ready_file).touch()
 
+    if runner is not None:
+        @app.on_partitions_assigned.connect
+        async def on_assigned(sender, assigned, **kwargs) -> None:
+            partitions = {tp.partition for tp in assigned if tp.topic == topics.source}
+            if partitions:
+                async with busy:
+                    await asyncio.get_running_loop().run_in_executor(executor, runner.adopt, partitions)
+
     @app.on_partitions_revoked.connect
     async def on_revoked(sender, revoked, **kwargs) -> None:
         # Faust has waited for the agent (and, at least once, committed) before this signal
@@ -503,7 +511,9 @@ def start_metrics(settings: Settings, stage: str, worker: str, port: int | None,
     from pipeline.monitoring.metrics import serve
 
     m = settings.monitoring
-    metrics = WorkerMetrics(stage, worker, stats, lag_cache_s=m.lag_cache_s, stall_after_s=m.stall_after_s)
+    declared = () if stage == registry.SINK else getattr(stage_factory(stage, settings), "record_metrics", ())
+    metrics = WorkerMetrics(stage, worker, stats, lag_cache_s=m.lag_cache_s, stall_after_s=m.stall_after_s,
+                            record_metrics=declared)
     metrics.probe = OffsetsProbe(settings.broker.bootstrap_servers, options=settings.broker.client_options(),
                                  transactional=settings.exactly_once)
     server = serve(metrics, m.host, m.ports[stage] if port is None else port, fallback=fallback,

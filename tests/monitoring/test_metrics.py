@@ -13,6 +13,15 @@ from pipeline.records import iso, utc_now
 from pipeline.stages.base import StageStats
 
 
+def declared(stage):
+    """What the stage declares it counts (``record_metrics`` of its class)."""
+    from pipeline import config
+    from pipeline.stages import stage_factory
+    from tests.conftest import CONFIG
+
+    return stage_factory(stage, config.load(CONFIG, env={})).record_metrics
+
+
 def _stats():
     stats = StageStats(records_in=12, records_out=9, busy_ms=1500.0)
     stats.failed["timeout"] = 2
@@ -27,7 +36,7 @@ def _record(stage, ms, **fields):
 
 def test_counters_histograms_and_stage_findings_read_back(tmp_path):
     stats = _stats()
-    m = WorkerMetrics("entities", "entities@h:1", lambda: stats)
+    m = WorkerMetrics("entities", "entities@h:1", lambda: stats, record_metrics=declared("entities"))
     m.observe_batch(3)
     m.observe_records([
         _record("entities", 2.0, entities=[{"label": "PER"}, {"label": "LOC"}, {"label": "LOC"}],
@@ -46,11 +55,11 @@ def test_counters_histograms_and_stage_findings_read_back(tmp_path):
 
 
 def test_language_dedup_and_end_to_end_metrics():
-    lang = WorkerMetrics("language", "w", StageStats)
+    lang = WorkerMetrics("language", "w", StageStats, record_metrics=declared("language"))
     lang.observe_records([_record("language", 1.0, lang={"code": "id"}), _record("language", 1.0, lang={"code": "jv"}),
                           _record("language", 1.0, lang={"code": "id"})])
     assert parse("u", lang.exposition().decode(), 0).languages == {"id": 2, "jv": 1}
-    dedup = WorkerMetrics("dedup", "w", StageStats)
+    dedup = WorkerMetrics("dedup", "w", StageStats, record_metrics=declared("dedup"))
     dedup.observe_records([_record("dedup", 1.0, dedup={"status": "unique"}),
                            _record("dedup", 1.0, dedup={"status": "near_duplicate"})])
     assert parse("u", dedup.exposition().decode(), 0).dedup == {"unique": 1, "near_duplicate": 1}

@@ -65,6 +65,23 @@ def test_partitions_released_uncommitted_are_left_to_their_next_owner(tmp_path):
     assert [r["id"] for r in read_records(tmp_path)] == ["r1", "r5"] and not list(tmp_path.glob("*.part"))
 
 
+def test_a_part_file_left_for_a_partition_that_gets_no_record_again_is_finished_by_its_next_owner(tmp_path):
+    """A sink killed after its last transaction committed leaves a part file; the partition may
+    never get another record (the end of a run, a quiet partition)."""
+    target = f"jsonl:{tmp_path}"
+    killed = SinkRunner(open_sinks([target], settings()), settings())
+    killed.write([rec(1), rec(2)], partition=1)
+    killed.release({1}, {})  # what a SIGKILL leaves: the part file, unfinished
+    nxt = SinkRunner(open_sinks([target], settings()), settings())
+    nxt.adopt({0, 1})
+    nxt.close({})
+    assert [r["id"] for r in read_records(tmp_path)] == ["r1", "r2"] and not list(tmp_path.glob("*.part"))
+    # its ids joined the id log: the same records delivered again are not written twice
+    again = SinkRunner(open_sinks([target], settings()), settings())
+    assert again.write([rec(1), rec(2)], partition=1) == {target: set()}
+    again.close({})
+
+
 def test_sink_kinds_are_checked_in_one_line(tmp_path):
     s = settings()
     assert local_folder(f"jsonl:{tmp_path}", s) == tmp_path and local_folder("parquet:x", s).name == "x"

@@ -79,8 +79,9 @@ def test_processors_feed_the_worker_metrics(settings, tmp_path):
     from pipeline.monitoring.metrics import WorkerMetrics
     from pipeline.monitoring.scrape import parse
     from pipeline.records import iso, utc_now
+    from pipeline.stages.language import LanguageStage
 
-    metrics = WorkerMetrics("language", "w", lambda: proc.stats)
+    metrics = WorkerMetrics("language", "w", lambda: proc.stats, record_metrics=LanguageStage.record_metrics)
     proc = StageProcessor(settings, FlakyThenFine(), "w", metrics)
     proc.process([item(encode(RECORD))])
     proc.process([item(encode({**RECORD, "id": "r2"}), b"r2", 1)])  # fails temporarily: retried

@@ -33,6 +33,18 @@ def test_a_stage_from_outside_the_package_is_derived_everywhere():
     assert registry.consumer_group(settings, "words") == "news-pipeline-words"
 
 
+@pytest.mark.parametrize(("options", "error"), [
+    ('{words = {min_words = "many"}}', "stages.plugin_options.words.min_words must be a number, got 'many'"),
+    ("{words = {min_word = 5}}", "unknown key(s) in [stages.plugin_options.words]: min_word"),
+])
+def test_a_plugin_stage_s_options_are_checked_against_what_it_declares(options, error):
+    for command in (["enrich", str(SEEDS), "--no-progress"], ["run", "--replay", str(SEEDS), "--no-dashboard"]):
+        result = subprocess.run([sys.executable, "-m", "pipeline", *command], cwd=ROOT, capture_output=True,
+                                env={**os.environ, **ENV, "PIPELINE__STAGES__PLUGIN_OPTIONS": options},
+                                text=True, timeout=120)
+        assert (result.returncode, result.stderr.strip()) == (2, f"pipeline: configuration error: {error}"), command
+
+
 def test_pipeline_enrich_runs_a_plugin_stage_in_its_place(tmp_path):
     short = tmp_path / "short.jsonl"
     short.write_bytes(orjson.dumps({"id": "short", "text": "Too few words here."}) + b"\n")
@@ -67,6 +79,7 @@ def test_pipeline_run_with_a_source_a_stage_and_a_sink_of_your_own(tmp_path):
                    "the dashboard has seen 12 receipts")
         words = next(w for w in info["workers"] if w["stage"] == "words")
         metrics = scrape(words["metrics_url"])
+        exposition = http_get(words["metrics_url"] + "/metrics")[1]
         # `pipeline status` in a shell without the run's settings takes the chain from the run file
         shell = {k: v for k, v in env.items() if k not in ENV and k not in SINK_ENV}
         status = subprocess.run([sys.executable, "-m", "pipeline", "status", "--once", "--json", "--window", "1"],
@@ -84,6 +97,7 @@ def test_pipeline_run_with_a_source_a_stage_and_a_sink_of_your_own(tmp_path):
     tallied = rows(str(tmp_path / "tally.sqlite"))
     assert sorted((r[0], r[1]) for r in tallied) == sorted((r["id"], r["url"]) for r in records)
     assert metrics.stage == "words" and metrics.records_out == 12
+    assert 'news_pipeline_words_per_record_count{stage="words"} 12.0' in exposition  # its declared metric
     stages = orjson.loads(status.stdout)["stages"]
     assert [s["stage"] for s in stages] == [*CHAIN, "sink"], status.stderr
     assert "records out     12" in out, out

@@ -15,6 +15,7 @@ import xxhash
 
 from pipeline.config import DedupSettings
 from pipeline.records import INVALID_EVENT, BadInput, parse_iso
+from pipeline.stage_metrics import CountBy
 from pipeline.stages.base import Context, Stage
 from pipeline.stages.dedup.fingerprint import Fingerprinter
 from pipeline.stages.dedup.index import Entry, IndexParams, open_index
@@ -44,6 +45,8 @@ def fetch_day(record: dict[str, Any]) -> int:
 
 class DedupStage(Stage):
     name = "dedup"
+    record_metrics = (CountBy("dedup_outcomes", "Dedup verdicts: unique, exact or near duplicate.", "status",
+                              "dedup.status"),)
 
     def __init__(self, settings: DedupSettings, store: str | None = None):
         super().__init__()

@@ -18,6 +18,7 @@ from collections import Counter
 from typing import Any
 
 from pipeline.config import EntitiesSettings
+from pipeline.stage_metrics import CountBy, SizeOf, TopOf
 from pipeline.stages.base import Context, Stage
 from pipeline.stages.entities import canonical, caseless, gazetteer, rules
 from pipeline.stages.entities.combine import combine
@@ -58,6 +59,12 @@ class EntityTagger:
 
 class EntitiesStage(Stage):
     name = "entities"
+    record_metrics = (
+        CountBy("entity_mentions", "Entity mentions found, by label.", "label", "entities[].label"),
+        SizeOf("entities_per_record", "Entity mentions per record.", "entities", (0, 1, 2, 5, 10, 20, 50, 100, 200, 500)),
+        TopOf("top_entity_mentions", "Mentions of the 20 most mentioned entities of the last hour.", "entity_summary[]",
+              keys=("label", "canonical"), labels=("label", "name"), weight="count", n=20),
+    )
 
     def __init__(self, settings: EntitiesSettings):
         super().__init__()

@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.config import LanguageSettings
+from pipeline.stage_metrics import CountBy
 from pipeline.stages.base import Context, Stage
 from pipeline.stages.language.codes import MALAY_GROUP, UNDETERMINED
 from pipeline.stages.language.identifier import LanguageIdentifier
@@ -41,6 +42,7 @@ def _same_language(a: str, b: str) -> bool:
 
 class LanguageStage(Stage):
     name = "language"
+    record_metrics = (CountBy("language_records", "Records by detected language code.", "lang", "lang.code"),)
 
     def __init__(self, settings: LanguageSettings):
         super().__init__()
