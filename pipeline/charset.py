@@ -83,11 +83,12 @@ def decode_bytes(data: bytes, http_charset: str | None = None) -> tuple[str, str
 
 def body_text(event: RawEvent) -> tuple[str, str | None]:
     """The body of an accepted raw event as text, and the encoding it was decoded from (None when
-    it came as text): ``html_base64`` is decoded from base64, then its bytes as above."""
+    it came as text): ``html_base64`` is decoded from base64, then its bytes as above (with the
+    charset its HTTP answer declared, when the event says)."""
     if event.body_field != "html_base64":
         return event.body, None
     try:
         raw = base64.b64decode(event.body, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise BadInput(UNDECODABLE, f"'html_base64' is not valid base64: {exc}") from None
-    return decode_bytes(raw)
+    return decode_bytes(raw, event.charset)

@@ -6,7 +6,9 @@ place that knows field names and versions.
 Raw event (topic ``pages.raw``), produced by ``pipeline replay`` or by any crawler::
 
     {"id"?: str, "url"?: str, "source"?: str, "fetched_at"?: ISO-8601,
-     "html": str | "html_base64": str | "text": str}
+     "html": str | "html_base64": str | "text": str, "charset"?: str}
+
+``charset`` is the one the HTTP answer declared (``Content-Type``), for ``html_base64`` bytes.
 
 Enriched record (``pages.enriched`` and every sink), schema ``RECORD_SCHEMA``::
 
@@ -51,7 +53,7 @@ DEADLETTER_SCHEMA = "news-pipeline/deadletter/1"
 RECEIPT_SCHEMA = "news-pipeline/receipt/1"
 
 BODY_FIELDS = ("html", "html_base64", "text")
-RAW_OPTIONAL_STR = ("id", "url", "source", "fetched_at")
+RAW_OPTIONAL_STR = ("id", "url", "source", "fetched_at", "charset")
 MAX_ID_LENGTH = 256
 DEADLETTER_PAYLOAD_LIMIT = 256 * 1024  # bytes of the original payload kept in a dead letter
 
@@ -166,6 +168,7 @@ class RawEvent:
     source: str | None = None
     trace: tuple[dict[str, Any], ...] = ()
     ingested_at: str | None = None  # when the event entered the pipeline (ISO-8601)
+    charset: str | None = None  # declared by the HTTP answer the bytes came in
 
     @property
     def content_type(self) -> str:
@@ -202,7 +205,7 @@ def accept_raw(event: dict[str, Any], received_at: datetime) -> RawEvent:
         raise BadInput(INVALID_EVENT, "'trace' must be a list")
     return RawEvent(id=record_id, fetched_at=fetched_at, body_field=body_field, body=body,
                     url=event.get("url"), source=event.get("source"), trace=tuple(trace),
-                    ingested_at=iso(received_at))
+                    ingested_at=iso(received_at), charset=event.get("charset"))
 
 
 def new_record(event: RawEvent) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 A source is named on the command line (`pipeline replay SOURCE...`, `pipeline run --replay
 SOURCE`, `pipeline enrich SOURCE...`) as ``KIND:ARGUMENT``, or as a plain path for files::
 
-    seeds/                       files (FilesSource): pages, folders, JSONL; - is stdin
+    seeds/                       files (FilesSource): pages, folders, JSONL, WARC; - is stdin
+    warc:crawl/                  the HTML pages of WARC files (WarcSource)
     files:out:odd-name.jsonl     files, when the path itself looks like KIND:...
     mykind:https://example/feed  a source of your own: sources.plugins = {mykind = "pkg.mod:Class"}
 
@@ -20,7 +21,7 @@ from typing import Any
 from pipeline.sources.base import Source, SourceItem
 
 #: kind -> "module:Class"; the class is built with the argument (files: a list of paths)
-BUILT_IN = {"files": "pipeline.sources.files:FilesSource"}
+BUILT_IN = {"files": "pipeline.sources.files:FilesSource", "warc": "pipeline.sources.warc:WarcSource"}
 
 
 class UnknownSource(ValueError):

@@ -5,6 +5,7 @@ JSONL files (or stdin) of raw events.
 - ``*.html`` / ``*.htm``: page bytes -> ``{"html_base64", "source"}`` (the clean stage decodes them)
 - ``*.jsonl`` / ``*.jsonl.gz`` / ``-`` (stdin): one raw event per line, passed on as they are; a
   line that is not a JSON object is passed on too, as bytes, so the pipeline dead-letters it.
+- ``*.warc`` / ``*.warc.gz``: the HTML responses in it (``pipeline/sources/warc.py``)
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import base64
 import gzip
 import sys
 import threading
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import orjson
 
 from pipeline.sources.base import Source, SourceItem
+from pipeline.sources.warc import is_warc, read_warc
 
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
@@ -59,7 +62,10 @@ def _jsonl_lines(lines: Iterable[bytes], origin: str) -> Iterator[SourceItem]:
             yield SourceItem(where, payload=line, position=where)
 
 
-def read_file(path: Path) -> Iterator[SourceItem]:
+def read_file(path: Path, skipped: Counter | None = None) -> Iterator[SourceItem]:
+    if is_warc(path):
+        yield from read_warc(path, skipped)
+        return
     if _is_jsonl(path):
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as fh:
@@ -84,14 +90,14 @@ def read_file(path: Path) -> Iterator[SourceItem]:
     yield SourceItem(str(path), event={"text": text, "source": str(path)}, position=str(path))
 
 
-def read_paths(paths: Iterable[str]) -> Iterator[SourceItem]:
+def read_paths(paths: Iterable[str], skipped: Counter | None = None) -> Iterator[SourceItem]:
     """Raw events from every path in order; ``-`` reads JSONL from standard input."""
     for raw in paths:
         if raw == "-":
             yield from _jsonl_lines(sys.stdin.buffer, "<stdin>")
             continue
         for path in _files(Path(raw)):
-            yield from read_file(path)
+            yield from read_file(path, skipped)
 
 
 class FilesSource(Source):
@@ -102,25 +108,29 @@ class FilesSource(Source):
 
     def __init__(self, paths: list[str]):
         self.paths = list(paths)
+        self.skipped: Counter = Counter()  # WARC records that are no HTML page, by why
         for raw in self.paths:  # a missing path fails before anything is read or sent
             if raw != "-" and not Path(raw).exists():
                 raise FileNotFoundError(f"no such file or folder: {raw}")
 
     def items(self, after: str | None = None, stop: threading.Event | None = None) -> Iterator[SourceItem]:
         skipping = after is not None
-        for item in read_paths(self.paths):
+        for item in read_paths(self.paths, self.skipped):
             if skipping:
                 skipping = item.position != after
                 continue
             yield item
 
     def size(self) -> int | None:
-        """Files are counted; JSONL files by their lines, without parsing them. Unknown for stdin."""
+        """Files are counted; JSONL files by their lines, without parsing them. Unknown for stdin
+        and WARC files (their pages are known only by reading them)."""
         if "-" in self.paths:
             return None
         total = 0
         for raw in self.paths:
             for path in _files(Path(raw)):
+                if is_warc(path):
+                    return None
                 total += _count_lines(path) if _is_jsonl(path) else 1
         return total
 
