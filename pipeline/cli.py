@@ -92,6 +92,30 @@ def cmd_replay(args) -> int:
     return 1 if result.rejected else 0
 
 
+def cmd_watch(args) -> int:
+    import signal
+    import threading
+
+    from rich.console import Console
+
+    from pipeline.monitoring import runfile
+    from pipeline.sources import open_source
+    from pipeline.streaming.replay import replay
+
+    settings = runfile.resolve(_settings(args), args.bootstrap)
+    source = open_source(f"watch:{args.folder}", settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # stop between events, flush what was sent
+        signal.signal(sig, lambda signum, frame: stop.set())
+    console = Console(stderr=True)
+    console.print(f"watching {source.folder} (journal {source.journal}); Ctrl-C stops")
+    result = replay([source], settings.broker.bootstrap_servers, settings, progress=False, track=False, stop=stop)
+    console.print(f"{source.files_read} files read, {result.count} events sent to {settings.topics.raw}")
+    for origin, error in result.rejected:
+        console.print(f"[red]not sent: {origin}: {error}[/red]")
+    return 1 if result.rejected else 0
+
+
 def cmd_enrich(args) -> int:
     import orjson
 
@@ -314,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--loop", action="store_true", help="replay over and over until interrupted")
     replay.add_argument("--bootstrap", help="Kafka bootstrap servers (default: config / KAFKA_BOOTSTRAP_SERVERS)")
     replay.set_defaults(func=cmd_replay)
+
+    watch = sub.add_parser("watch", help="ingest files as they appear in a folder, each once, until stopped")
+    watch.add_argument("folder", help="the folder (pages, text, JSONL and WARC files; subfolders too)")
+    watch.add_argument("--bootstrap", help="Kafka bootstrap servers (default: config, or the running `pipeline run`)")
+    watch.set_defaults(func=cmd_watch)
 
     enrich = sub.add_parser("enrich", help="run the stages in this process, no broker; JSONL records to stdout")
     enrich.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, JSONL files; - or nothing: stdin")

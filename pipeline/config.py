@@ -192,6 +192,9 @@ class StageSettings:
 @dataclass(frozen=True)
 class SourceSettings:
     plugins: dict[str, str] = field(default_factory=dict)  # source kind -> "module:Class"
+    watch_state_dir: str = "out/watch"  # watched folders' journals of ingested files
+    watch_poll_s: float = 1.0
+    watch_settle_s: float = 2.0  # a file is read once it has not changed for this long
 
 
 @dataclass(frozen=True)
@@ -460,9 +463,9 @@ def _validate(s: Settings) -> None:
     problem = registry.check(s.stages)
     if problem:
         raise ConfigError(problem)
-    bad = [f"{k} = {v!r}" for k, v in s.sources.plugins.items() if k == "files" or ":" not in v]
+    bad = [f"{k} = {v!r}" for k, v in s.sources.plugins.items() if ":" not in v]
     if bad:
-        raise ConfigError(f"sources.plugins entries are KIND = \"module:Class\" (files is built in), got {', '.join(bad)}")
+        raise ConfigError(f"sources.plugins entries are KIND = \"module:Class\", got {', '.join(bad)}")
     bad = [f"{k} = {v!r}" for k, v in s.sink.plugins.items() if ":" not in v]
     if bad:
         raise ConfigError(f"sink.plugins entries are KIND = \"module:Class\", got {', '.join(bad)}")

@@ -5,6 +5,7 @@ SOURCE`, `pipeline enrich SOURCE...`) as ``KIND:ARGUMENT``, or as a plain path f
 
     seeds/                       files (FilesSource): pages, folders, JSONL, WARC; - is stdin
     warc:crawl/                  the HTML pages of WARC files (WarcSource)
+    watch:inbox/                 a folder watched for new files, each ingested once (WatchedFolderSource)
     files:out:odd-name.jsonl     files, when the path itself looks like KIND:...
     mykind:https://example/feed  a source of your own: sources.plugins = {mykind = "pkg.mod:Class"}
 
@@ -20,8 +21,9 @@ from typing import Any
 
 from pipeline.sources.base import Source, SourceItem
 
-#: kind -> "module:Class"; the class is built with the argument (files: a list of paths)
-BUILT_IN = {"files": "pipeline.sources.files:FilesSource", "warc": "pipeline.sources.warc:WarcSource"}
+#: kind -> "module:Class"; a Source class is made by its ``open(argument, settings)``
+BUILT_IN = {"files": "pipeline.sources.files:FilesSource", "warc": "pipeline.sources.warc:WarcSource",
+            "watch": "pipeline.sources.folder:WatchedFolderSource"}
 
 
 class UnknownSource(ValueError):
@@ -29,6 +31,9 @@ class UnknownSource(ValueError):
 
 
 def kinds(settings: Any) -> dict[str, str]:
+    shadowing = sorted(set(settings.sources.plugins) & set(BUILT_IN))
+    if shadowing:
+        raise UnknownSource(f"sources.plugins: {', '.join(shadowing)} is built in; give your source another kind")
     return {**BUILT_IN, **settings.sources.plugins}
 
 
@@ -43,7 +48,8 @@ def open_source(spec: str, settings: Any) -> Source:
         factory = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as exc:
         raise UnknownSource(f"source kind {kind!r}: cannot load {known[kind]} ({exc})") from None
-    source = factory([argument]) if kind == "files" else factory(argument)
+    source = factory.open(argument, settings) if isinstance(factory, type) and issubclass(factory, Source) \
+        else factory(argument)
     if not isinstance(source, Source):
         raise UnknownSource(f"source kind {kind!r}: {known[kind]} made a {type(source).__name__}, not a Source")
     return source

@@ -25,6 +25,9 @@ class SourceItem:
     event: dict[str, Any] | None = None
     payload: bytes | None = None
     position: str | None = None
+    #: the last item of a unit the source wants to hear about once it is durably sent (a watched
+    #: folder's file): the sender flushes, then calls :meth:`Source.acknowledge` with its position
+    checkpoint: bool = False
 
 
 class Source:
@@ -32,6 +35,11 @@ class Source:
 
     kind: str = ""
     bounded: bool = True  # False: it never ends by itself (a feed, an endpoint)
+
+    @classmethod
+    def open(cls, argument: str, settings: Any) -> Source:
+        """The source ``KIND:ARGUMENT`` names (``settings``: the pipeline's settings)."""
+        return cls(argument)
 
     def items(self, after: str | None = None, stop: threading.Event | None = None) -> Iterator[SourceItem]:
         """The raw events, from the start or from just after position ``after``; an unbounded
@@ -42,6 +50,9 @@ class Source:
         """How many events :meth:`items` yields, when that is known without reading them (a
         progress bar's total); None otherwise."""
         return None
+
+    def acknowledge(self, position: str) -> None:
+        """Every item up to the checkpoint at ``position`` is durably sent (see ``SourceItem.checkpoint``)."""
 
     def close(self) -> None:
         """Release what the source holds (connections, files)."""

@@ -106,6 +106,10 @@ class FilesSource(Source):
 
     kind = "files"
 
+    @classmethod
+    def open(cls, argument: str, settings) -> FilesSource:
+        return cls([argument])
+
     def __init__(self, paths: list[str]):
         self.paths = list(paths)
         self.skipped: Counter = Counter()  # WARC records that are no HTML page, by why

@@ -64,7 +64,8 @@ def make_producer(bootstrap: str, settings: Settings):
     )
 
 
-def _paced(items: Iterable[SourceItem], rate: float | None, stop: threading.Event) -> Iterator[SourceItem]:
+def _paced(items: Iterable[tuple[Source, SourceItem]], rate: float | None,
+           stop: threading.Event) -> Iterator[tuple[Source, SourceItem]]:
     start = time.monotonic()
     for n, item in enumerate(items):
         if rate:
@@ -76,12 +77,36 @@ def _paced(items: Iterable[SourceItem], rate: float | None, stop: threading.Even
         yield item
 
 
-def _passes(sources: list[Source], loop: bool, stop: threading.Event) -> Iterator[SourceItem]:
+def _passes(sources: list[Source], loop: bool, stop: threading.Event) -> Iterator[tuple[Source, SourceItem]]:
     while True:
         for source in sources:
-            yield from source.items(stop=stop)
+            for item in source.items(stop=stop):
+                yield source, item
         if not loop or stop.is_set() or not all(s.bounded for s in sources):
             return
+
+
+CHECKPOINT_WINDOW = 100_000  # futures kept between two checkpoints when nothing else keeps them
+
+
+def _checkpoint(producer, source: Source, item: SourceItem, sent: list, result: ReplayResult) -> None:
+    """The source wants to know when what it gave up to ``item`` is durably in the topic: flush,
+    and acknowledge only if every send since the last checkpoint succeeded (else the source gives
+    it again another time: a watched folder reads the file again after a restart)."""
+    from kafka.errors import KafkaError
+
+    producer.flush(timeout=60)
+    for entry in sent:
+        if entry is None:
+            return
+        origin, future = entry
+        try:
+            future.get(timeout=30)
+        except KafkaError as exc:
+            result.rejected.append((origin, f"{type(exc).__name__}: {exc}"))
+            return
+    if item.position is not None:
+        source.acknowledge(item.position)
 
 
 def replay(sources: list[Source | str], bootstrap: str, settings: Settings, rate: float | None = None,
@@ -95,6 +120,7 @@ def replay(sources: list[Source | str], bootstrap: str, settings: Settings, rate
     client could leave it holding a lock, and its flush would then wait forever.)"""
     stop = stop or threading.Event()
     sources = [s if isinstance(s, Source) else open_source(s, settings) for s in sources]
+    track = track and all(s.bounded for s in sources)  # an endless source would keep every future
     from kafka.errors import KafkaError
 
     from pipeline.progress import progress_bar
@@ -106,20 +132,29 @@ def replay(sources: list[Source | str], bootstrap: str, settings: Settings, rate
     t0 = time.monotonic()
     sizes = [s.size() for s in sources]
     total = None if loop or None in sizes else sum(sizes)
+    since_checkpoint: list = []  # (origin, future) since the last checkpoint; None: one was refused
     with progress_bar("replay", "events", enabled=progress) as bar:
         task = bar.add_task("replay", total=total)
         try:
-            for item in _paced(_passes(sources, loop, stop), rate, stop):
+            for source, item in _paced(_passes(sources, loop, stop), rate, stop):
                 key, value = prepare(item)
                 try:
                     future = producer.send(topic, key=key, value=value)
                 except KafkaError as exc:  # e.g. larger than the broker accepts
                     result.rejected.append((item.origin, f"{type(exc).__name__}: {exc}"))
-                    continue
-                if track:
-                    futures.append((item.origin, key, future))
-                result.count += 1
-                bar.advance(task)
+                    since_checkpoint.append(None)
+                    future = None
+                if future is not None:
+                    if track:
+                        futures.append((item.origin, key, future))
+                    since_checkpoint.append((item.origin, future))
+                    result.count += 1
+                    bar.advance(task)
+                if item.checkpoint:
+                    _checkpoint(producer, source, item, since_checkpoint, result)
+                    since_checkpoint = []
+                elif not track and len(since_checkpoint) > CHECKPOINT_WINDOW:
+                    since_checkpoint = since_checkpoint[-CHECKPOINT_WINDOW:]
         except KeyboardInterrupt:
             stop.set()
         finally:

@@ -43,7 +43,10 @@ def test_a_source_of_your_own_is_opened_by_kind_from_configuration():
     with pytest.raises(UnknownSource, match="cannot load"):
         open_source("count:4", broken)
     with pytest.raises(config.ConfigError, match="sources.plugins"):
-        config.load(CONFIG, env={"PIPELINE__SOURCES__PLUGINS": '{files = "x:Y"}'})
+        config.load(CONFIG, env={"PIPELINE__SOURCES__PLUGINS": '{count = "no-colon"}'})
+    shadowing = config.load(CONFIG, env={"PIPELINE__SOURCES__PLUGINS": '{files = "x:Y"}'})
+    with pytest.raises(UnknownSource, match="files is built in"):
+        open_source("count:4", shadowing)
 
 
 def test_pipeline_enrich_reads_a_source_of_your_own():
