@@ -140,13 +140,23 @@ def cmd_enrich(args) -> int:
     total = None if None in sizes else sum(sizes)
     dead = 0
     try:
-        items = track((item for s in sources for item in s.items()), "enrich", total=total, enabled=show)
-        for _, outcome in pipeline.enrich_items(items):
+        items = track(((s, item) for s in sources for item in s.items()), "enrich", total=total, enabled=show)
+        current: list = [None]  # the source of the item in hand (enrich_items takes one at a time)
+
+        def tagged():
+            for source, item in items:
+                current[0] = source
+                yield item
+
+        for item, outcome in pipeline.enrich_items(tagged()):
             if outcome.record is not None:
                 out.write(orjson.dumps(outcome.record) + b"\n")
             else:
                 dead += 1
                 sys.stderr.buffer.write(orjson.dumps(outcome.dead_letter) + b"\n")
+            if item.checkpoint and item.position is not None:  # a source that waits for its items to be out
+                out.flush()
+                current[0].acknowledge(item.position)
         out.flush()
     finally:
         if args.stats:

@@ -198,6 +198,20 @@ class SourceSettings:
 
 
 @dataclass(frozen=True)
+class IngestSettings:
+    """``POST /ingest`` (``--replay ingest:``, ``pipeline/sources/ingest.py``)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8470
+    token: str = ""  # required: PIPELINE__INGEST__TOKEN
+    max_body_bytes: int = 32 << 20
+    max_pending_events: int = 10_000
+    max_lag_records: int = 100_000
+    retry_after_s: int = 5
+    ack_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
 class SinkSettings:
     targets: list[str]
     roll_bytes: int
@@ -254,6 +268,7 @@ class Settings:
     run: RunSettings
     monitoring: MonitoringSettings
     sources: SourceSettings = SourceSettings()
+    ingest: IngestSettings = IngestSettings()
     source: str = ""  # the file these settings were read from
 
     @property

@@ -96,10 +96,11 @@ def remember_environment(env: dict[str, str] | None = None) -> None:
 
 
 def remember_settings(settings: Any) -> None:
-    """Every secret in the settings: the broker's SASL password, and the passwords in sink
-    targets, the PostgreSQL URL and the dedup index's Redis URL."""
+    """Every secret in the settings: the broker's SASL password, the ingest token, and the
+    passwords in sink targets, the PostgreSQL URL and the dedup index's Redis URL."""
     remember([settings.broker.sasl_password])
     remember_texts([*settings.sink.targets, settings.sink.postgres_url, settings.stages.dedup.store])
+    remember([settings.ingest.token])  # the bearer token pushers must send
 
 
 def forget_all() -> None:

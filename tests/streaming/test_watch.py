@@ -1,5 +1,6 @@
-"""`pipeline watch DIR` against a running `pipeline run`: files dropped into the folder reach the
-sink once each, also across a restart of the watcher, and files still being written wait."""
+"""Continuous inputs of a running `pipeline run`: `pipeline watch DIR` (files dropped into the
+folder reach the sink once each, also across a restart of the watcher; files still being written
+wait) and `--replay ingest:` (events POSTed to /ingest reach the sink under the ids of the 202)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import sys
 
 import pytest
 
+from pipeline.monitoring.http import free_port
 from pipeline.sinks.jsonl import read_records
 from tests.conftest import ROOT, SEEDS
-from tests.streaming.test_faults import run_env, start_run, wait_for_workers, wait_until
+from tests.streaming.test_faults import run_env, wait_for_workers, wait_until
+
+TOKEN = "ingest-test-token"
 
 pytestmark = pytest.mark.integration
 
@@ -37,27 +41,47 @@ def stopped(proc: subprocess.Popen) -> str:
     return err
 
 
-def test_files_dropped_into_a_watched_folder_reach_the_sink_once_each(tmp_path):
+def push(port: int, events: list[dict]) -> tuple[int, dict]:
+    import json
+    import urllib.request
+
+    body = b"".join(json.dumps(e).encode() + b"\n" for e in events)
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/ingest", data=body, method="POST", headers={
+        "Content-Type": "application/x-ndjson", "Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return answer.status, json.loads(answer.read())
+
+
+def test_files_dropped_into_a_watched_folder_and_events_pushed_over_http_reach_the_sink_once_each(tmp_path):
     seeds = sorted(SEEDS.glob("*.txt"))
     inbox, out = tmp_path / "inbox", tmp_path / "out"
     inbox.mkdir()
-    run = start_run(tmp_path)
+    port = free_port("127.0.0.1")
+    run = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--no-dashboard", "--sink", f"jsonl:{out}",
+                            "--replay", f"ingest:127.0.0.1:{port}"], cwd=ROOT,
+                           env={**run_env(tmp_path), "PIPELINE__INGEST__TOKEN": TOKEN},
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_workers(tmp_path, run)
+        pushed = [{"text": seed.read_text(), "url": f"https://pushed.example/{n}"} for n, seed in enumerate(seeds[:2])]
+        status, answer = push(port, pushed)
+        assert status == 202 and len(answer["ids"]) == 2
         watcher = watch(tmp_path, inbox)
         for seed in seeds[:3]:
             drop(inbox, seed.name, seed.read_bytes())
         (inbox / "half.txt.part").write_bytes(b"a file still being written")
-        wait_until(lambda: len(list(read_records(out, include_open=True))) >= 3, 90, "3 files delivered")
+        wait_until(lambda: len(list(read_records(out, include_open=True))) >= 5, 90, "2 pushed, 3 files delivered")
         assert "3 files read" in stopped(watcher)
         for seed in seeds[3:]:  # while nobody watches
             drop(inbox, seed.name, seed.read_bytes())
         watcher = watch(tmp_path, inbox)  # reads only what it has not read
-        wait_until(lambda: len(list(read_records(out, include_open=True))) >= len(seeds), 90,
+        wait_until(lambda: len(list(read_records(out, include_open=True))) >= len(seeds) + 2, 90,
                    f"{len(seeds)} files delivered")
         assert f"{len(seeds) - 3} files read" in stopped(watcher)
     finally:
         run.send_signal(signal.SIGINT)
         run.communicate(timeout=90)
-    sources = sorted(r["source"].rsplit("/", 1)[-1] for r in read_records(out))
+    records = list(read_records(out))
+    sources = sorted(r["source"].rsplit("/", 1)[-1] for r in records if r["source"])
     assert sources == [s.name for s in seeds]  # each once; the .part file never
+    assert sorted(r["id"] for r in records if not r["source"]) == sorted(answer["ids"])
