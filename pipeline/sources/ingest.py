@@ -24,6 +24,7 @@ the source; it refuses to start without a token.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import itertools
 import logging
@@ -36,6 +37,7 @@ from typing import Any
 
 import orjson
 
+from pipeline.config import IngestSettings
 from pipeline.records import BadInput, accept_raw, utc_now
 from pipeline.sources.base import Source, SourceItem
 
@@ -112,28 +114,21 @@ class IngestSource(Source):
 
     @classmethod
     def open(cls, argument: str, settings: Any) -> IngestSource:
-        s = settings.ingest
-        host, port = s.host, s.port
+        options = settings.ingest
         if argument:
-            host, _, port_text = argument.rpartition(":")
-            host = host or s.host
-            port = int(port_text)
-        if not s.token:
+            host, _, port = argument.rpartition(":")
+            options = dataclasses.replace(options, host=host or options.host, port=int(port))
+        if not options.token:
             from pipeline.sources import UnknownSource
 
             raise UnknownSource("ingest: set ingest.token (PIPELINE__INGEST__TOKEN) before accepting pushed events")
-        return cls(host, port, s.token, s.max_body_bytes, s.max_pending_events, s.max_lag_records,
-                   s.retry_after_s, s.ack_timeout_s, settings=settings)
+        return cls(options, settings)
 
-    def __init__(self, host: str, port: int, token: str, max_body_bytes: int = 32 << 20,
-                 max_pending_events: int = 10_000, max_lag_records: int = 100_000, retry_after_s: int = 5,
-                 ack_timeout_s: float = 30.0, settings: Any = None):
-        self.host, self.port, self.token = host, port, token
-        self.max_body_bytes = max_body_bytes
-        self.max_pending_events = max_pending_events
-        self.max_lag_records = max_lag_records
-        self.retry_after_s = retry_after_s
-        self.ack_timeout_s = ack_timeout_s
+    def __init__(self, options: IngestSettings, settings: Any = None):
+        """``options``: the ``[ingest]`` settings; ``settings``: the pipeline's (for the raw
+        topic's lag; None: no lag check)."""
+        self.options = options
+        self.host, self.port, self.token = options.host, options.port, options.token
         self.settings = settings
         self.queue: queue.Queue[_Request] = queue.Queue()
         self.pending_events = 0  # accepted, not yet confirmed by the broker
@@ -176,10 +171,10 @@ class IngestSource(Source):
         from aiohttp import web
 
         async def main() -> None:
-            app = web.Application(client_max_size=self.max_body_bytes)
+            app = web.Application(client_max_size=self.options.max_body_bytes)
             app.router.add_post("/ingest", self._ingest)
             async def description(request):
-                return web.json_response(openapi(self.max_body_bytes))
+                return web.json_response(openapi(self.options.max_body_bytes))
 
             async def healthz(request):
                 return web.Response(text="ok\n")
@@ -213,18 +208,18 @@ class IngestSource(Source):
             self.counts[401] = self.counts.get(401, 0) + 1
             return web.json_response({"error": "a bearer token is needed (Authorization: Bearer ...)"}, status=401,
                                      headers={"WWW-Authenticate": 'Bearer realm="ingest"'})
-        if (request.content_length or 0) > self.max_body_bytes:
-            return self._answer(413, {"error": f"the body is over {self.max_body_bytes} bytes"})
+        if (request.content_length or 0) > self.options.max_body_bytes:
+            return self._answer(413, {"error": f"the body is over {self.options.max_body_bytes} bytes"})
         behind = self._behind()
         if behind:
-            return self._answer(429, {"error": behind}, {"Retry-After": str(self.retry_after_s)})
+            return self._answer(429, {"error": behind}, {"Retry-After": str(self.options.retry_after_s)})
         kind = (request.content_type or "").lower()
         if kind != "application/json" and kind not in NDJSON_TYPES:
             return self._answer(415, {"error": f"send application/json or application/x-ndjson, not {kind!r}"})
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return self._answer(413, {"error": f"the body is over {self.max_body_bytes} bytes"})
+            return self._answer(413, {"error": f"the body is over {self.options.max_body_bytes} bytes"})
         lines = [body] if kind == "application/json" else body.split(b"\n")
         events, errors = [], []
         for number, line in enumerate(lines, 1):
@@ -246,22 +241,22 @@ class IngestSource(Source):
             self.pending_events += len(events)
         self.queue.put(sent)
         try:
-            await asyncio.wait_for(asyncio.shield(sent.done), self.ack_timeout_s)
+            await asyncio.wait_for(asyncio.shield(sent.done), self.options.ack_timeout_s)
         except TimeoutError:
             with self._lock:
                 self._waiting.pop(sent.token, None)
-            return self._answer(503, {"error": f"the broker did not confirm the events within {self.ack_timeout_s:g} s"})
+            return self._answer(503, {"error": f"the broker did not confirm the events within {self.options.ack_timeout_s:g} s"})
         finally:
             with self._lock:
                 self.pending_events -= len(events)
         return self._answer(202, {"ids": [e["id"] for e in events]})
 
     def _behind(self) -> str | None:
-        if self.pending_events >= self.max_pending_events:
-            return f"{self.pending_events} events wait to be sent (ingest.max_pending_events {self.max_pending_events})"
+        if self.pending_events >= self.options.max_pending_events:
+            return f"{self.pending_events} events wait to be sent (ingest.max_pending_events {self.options.max_pending_events})"
         lag = self._raw_lag()
-        if lag is not None and lag > self.max_lag_records:
-            return f"{lag} raw events wait for the first stage (ingest.max_lag_records {self.max_lag_records})"
+        if lag is not None and lag > self.options.max_lag_records:
+            return f"{lag} raw events wait for the first stage (ingest.max_lag_records {self.options.max_lag_records})"
         return None
 
     def _raw_lag(self) -> int | None:

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.config import IngestSettings
 from pipeline.sources.ingest import IngestSource
 
 TOKEN = "s3cret-token"
@@ -23,7 +24,7 @@ TOKEN = "s3cret-token"
 
 class Server:
     def __init__(self, **options):
-        self.source = IngestSource("127.0.0.1", 0, TOKEN, **options)
+        self.source = IngestSource(IngestSettings(host="127.0.0.1", port=0, token=TOKEN, **options))
         self.stop = threading.Event()
         self.sent: list[dict] = []
         self.confirm = threading.Event()
