@@ -132,6 +132,10 @@ def cmd_enrich(args) -> int:
     from pipeline.progress import track
 
     sources = open_sources(args.paths or ["-"], settings)
+    if any(s.produces == "urls" for s in sources) and "fetch" not in stages:
+        from pipeline.sources import UnknownSource
+
+        raise UnknownSource("URL events need the fetch stage: put \"fetch\" first in stages.chain")
     pipeline = OfflinePipeline(settings, stages, dedup_store=args.dedup_store)
     out = sys.stdout.buffer
     # a bar only when stderr is a terminal that does not also receive the records or dead letters

@@ -120,6 +120,7 @@ class TopicSettings:
     partitions: int
     replication_factor: int
     partitions_by_topic: dict[str, int] = field(default_factory=dict)
+    urls: str = "pages.urls"  # URL events, read by the fetch stage (keyed by host)
 
     def partitions_of(self, topic: str) -> int:
         return int(self.partitions_by_topic.get(topic, self.partitions))
@@ -178,6 +179,26 @@ class StageLimits:
 
 
 @dataclass(frozen=True)
+class FetchSettings:
+    """The fetch stage (``pipeline/stages/fetch``): URL events to raw page events."""
+
+    user_agent: str = "news-pipeline/0.1 (news ingestion; +https://example.invalid/news-pipeline)"
+    per_host_concurrency: int = 2      # requests in flight to one host at most
+    per_host_delay_s: float = 1.0      # between two request starts to one host (robots.txt crawl-delay wins if longer)
+    max_in_flight: int = 32            # requests in flight per worker
+    timeout_s: float = 20.0            # per request, all of it
+    max_bytes: int = 10485760          # a larger body is a dead letter too_large
+    max_redirects: int = 10
+    retries: int = 3                   # for 5xx, 429 and refused connections, with backoff
+    retry_base_s: float = 1.0
+    retry_max_s: float = 30.0          # a Retry-After longer than this is a dead letter, not a wait
+    robots: bool = True
+    robots_cache_s: float = 3600.0
+    seen_horizon_s: float = 86400.0    # a URL fetched within this is not fetched again unless the event says changed
+    seen_store: str = "dedup"          # "dedup": the dedup index's Redis; "memory"; or a redis:// URL
+
+
+@dataclass(frozen=True)
 class StageSettings:
     chain: list[str]  # the stages records go through, in order (pipeline/registry.py)
     clean: CleanSettings
@@ -185,6 +206,7 @@ class StageSettings:
     entities: EntitiesSettings
     dedup: DedupSettings
     limits: StageLimits = StageLimits()
+    fetch: FetchSettings = FetchSettings()
     plugins: dict[str, str] = field(default_factory=dict)  # stage name -> "module:Class"
     plugin_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage name -> its options
 

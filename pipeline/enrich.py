@@ -62,27 +62,34 @@ class OfflinePipeline:
         self.worker = worker_name("enrich")
 
     def enrich_payload(self, payload: bytes, received_at: datetime | None = None) -> Outcome:
-        """Run one raw message value (JSON bytes) through the selected stages."""
+        """Run one message value (JSON bytes: a raw event, or a URL event when the chain fetches)
+        through the selected stages."""
         received_at = received_at or utc_now()
         stages = list(self.stages.values())
-        if "clean" in self.stages:
+        record = None
+        if stages and stages[0].accepts_raw_events:  # fetch, clean: they take the message as it is
             outcome = handle_message(stages[0], payload, None, received_at, self.worker)
             if outcome.record is None:
                 return outcome
             record, stages = outcome.record, stages[1:]
-        else:
-            try:
-                record = passthrough_record(decode(payload), received_at)
-            except BadInput as exc:
-                return Outcome(dead_letter=dead_letter(stage=self.names[0] if self.names else "enrich",
-                                                       reason=exc.reason, error=exc.message,
-                                                       worker=self.worker, payload=payload))
         ctx = Context(worker=self.worker, received_at=received_at)
         for stage in stages:
+            if not stage.accepts_raw_events and (record is None or record.get("schema") != RECORD_SCHEMA):
+                try:  # no clean ran: the body becomes the text as it is
+                    record = passthrough_record(decode(payload) if record is None else record, received_at)
+                except BadInput as exc:
+                    return Outcome(dead_letter=dead_letter(stage=stage.name, reason=exc.reason, error=exc.message,
+                                                           worker=self.worker, payload=payload))
             (outcome,) = run_records(stage, [record], [ctx])
             if outcome.record is None:
                 return outcome
             record = outcome.record
+        if record is None:  # no stage selected
+            try:
+                record = passthrough_record(decode(payload), received_at)
+            except BadInput as exc:
+                return Outcome(dead_letter=dead_letter(stage="enrich", reason=exc.reason, error=exc.message,
+                                                       worker=self.worker, payload=payload))
         return Outcome(record=record)
 
     def enrich_items(self, items: Iterable[SourceItem]) -> Iterator[tuple[SourceItem, Outcome]]:

@@ -8,7 +8,8 @@ Raw event (topic ``pages.raw``), produced by ``pipeline replay`` or by any crawl
     {"id"?: str, "url"?: str, "source"?: str, "fetched_at"?: ISO-8601,
      "html": str | "html_base64": str | "text": str, "charset"?: str}
 
-``charset`` is the one the HTTP answer declared (``Content-Type``), for ``html_base64`` bytes.
+``charset`` is the one the HTTP answer declared (``Content-Type``), for ``html_base64`` bytes;
+``first_url`` the URL asked for when redirects led to ``url`` (the fetch stage sets both).
 
 Enriched record (``pages.enriched`` and every sink), schema ``RECORD_SCHEMA``::
 
@@ -53,7 +54,7 @@ DEADLETTER_SCHEMA = "news-pipeline/deadletter/1"
 RECEIPT_SCHEMA = "news-pipeline/receipt/1"
 
 BODY_FIELDS = ("html", "html_base64", "text")
-RAW_OPTIONAL_STR = ("id", "url", "source", "fetched_at", "charset")
+RAW_OPTIONAL_STR = ("id", "url", "source", "fetched_at", "charset", "first_url")
 MAX_ID_LENGTH = 256
 DEADLETTER_PAYLOAD_LIMIT = 256 * 1024  # bytes of the original payload kept in a dead letter
 
@@ -120,6 +121,20 @@ def parse_iso(value: str) -> datetime:
 
 # --- raw events ----------------------------------------------------------------------------------
 
+def host_of(url: str) -> str:
+    """A URL's host as politeness counts it: scheme, host name and port (``https://example.com:443``).
+    URL events (``pages.urls``) are keyed by it, so one host's URLs meet one fetch worker."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    port = port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
 def derive_id(locator: str, fetched_at: str, body: str) -> str:
     """Stable id of one fetch: same url/source, fetch time and content give the same id."""
     h = hashlib.blake2b(digest_size=16)
@@ -169,6 +184,7 @@ class RawEvent:
     trace: tuple[dict[str, Any], ...] = ()
     ingested_at: str | None = None  # when the event entered the pipeline (ISO-8601)
     charset: str | None = None  # declared by the HTTP answer the bytes came in
+    first_url: str | None = None  # the URL asked for, when redirects led to ``url``
 
     @property
     def content_type(self) -> str:
@@ -205,7 +221,7 @@ def accept_raw(event: dict[str, Any], received_at: datetime) -> RawEvent:
         raise BadInput(INVALID_EVENT, "'trace' must be a list")
     return RawEvent(id=record_id, fetched_at=fetched_at, body_field=body_field, body=body,
                     url=event.get("url"), source=event.get("source"), trace=tuple(trace),
-                    ingested_at=iso(received_at), charset=event.get("charset"))
+                    ingested_at=iso(received_at), charset=event.get("charset"), first_url=event.get("first_url"))
 
 
 def new_record(event: RawEvent) -> dict[str, Any]:
@@ -214,6 +230,7 @@ def new_record(event: RawEvent) -> dict[str, Any]:
         "schema": RECORD_SCHEMA,
         "id": event.id,
         "url": event.url,
+        "first_url": event.first_url,
         "source": event.source,
         "fetched_at": event.fetched_at,
         "ingested_at": event.ingested_at,
@@ -262,7 +279,7 @@ LANG_FIELDS: dict[str, Any] = {
 DEDUP_FIELDS: dict[str, Any] = {"status": "str", "duplicate_of": "str", "similarity": "float"}
 TRACE_FIELDS: dict[str, Any] = {"stage": "str", "worker": "str", "started_at": "time", "ms": "float"}
 RECORD_FIELDS: dict[str, Any] = {
-    "id": "str", "schema": "str", "url": "str", "source": "str", "fetched_at": "time", "ingested_at": "time",
+    "id": "str", "schema": "str", "url": "str", "first_url": "str", "source": "str", "fetched_at": "time", "ingested_at": "time",
     "content_type": "str", "title": "str", "author": "str", "authors": ["list", "str"], "published": "str",
     "site": "str", "canonical_url": "str", "declared_lang": "str", "text": "str", "lang": LANG_FIELDS,
     "entities": ["list", ENTITY_FIELDS],

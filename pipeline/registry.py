@@ -30,7 +30,8 @@ from typing import Any
 Settings = StageSettings = Any
 
 SINK = "sink"
-#: the stage that turns a raw event (a URL and its page) into a record; it comes first
+#: the stage that turns a raw event (a URL and its page) into a record; only a stage that makes
+#: raw events (``fetch``: from URL events) may come before it
 FIRST = "clean"
 
 
@@ -40,9 +41,12 @@ class StageSpec:
     factory: str  # "module:Class": called with the stage's settings (its [stages.NAME] section)
     section: str | None = None  # attribute of ``Settings.stages`` given to the factory (None: plugin options)
     topic_key: str | None = None  # field of ``[topics]`` naming what it writes (None: "pages.NAME")
+    #: True: it reads URL events (``topics.urls``) and writes raw events (``topics.raw``), before ``clean``
+    makes_raw_events: bool = False
 
 
 BUILT_IN: dict[str, StageSpec] = {spec.name: spec for spec in (
+    StageSpec("fetch", "pipeline.stages.fetch:FetchStage", "fetch", "raw", makes_raw_events=True),
     StageSpec("clean", "pipeline.stages.clean:CleanStage", "clean", "cleaned"),
     StageSpec("language", "pipeline.stages.language:LanguageStage", "language", "language"),
     StageSpec("entities", "pipeline.stages.entities:EntitiesStage", "entities", "entities"),
@@ -75,8 +79,15 @@ def check(stages: StageSettings) -> str | None:
     if unknown:
         return (f"stages.chain names unknown stage(s) {', '.join(unknown)}; known: {', '.join(known)} "
                 "(a stage of your own: stages.plugins = {NAME = \"module:Class\"})")
-    if chain[0] != FIRST:
-        return f"stages.chain must start with {FIRST!r}, the stage that turns raw events into records"
+    if FIRST not in chain:
+        return f"stages.chain must have {FIRST!r}, the stage that turns raw events into records"
+    before = chain[:chain.index(FIRST)]
+    if len(before) > 1 or any(not known[n].makes_raw_events for n in before):
+        return (f"stages.chain: only one stage that makes raw events (fetch) may come before {FIRST!r}, "
+                f"got {', '.join(before)}")
+    late = [n for n in chain[chain.index(FIRST):] if known[n].makes_raw_events]
+    if late:
+        return f"stages.chain: {', '.join(late)} makes raw events and must come before {FIRST!r}"
     clash = [n for n in stages.plugins if n in BUILT_IN or n == SINK]
     if clash:
         return f"stages.plugins reuses a built-in name: {', '.join(clash)}"
@@ -89,6 +100,12 @@ def check(stages: StageSettings) -> str | None:
 def chain(settings: Settings) -> list[str]:
     """The stages records go through, in order."""
     return list(settings.stages.chain)
+
+
+def fetches(settings: Settings) -> bool:
+    """Whether the chain starts from URL events (a stage such as ``fetch`` before ``clean``)."""
+    stages = chain(settings)
+    return stages.index(FIRST) > 0
 
 
 def roles(settings: Settings) -> list[str]:
@@ -129,6 +146,8 @@ def stage_topics(settings: Settings, name: str) -> StageTopics:
     if name == SINK:
         return StageTopics(settings.topics.enriched, settings.topics.delivered)
     target = output_topic(settings, name)  # refuses unknown names
+    if spec(settings, name).makes_raw_events:
+        return StageTopics(settings.topics.urls, settings.topics.raw)
     i = stages.index(name)
     source = settings.topics.raw if i == 0 else output_topic(settings, stages[i - 1])
     return StageTopics(source, target)
@@ -137,7 +156,8 @@ def stage_topics(settings: Settings, name: str) -> StageTopics:
 def topic_names(settings: Settings) -> list[str]:
     """Every topic the pipeline uses: raw, what each stage writes, dead letters, receipts."""
     t = settings.topics
-    names = [t.raw, *(output_topic(settings, n) for n in chain(settings)), t.deadletter, t.delivered]
+    urls = [t.urls] if fetches(settings) else []
+    names = [*urls, t.raw, *(output_topic(settings, n) for n in chain(settings)), t.deadletter, t.delivered]
     return list(dict.fromkeys(names))
 
 
@@ -146,4 +166,4 @@ def consumer_group(settings: Settings, name: str) -> str:
 
 
 __all__ = ["BUILT_IN", "FIRST", "SINK", "StageSpec", "StageTopics", "UnknownStage", "chain", "check",
-           "consumer_group", "output_topic", "roles", "spec", "specs", "stage_topics", "topic_names"]
+           "consumer_group", "fetches", "output_topic", "roles", "spec", "specs", "stage_topics", "topic_names"]

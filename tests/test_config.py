@@ -1,6 +1,6 @@
 import pytest
 
-from pipeline import config
+from pipeline import config, registry
 from pipeline.config import ConfigError
 from tests.conftest import CONFIG
 
@@ -113,10 +113,16 @@ def test_processing_guarantee_is_checked_and_sets_read_committed():
 def test_the_chain_is_checked_when_the_configuration_is_read():
     s = config.load(CONFIG, env={})
     assert s.stages.chain == ["clean", "language", "entities", "dedup"]
-    for chain, message in [('["clean", "sentiment"]', "unknown stage"), ('["language", "clean"]', "must start with"),
+    for chain, message in [('["clean", "sentiment"]', "unknown stage"), ('["language", "clean"]', "only one stage"),
+                           ('["clean", "fetch"]', "must come before"), ('["language"]', "must have 'clean'"),
                            ('["clean", "clean"]', "twice"), ("[]", "empty")]:
         with pytest.raises(ConfigError, match=message):
             config.load(CONFIG, env={"PIPELINE__STAGES__CHAIN": chain})
+    fetching = config.load(CONFIG, env={"PIPELINE__STAGES__CHAIN": '["fetch", "clean", "language", "entities", "dedup"]'})
+    assert registry.stage_topics(fetching, "fetch") == registry.StageTopics("pages.urls", "pages.raw")
+    assert registry.stage_topics(fetching, "clean").source == "pages.raw"
+    assert registry.topic_names(fetching)[:2] == ["pages.urls", "pages.raw"] and registry.fetches(fetching)
+    assert "pages.urls" not in registry.topic_names(s)
     with pytest.raises(ConfigError, match="reuses a built-in name"):
         config.load(CONFIG, env={"PIPELINE__STAGES__PLUGINS": '{dedup = "x:Y"}'})
     with pytest.raises(ConfigError, match="unknown stage"):

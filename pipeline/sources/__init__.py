@@ -7,6 +7,7 @@ SOURCE`, `pipeline enrich SOURCE...`) as ``KIND:ARGUMENT``, or as a plain path f
     warc:crawl/                  the HTML pages of WARC files (WarcSource)
     watch:inbox/                 a folder watched for new files, each ingested once (WatchedFolderSource)
     ingest:                      POST /ingest, raw events pushed over HTTP (IngestSource)
+    urls:list.txt                URLs for the fetch stage, one a line (UrlListSource)
     files:out:odd-name.jsonl     files, when the path itself looks like KIND:...
     mykind:https://example/feed  a source of your own: sources.plugins = {mykind = "pkg.mod:Class"}
 
@@ -24,7 +25,8 @@ from pipeline.sources.base import Source, SourceItem
 
 #: kind -> "module:Class"; a Source class is made by its ``open(argument, settings)``
 BUILT_IN = {"files": "pipeline.sources.files:FilesSource", "warc": "pipeline.sources.warc:WarcSource",
-            "watch": "pipeline.sources.folder:WatchedFolderSource", "ingest": "pipeline.sources.ingest:IngestSource"}
+            "watch": "pipeline.sources.folder:WatchedFolderSource", "ingest": "pipeline.sources.ingest:IngestSource",
+            "urls": "pipeline.sources.urls:UrlListSource"}
 
 
 class UnknownSource(ValueError):

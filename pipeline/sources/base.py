@@ -35,6 +35,9 @@ class Source:
 
     kind: str = ""
     bounded: bool = True  # False: it never ends by itself (a feed, an endpoint)
+    #: what its events are: "raw" (raw events, to ``topics.raw``) or "urls" (URL events for the
+    #: fetch stage, to ``topics.urls``)
+    produces: str = "raw"
 
     @classmethod
     def open(cls, argument: str, settings: Any) -> Source:

@@ -54,6 +54,8 @@ def build_stage(name: str, settings: Settings, dedup_store: str | None = None) -
         options = getattr(settings.stages, spec.section)
         if spec.section == "dedup" and dedup_store:
             options = dataclasses.replace(options, store=dedup_store)
+        if spec.section == "fetch" and options.seen_store == "dedup":  # the seen-set lives beside the dedup index
+            options = dataclasses.replace(options, seen_store=dedup_store or settings.stages.dedup.store)
     stage = factory(options)
     if not isinstance(stage, Stage):
         raise registry.UnknownStage(f"stage {name!r}: {spec.factory} made a {type(stage).__name__}, not a Stage")

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from pipeline.config import Settings
-from pipeline.records import BadInput, accept_raw, encode, utc_now
+from pipeline.records import BadInput, accept_raw, encode, host_of, utc_now
 from pipeline.sources import Source, SourceItem, open_source
 
 
@@ -34,10 +34,14 @@ class ReplayResult:
     interrupted: bool = False  # stopped by Ctrl-C / SIGTERM; what was sent until then is flushed
 
 
-def prepare(item: SourceItem) -> tuple[bytes | None, bytes]:
-    """``(key, value)`` for one source item, with id and fetch time settled when it is valid."""
+def prepare(item: SourceItem, produces: str = "raw") -> tuple[bytes | None, bytes]:
+    """``(key, value)`` for one source item: a raw event with its id and fetch time settled when it
+    is valid; a URL event keyed by its host (one host's URLs meet one fetch worker)."""
     if item.event is None:
         return None, item.payload or b""
+    if produces == "urls":
+        url = item.event.get("url")
+        return (host_of(url).encode() if isinstance(url, str) else None), encode(item.event)
     event = dict(item.event)
     try:
         raw = accept_raw(event, utc_now())
@@ -86,6 +90,17 @@ def _passes(sources: list[Source], loop: bool, stop: threading.Event) -> Iterato
             return
 
 
+def check_targets(sources: list[Source], settings: Settings) -> None:
+    """A source of URL events needs a chain that fetches them (``UnknownSource`` otherwise)."""
+    from pipeline import registry
+    from pipeline.sources import UnknownSource
+
+    urls = [str(s) for s in sources if s.produces == "urls"]
+    if urls and not registry.fetches(settings):
+        raise UnknownSource(f"{', '.join(urls)} gives URLs, and stages.chain has no stage to fetch them: "
+                            "put \"fetch\" first in stages.chain")
+
+
 CHECKPOINT_WINDOW = 100_000  # futures kept between two checkpoints when nothing else keeps them
 
 
@@ -120,13 +135,13 @@ def replay(sources: list[Source | str], bootstrap: str, settings: Settings, rate
     client could leave it holding a lock, and its flush would then wait forever.)"""
     stop = stop or threading.Event()
     sources = [s if isinstance(s, Source) else open_source(s, settings) for s in sources]
+    check_targets(sources, settings)
     track = track and all(s.bounded for s in sources)  # an endless source would keep every future
     from kafka.errors import KafkaError
 
     from pipeline.progress import progress_bar
 
     producer = make_producer(bootstrap, settings)
-    topic = settings.topics.raw
     result = ReplayResult()
     futures = []
     t0 = time.monotonic()
@@ -137,9 +152,9 @@ def replay(sources: list[Source | str], bootstrap: str, settings: Settings, rate
         task = bar.add_task("replay", total=total)
         try:
             for source, item in _paced(_passes(sources, loop, stop), rate, stop):
-                key, value = prepare(item)
+                key, value = prepare(item, source.produces)
                 try:
-                    future = producer.send(topic, key=key, value=value)
+                    future = producer.send(getattr(settings.topics, source.produces), key=key, value=value)
                 except KafkaError as exc:  # e.g. larger than the broker accepts
                     result.rejected.append((item.origin, f"{type(exc).__name__}: {exc}"))
                     since_checkpoint.append(None)

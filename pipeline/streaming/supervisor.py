@@ -467,6 +467,10 @@ class Supervisor:
         summary = RunSummary()
         # a source that cannot be opened (a missing path, an unknown kind) fails before anything starts
         sources = open_sources(replay_paths, self.settings) if replay_paths else None
+        if sources:
+            from pipeline.streaming.replay import check_targets
+
+            check_targets(sources, self.settings)
         stop = threading.Event()
         replaying = threading.Event()
 

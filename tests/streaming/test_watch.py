@@ -1,6 +1,8 @@
-"""Continuous inputs of a running `pipeline run`: `pipeline watch DIR` (files dropped into the
-folder reach the sink once each, also across a restart of the watcher; files still being written
-wait) and `--replay ingest:` (events POSTed to /ingest reach the sink under the ids of the 202)."""
+"""Continuous inputs of one running `pipeline run` whose chain starts with the fetch stage:
+`--replay urls:FILE` (pages of a local news site fetched by the fetch worker), `ingest:` (events
+POSTed to /ingest reach the sink under the ids of the 202) and `pipeline watch DIR` (files dropped
+into the folder reach the sink once each, also across a restart of the watcher; files still being
+written wait)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import pytest
 
 from pipeline.monitoring.http import free_port
 from pipeline.sinks.jsonl import read_records
-from tests.conftest import ROOT, SEEDS
+from tests.conftest import ROLES, ROOT, SEEDS
+from tests.news_site import Host
 from tests.streaming.test_faults import run_env, wait_for_workers, wait_until
 
 TOKEN = "ingest-test-token"
@@ -52,17 +55,32 @@ def push(port: int, events: list[dict]) -> tuple[int, dict]:
         return answer.status, json.loads(answer.read())
 
 
-def test_files_dropped_into_a_watched_folder_and_events_pushed_over_http_reach_the_sink_once_each(tmp_path):
+def test_fetched_pushed_and_dropped_pages_reach_the_sink_once_each(tmp_path):
+    import urllib.request
+
     seeds = sorted(SEEDS.glob("*.txt"))
     inbox, out = tmp_path / "inbox", tmp_path / "out"
     inbox.mkdir()
+    site = Host()
+    listing = tmp_path / "urls.txt"
+    listing.write_text(f"{site.url}/article/0\n{site.url}/moved/1\n{site.url}/nowhere\n")
     port = free_port("127.0.0.1")
+    chain = '["fetch", "clean", "language", "entities", "dedup"]'
     run = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--no-dashboard", "--sink", f"jsonl:{out}",
-                            "--replay", f"ingest:127.0.0.1:{port}"], cwd=ROOT,
-                           env={**run_env(tmp_path), "PIPELINE__INGEST__TOKEN": TOKEN},
+                            "--replay", f"urls:{listing}", f"ingest:127.0.0.1:{port}"], cwd=ROOT,
+                           env={**run_env(tmp_path), "PIPELINE__INGEST__TOKEN": TOKEN, "PIPELINE__STAGES__CHAIN": chain,
+                                "PIPELINE__STAGES__FETCH__PER_HOST_DELAY_S": "0.1"},
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def ingest_up():
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).status == 200
+        except OSError:
+            return False
+
     try:
-        wait_for_workers(tmp_path, run)
+        wait_for_workers(tmp_path, run, roles=len(ROLES) + 1)
+        wait_until(ingest_up, 60, "POST /ingest answers (after the URLs were sent)")
         pushed = [{"text": seed.read_text(), "url": f"https://pushed.example/{n}"} for n, seed in enumerate(seeds[:2])]
         status, answer = push(port, pushed)
         assert status == 202 and len(answer["ids"]) == 2
@@ -70,18 +88,25 @@ def test_files_dropped_into_a_watched_folder_and_events_pushed_over_http_reach_t
         for seed in seeds[:3]:
             drop(inbox, seed.name, seed.read_bytes())
         (inbox / "half.txt.part").write_bytes(b"a file still being written")
-        wait_until(lambda: len(list(read_records(out, include_open=True))) >= 5, 90, "2 pushed, 3 files delivered")
+        wait_until(lambda: len(list(read_records(out, include_open=True))) >= 7, 90,
+                   "2 fetched, 2 pushed, 3 files delivered")
         assert "3 files read" in stopped(watcher)
         for seed in seeds[3:]:  # while nobody watches
             drop(inbox, seed.name, seed.read_bytes())
         watcher = watch(tmp_path, inbox)  # reads only what it has not read
-        wait_until(lambda: len(list(read_records(out, include_open=True))) >= len(seeds) + 2, 90,
+        wait_until(lambda: len(list(read_records(out, include_open=True))) >= len(seeds) + 4, 90,
                    f"{len(seeds)} files delivered")
         assert f"{len(seeds) - 3} files read" in stopped(watcher)
     finally:
         run.send_signal(signal.SIGINT)
         run.communicate(timeout=90)
+        site.close()
     records = list(read_records(out))
-    sources = sorted(r["source"].rsplit("/", 1)[-1] for r in records if r["source"])
-    assert sources == [s.name for s in seeds]  # each once; the .part file never
+    dropped = sorted(r["source"].rsplit("/", 1)[-1] for r in records if r["source"] and "inbox" in r["source"])
+    assert dropped == [s.name for s in seeds]  # each once; the .part file never
     assert sorted(r["id"] for r in records if not r["source"]) == sorted(answer["ids"])
+    fetched = sorted((r["url"], r["first_url"]) for r in records if r["url"] and r["url"].startswith(site.url))
+    assert fetched == [(f"{site.url}/article/0", None), (f"{site.url}/article/1", f"{site.url}/moved/1")]
+    assert all([t["stage"] for t in r["trace"]][:2] == ["fetch", "clean"] for r in records
+               if r["url"] and r["url"].startswith(site.url))
+    assert site.hits["/nowhere"] == 1 and len(records) == len(seeds) + 4

@@ -1,0 +1,105 @@
+"""A local news site for the fetch tests: HTTP servers on 127.0.0.1 (one port = one host) with
+pages, a robots.txt, and the troubles a crawler meets (redirects, 404, 500s, 429 with Retry-After,
+slow and hanging answers, a huge page, a PDF). Each host records every request: when it started
+and how many were in flight, so a test can check the fetcher's politeness."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.conftest import SEEDS
+
+
+def article(n: int) -> bytes:
+    seeds = sorted(SEEDS.glob("*.txt"))
+    title, _, body = seeds[n % len(seeds)].read_text().partition("\n")
+    paragraphs = "".join(f"<p>{line}</p>" for line in body.splitlines() if line.strip())
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body><nav>Beranda | "
+            f"Nasional</nav><article><h1>{title}</h1>{paragraphs}</article><footer>Hak cipta</footer></body></html>"
+            ).encode()
+
+
+class Host:
+    def __init__(self, robots: str = "User-agent: *\nDisallow: /private/\n", huge_bytes: int = 400_000):
+        self.robots = robots
+        self.huge_bytes = huge_bytes
+        self.starts: list[tuple[float, str]] = []  # (monotonic time, path) of every request
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.hits: dict[str, int] = defaultdict(int)
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def page_starts(self) -> list[float]:
+        return [t for t, path in self.starts]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self):
+        host = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def send(self, status: int, body: bytes = b"", kind: str = "text/html; charset=utf-8", **headers):
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in headers.items():
+                    self.send_header(name.replace("_", "-"), value)
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def do_GET(self):  # noqa: N802
+                path = self.path
+                with host.lock:
+                    host.starts.append((time.monotonic(), path))
+                    host.hits[path] += 1
+                    hits = host.hits[path]
+                    host.in_flight += 1
+                    host.max_in_flight = max(host.max_in_flight, host.in_flight)
+                try:
+                    time.sleep(0.05)  # every answer takes a moment, so overlapping requests show
+                    self.answer(path, hits)
+                finally:
+                    with host.lock:
+                        host.in_flight -= 1
+
+            def answer(self, path: str, hits: int):
+                if path == "/robots.txt":
+                    return self.send(200, host.robots.encode(), "text/plain")
+                if path.startswith("/article/"):
+                    return self.send(200, article(int(path.rsplit("/", 1)[1])))
+                if path.startswith("/moved/"):
+                    return self.send(301, b"", Location=f"/article/{path.rsplit('/', 1)[1]}")
+                if path == "/flaky":  # 500 twice, then the page
+                    return self.send(500, b"oops") if hits <= 2 else self.send(200, article(3))
+                if path == "/busy":  # 429 once, asking for 1 s
+                    return self.send(429, b"slow down", Retry_After="1") if hits == 1 else self.send(200, article(4))
+                if path == "/overloaded":
+                    return self.send(503, b"later", Retry_After="3600")
+                if path == "/hang":
+                    time.sleep(5)
+                    return self.send(200, article(0))
+                if path == "/huge":
+                    return self.send(200, b"<html><body>" + b"<p>kata</p>" * (host.huge_bytes // 11) + b"</body></html>")
+                if path == "/report.pdf":
+                    return self.send(200, b"%PDF-1.7 not a page", "application/pdf")
+                if path.startswith("/private/"):
+                    return self.send(200, article(1))
+                return self.send(404, b"<html>not here</html>")
+
+        return Handler
