@@ -35,19 +35,29 @@ def cmd_run(args) -> int:
     from pipeline.streaming.supervisor import Supervisor
 
     settings = _settings(args)
+    replay = list(args.replay or [])
+    if args.feeds:
+        import dataclasses
+
+        from pipeline import registry
+
+        replay.append(f"feeds:{args.feeds}")
+        if not registry.fetches(settings):  # feeds give URLs: the chain starts by fetching them
+            stages = dataclasses.replace(settings.stages, chain=["fetch", *settings.stages.chain])
+            settings = dataclasses.replace(settings, stages=stages)
     _setup_logging("warn", args.log_format or settings.run.log_format)
     check_plugins(settings)  # a plugin stage that does not load, or wrong options: one line, before anything starts
     console = Console(stderr=True)
     supervisor = Supervisor(settings, sink_targets=args.sink, console=console, log_level=args.log_level,
                             log_format=args.log_format, dashboard=not args.no_dashboard,
                             dashboard_port=args.dashboard_port)
-    summary = supervisor.run(args.replay, exit_when_done=args.exit_when_done, rate=args.rate, loop=args.loop,
+    summary = supervisor.run(replay or None, exit_when_done=args.exit_when_done, rate=args.rate, loop=args.loop,
                              timeout_s=args.timeout)
     out = Console()
     for line in summary.lines():
         out.print(line, highlight=False)
     out.print(f"sink            {', '.join(redact(t) for t in supervisor.sink_targets)}", highlight=False)
-    if args.exit_when_done and (summary.missing or summary.replayed == 0 and args.replay):
+    if args.exit_when_done and (summary.missing or summary.replayed == 0 and replay):
         return 1
     return 0
 
@@ -323,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--replay", nargs="+", metavar="PATH", help="replay these files/folders/JSONL once started")
     run.add_argument("--exit-when-done", action="store_true",
                      help="exit once every replayed event reached the sink or the dead-letter topic")
+    run.add_argument("--feeds", metavar="FILE", help="poll the RSS/Atom feeds and sitemaps listed in FILE (one a line; "
+                     "re-read while running) and fetch their new articles (adds the fetch stage)")
     run.add_argument("--rate", type=float, help="replay at most N events per second")
     run.add_argument("--loop", action="store_true", help="replay the paths over and over (not with --exit-when-done)")
     run.add_argument("--sink", action="append", metavar="KIND:LOCATION", help="sink target(s), e.g. jsonl:out/x.jsonl")

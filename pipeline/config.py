@@ -217,6 +217,11 @@ class SourceSettings:
     watch_state_dir: str = "out/watch"  # watched folders' journals of ingested files
     watch_poll_s: float = 1.0
     watch_settle_s: float = 2.0  # a file is read once it has not changed for this long
+    feeds_state_dir: str = "out/feeds"  # what each feed list's feeds gave, and their ETags
+    feeds_min_interval_s: float = 60.0
+    feeds_max_interval_s: float = 3600.0
+    feeds_timeout_s: float = 20.0
+    feeds_remember: int = 5000  # article URLs remembered per feed
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
-"""A local news site for the fetch tests: HTTP servers on 127.0.0.1 (one port = one host) with
-pages, a robots.txt, and the troubles a crawler meets (redirects, 404, 500s, 429 with Retry-After,
-slow and hanging answers, a huge page, a PDF). Each host records every request: when it started
-and how many were in flight, so a test can check the fetcher's politeness."""
+"""A local news site for the fetch and feed tests: HTTP servers on 127.0.0.1 (one port = one
+host) with pages, an RSS feed, a sitemap and a sitemap index (all answering 304 to a matching
+If-None-Match), a robots.txt, and the troubles a crawler meets (redirects, 404, 500s, 429 with
+Retry-After, slow and hanging answers, a huge page, a PDF). Each host records every request: when
+it started and how many were in flight, so a test can check the fetcher's politeness."""
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import defaultdict
@@ -30,6 +32,9 @@ class Host:
         self.in_flight = 0
         self.max_in_flight = 0
         self.hits: dict[str, int] = defaultdict(int)
+        self.not_modified = 0  # 304 answers
+        self.feed_items: list[int] = [0, 1]  # the articles the feed and the sitemap list
+        self.updated: dict[int, str] = {}  # article -> its update time, when it was updated
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -78,7 +83,30 @@ class Host:
                     with host.lock:
                         host.in_flight -= 1
 
+            def listing(self, body: bytes, kind: str):
+                tag = '"' + hashlib.sha1(body).hexdigest()[:16] + '"'
+                if self.headers.get("If-None-Match") == tag:
+                    with host.lock:
+                        host.not_modified += 1
+                    return self.send(304, b"", kind, ETag=tag)
+                return self.send(200, body, kind, ETag=tag)
+
             def answer(self, path: str, hits: int):
+                if path == "/feed.xml":
+                    items = "".join(f"<item><title>Berita {n}</title><link>{host.url}/article/{n}</link>"
+                                    f"<pubDate>{host.updated.get(n, 'Mon, 30 Nov 2026 08:00:00 GMT')}</pubDate></item>"
+                                    for n in host.feed_items)
+                    return self.listing(f"<?xml version='1.0'?><rss version='2.0'><channel><title>Site</title>"
+                                        f"{items}</channel></rss>".encode(), "application/rss+xml")
+                if path == "/sitemap.xml":
+                    urls = "".join(f"<url><loc>{host.url}/article/{n}</loc><lastmod>"
+                                   f"{host.updated.get(n, '2026-11-30')}</lastmod></url>" for n in host.feed_items)
+                    return self.listing(("<?xml version='1.0'?><urlset xmlns='http://www.sitemaps.org/schemas/"
+                                         f"sitemap/0.9'>{urls}</urlset>").encode(), "application/xml")
+                if path == "/sitemap_index.xml":
+                    return self.listing(("<?xml version='1.0'?><sitemapindex xmlns='http://www.sitemaps.org/schemas/"
+                                         f"sitemap/0.9'><sitemap><loc>{host.url}/sitemap.xml</loc></sitemap>"
+                                         "</sitemapindex>").encode(), "application/xml")
                 if path == "/robots.txt":
                     return self.send(200, host.robots.encode(), "text/plain")
                 if path.startswith("/article/"):

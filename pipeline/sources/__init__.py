@@ -8,6 +8,7 @@ SOURCE`, `pipeline enrich SOURCE...`) as ``KIND:ARGUMENT``, or as a plain path f
     watch:inbox/                 a folder watched for new files, each ingested once (WatchedFolderSource)
     ingest:                      POST /ingest, raw events pushed over HTTP (IngestSource)
     urls:list.txt                URLs for the fetch stage, one a line (UrlListSource)
+    feeds:feeds.txt              RSS/Atom feeds and sitemaps, polled; new article URLs (FeedsSource)
     files:out:odd-name.jsonl     files, when the path itself looks like KIND:...
     mykind:https://example/feed  a source of your own: sources.plugins = {mykind = "pkg.mod:Class"}
 
@@ -26,7 +27,7 @@ from pipeline.sources.base import Source, SourceItem
 #: kind -> "module:Class"; a Source class is made by its ``open(argument, settings)``
 BUILT_IN = {"files": "pipeline.sources.files:FilesSource", "warc": "pipeline.sources.warc:WarcSource",
             "watch": "pipeline.sources.folder:WatchedFolderSource", "ingest": "pipeline.sources.ingest:IngestSource",
-            "urls": "pipeline.sources.urls:UrlListSource"}
+            "urls": "pipeline.sources.urls:UrlListSource", "feeds": "pipeline.sources.feeds:FeedsSource"}
 
 
 class UnknownSource(ValueError):

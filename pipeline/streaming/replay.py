@@ -82,12 +82,50 @@ def _paced(items: Iterable[tuple[Source, SourceItem]], rate: float | None,
 
 
 def _passes(sources: list[Source], loop: bool, stop: threading.Event) -> Iterator[tuple[Source, SourceItem]]:
+    if sum(not s.bounded for s in sources) > 1:  # several endless sources (feeds, an endpoint): read together
+        yield from _merged(sources, stop)
+        return
     while True:
         for source in sources:
             for item in source.items(stop=stop):
                 yield source, item
         if not loop or stop.is_set() or not all(s.bounded for s in sources):
             return
+
+
+def _merged(sources: list[Source], stop: threading.Event) -> Iterator[tuple[Source, SourceItem]]:
+    """Every source read in a thread of its own, their items in the order they come. The queue is
+    small, so a source waits while the sender is behind (backpressure), as it would alone."""
+    import queue
+
+    items: queue.Queue = queue.Queue(maxsize=256)
+    done = object()
+
+    def read(source: Source) -> None:
+        try:
+            for item in source.items(stop=stop):
+                while not stop.is_set():
+                    try:
+                        items.put((source, item), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+        finally:
+            items.put((source, done))
+
+    threads = [threading.Thread(target=read, args=(s,), name=f"source-{s.kind}", daemon=True) for s in sources]
+    for thread in threads:
+        thread.start()
+    running = len(threads)
+    while running:
+        try:
+            source, item = items.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if item is done:
+            running -= 1
+            continue
+        yield source, item
 
 
 def check_targets(sources: list[Source], settings: Settings) -> None:

@@ -303,6 +303,7 @@ class Supervisor:
         env["PIPELINE__BROKER__PROFILE"] = self.settings.profile_name
         env["PIPELINE__SINK__TARGETS"] = orjson.dumps(self.sink_targets).decode()
         env["PIPELINE__STAGES__DEDUP__STORE"] = orjson.dumps(self.dedup_store).decode()
+        env["PIPELINE__STAGES__CHAIN"] = orjson.dumps(self.settings.stages.chain).decode()  # the run's (--feeds adds fetch)
         if self.settings.source:
             env["PIPELINE_CONFIG"] = str(Path(self.settings.source).resolve())
         env.setdefault("PYTHONUNBUFFERED", "1")

@@ -1,5 +1,6 @@
 """Continuous inputs of one running `pipeline run` whose chain starts with the fetch stage:
-`--replay urls:FILE` (pages of a local news site fetched by the fetch worker), `ingest:` (events
+`--replay urls:FILE` and `--feeds FILE` (pages of a local news site, listed or found in its RSS
+feed, fetched by the fetch worker), `ingest:` (events
 POSTed to /ingest reach the sink under the ids of the 202) and `pipeline watch DIR` (files dropped
 into the folder reach the sink once each, also across a restart of the watcher; files still being
 written wait)."""
@@ -64,12 +65,17 @@ def test_fetched_pushed_and_dropped_pages_reach_the_sink_once_each(tmp_path):
     site = Host()
     listing = tmp_path / "urls.txt"
     listing.write_text(f"{site.url}/article/0\n{site.url}/moved/1\n{site.url}/nowhere\n")
+    site.feed_items = [2, 3]
+    feeds = tmp_path / "feeds.txt"
+    feeds.write_text(f"{site.url}/feed.xml\n")
     port = free_port("127.0.0.1")
     chain = '["fetch", "clean", "language", "entities", "dedup"]'
     run = subprocess.Popen([sys.executable, "-m", "pipeline", "run", "--no-dashboard", "--sink", f"jsonl:{out}",
-                            "--replay", f"urls:{listing}", f"ingest:127.0.0.1:{port}"], cwd=ROOT,
+                            "--replay", f"urls:{listing}", f"ingest:127.0.0.1:{port}", "--feeds", str(feeds)], cwd=ROOT,
                            env={**run_env(tmp_path), "PIPELINE__INGEST__TOKEN": TOKEN, "PIPELINE__STAGES__CHAIN": chain,
-                                "PIPELINE__STAGES__FETCH__PER_HOST_DELAY_S": "0.1"},
+                                "PIPELINE__STAGES__FETCH__PER_HOST_DELAY_S": "0.1",
+                                "PIPELINE__SOURCES__FEEDS_STATE_DIR": str(tmp_path / "feeds-state"),
+                                "PIPELINE__SOURCES__FEEDS_MIN_INTERVAL_S": "0.5"},
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def ingest_up():
@@ -88,13 +94,13 @@ def test_fetched_pushed_and_dropped_pages_reach_the_sink_once_each(tmp_path):
         for seed in seeds[:3]:
             drop(inbox, seed.name, seed.read_bytes())
         (inbox / "half.txt.part").write_bytes(b"a file still being written")
-        wait_until(lambda: len(list(read_records(out, include_open=True))) >= 7, 90,
-                   "2 fetched, 2 pushed, 3 files delivered")
+        wait_until(lambda: len(list(read_records(out, include_open=True))) >= 9, 90,
+                   "4 fetched, 2 pushed, 3 files delivered")
         assert "3 files read" in stopped(watcher)
         for seed in seeds[3:]:  # while nobody watches
             drop(inbox, seed.name, seed.read_bytes())
         watcher = watch(tmp_path, inbox)  # reads only what it has not read
-        wait_until(lambda: len(list(read_records(out, include_open=True))) >= len(seeds) + 4, 90,
+        wait_until(lambda: len(list(read_records(out, include_open=True))) >= len(seeds) + 6, 90,
                    f"{len(seeds)} files delivered")
         assert f"{len(seeds) - 3} files read" in stopped(watcher)
     finally:
@@ -106,7 +112,9 @@ def test_fetched_pushed_and_dropped_pages_reach_the_sink_once_each(tmp_path):
     assert dropped == [s.name for s in seeds]  # each once; the .part file never
     assert sorted(r["id"] for r in records if not r["source"]) == sorted(answer["ids"])
     fetched = sorted((r["url"], r["first_url"]) for r in records if r["url"] and r["url"].startswith(site.url))
-    assert fetched == [(f"{site.url}/article/0", None), (f"{site.url}/article/1", f"{site.url}/moved/1")]
+    assert fetched == [(f"{site.url}/article/0", None), (f"{site.url}/article/1", f"{site.url}/moved/1"),
+                       (f"{site.url}/article/2", None), (f"{site.url}/article/3", None)]
     assert all([t["stage"] for t in r["trace"]][:2] == ["fetch", "clean"] for r in records
                if r["url"] and r["url"].startswith(site.url))
-    assert site.hits["/nowhere"] == 1 and len(records) == len(seeds) + 4
+    assert site.hits["/nowhere"] == 1 and len(records) == len(seeds) + 6
+    assert site.hits["/article/2"] == 1 and site.not_modified >= 1  # the feed polled again: 304, nothing more

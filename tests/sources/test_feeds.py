@@ -1,0 +1,68 @@
+"""Feeds and sitemaps (``feeds:FILE``) against the local news site: each new article URL once,
+conditional GET, changed entries sent again, sitemap indexes followed, nothing twice after a
+restart; no broker (the sender's acknowledgements are played by the test)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from pipeline.sources.feeds import FeedsSource
+from tests.news_site import Host
+
+
+@pytest.fixture
+def site():
+    host = Host()
+    yield host
+    host.close()
+
+
+def source(listing, tmp_path):
+    return FeedsSource(str(listing), str(tmp_path / "state"), min_interval_s=0.1, max_interval_s=0.3, timeout_s=5)
+
+
+def collect(feeds, seconds, acknowledge=True):
+    stop = threading.Event()
+    items = []
+
+    def run():
+        for item in feeds.items(stop=stop):
+            items.append(item.event)
+            if item.checkpoint and acknowledge:
+                feeds.acknowledge(item.position)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    time.sleep(seconds)
+    stop.set()
+    thread.join(10)
+    return items
+
+
+def test_each_new_article_once_with_conditional_get_and_changes_sent_again(site, tmp_path):
+    listing = tmp_path / "feeds.txt"
+    listing.write_text(f"# our feeds\n{site.url}/feed.xml\n")
+    feeds = source(listing, tmp_path)
+    first = collect(feeds, 1.0)
+    assert [e["url"] for e in first] == [f"{site.url}/article/0", f"{site.url}/article/1"]
+    assert all(e["feed"] == f"{site.url}/feed.xml" and "changed" not in e for e in first)
+    assert site.hits["/feed.xml"] >= 2 and site.not_modified >= 1  # polled again: 304, nothing sent
+    site.feed_items.append(2)
+    site.updated[0] = "Tue, 01 Dec 2026 09:30:00 GMT"  # article 0 was updated
+    second = collect(feeds, 1.0)
+    assert sorted((e["url"], e.get("changed", False)) for e in second) == [
+        (f"{site.url}/article/0", True), (f"{site.url}/article/2", False)]
+    assert collect(source(listing, tmp_path), 0.5) == []  # restarted: the state remembers
+
+
+def test_a_sitemap_index_is_followed_and_an_unacknowledged_poll_is_sent_again(site, tmp_path):
+    listing = tmp_path / "feeds.txt"
+    listing.write_text(f"{site.url}/sitemap_index.xml\n")
+    crashed = collect(source(listing, tmp_path), 0.8, acknowledge=False)
+    assert [e["url"] for e in crashed] == [f"{site.url}/article/0", f"{site.url}/article/1"]
+    again = collect(source(listing, tmp_path), 0.8)  # the sender died before the broker confirmed
+    assert [e["url"] for e in again] == [e["url"] for e in crashed]
+    assert collect(source(listing, tmp_path), 0.5) == []
