@@ -246,6 +246,7 @@ def new_record(event: RawEvent) -> dict[str, Any]:
         "lang": None,
         "entities": [],
         "dedup": None,
+        "version": None,
         "trace": list(event.trace),
     }
 
@@ -277,6 +278,8 @@ LANG_FIELDS: dict[str, Any] = {
     "spans": ["list", {"start": "int", "end": "int", "code": "str", "confidence": "float"}],
 }
 DEDUP_FIELDS: dict[str, Any] = {"status": "str", "duplicate_of": "str", "similarity": "float"}
+VERSION_FIELDS: dict[str, Any] = {"number": "int", "previous_id": "str", "status": "str", "title_changed": "bool",
+                                  "paragraphs_added": "int", "paragraphs_removed": "int", "paragraphs_edited": "int"}
 TRACE_FIELDS: dict[str, Any] = {"stage": "str", "worker": "str", "started_at": "time", "ms": "float"}
 RECORD_FIELDS: dict[str, Any] = {
     "id": "str", "schema": "str", "url": "str", "first_url": "str", "source": "str", "fetched_at": "time", "ingested_at": "time",
@@ -284,7 +287,7 @@ RECORD_FIELDS: dict[str, Any] = {
     "site": "str", "canonical_url": "str", "declared_lang": "str", "text": "str", "lang": LANG_FIELDS,
     "entities": ["list", ENTITY_FIELDS],
     "entity_summary": ["list", {"canonical": "str", "label": "str", "count": "int"}],
-    "entities_tagger": "str", "dedup": DEDUP_FIELDS, "trace": ["list", TRACE_FIELDS],
+    "entities_tagger": "str", "dedup": DEDUP_FIELDS, "version": VERSION_FIELDS, "trace": ["list", TRACE_FIELDS],
 }
 REQUIRED_FIELDS = ("schema", "id", "fetched_at", "content_type", "text", "trace")
 _JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "time": "string"}

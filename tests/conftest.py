@@ -103,7 +103,7 @@ def pg_table(pg_dsn):
     name = f"test_{uuid.uuid4().hex[:12]}"
     yield name
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {name}")
+        conn.execute(f"DROP TABLE IF EXISTS {name} CASCADE")  # with its view
 
 
 def test_broker(tmp: Path, **env: str):

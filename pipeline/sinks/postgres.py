@@ -1,7 +1,8 @@
 """PostgreSQL sink: one row per record id, written with an upsert, batch by batch.
 
 The sink creates its table (and adds columns a newer version of this module names) on first
-use, with indexes on language, site, publication date and dedup status; ``entities``,
+use, with indexes on language, site, publication date and dedup status, and a view
+``<table>_current`` with the newest version of each article (by URL); ``entities``,
 ``entity_summary`` and ``trace`` are ``jsonb``, and fields without a column of their own go to
 ``extra`` (``jsonb``). A batch is one transaction: when it commits, every record in it is
 durable, so the worker may acknowledge it. A lost connection is a ``TemporaryFailure``: the worker
@@ -133,6 +134,11 @@ class PostgresSink(Sink):
                     conn.execute(f"ALTER TABLE {self.table} ADD COLUMN IF NOT EXISTS {name} {kind}")
             for name in INDEXED:
                 conn.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_{name}_idx ON {self.table} ({name})")
+            # every version of an article is a row of its own; the view holds the newest per URL
+            conn.execute(f"CREATE OR REPLACE VIEW {self.table}_current AS SELECT DISTINCT ON "
+                         f"(coalesce(canonical_url, url)) * FROM {self.table} "
+                         "WHERE coalesce(canonical_url, url) IS NOT NULL ORDER BY coalesce(canonical_url, url), "
+                         "(version->>'number')::int DESC NULLS LAST, fetched_at DESC")
 
     def write(self, records: list[dict[str, Any]]) -> set[str]:
         """Upsert the records (a record written again replaces its row); return the ids that had

@@ -48,3 +48,17 @@ def test_unreachable_database_is_a_temporary_failure_and_no_password_is_shown():
     assert "s3cret" not in str(err.value)
     assert redact("postgresql://u:p@h/db") == "postgresql://u:***@h/db"
     assert redact("host=h password=p dbname=x") == "host=h password=*** dbname=x"
+
+
+def test_every_version_is_a_row_and_the_view_holds_the_newest(table):
+    first = {**record(1), "url": "https://news.example/a", "version": {"number": 1, "status": "first"}}
+    second = {**record(2), "url": "https://news.example/a", "title": "Updated",
+              "version": {"number": 2, "previous_id": "r1", "status": "changed", "title_changed": True}}
+    other = {**record(3), "url": "https://news.example/b", "version": {"number": 1, "status": "first"}}
+    sink = PostgresSink(DSN, table)
+    sink.write([second, first, other])
+    sink.close()
+    with psycopg.connect(DSN) as conn:
+        assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (3,)
+        current = conn.execute(f"SELECT url, id, title, version->>'number' FROM {table}_current ORDER BY url").fetchall()
+    assert current == [("https://news.example/a", "r2", "Updated", "2"), ("https://news.example/b", "r3", "Title 3", "1")]

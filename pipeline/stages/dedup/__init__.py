@@ -19,6 +19,7 @@ from pipeline.stage_metrics import CountBy
 from pipeline.stages.base import Context, Stage
 from pipeline.stages.dedup.fingerprint import Fingerprinter
 from pipeline.stages.dedup.index import Entry, IndexParams, open_index
+from pipeline.stages.dedup.versions import VersionIndex
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -46,7 +47,9 @@ def fetch_day(record: dict[str, Any]) -> int:
 class DedupStage(Stage):
     name = "dedup"
     record_metrics = (CountBy("dedup_outcomes", "Dedup verdicts: unique, exact or near duplicate.", "status",
-                              "dedup.status"),)
+                              "dedup.status"),
+                      CountBy("article_versions", "Versions of articles by URL: first, unchanged refetch, changed.",
+                              "status", "version.status", missing="no_url"))
 
     def __init__(self, settings: DedupSettings, store: str | None = None):
         super().__init__()
@@ -54,6 +57,9 @@ class DedupStage(Stage):
         self.fingerprinter = Fingerprinter(settings.num_perm, settings.bands, settings.band_rows,
                                            settings.shingle_words, settings.min_words, settings.seed)
         self.index = open_index(store or settings.store, index_namespace(settings), index_params(settings))
+        # article versions per URL, beside the index (the same Redis, or memory)
+        self.versions = VersionIndex(getattr(self.index, "client", None), settings.namespace,
+                                     (settings.horizon_days or 30) * 86400)
 
     def entry(self, record: dict[str, Any]) -> Entry:
         return Entry(record["id"], self.fingerprinter.fingerprint(record.get("text") or ""), fetch_day(record))
@@ -79,9 +85,24 @@ class DedupStage(Stage):
         for pos, verdict in zip(positions, self.index.check_and_add_many(entries), strict=True):
             results[pos]["dedup"] = verdict
             self.stats.extra[f"dedup_{verdict['status']}"] += 1
+            version = self._version(results[pos])
+            results[pos]["version"] = version
+            if version is not None:
+                self.stats.extra[f"version_{version['status']}"] += 1
         if getattr(self.index, "resets_seen", 0):
             self.stats.extra["index_resets"] = self.index.resets_seen
         return results
+
+    def _version(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        import redis
+
+        from pipeline.records import TemporaryFailure
+
+        try:
+            return self.versions.version(record)
+        except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError,
+                redis.exceptions.ReadOnlyError) as exc:
+            raise TemporaryFailure(f"dedup index (versions): {exc}") from exc
 
     def close(self) -> None:
         self.index.close()
