@@ -212,8 +212,10 @@ class FetchStage(Stage):
 
         if self._session is None:
             s = self.settings
+            trace = aiohttp.TraceConfig()
+            trace.on_request_headers_sent.append(self._headers_sent)
             self._session = aiohttp.ClientSession(
-                headers={"User-Agent": s.user_agent, "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"},
+                trace_configs=[trace], headers={"User-Agent": s.user_agent, "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"},
                 timeout=aiohttp.ClientTimeout(total=s.timeout_s),
                 connector=aiohttp.TCPConnector(limit=s.max_in_flight, limit_per_host=s.per_host_concurrency))
             self._in_flight = asyncio.Semaphore(s.max_in_flight)
@@ -228,13 +230,18 @@ class FetchStage(Stage):
         return host
 
     async def _polite(self, host: _Host):
-        """Wait for the host's gate and its delay since the last request start."""
+        """Wait for the host's gate and its delay since the last request went out."""
         await host.gate.acquire()
-        now = time.monotonic()
-        start = max(now, host.next_start)
-        host.next_start = start + host.delay_s
-        if start > now:
-            await asyncio.sleep(start - now)
+        while (now := time.monotonic()) < host.next_start:
+            await asyncio.sleep(host.next_start - now)
+        host.next_start = now + host.delay_s
+
+    async def _headers_sent(self, session, context, params) -> None:
+        """A request left: the next one to its host waits the delay from now (a connection that
+        took its time to open must not bring two requests closer together at the host)."""
+        host = self.hosts.get(host_of(str(params.url)))
+        if host is not None:
+            host.next_start = max(host.next_start, time.monotonic() + host.delay_s)
 
     async def _fetch_all(self, urls: list[str]) -> list[dict[str, Any] | Exception]:
         await self._client()
