@@ -4,13 +4,11 @@ restart; no broker (the sender's acknowledgements are played by the test)."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
 from pipeline.sources.feeds import FeedsSource
 from tests.news_site import Host
+from tests.sources import playback
 
 
 @pytest.fixture
@@ -25,21 +23,7 @@ def source(listing, tmp_path):
 
 
 def collect(feeds, seconds, acknowledge=True):
-    stop = threading.Event()
-    items = []
-
-    def run():
-        for item in feeds.items(stop=stop):
-            items.append(item.event)
-            if item.checkpoint and acknowledge:
-                feeds.acknowledge(item.position)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    time.sleep(seconds)
-    stop.set()
-    thread.join(10)
-    return items
+    return [item.event for item in playback.collect(feeds, seconds, acknowledge)]
 
 
 def test_each_new_article_once_with_conditional_get_and_changes_sent_again(site, tmp_path):

@@ -12,26 +12,7 @@ import orjson
 
 from pipeline.sources.folder import WatchedFolderSource
 from tests.conftest import SEEDS
-
-
-def collect(source, seconds):
-    """What the source yields within ``seconds``; acknowledges checkpoints as the sender would."""
-    stop = threading.Event()
-    items = []
-
-    def run():
-        for item in source.items(stop=stop):
-            items.append(item)
-            if item.checkpoint:
-                source.acknowledge(item.position)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    time.sleep(seconds)
-    stop.set()
-    thread.join(10)
-    assert not thread.is_alive()
-    return items
+from tests.sources.playback import collect
 
 
 def settled(path, age_s=10.0):
