@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from pipeline.config import Settings
-from pipeline.records import BadInput, accept_raw, encode, host_of, utc_now
+from pipeline.records import BadInput, accept_raw, derive_id, encode, host_of, iso, utc_now
 from pipeline.sources import Source, SourceItem, open_source
 
 
@@ -40,8 +40,11 @@ def prepare(item: SourceItem, produces: str = "raw") -> tuple[bytes | None, byte
     if item.event is None:
         return None, item.payload or b""
     if produces == "urls":
-        url = item.event.get("url")
-        return (host_of(url).encode() if isinstance(url, str) else None), encode(item.event)
+        event = dict(item.event)
+        url = event.get("url")
+        if isinstance(url, str) and not event.get("id"):  # the fetch stage tells a redelivery by it
+            event["id"] = derive_id(url, iso(utc_now()), "url")
+        return (host_of(url).encode() if isinstance(url, str) else None), encode(event)
     event = dict(item.event)
     try:
         raw = accept_raw(event, utc_now())

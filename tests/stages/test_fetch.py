@@ -83,6 +83,22 @@ def test_a_url_is_not_fetched_twice_within_the_horizon_unless_it_changed(site):
     assert a.hits["/article/5"] == 2
 
 
+def test_the_same_url_event_delivered_again_is_fetched_again_under_the_same_id(site):
+    """A fetch worker killed after fetching, before its offsets were committed: the URL event comes
+    again and must not be taken for a repeat (its page would be lost)."""
+    a, _ = site
+    event = {"url": f"{a.url}/article/6", "id": "url-event-1"}
+    stage = FetchStage(SETTINGS)
+    try:
+        first = run(stage, [event])
+        redelivered = run(stage, [event])
+        other = run(stage, [{"url": f"{a.url}/article/6", "id": "url-event-2"}])
+    finally:
+        stage.close()
+    assert outcome(first[0]) == outcome(redelivered[0]) == "page" and first[0]["id"] == redelivered[0]["id"]
+    assert outcome(other[0]) == "already_fetched"
+
+
 def test_a_robots_txt_that_fails_disallows_the_host_for_now(site):
     a, _ = site
     a.robots = None  # the handler below answers 503 for robots.txt

@@ -40,7 +40,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from pipeline.config import FetchSettings
-from pipeline.records import INVALID_EVENT, BadInput, accept_raw, host_of, utc_now
+from pipeline.records import INVALID_EVENT, BadInput, accept_raw, derive_id, host_of, utc_now
 from pipeline.stage_metrics import CountBy
 from pipeline.stages.base import Context, Result, Stage
 
@@ -78,21 +78,25 @@ class _Host:
 
 
 class MemorySeen:
+    """The seen-set of one process: URL -> (the URL event that fetched it, until when)."""
+
     def __init__(self):
-        self._until: dict[str, float] = {}
+        self._seen: dict[str, tuple[str, float]] = {}
 
-    def seen(self, url: str) -> bool:
-        return self._until.get(url, 0.0) > time.time()
+    def fetched_by(self, url: str) -> str | None:
+        by, until = self._seen.get(url, ("", 0.0))
+        return by if until > time.time() else None
 
-    def remember(self, url: str, horizon_s: float) -> None:
-        self._until[url] = time.time() + horizon_s
+    def remember(self, url: str, event_id: str, horizon_s: float) -> None:
+        self._seen[url] = (event_id, time.time() + horizon_s)
 
     def close(self) -> None:
         pass
 
 
 class RedisSeen:
-    """The seen-set in Redis: one key per URL hash, expiring after the horizon."""
+    """The seen-set in Redis: one key per URL hash (the id of the URL event that fetched it),
+    expiring after the horizon."""
 
     def __init__(self, url: str):
         import redis
@@ -103,23 +107,24 @@ class RedisSeen:
     def _key(url: str) -> str:
         return "news-pipeline:fetched:" + hashlib.blake2b(url.encode(), digest_size=16).hexdigest()
 
-    def seen(self, url: str) -> bool:
+    def fetched_by(self, url: str) -> str | None:
         from redis import RedisError
 
         from pipeline.records import TemporaryFailure
 
         try:
-            return bool(self.client.exists(self._key(url)))
+            by = self.client.get(self._key(url))
         except RedisError as exc:
             raise TemporaryFailure(f"fetch: the seen-set's Redis: {exc}") from exc
+        return None if by is None else by.decode()
 
-    def remember(self, url: str, horizon_s: float) -> None:
+    def remember(self, url: str, event_id: str, horizon_s: float) -> None:
         from redis import RedisError
 
         from pipeline.records import TemporaryFailure
 
         try:
-            self.client.set(self._key(url), b"1", ex=max(1, int(horizon_s)))
+            self.client.set(self._key(url), event_id.encode(), ex=max(1, int(horizon_s)))
         except RedisError as exc:
             raise TemporaryFailure(f"fetch: the seen-set's Redis: {exc}") from exc
 
@@ -163,7 +168,10 @@ class FetchStage(Stage):
             if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
                 results.append(BadInput(INVALID_EVENT, f"a URL event needs an http(s) 'url', got {str(url)[:200]!r}"))
                 continue
-            if not event.get("changed") and self.seen.seen(url):
+            # the same URL event again (redelivered after a crash before its page was passed on) is
+            # fetched again; another event for a URL fetched within the horizon is not
+            by = None if event.get("changed") else self.seen.fetched_by(url)
+            if by is not None and (not event.get("id") or by != event["id"]):
                 self.stats.extra["already_fetched"] += 1
                 results.append(BadInput("already_fetched", f"{url} was fetched within the last "
                                         f"{self.settings.seen_horizon_s:g} s and its event does not say it changed"))
@@ -177,7 +185,7 @@ class FetchStage(Stage):
                 if isinstance(outcome, Exception):
                     results[i] = outcome
                     continue
-                self.seen.remember(url, self.settings.seen_horizon_s)
+                self.seen.remember(url, str(records[i].get("id") or ""), self.settings.seen_horizon_s)
                 results[i] = self._raw_event(records[i], url, outcome)
         return results
 
@@ -190,7 +198,8 @@ class FetchStage(Stage):
             raw["first_url"] = url
         if page.get("charset"):
             raw["charset"] = page["charset"]
-        raw["id"] = accept_raw(raw, utc_now()).id
+        # one URL event, one page: fetched again after a redelivery, it keeps its id (the sink skips it)
+        raw["id"] = derive_id(event["id"], "", "fetched") if event.get("id") else accept_raw(raw, utc_now()).id
         return raw
 
     def close(self) -> None:
