@@ -127,6 +127,10 @@ class Stage:
     works on longer than ``time_limit_s`` is a dead letter ``timeout``."""
 
     name: str = ""
+    #: records its worker takes at most in one batch (None: the worker's default, 200); a stage
+    #: whose records take long, however cheap they are (the fetch stage waits for hosts), takes
+    #: fewer, so a batch never keeps the worker from Kafka for minutes
+    batch_max: int | None = None
     #: what its worker counts in the records it passes on (``pipeline/stage_metrics.py``)
     record_metrics: tuple[RecordMetric, ...] = ()
     #: False: the input must be an enriched record of the current schema (checked before process).

@@ -391,6 +391,7 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
     outputs_by_name = {name: app.topic(name, key_type=bytes, value_type=bytes)
                        for name in {topics.target, settings.topics.deadletter}}
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{stage}-stage")
+    batch_max = (processor.stage.batch_max if isinstance(processor, StageProcessor) else None) or BATCH_MAX
     busy = asyncio.Lock()  # a batch, a roll and a release never overlap
     last_stats = [time.monotonic()]
 
@@ -480,7 +481,7 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
 
     async def process_stream(stream) -> None:
         loop = asyncio.get_running_loop()
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+        async for events in stream.take_events(batch_max, within=BATCH_WITHIN_S):
             items = [Item(e.message.key, e.message.value, e.message.timestamp, e.message.topic,
                           e.message.partition, e.message.offset) for e in events]
             pending = items

@@ -144,6 +144,9 @@ def open_seen(store: str):
 class FetchStage(Stage):
     name = "fetch"
     accepts_raw_events = True  # it takes URL events, and makes raw events
+    # one host's URLs share a partition: 200 of them at a 1 s crawl-delay would hold a batch for
+    # over 3 minutes, near Kafka's max.poll.interval.ms (300 s); 20 take 20 s
+    batch_max = 20
     record_metrics = (CountBy("fetch_statuses", "HTTP answers of the fetch stage, by status.", "status",
                               "fetch_status"),)
 
