@@ -130,7 +130,7 @@ def cmd_enrich(args) -> int:
     import orjson
 
     from pipeline.enrich import OfflinePipeline, parse_stage_list
-    from pipeline.sources import open_sources
+    from pipeline.sources import check_fetching, open_sources
 
     _setup_logging("warn")
     settings = _settings(args)
@@ -142,10 +142,7 @@ def cmd_enrich(args) -> int:
     from pipeline.progress import track
 
     sources = open_sources(args.paths or ["-"], settings)
-    if any(s.produces == "urls" for s in sources) and "fetch" not in stages:
-        from pipeline.sources import UnknownSource
-
-        raise UnknownSource("URL events need the fetch stage: put \"fetch\" first in stages.chain")
+    check_fetching(sources, "fetch" in stages)
     pipeline = OfflinePipeline(settings, stages, dedup_store=args.dedup_store)
     out = sys.stdout.buffer
     # a bar only when stderr is a terminal that does not also receive the records or dead letters

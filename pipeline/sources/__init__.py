@@ -59,8 +59,16 @@ def open_source(spec: str, settings: Any) -> Source:
     return source
 
 
+def check_fetching(sources: list[Source], fetches: bool) -> None:
+    """Sources of URL events need a chain that fetches them (``UnknownSource`` otherwise)."""
+    urls = [str(s) for s in sources if s.produces == "urls"]
+    if urls and not fetches:
+        raise UnknownSource(f"{', '.join(urls)} gives URLs, and the stages have none to fetch them: "
+                            "put \"fetch\" first in stages.chain")
+
+
 def open_sources(specs: list[str], settings: Any) -> list[Source]:
     return [open_source(spec, settings) for spec in specs]
 
 
-__all__ = ["BUILT_IN", "Source", "SourceItem", "UnknownSource", "kinds", "open_source", "open_sources"]
+__all__ = ["BUILT_IN", "Source", "SourceItem", "UnknownSource", "check_fetching", "kinds", "open_source", "open_sources"]

@@ -134,21 +134,20 @@ def _merged(sources: list[Source], stop: threading.Event) -> Iterator[tuple[Sour
 def check_targets(sources: list[Source], settings: Settings) -> None:
     """A source of URL events needs a chain that fetches them (``UnknownSource`` otherwise)."""
     from pipeline import registry
-    from pipeline.sources import UnknownSource
+    from pipeline.sources import check_fetching
 
-    urls = [str(s) for s in sources if s.produces == "urls"]
-    if urls and not registry.fetches(settings):
-        raise UnknownSource(f"{', '.join(urls)} gives URLs, and stages.chain has no stage to fetch them: "
-                            "put \"fetch\" first in stages.chain")
+    check_fetching(sources, registry.fetches(settings))
 
 
 CHECKPOINT_WINDOW = 100_000  # futures kept between two checkpoints when nothing else keeps them
 
 
-def _checkpoint(producer, source: Source, item: SourceItem, sent: list, result: ReplayResult) -> None:
+def _checkpoint(producer, source: Source, item: SourceItem, sent: list, result: ReplayResult,
+                report: bool) -> None:
     """The source wants to know when what it gave up to ``item`` is durably in the topic: flush,
     and acknowledge only if every send since the last checkpoint succeeded (else the source gives
-    it again another time: a watched folder reads the file again after a restart)."""
+    it again another time: a watched folder reads the file again after a restart). ``report``: a
+    failed send goes to ``result.rejected`` here (else the end of the replay reports it)."""
     from kafka.errors import KafkaError
 
     producer.flush(timeout=60)
@@ -159,7 +158,8 @@ def _checkpoint(producer, source: Source, item: SourceItem, sent: list, result: 
         try:
             future.get(timeout=30)
         except KafkaError as exc:
-            result.rejected.append((origin, f"{type(exc).__name__}: {exc}"))
+            if report:
+                result.rejected.append((origin, f"{type(exc).__name__}: {exc}"))
             return
     if item.position is not None:
         source.acknowledge(item.position)
@@ -207,7 +207,7 @@ def replay(sources: list[Source | str], bootstrap: str, settings: Settings, rate
                     result.count += 1
                     bar.advance(task)
                 if item.checkpoint:
-                    _checkpoint(producer, source, item, since_checkpoint, result)
+                    _checkpoint(producer, source, item, since_checkpoint, result, report=not track)
                     since_checkpoint = []
                 elif not track and len(since_checkpoint) > CHECKPOINT_WINDOW:
                     since_checkpoint = since_checkpoint[-CHECKPOINT_WINDOW:]
