@@ -121,6 +121,9 @@ def cmd_watch(args) -> int:
     console.print(f"watching {source.folder} (journal {source.journal}); Ctrl-C stops")
     result = replay([source], settings.broker.bootstrap_servers, settings, progress=False, track=False, stop=stop)
     console.print(f"{source.files_read} files read, {result.count} events sent to {settings.topics.raw}")
+    if result.unrecorded:
+        console.print(f"[red]{result.unrecorded} files sent but not recorded in the journal (its disk failed): "
+                      "they are read and sent again after a restart; the sink skips them[/red]")
     for origin, error in result.rejected:
         console.print(f"[red]not sent: {origin}: {error}[/red]")
     return 1 if result.rejected else 0
@@ -131,6 +134,7 @@ def cmd_enrich(args) -> int:
 
     from pipeline.enrich import OfflinePipeline, parse_stage_list
     from pipeline.sources import check_fetching, open_sources
+    from pipeline.sources.base import acknowledge
 
     _setup_logging("warn")
     settings = _settings(args)
@@ -167,7 +171,7 @@ def cmd_enrich(args) -> int:
                 sys.stderr.buffer.write(orjson.dumps(outcome.dead_letter) + b"\n")
             if item.checkpoint and item.position is not None:  # a source that waits for its items to be out
                 out.flush()
-                current[0].acknowledge(item.position)
+                acknowledge(current[0], item.position)
         out.flush()
     finally:
         if args.stats:

@@ -28,7 +28,8 @@ Delivery receipt (``pages.delivered``), schema ``RECEIPT_SCHEMA``: one per recor
 ``outcome`` ``written`` or ``skipped_written`` (every sink had the id already)::
 
     {"schema", "id", "written_at", "fetched_at", "ingested_at", "latency_ms", "sinks", "worker",
-     "outcome", "dedup_status", "lang", "title", "site", "url", "entities": [{"canonical", "label", "count"}]}
+     "outcome", "dedup_status", "lang", "title", "site", "url", "entities": [{"canonical", "label", "count"}],
+     "version"?: {"number", "status", "previous_id", "title_changed"?, "paragraphs_added"?, ...}}
 
 Dead letter (``pages.deadletter``), schema ``DEADLETTER_SCHEMA``::
 
@@ -410,4 +411,6 @@ def receipt(record: dict[str, Any], sink_names: list[str], worker: str,
         "site": record.get("site"),
         "url": record.get("url"),
         "entities": entities,
+        # the article's version (a refetched URL): the dashboard lists the changed ones
+        "version": record.get("version") if isinstance(record.get("version"), dict) else None,
     }

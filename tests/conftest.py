@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -124,3 +125,32 @@ test_broker.__test__ = False  # a helper, not a test
 
 def seed_files() -> list[Path]:
     return sorted(SEEDS.glob("*.txt"))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MB tmpfs of the test's own (mounting needs root, as CI has)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(folder: Path, leave_bytes: int) -> Path:
+    """A file that takes all of the file system's free space but ``leave_bytes``."""
+    filler = folder / "filler"
+    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+    with open(filler, "wb") as fh:
+        chunk = b"\0" * (1 << 20)
+        left = free - leave_bytes
+        while left > 0:
+            try:
+                left -= fh.write(chunk[: min(left, len(chunk))])
+                fh.flush()
+            except OSError:
+                break
+    return filler

@@ -1,31 +1,66 @@
 """A local news site for the fetch and feed tests: HTTP servers on 127.0.0.1 (one port = one
-host) with pages, an RSS feed, a sitemap and a sitemap index (all answering 304 to a matching
+host) with pages (``/article/N``: the news pages of the shared evaluation data, else pages made of
+the seeds; ``/story/N``: a developing story whose text changes with each revision), an RSS feed, a sitemap and a sitemap index (all answering 304 to a matching
 If-None-Match), a robots.txt, and the troubles a crawler meets (redirects, 404, 500s, 429 with
 Retry-After, slow and hanging answers, a huge page, a PDF). Each host records every request: when
 it started and how many were in flight, so a test can check the fetcher's politeness."""
 
 from __future__ import annotations
 
+import functools
+import gzip
 import hashlib
+import os
 import threading
 import time
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.conftest import SEEDS
+import orjson
+
+from tests.conftest import ROOT, SEEDS
+
+EVAL = __import__("pathlib").Path(os.environ.get("PIPELINE_EVAL_DIR", ROOT.parent / "shared" / "eval"))
+PAGES = 12  # news pages the site serves as /article/0 .. /article/11
+
+
+def seed_page(n: int, updates: int = 0) -> dict:
+    """A page made of seed ``n``: its title, its paragraphs, then ``updates`` paragraphs of updates."""
+    seeds = sorted(SEEDS.glob("*.txt"))
+    title, _, body = seeds[n % len(seeds)].read_text().partition("\n")
+    lines = [line for line in body.splitlines() if line.strip()]
+    lines += [f"Pembaruan {k + 1}: pihak berwenang menyampaikan keterangan tambahan kepada wartawan mengenai "
+              f"perkembangan terbaru peristiwa ini pada hari ke-{k + 1}." for k in range(updates)]
+    paragraphs = "".join(f"<p>{line}</p>" for line in lines)
+    html = (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body><nav>Beranda | "
+            f"Nasional</nav><article><h1>{title}</h1>{paragraphs}</article><footer>Hak cipta</footer></body></html>")
+    return {"url": f"https://seed.example/{n}", "html": html, "gold_text": "\n".join(lines), "title": title}
+
+
+@functools.cache
+def news_pages(n: int = PAGES) -> tuple[dict, ...]:
+    """``n`` news pages ({url, html, gold_text}) of the shared evaluation data (the article extraction
+    benchmark's pages) when it is there, else pages made of the seeds."""
+    path = EVAL / "extraction-aeb.jsonl.gz"
+    if not path.exists():
+        return tuple(seed_page(i) for i in range(n))
+    pages = []
+    with gzip.open(path, "rb") as fh:
+        for line in fh:
+            page = orjson.loads(line)
+            if page.get("html") and page.get("url") and len(page.get("gold_text") or "") > 400:
+                pages.append(page)
+            if len(pages) == n:
+                break
+    return tuple(pages)
 
 
 def article(n: int) -> bytes:
-    seeds = sorted(SEEDS.glob("*.txt"))
-    title, _, body = seeds[n % len(seeds)].read_text().partition("\n")
-    paragraphs = "".join(f"<p>{line}</p>" for line in body.splitlines() if line.strip())
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title></head><body><nav>Beranda | "
-            f"Nasional</nav><article><h1>{title}</h1>{paragraphs}</article><footer>Hak cipta</footer></body></html>"
-            ).encode()
+    return news_pages()[n % PAGES]["html"].encode()
 
 
 class Host:
-    def __init__(self, robots: str = "User-agent: *\nDisallow: /private/\n", huge_bytes: int = 400_000):
+    def __init__(self, robots: str = "User-agent: *\nDisallow: /private/\n", huge_bytes: int = 2_000_000):
         self.robots = robots
         self.huge_bytes = huge_bytes
         self.starts: list[tuple[float, str]] = []  # (monotonic time, path) of every request
@@ -34,7 +69,9 @@ class Host:
         self.hits: dict[str, int] = defaultdict(int)
         self.not_modified = 0  # 304 answers
         self.feed_items: list[int] = [0, 1]  # the articles the feed and the sitemap list
+        self.feed_stories: list[int] = []  # the stories the feed lists (updated with each revision)
         self.updated: dict[int, str] = {}  # article -> its update time, when it was updated
+        self.revisions: dict[int, int] = defaultdict(int)  # story -> update paragraphs it has now
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -96,6 +133,8 @@ class Host:
                     items = "".join(f"<item><title>Berita {n}</title><link>{host.url}/article/{n}</link>"
                                     f"<pubDate>{host.updated.get(n, 'Mon, 30 Nov 2026 08:00:00 GMT')}</pubDate></item>"
                                     for n in host.feed_items)
+                    items += "".join(f"<item><title>Kabar {n}</title><link>{host.url}/story/{n}</link><pubDate>Mon, 30 "
+                                     f"Nov 2026 08:{host.revisions[n]:02d}:00 GMT</pubDate></item>" for n in host.feed_stories)
                     return self.listing(f"<?xml version='1.0'?><rss version='2.0'><channel><title>Site</title>"
                                         f"{items}</channel></rss>".encode(), "application/rss+xml")
                 if path == "/sitemap.xml":
@@ -111,6 +150,9 @@ class Host:
                     return self.send(200, host.robots.encode(), "text/plain")
                 if path.startswith("/article/"):
                     return self.send(200, article(int(path.rsplit("/", 1)[1])))
+                if path.startswith("/story/"):
+                    n = int(path.rsplit("/", 1)[1])
+                    return self.send(200, seed_page(n, host.revisions[n])["html"].encode())
                 if path.startswith("/moved/"):
                     return self.send(301, b"", Location=f"/article/{path.rsplit('/', 1)[1]}")
                 if path == "/flaky":  # 500 twice, then the page

@@ -88,7 +88,22 @@ def test_receipt_carries_what_a_dashboard_shows_and_the_latency():
     assert r["entities"][0] == {"canonical": "E0", "label": "PER", "count": 1}
     assert len(r["entities"]) == records.RECEIPT_ENTITIES
     bare = records.receipt({"id": "x"}, [], "w")
-    assert bare["latency_ms"] is None and bare["entities"] == [] and bare["title"] is None
+    assert bare["latency_ms"] is None and bare["entities"] == [] and bare["title"] is None and bare["version"] is None
+
+
+def test_the_dashboard_lists_changed_versions_from_receipts_only_once_written():
+    from pipeline.monitoring.dashboard import RecentData
+
+    recent = RecentData()
+    changed = {"number": 2, "previous_id": "a", "status": "changed", "title_changed": True, "paragraphs_added": 1,
+               "paragraphs_removed": 0, "paragraphs_edited": 2}
+    for rid, version, outcome in (("a", {"number": 1, "status": "first"}, "written"), ("b", changed, "written"),
+                                  ("b", changed, "skipped_written"), ("c", {"number": 2, "status": "unchanged"}, "written")):
+        recent("receipt", records.receipt({"id": rid, "url": "https://x.example/1", "version": version}, ["jsonl"], "w",
+                                          outcome=outcome), 1.0)
+    (update,) = recent.snapshot()["updates"]
+    assert (update["id"], update["number"], update["title_changed"], update["added"], update["edited"]) == \
+        ("b", 2, True, 1, 2)
 
 
 def test_the_published_json_schema_and_every_typed_sink_derive_from_the_record_fields():

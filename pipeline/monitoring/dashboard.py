@@ -8,7 +8,8 @@ canvas; nothing from a CDN) asks ``/api/state`` every second. The server behind 
   throughput, lag and latency charts;
 - listens to the delivery-receipt and dead-letter topics (through the
   :class:`~pipeline.streaming.tracker.DeliveryTracker`) for the newest records, the newest dead
-  letters, the language mix and the top entities of the last hour (:class:`RecentData`).
+  letters, the newest article updates (a refetched URL whose text changed), the language mix and
+  the top entities of the last hour (:class:`RecentData`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class RecentData:
     def __init__(self, newest: int = NEWEST, window_s: float = 3600.0):
         self.records: deque[dict[str, Any]] = deque(maxlen=newest)
         self.letters: deque[dict[str, Any]] = deque(maxlen=newest)
+        self.updates: deque[dict[str, Any]] = deque(maxlen=newest)  # records whose version is "changed"
         self.languages = SlidingCounter(window_s, 60.0, clock=time.time)
         self.entities = SlidingCounter(window_s, 60.0, clock=time.time)
         self.dedup = SlidingCounter(window_s, 60.0, clock=time.time)
@@ -69,6 +71,15 @@ class RecentData:
                 "lang": r.get("lang"), "dedup": r.get("dedup_status"), "latency_ms": r.get("latency_ms"),
                 "entities": [e["canonical"] for e in entities[:3]], "skipped_written": skipped,
             })
+            version = r.get("version")
+            if isinstance(version, dict) and version.get("status") == "changed" and not skipped:
+                self.updates.appendleft({
+                    "at": at, "id": r.get("id"), "title": r.get("title"), "site": r.get("site"), "url": r.get("url"),
+                    "number": version.get("number"), "previous_id": version.get("previous_id"),
+                    "title_changed": bool(version.get("title_changed")),
+                    "added": version.get("paragraphs_added") or 0, "removed": version.get("paragraphs_removed") or 0,
+                    "edited": version.get("paragraphs_edited") or 0,
+                })
         self.languages.add([r.get("lang") or "none"], at=at)
         self.dedup.add([r.get("dedup_status") or "none"], at=at)
         mentions: dict[tuple[str, str], int] = {}
@@ -90,10 +101,11 @@ class RecentData:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            records, letters = list(self.records), list(self.letters)
+            records, letters, updates = list(self.records), list(self.letters), list(self.updates)
             delivered, skipped, dead = self.delivered, self.skipped_written, self.dead
         return {
             "delivered": delivered, "written": delivered - skipped, "skipped_written": skipped, "dead_letters": dead, "records": records, "letters": letters,
+            "updates": updates,
             "languages": self.languages.top(12),
             "dedup": dict(self.dedup.totals()),
             "entities": [{"label": label, "name": name, "mentions": n}

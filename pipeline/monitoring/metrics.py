@@ -11,6 +11,8 @@ Every worker, whatever its stage, exports (``stage`` label on each):
     news_pipeline_dead_letters_total{reason}                     records dead-lettered
     news_pipeline_retries_total                                  batches retried (index or database down)
     news_pipeline_stage_events_total{name}                       the stage's own counters (StageStats.extra)
+    news_pipeline_stage_counts_total{name,key}                   the stage's own counters by key (StageStats.keyed)
+    news_pipeline_stage_level{name,key}                          the stage's own levels by key, now (StageStats.gauges)
     news_pipeline_busy_seconds_total                             time spent inside the stage code
     news_pipeline_record_processing_seconds                      histogram: time per record
     news_pipeline_batch_records                                  histogram: records per batch taken
@@ -122,6 +124,18 @@ class _StatsCollector(Collector):
         for name, n in sorted(stats.extra.items()):
             c.add_metric([m.stage, str(name)], n)
         yield c
+        c = CounterMetricFamily(f"{PREFIX}_stage_counts", "The stage's own counters by key (StageStats.keyed).",
+                                labels=["stage", "name", "key"])
+        for name, counts in sorted(stats.keyed.items()):
+            for key, n in sorted(dict(counts).items()):
+                c.add_metric([m.stage, str(name), str(key)], n)
+        yield c
+        g = GaugeMetricFamily(f"{PREFIX}_stage_level", "The stage's own levels by key, now (StageStats.gauges).",
+                              labels=["stage", "name", "key"])
+        for name, levels in sorted(stats.gauges.items()):
+            for key, value in sorted(dict(levels).items()):
+                g.add_metric([m.stage, str(name), str(key)], value)
+        yield g
         c = CounterMetricFamily(f"{PREFIX}_busy_seconds", "Time spent in the stage's code.", labels=["stage"])
         c.add_metric(stage, stats.busy_ms / 1000.0)
         yield c

@@ -69,6 +69,8 @@ class WorkerSample:
     record_busy_s: float = 0.0
     record_limit_s: float = 0.0
     events: Counter = field(default_factory=Counter)  # the stage's own counters (stage_events_total{name})
+    keyed: dict[str, Counter] = field(default_factory=dict)  # stage_counts_total{name,key}: name -> key -> count
+    levels: dict[str, dict[str, float]] = field(default_factory=dict)  # stage_level{name,key}: name -> key -> value
     records_in: float = 0.0
     records_out: float = 0.0
     dead_letters: Counter = field(default_factory=Counter)  # reason -> count
@@ -131,6 +133,10 @@ def parse(url: str, text: str, at: float) -> WorkerSample:
                 s.records_out = value
             elif short == "stage_events_total":
                 s.events[labels.get("name", "")] += value
+            elif short == "stage_counts_total":
+                s.keyed.setdefault(labels.get("name", ""), Counter())[labels.get("key", "")] += value
+            elif short == "stage_level":
+                s.levels.setdefault(labels.get("name", ""), {})[labels.get("key", "")] = value
             elif short == "dead_letters_total":
                 s.dead_letters[labels.get("reason", "")] += value
             elif short == "retries_total":

@@ -191,6 +191,11 @@ class StageStatus:
     memory_bytes: float = 0.0
     level: str = OK
     verdict: str = ""
+    #: the stage's own counters by key (``StageStats.keyed``), summed over its workers, and their rates
+    counts: dict[str, dict[str, float]] = field(default_factory=dict)
+    counts_per_s: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: the stage's own levels by key, now (``StageStats.gauges``), summed over its workers
+    levels: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items()}
@@ -214,6 +219,7 @@ class PipelineStatus:
     dedup: dict[str, float] = field(default_factory=dict)
     entity_labels: dict[str, float] = field(default_factory=dict)
     top_entities: list[dict[str, Any]] = field(default_factory=list)
+    fetcher: dict[str, Any] = field(default_factory=dict)  # see fetcher_summary (empty: no fetch stage)
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in vars(self).items() if k not in ("stages", "workers")}
@@ -341,6 +347,7 @@ def summarise(history: list[Sample], thresholds: HealthThresholds, expected: dic
             for reason, n in w.dead_letters.items():
                 st.dead_by_reason[reason] = st.dead_by_reason.get(reason, 0.0) + n
             st.memory_bytes += w.memory_bytes
+            _add_keyed(st, w, baselines.get(target.url), now.at)
             for k, v in w.languages.items():
                 languages[k] = languages.get(k, 0.0) + v
             for k, v in w.dedup.items():
@@ -374,8 +381,50 @@ def summarise(history: list[Sample], thresholds: HealthThresholds, expected: dic
                             top_entities=[{"label": k[0], "name": k[1], "mentions": v}
                                           for k, v in sorted(top.items(), key=lambda kv: -kv[1])[:20]])
     status.delivered_per_s = stages[-1].out_per_s
+    fetch = next((st for st in stages if "http_answers" in st.counts), None)
+    if fetch is not None:
+        status.fetcher = fetcher_summary(fetch)
     _overall(status, thresholds)
     return status
+
+
+def _add_keyed(st: StageStatus, w: WorkerSample, old: WorkerSample | None, at: float) -> None:
+    """Add a worker's keyed counters (totals and rates over the window) and levels to its stage's."""
+    dt = at - old.at if old is not None and at > old.at else 0.0
+    for name, counts in w.keyed.items():
+        totals = st.counts.setdefault(name, {})
+        rates = st.counts_per_s.setdefault(name, {})
+        before = old.keyed.get(name, {}) if old is not None and old.pid == w.pid else {}
+        for key, n in counts.items():
+            totals[key] = totals.get(key, 0.0) + n
+            if dt:
+                rates[key] = rates.get(key, 0.0) + _delta(n, before.get(key, 0.0)) / dt
+    for name, levels in w.levels.items():
+        mine = st.levels.setdefault(name, {})
+        for key, value in levels.items():
+            mine[key] = mine.get(key, 0.0) + value
+
+
+def fetcher_summary(st: StageStatus, hosts: int = 10) -> dict[str, Any]:
+    """What an operator asks of the fetch stage: pages/s and HTTP requests/s, the mix of HTTP
+    answers (every request: retries and redirect hops too), robots.txt blocks, URLs skipped as
+    fetched already, and the hosts with the most URLs waiting in the workers' batches."""
+    answers = st.counts.get("http_answers", {})
+    rates = st.counts_per_s.get("http_answers", {})
+    waiting = st.levels.get("host_waiting", {})
+    return {
+        "stage": st.stage,
+        "urls_per_s": st.in_per_s,
+        "pages_per_s": st.out_per_s,
+        "requests_per_s": sum(rates.values()) if rates else None,
+        "answers": dict(sorted(answers.items(), key=lambda kv: -kv[1])),
+        "robots_blocked": st.dead_by_reason.get("robots_disallowed", 0.0),
+        "robots_answers": dict(st.counts.get("robots_answers", {})),
+        "already_fetched": st.dead_by_reason.get("already_fetched", 0.0),
+        "urls_waiting": st.lag,
+        "hosts_waiting": [{"host": h, "waiting": n} for h, n in sorted(waiting.items(), key=lambda kv: -kv[1])[:hosts]],
+        "hosts_waiting_total": len(waiting),
+    }
 
 
 MIN_TREND_S = 30.0  # a lag trend needs at least this much history

@@ -67,6 +67,8 @@ def render(status: PipelineStatus) -> Group:
     if sink is not None and sink.skipped_written:
         lines.append(Text(f"sink: {sink.records_out - sink.skipped_written:,.0f} records written, "
                           f"{sink.skipped_written:,.0f} skipped (already written: sent again, not written again)"))
+    if status.fetcher:
+        lines.append(Text(fetcher_line(status.fetcher)))
     down = [w for w in status.workers if not w.up]
     for w in down:
         lines.append(Text(f"worker {w.name} ({w.url}) does not answer: {w.error}", style="red"))
@@ -79,6 +81,21 @@ def render(status: PipelineStatus) -> Group:
     window = f"rates over the last {status.window_s:.0f} s; " if status.window_s else ""
     lines.append(Text(f"{window}{status.lag_note}.", style="dim"))
     return Group(*lines)
+
+
+def fetcher_line(f: dict) -> str:
+    """One line on the fetch stage: rates, the mix of HTTP answers, robots blocks, hosts waiting."""
+    parts = [f"{f['stage']}: {_rate(f['pages_per_s'])} pages/s from {_rate(f['requests_per_s'])} HTTP requests/s"]
+    if f["answers"]:
+        parts.append("answers " + ", ".join(f"{k} ×{v:,.0f}" for k, v in list(f["answers"].items())[:8]))
+    parts.append(f"robots.txt blocked {f['robots_blocked']:,.0f}")
+    if f["already_fetched"]:
+        parts.append(f"{f['already_fetched']:,.0f} fetched already")
+    if f["hosts_waiting"]:
+        top = ", ".join(f"{h['host'].split('://')[-1]} {h['waiting']:,.0f}" for h in f["hosts_waiting"][:5])
+        parts.append(f"URLs waiting per host in the batch: {top}"
+                     + (f" (+{f['hosts_waiting_total'] - 5} hosts)" if f["hosts_waiting_total"] > 5 else ""))
+    return "; ".join(parts)
 
 
 def console_for(stream=None) -> Console:

@@ -9,7 +9,9 @@ read every source through this interface (``pipeline.sources.open_sources``).
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -55,10 +57,35 @@ class Source:
         return None
 
     def acknowledge(self, position: str) -> None:
-        """Every item up to the checkpoint at ``position`` is durably sent (see ``SourceItem.checkpoint``)."""
+        """Every item up to the checkpoint at ``position`` is durably sent (see ``SourceItem.checkpoint``).
+        May raise ``OSError`` when the source cannot record it (a full disk): see :func:`acknowledge`."""
 
     def close(self) -> None:
         """Release what the source holds (connections, files)."""
 
     def __str__(self) -> str:
         return self.kind
+
+
+log = logging.getLogger("pipeline.sources")
+_ACK_WARN_EVERY_S = 60.0
+_last_ack_error: dict[str, float] = {}
+
+
+def acknowledge(source: Source, position: str) -> bool:
+    """Tell ``source`` that its items up to ``position`` are durably sent. When it cannot record
+    that (its journal or state is on a full or failing disk), the sender goes on: nothing is lost,
+    since the source only forgets less, and gives those items again after a restart (under the same
+    ids where it can: the sink skips them). The failure is logged as an error, at most once a
+    minute per source; False says it happened."""
+    try:
+        source.acknowledge(position)
+        return True
+    except OSError as exc:
+        now = time.monotonic()
+        if now - _last_ack_error.get(str(source), -_ACK_WARN_EVERY_S) >= _ACK_WARN_EVERY_S:
+            _last_ack_error[str(source)] = now
+            log.error("%s: could not record that its items up to %s were sent (%s); going on: after a restart "
+                      "they are read and sent again (the sink skips ids it has written)", source, position,
+                      exc.strerror or exc)
+        return False

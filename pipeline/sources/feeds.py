@@ -133,9 +133,13 @@ class FeedsSource(Source):
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
         data = {url: st.__dict__ for url, st in self.state.items()}
-        tmp.write_bytes(orjson.dumps(data))
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        try:
+            tmp.write_bytes(orjson.dumps(data))
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        except OSError:  # a full disk: the old state stays whole; the next poll's acknowledgement tries again
+            tmp.unlink(missing_ok=True)
+            raise
         os.replace(tmp, self.state_path)
 
     def acknowledge(self, position: str) -> None:

@@ -59,6 +59,7 @@ class WatchedFolderSource(Source):
         self.done: set[tuple[str, int, int]] = self._read_journal()
         self.tried: set[tuple[str, int, int]] = set()  # read by this process (not again before a restart)
         self.files_read = 0
+        self.unjournaled: list[tuple[str, int, int]] = []  # sent, but a failed write kept them out of the journal
         self.skipped: Counter = Counter()  # WARC records that are no HTML page, by why
 
     # --- the journal of ingested files -----------------------------------------------------------
@@ -75,14 +76,29 @@ class WatchedFolderSource(Source):
         return done
 
     def _remember(self, key: tuple[str, int, int]) -> None:
-        self.journal.parent.mkdir(parents=True, exist_ok=True)
-        line = orjson.dumps({"name": key[0], "size": key[1], "mtime_ns": key[2],
-                             "at": datetime.now(UTC).isoformat(timespec="seconds")}) + b"\n"
-        with open(self.journal, "ab") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        """Append ``key`` (and any entry a failed write left out) to the journal. A write that fails
+        (a full disk) is cut back to the last whole line, so no line is ever half written, and the
+        entries wait for the next acknowledgement; ``OSError`` tells the sender."""
+        self.unjournaled.append(key)
         self.done.add(key)
+        self.journal.parent.mkdir(parents=True, exist_ok=True)
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        lines = b"".join(orjson.dumps({"name": k[0], "size": k[1], "mtime_ns": k[2], "at": at}) + b"\n"
+                         for k in self.unjournaled)
+        fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            whole = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                view = memoryview(lines)
+                while view:  # unbuffered: a short write goes on until it fails
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, whole)
+                raise
+        finally:
+            os.close(fd)
+        self.unjournaled.clear()
 
     def acknowledge(self, position: str) -> None:
         name, size, mtime_ns = orjson.loads(position)

@@ -5,8 +5,10 @@ An HTML ``response`` record with a 2xx status becomes a raw event: its URL (``WA
 its fetch time (``WARC-Date``), the page bytes (``html_base64``) and the charset its HTTP header
 declared. Every other record is skipped and counted by why (:attr:`WarcSource.skipped`):
 ``request``, ``metadata``, ``revisit``, ``warcinfo``, ``resource``, ... by type; ``not_html``,
-``http_status``, ``empty`` for responses. An archive cut short gives the records before the cut
-(FastWARC stops there without an error); a reading error ends the file and counts ``unreadable``.
+``http_status``, ``empty`` for responses. An archive cut short gives the records before the cut;
+the record the cut went through is not a page (FastWARC hands it over shorter than its declared
+length without an error): it is counted ``truncated`` and the cut is logged as a warning. A
+reading error ends the file and counts ``unreadable``.
 
 ``pipeline replay``, ``run --replay`` and ``enrich`` read WARC files given as paths (or in a
 folder); ``warc:PATH`` names one explicitly. The position of an event is ``PATH@OFFSET``.
@@ -58,6 +60,11 @@ def read_warc(path: Path, skipped: Counter | None = None) -> Iterator[SourceItem
                 skipped["not_html"] += 1
                 continue
             body = record.reader.read()
+            if len(body) < record.content_length:  # the archive ends inside this record
+                skipped["truncated"] += 1
+                log.warning("%s is cut short: the record at byte %d has %d of its %d bytes; the records before "
+                            "it were read", path, record.stream_pos, len(body), record.content_length)
+                continue
             if not body.strip():
                 skipped["empty"] += 1
                 continue

@@ -57,10 +57,20 @@ class StageStats:
     failed: Counter = field(default_factory=Counter)  # reason -> count
     busy_ms: float = 0.0
     extra: Counter = field(default_factory=Counter)  # stage-specific counters
+    #: stage-specific counters by key, e.g. ``keyed["http_answers"]["200"]`` (name -> key -> count)
+    keyed: dict[str, Counter] = field(default_factory=dict)
+    #: stage-specific levels by key, now, e.g. ``gauges["host_waiting"]["https://a.example:443"]``;
+    #: a stage replaces an inner dict whole (it is read from another thread while scraped)
+    gauges: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def count(self, name: str, key: str, n: int = 1) -> None:
+        """Add ``n`` to the counter ``name`` under ``key``."""
+        self.keyed.setdefault(name, Counter())[key] += n
 
     def as_dict(self) -> dict[str, Any]:
         return {"records_in": self.records_in, "records_out": self.records_out,
-                "failed": dict(self.failed), "busy_ms": round(self.busy_ms, 1), **dict(self.extra)}
+                "failed": dict(self.failed), "busy_ms": round(self.busy_ms, 1), **dict(self.extra),
+                **{name: dict(counts) for name, counts in self.keyed.items()}}
 
 
 class RecordTimeout(BadInput):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pipeline.config import Settings
 from pipeline.records import BadInput, accept_raw, derive_id, encode, host_of, iso, utc_now
 from pipeline.sources import Source, SourceItem, open_source
+from pipeline.sources.base import acknowledge
 
 
 @dataclass
@@ -32,6 +33,7 @@ class ReplayResult:
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (origin, error) the broker refused
     seconds: float = 0.0
     interrupted: bool = False  # stopped by Ctrl-C / SIGTERM; what was sent until then is flushed
+    unrecorded: int = 0  # checkpoints the source could not record (a full disk): sent again after a restart
 
 
 def prepare(item: SourceItem, produces: str = "raw") -> tuple[bytes | None, bytes]:
@@ -161,8 +163,8 @@ def _checkpoint(producer, source: Source, item: SourceItem, sent: list, result: 
             if report:
                 result.rejected.append((origin, f"{type(exc).__name__}: {exc}"))
             return
-    if item.position is not None:
-        source.acknowledge(item.position)
+    if item.position is not None and not acknowledge(source, item.position):
+        result.unrecorded += 1
 
 
 def replay(sources: list[Source | str], bootstrap: str, settings: Settings, rate: float | None = None,

@@ -54,6 +54,32 @@ def test_counters_histograms_and_stage_findings_read_back(tmp_path):
     assert s.memory_bytes > 0 and s.cpu_s > 0  # process metrics are there
 
 
+def test_keyed_counters_and_levels_read_back_and_summarise_as_the_fetcher():
+    from pipeline.monitoring.status import Sample, Target, fetcher_summary, summarise
+    from tests.conftest import CONFIG
+
+    stats = _stats()
+    stats.count("http_answers", "200", 40)
+    stats.count("http_answers", "503", 2)
+    stats.gauges["host_waiting"] = {"https://a.example:443": 3.0, "https://b.example:443": 1.0}
+    m = WorkerMetrics("fetch", "fetch@h:1", lambda: stats)
+    before = parse("http://x", m.exposition().decode(), 100.0)
+    stats.count("http_answers", "200", 20)
+    stats.failed["robots_disallowed"] = 4
+    after = parse("http://x", m.exposition().decode(), 110.0)
+    assert after.keyed == {"http_answers": {"200": 60, "503": 2}}
+    assert after.levels == {"host_waiting": {"https://a.example:443": 3.0, "https://b.example:443": 1.0}}
+    from pipeline import config
+
+    target = Target("http://x", "fetch", "fetch-0")
+    status = summarise([Sample(100.0, [(target, before)], {}), Sample(110.0, [(target, after)], {})],
+                       config.load(CONFIG, env={}).monitoring.health, window_s=10)
+    f = status.fetcher
+    assert f == fetcher_summary(status.stages[0])
+    assert f["answers"] == {"200": 60, "503": 2} and f["requests_per_s"] == pytest.approx(2.0)
+    assert f["robots_blocked"] == 4 and f["hosts_waiting"][0] == {"host": "https://a.example:443", "waiting": 3.0}
+
+
 def test_language_dedup_and_end_to_end_metrics():
     lang = WorkerMetrics("language", "w", StageStats, record_metrics=declared("language"))
     lang.observe_records([_record("language", 1.0, lang={"code": "id"}), _record("language", 1.0, lang={"code": "jv"}),

@@ -78,3 +78,38 @@ def _take(source, n):
         if k + 1 == n:
             stop.set()
             return
+
+
+def test_a_full_disk_under_the_journal_loses_nothing_and_leaves_no_half_line(tmp_path, small_disk, caplog):
+    """The journal's disk fills: the sender is told (an error in the log, once), the journal keeps
+    only whole lines, and the entries it could not take are written with the next acknowledgement
+    once there is room; a file never journaled is read again after a restart, under the same ids."""
+    from pipeline.sources.base import acknowledge
+    from tests.conftest import fill
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (inbox / name).write_text(f"Berita {name} hari ini di kota, dengan beberapa kalimat lagi.")
+        settled(inbox / name)
+    state = small_disk / "state"
+    source = WatchedFolderSource(str(inbox), str(state), poll_s=0.05, settle_s=1.0)
+    items = collect(source, 0.5, acknowledge=False)
+    assert acknowledge(source, items[0].position)  # a.txt journaled
+    size = source.journal.stat().st_size  # fill its last page, so the next line needs a new one
+    source.journal.open("ab").write(b'{"pad": "' + b"x" * (4096 - size % 4096 - 12) + b'"}\n')
+    filler = fill(small_disk, leave_bytes=0)
+    with caplog.at_level("ERROR", logger="pipeline.sources"):
+        assert not acknowledge(source, items[1].position)
+        assert not acknowledge(source, items[2].position)
+    assert caplog.text.count("could not record") == 1 and "No space left on device" in caplog.text
+    lines = source.journal.read_bytes().splitlines()
+    assert len(lines) == 2 and orjson.loads(lines[0])["name"] == "a.txt"  # whole lines only
+    restarted = WatchedFolderSource(str(inbox), str(state), poll_s=0.05, settle_s=1.0)
+    assert [i.origin.rsplit("/", 1)[-1] for i in collect(restarted, 0.3, acknowledge=False)] == ["b.txt", "c.txt"]
+    filler.unlink()
+    c = WatchedFolderSource(str(inbox), str(tmp_path / "other-state"), poll_s=0.05, settle_s=1.0)
+    assert acknowledge(source, collect(c, 0.3, acknowledge=False)[0].position)  # any acknowledgement now: all in
+    assert [orjson.loads(line).get("name") for line in source.journal.read_bytes().splitlines()] == \
+        ["a.txt", None, "b.txt", "c.txt", "a.txt"]
+    assert collect(WatchedFolderSource(str(inbox), str(state), poll_s=0.05, settle_s=1.0), 0.3) == []

@@ -4,9 +4,7 @@ request, metadata, revisit and warcinfo records, an error page and a PDF mixed i
 from __future__ import annotations
 
 import base64
-import gzip
 import io
-import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -20,35 +18,16 @@ from pipeline.charset import body_text
 from pipeline.records import accept_raw
 from pipeline.sources import open_source
 from pipeline.sources.files import FilesSource
+from pipeline.sources.warc import WarcSource
 from tests.conftest import CONFIG, ROOT
+from tests.news_site import news_pages
 
-EVAL = Path(os.environ.get("PIPELINE_EVAL_DIR", ROOT.parent / "shared" / "eval"))
 WARC_DATE = "2026-11-30T08:15:00Z"
 
 
 def eval_pages(n: int) -> list[dict]:
     """News pages of the shared evaluation data when it is there, else pages made of the seeds."""
-    path = EVAL / "extraction-aeb.jsonl.gz"
-    if not path.exists():
-        from tests.conftest import SEEDS
-
-        pages = []
-        for i, seed in enumerate(sorted(SEEDS.glob("*.txt"))[:n]):
-            title, _, body = seed.read_text().partition("\n")
-            paragraphs = "".join(f"<p>{line}</p>" for line in body.splitlines() if line.strip())
-            pages.append({"url": f"https://seed.example/{i}", "html": f"<html><head><title>{title}</title></head>"
-                                                                     f"<body><article><h1>{title}</h1>{paragraphs}"
-                                                                     "</article></body></html>"})
-        return pages
-    pages = []
-    with gzip.open(path, "rb") as fh:
-        for line in fh:
-            page = orjson.loads(line)
-            if page.get("html") and page.get("url"):
-                pages.append(page)
-            if len(pages) == n:
-                break
-    return pages
+    return [dict(page) for page in news_pages(n)]
 
 
 def write_warc(path: Path, pages: list[dict]) -> None:
@@ -107,14 +86,19 @@ def test_html_responses_become_raw_events_and_the_rest_is_counted(archive):
 
 
 @pytest.mark.parametrize("name", ["cut.warc", "cut.warc.gz"])
-def test_a_cut_short_archive_gives_the_records_before_the_cut(tmp_path, name):
+def test_a_cut_short_archive_gives_the_records_before_the_cut(tmp_path, name, caplog):
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
     path = tmp_path / name
     pages = eval_pages(2)
     write_warc(path, pages)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    source = FilesSource([str(path)])
-    assert [item.event["url"] for item in source.items()] == [pages[0]["url"]]
+    with open(path, "rb") as fh:  # where the second page's record starts (in the compressed file for .gz)
+        second = [r.stream_pos for r in ArchiveIterator(fh) if r.record_type == WarcRecordType.response][1]
+    path.write_bytes(path.read_bytes()[: second + 2000])  # cut inside it
+    source = WarcSource(str(path))
+    with caplog.at_level("WARNING", logger="pipeline.sources.warc"):
+        assert [item.event["url"] for item in source.items()] == [pages[0]["url"]]
+    assert source.skipped["truncated"] == 1 and "is cut short" in caplog.text
 
 
 def test_pipeline_enrich_reads_a_warc_archive(archive):

@@ -15,12 +15,11 @@ import urllib.request
 from pathlib import Path
 
 import orjson
-import pytest
 
 from pipeline.monitoring.http import free_port
 from pipeline.records import encode
 from pipeline.streaming.index_server import redis_server_binary
-from tests.conftest import ROLES, ROOT
+from tests.conftest import ROLES, ROOT, fill
 from tests.streaming.conftest import running_pipeline
 from tests.streaming.test_delivery import events
 
@@ -260,37 +259,6 @@ def test_records_sent_again_are_counted_as_skipped_the_same_everywhere_and_no_pa
     assert seen["dead letters"].count('"bad-type"') == 2  # once per run
     leaked = [name for name, text in seen.items() if password in text]
     assert not leaked, f"the password is in: {', '.join(leaked)}"
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 16 MB tmpfs of the test's own (mounting needs root, as CI has)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(folder: Path, leave_bytes: int) -> Path:
-    """A file that takes all of the file system's free space but ``leave_bytes``."""
-    import os
-
-    filler = folder / "filler"
-    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
-    with open(filler, "wb") as fh:
-        chunk = b"\0" * (1 << 20)
-        left = free - leave_bytes
-        while left > 0:
-            try:
-                left -= fh.write(chunk[: min(left, len(chunk))])
-                fh.flush()
-            except OSError:
-                break
-    return filler
 
 
 def test_a_full_disk_pauses_the_sink_and_loses_nothing_when_space_returns(tmp_path, small_disk):

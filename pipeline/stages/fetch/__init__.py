@@ -19,6 +19,11 @@ the HTTP answer. What cannot become a page is a dead letter with a reason: ``htt
   ``retry_max_s``. A time-out is not retried (a hanging server would hold the batch).
 - **Limits**: ``timeout_s`` per request, ``max_bytes`` per body (read in chunks, cut at the
   limit), ``max_redirects``; only ``text/html`` and ``application/xhtml+xml``.
+- **What it counts** (``pipeline status`` and the dashboard show them): every HTTP answer by
+  status (``keyed["http_answers"]``, with ``timeout`` and ``no_answer`` for requests without
+  one; retries and redirect hops count each), robots.txt answers (``keyed["robots_answers"]``),
+  and, as a level, the URLs of the batch in hand still waiting per host
+  (``gauges["host_waiting"]``: the host whose politeness holds the batch back).
 - **Seen-set**: a URL fetched within ``seen_horizon_s`` is not fetched again unless its event
   says ``changed``; the set is shared by every fetch worker (the dedup index's Redis), or in
   memory for ``pipeline enrich``.
@@ -160,6 +165,7 @@ class FetchStage(Stage):
         self.hosts: dict[str, _Host] = {}
         self._session = None
         self._in_flight: asyncio.Semaphore | None = None
+        self._waiting: dict[str, int] = {}  # host -> URLs of the batch in hand not done yet
 
     # --- the stage interface (the worker's thread) -----------------------------------------------
 
@@ -259,9 +265,19 @@ class FetchStage(Stage):
         await self._client()
         return await asyncio.gather(*(self._fetch(url) for url in urls))
 
+    def _wait_count(self, key: str, change: int) -> None:
+        n = self._waiting.get(key, 0) + change
+        if n > 0:
+            self._waiting[key] = n
+        else:
+            self._waiting.pop(key, None)
+        self.stats.gauges["host_waiting"] = dict(self._waiting)  # a new dict: scrapes read it from another thread
+
     async def _fetch(self, url: str) -> dict[str, Any] | Exception:
         s = self.settings
         host = self._host(url)
+        key = host_of(url)
+        self._wait_count(key, 1)
         try:
             if s.robots and not await self._allowed(url, host):
                 return BadInput("robots_disallowed", f"{url}: disallowed for {s.user_agent!r} by robots.txt")
@@ -278,6 +294,8 @@ class FetchStage(Stage):
             raise AssertionError("unreachable")
         except BadInput as exc:
             return exc
+        finally:
+            self._wait_count(key, -1)
 
     async def _get(self, url: str, host: _Host) -> dict[str, Any]:
         """One fetch of ``url``, following redirects hop by hop: each hop waits for its host's
@@ -305,6 +323,7 @@ class FetchStage(Stage):
         try:
             async with self._in_flight, self._session.get(url, allow_redirects=False) as answer:
                 status = answer.status
+                self.stats.count("http_answers", str(status))
                 if status in (301, 302, 303, 307, 308) and answer.headers.get("Location"):
                     return urljoin(url, answer.headers["Location"])
                 if status == 429 or status >= 500:
@@ -327,8 +346,10 @@ class FetchStage(Stage):
                 return {"url": url, "status": status, "body": bytes(body), "charset": answer.charset,
                         "fetched_at": utc_now().isoformat().replace("+00:00", "Z")}
         except TimeoutError:
+            self.stats.count("http_answers", "timeout")
             raise BadInput("timeout", f"{url}: no whole answer within {s.timeout_s:g} s") from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            self.stats.count("http_answers", "no_answer")
             raise _Retry("connection_failed", f"{url}: {type(exc).__name__}: {exc}") from None
         except aiohttp.ClientError as exc:
             raise BadInput("http_4xx", f"{url}: {type(exc).__name__}: {exc}") from None
@@ -355,6 +376,7 @@ class FetchStage(Stage):
         await self._polite(host)
         try:
             async with self._in_flight, self._session.get(f"{parts.scheme}://{parts.netloc}/robots.txt") as answer:
+                self.stats.count("robots_answers", str(answer.status))
                 if answer.status >= 500 or answer.status == 429:
                     host.robots = "deny"
                 elif answer.status >= 400:
@@ -362,6 +384,7 @@ class FetchStage(Stage):
                 else:
                     host.robots = Protego.parse((await answer.read()).decode("utf-8", "replace"))
         except Exception:  # noqa: BLE001 - unreachable robots.txt (time-out, refused): no fetching for now
+            self.stats.count("robots_answers", "no_answer")
             host.robots = "deny"
         finally:
             host.gate.release()
