@@ -92,9 +92,12 @@ def quality(args, settings) -> None:
     articles = load_articles(eval_dir(args.eval_dir))
     variants = make_variants(articles, args.per_article, args.seed)
     rng = random.Random(args.seed)
-    originals = [{"id": a.id, "text": a.text} for a in articles]
+    # --urls: every variant is a refetch of its article's URL (the article versions path: a read
+    # and a compare-and-set per record); without, no record has a URL and versions are not asked
+    where = (lambda article_id: {"url": f"https://bench.example/{article_id}"}) if args.urls else (lambda _: {})
+    originals = [{"id": a.id, "text": a.text, **where(a.id)} for a in articles]
     rng.shuffle(originals)
-    copies = [{"id": v.id, "text": v.text} for v in variants]
+    copies = [{"id": v.id, "text": v.text, **where(v.original)} for v in variants]
     rng.shuffle(copies)
     day = "2026-11-21T00:00:00Z"
     stream = [{**r, "fetched_at": day} for r in originals + copies]
@@ -239,6 +242,8 @@ def main(argv=None) -> int:
     parser.add_argument("--memory-records", type=int, default=0, help="also index this many records in Redis")
     parser.add_argument("--keep", action="store_true", help="keep the memory run's keys in Redis")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--urls", action="store_true", help="records have URLs, variants their article's "
+                        "(measures the article versions' cost)")
     args = parser.parse_args(argv)
     settings = config.load()
     if not args.skip_quality:

@@ -56,6 +56,30 @@ def test_versions_in_redis_are_one_sequence_for_two_workers(redis_url, redis_nam
     assert again.version(V3) == EXPECTED[3]  # a restarted worker, the newest delivered again: the same answer
 
 
+def test_a_batch_in_redis_gives_the_answers_of_one_record_at_a_time_even_when_another_worker_writes_between(
+        redis_url, redis_namespace):
+    import redis
+
+    other_url = {**V1, "id": "b1", "url": "https://news.example/b"}
+    batch_worker, other = (VersionIndex(redis.Redis.from_url(redis_url), redis_namespace, 3600) for _ in range(2))
+    # one batch: a URL three times (v1, v2, v2 delivered again in the same batch), another URL, no URL
+    assert batch_worker.version_many([V1, other_url, V2, {"id": "x", "text": "tanpa alamat"}, V2]) == \
+        [EXPECTED[0], EXPECTED[0], EXPECTED[1], None, EXPECTED[1]]
+    # another worker writes v2's refetch between this batch's read and its compare-and-set: the
+    # batch's answers for that URL are asked again, in order, after it
+    read = batch_worker.client.mget
+
+    def read_then_other_writes(keys):
+        found = read(keys)
+        other.version(REFETCH)
+        return found
+
+    batch_worker.client.mget = read_then_other_writes
+    assert batch_worker.version_many([V3, V2]) == [EXPECTED[3], EXPECTED[4]]
+    batch_worker.client.mget = read
+    assert other.version(REFETCH) == EXPECTED[2]  # its own answer, kept
+
+
 def test_pipeline_enrich_gives_versions_of_an_updated_article(tmp_path):
     events = tmp_path / "events.jsonl"
     events.write_bytes(b"".join(orjson.dumps({"url": v["url"], "fetched_at": f"2026-12-0{n}T08:00:00Z",

@@ -85,21 +85,22 @@ class DedupStage(Stage):
         for pos, verdict in zip(positions, self.index.check_and_add_many(entries), strict=True):
             results[pos]["dedup"] = verdict
             self.stats.extra[f"dedup_{verdict['status']}"] += 1
-            version = self._version(results[pos])
-            results[pos]["version"] = version
+        kept = [results[pos] for pos in positions]
+        for record, version in zip(kept, self._versions(kept), strict=True):
+            record["version"] = version
             if version is not None:
                 self.stats.extra[f"version_{version['status']}"] += 1
         if getattr(self.index, "resets_seen", 0):
             self.stats.extra["index_resets"] = self.index.resets_seen
         return results
 
-    def _version(self, record: dict[str, Any]) -> dict[str, Any] | None:
+    def _versions(self, records: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
         import redis
 
         from pipeline.records import TemporaryFailure
 
         try:
-            return self.versions.version(record)
+            return self.versions.version_many(records)
         except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError,
                 redis.exceptions.ReadOnlyError) as exc:
             raise TemporaryFailure(f"dedup index (versions): {exc}") from exc

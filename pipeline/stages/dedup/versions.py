@@ -9,7 +9,8 @@ its ``url``) the dedup stage asks this index what it knew of that URL, and gives
   ``number`` stays;
 - ``changed``: other text: ``number`` + 1, ``previous_id``, and what changed: ``title_changed``,
   ``paragraphs_added``, ``paragraphs_removed``, ``paragraphs_edited`` (paragraphs are compared
-  by their hashes, in order, with difflib's matching).
+  by their hashes, in order, with difflib's matching after the common head and tail are set
+  aside).
 
 The index keeps, per URL, the newest version: its id, number, a hash of its text and of its
 title, its paragraphs' hashes, and the version before it (so a record delivered again gets the
@@ -22,9 +23,11 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+from array import array
 from typing import Any
 
 import orjson
+import xxhash
 
 # Compare-and-set: KEYS[1] the URL's key; ARGV: the state written last as the caller read it
 # (its write number ``s``, 0 for none), the new state (JSON), the horizon in seconds. 1 if written.
@@ -36,18 +39,61 @@ if s ~= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
 """
+# The same for many URLs at once: KEYS the URLs' keys; ARGV: the horizon, then per key its write
+# number as read and its new state. Returns the positions (1-based) of the keys not written.
+_SCRIPT_MANY = """
+local failed = {}
+for i, key in ipairs(KEYS) do
+  local cur = redis.call('GET', key)
+  local s = 0
+  if cur then s = cjson.decode(cur)['s'] or 0 end
+  if s == tonumber(ARGV[2 * i]) then
+    redis.call('SET', key, ARGV[2 * i + 1], 'EX', ARGV[1])
+  else
+    failed[#failed + 1] = i
+  end
+end
+return failed
+"""
 KNOWN = 32  # the newest ids of a URL whose answers are kept (a record delivered again gets its own)
 
 
-def _hash(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+_JSON_SAFE = (1 << 53) - 1  # hashes stay exact integers in JSON readers that use doubles (Lua's cjson)
+
+
+def _hash(text: str) -> int:
+    return xxhash.xxh3_64_intdigest(text.encode("utf-8", "surrogatepass")) & _JSON_SAFE
 
 
 def state_of(record: dict[str, Any]) -> dict[str, Any]:
+    """What a later version is compared with: the hash of each paragraph (whitespace runs count as
+    one space), of their sequence (the text), and of the title."""
     text = record.get("text") or ""
-    paragraphs = [p.strip() for p in text.split("\n") if p.strip()]
-    return {"id": record["id"], "h": _hash(" ".join(text.split())), "t": _hash(record.get("title") or ""),
-            "p": [_hash(p) for p in paragraphs]}
+    hashes = [_hash(" ".join(words)) for line in text.split("\n") if (words := line.split())]
+    return {"id": record["id"], "h": xxhash.xxh3_64_intdigest(array("q", hashes).tobytes()) & _JSON_SAFE,
+            "t": _hash(record.get("title") or ""), "p": hashes}
+
+
+def _changes(before: list, after: list) -> tuple[int, int, int]:
+    """Paragraphs added, removed and edited from ``before`` to ``after`` (lists of hashes)."""
+    head = 0
+    while head < min(len(before), len(after)) and before[head] == after[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(before), len(after)) - head and before[-1 - tail] == after[-1 - tail]:
+        tail += 1
+    old, new = before[head:len(before) - tail], after[head:len(after) - tail]
+    added = removed = edited = 0
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
+        if op == "insert":
+            added += j2 - j1
+        elif op == "delete":
+            removed += i2 - i1
+        elif op == "replace":
+            edited += min(i2 - i1, j2 - j1)
+            added += max(0, (j2 - j1) - (i2 - i1))
+            removed += max(0, (i2 - i1) - (j2 - j1))
+    return added, removed, edited
 
 
 def verdict(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
@@ -57,18 +103,7 @@ def verdict(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
     number = int(old.get("n") or 1)
     if old["h"] == new["h"]:
         return {"number": number, "previous_id": old["id"], "status": "unchanged"}
-    before = old.get("p") or []  # cjson writes an empty list as {}
-    after = new["p"]
-    added = removed = edited = 0
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=list(before), b=after, autojunk=False).get_opcodes():
-        if op == "insert":
-            added += j2 - j1
-        elif op == "delete":
-            removed += i2 - i1
-        elif op == "replace":
-            edited += min(i2 - i1, j2 - j1)
-            added += max(0, (j2 - j1) - (i2 - i1))
-            removed += max(0, (i2 - i1) - (j2 - j1))
+    added, removed, edited = _changes(list(old.get("p") or []), new["p"])  # cjson writes [] as {}
     return {"number": number + 1, "previous_id": old["id"], "status": "changed",
             "title_changed": old.get("t") != new["t"], "paragraphs_added": added,
             "paragraphs_removed": removed, "paragraphs_edited": edited}
@@ -90,6 +125,7 @@ class VersionIndex:
         self.horizon_s = int(horizon_s)
         self._memory: dict[str, bytes] = {}
         self._script = client.register_script(_SCRIPT) if client is not None else None
+        self._script_many = client.register_script(_SCRIPT_MANY) if client is not None else None
 
     def _key(self, url: str) -> str:
         return f"{self.namespace}:version:{hashlib.blake2b(url.encode(), digest_size=16).hexdigest()}"
@@ -106,6 +142,22 @@ class VersionIndex:
         self._memory[key] = state
         return True
 
+    @staticmethod
+    def _step(stored: dict[str, Any] | None, new: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The answer for ``new`` given the URL's entry ``stored``, and the entry to write (None:
+        nothing to write, the record was answered before)."""
+        known = dict(stored.get("known") or {}) if stored else {}
+        if new["id"] in known:  # this record delivered again: the answer it had
+            return known[new["id"]], None
+        newest = stored.get("newest") if stored else None
+        answer = verdict(new, newest)
+        known[new["id"]] = answer
+        while len(known) > KNOWN:
+            known.pop(next(iter(known)))
+        if answer["status"] != "unchanged":
+            newest = {**new, "n": answer["number"]}
+        return answer, {"s": (stored["s"] if stored else 0) + 1, "newest": newest, "known": known}
+
     def version(self, record: dict[str, Any]) -> dict[str, Any] | None:
         url = url_key(record)
         if url is None:
@@ -115,20 +167,45 @@ class VersionIndex:
         for _ in range(20):
             raw = self._read(key)
             stored = orjson.loads(raw) if raw else None
-            known = dict(stored.get("known") or {}) if stored else {}
-            if new["id"] in known:  # this record delivered again: the answer it had
-                return known[new["id"]]
-            newest = stored.get("newest") if stored else None
-            answer = verdict(new, newest)
-            known[new["id"]] = answer
-            while len(known) > KNOWN:
-                known.pop(next(iter(known)))
-            if answer["status"] != "unchanged":
-                newest = {**new, "n": answer["number"]}
-            seen = stored["s"] if stored else 0
-            if self._write(key, seen, orjson.dumps({"s": seen + 1, "newest": newest, "known": known})):
+            answer, entry = self._step(stored, new)
+            if entry is None or self._write(key, entry["s"] - 1, orjson.dumps(entry)):
                 return answer
         raise RuntimeError(f"versions of {url}: the entry kept changing under 20 tries")
+
+    def version_many(self, records: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+        """:meth:`version` of each record, in order, with one read and one compare-and-set for the
+        whole batch in Redis (the records of a URL whose entry another worker changed meanwhile
+        are asked again one by one, in order)."""
+        if self.client is None:
+            return [self.version(r) for r in records]
+        answers: list[dict[str, Any] | None] = [None] * len(records)
+        by_key: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        for i, record in enumerate(records):
+            url = url_key(record)
+            if url is not None:
+                by_key.setdefault(self._key(url), []).append((i, state_of(record)))
+        if not by_key:
+            return answers
+        keys = list(by_key)
+        read = self.client.mget(keys)
+        writes: list[tuple[str, int, bytes]] = []
+        for key, raw in zip(keys, read, strict=True):
+            stored = orjson.loads(raw) if raw else None
+            seen = stored["s"] if stored else 0
+            for i, new in by_key[key]:
+                answers[i], entry = self._step(stored, new)
+                stored = entry or stored
+            if stored is not None and stored["s"] != seen:
+                writes.append((key, seen, orjson.dumps(stored)))
+        if writes:
+            args: list = [self.horizon_s]
+            for _, seen, state in writes:
+                args += [seen, state]
+            for position in self._script_many(keys=[k for k, _, _ in writes], args=args):
+                key = writes[int(position) - 1][0]
+                for i, _ in by_key[key]:  # the entry moved under us: ask again, one by one
+                    answers[i] = self.version(records[i])
+        return answers
 
     def close(self) -> None:
         pass
