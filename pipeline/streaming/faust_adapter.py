@@ -142,6 +142,10 @@ def make_app(settings: Settings, stage: str, datadir: Path | None = None) -> fau
         stream_wait_empty=True,
         stream_buffer_maxsize=settings.run.buffer_records,
         processing_guarantee=profile.processing_guarantee,
+        # no Faust tables (a stage's state lives in Redis), so no standby replicas. With one, Faust's
+        # sticky assignor counts a member's partitions against ceil(partitions / members): a third
+        # worker that joins after a second finds 2 + 2 of 4 partitions "balanced" and gets none
+        table_standby_replicas=0,
     )
 
 

@@ -34,6 +34,27 @@ def test_every_internal_the_adapter_relies_on_exists():
     assert faust_adapter.transactional_id(app, "pages.raw", 3) == f"{app.conf.id}-0-3"
 
 
+def test_a_worker_that_joins_last_gets_partitions_from_the_workers_app_assignor():
+    """Workers of a stage joined one after another: 4 partitions held 2 + 2 by the first two, a
+    third joins. Faust's sticky assignor, as the workers' app configures it (no standby replicas),
+    gives the third at least one; with a standby replica (Faust's default) it gave it none."""
+    from faust.assignor.client_assignment import CopartitionedAssignment
+    from faust.assignor.copartitioned_assignor import CopartitionedAssignor
+
+    settings = config.load(CONFIG, env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    app = faust_adapter.make_app(settings, "language")
+
+    def third_gets(replicas: int) -> list[int]:
+        held = {"first": CopartitionedAssignment({0, 1}), "second": CopartitionedAssignment({2, 3}),
+                "third": CopartitionedAssignment()}
+        out = CopartitionedAssignor({"pages.cleaned"}, held, 4, replicas).get_assignment()
+        assert sorted(p for a in out.values() for p in a.actives) == [0, 1, 2, 3]
+        return sorted(out["third"].actives)
+
+    assert app.assignor.replicas == 0 and len(third_gets(app.assignor.replicas)) >= 1
+    assert third_gets(1) == []  # the defect the setting avoids
+
+
 def test_no_other_module_imports_faust_or_its_libraries():
     importers = []
     for path in sorted((ROOT / "pipeline").rglob("*.py")):
