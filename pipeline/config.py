@@ -121,6 +121,8 @@ class TopicSettings:
     replication_factor: int
     partitions_by_topic: dict[str, int] = field(default_factory=dict)
     urls: str = "pages.urls"  # URL events, read by the fetch stage (keyed by host)
+    stories: str = "pages.stories"  # story updates: one per record the sink wrote into a story (keyed by story)
+    storied: str = "pages.storied"  # records out of the stories stage when a stage follows it
 
     def partitions_of(self, topic: str) -> int:
         return int(self.partitions_by_topic.get(topic, self.partitions))
@@ -199,6 +201,16 @@ class FetchSettings:
 
 
 @dataclass(frozen=True)
+class StoriesSettings:
+    """The stories stage (``pipeline/stages/stories``): each record joins or starts a story."""
+
+    store: str = "dedup"  # "dedup": the dedup index's Redis (shared by every story worker); "memory"; redis://
+    namespace: str = "news-pipeline:stories"  # key prefix of the story state in Redis
+    #: the model's settings (``StoryOptions`` in pipeline/stages/stories/model.py); unset: its defaults
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class StageSettings:
     chain: list[str]  # the stages records go through, in order (pipeline/registry.py)
     clean: CleanSettings
@@ -207,6 +219,7 @@ class StageSettings:
     dedup: DedupSettings
     limits: StageLimits = StageLimits()
     fetch: FetchSettings = FetchSettings()
+    stories: StoriesSettings = StoriesSettings()
     plugins: dict[str, str] = field(default_factory=dict)  # stage name -> "module:Class"
     plugin_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage name -> its options
 
@@ -512,7 +525,7 @@ def _validate(s: Settings) -> None:
     if bad:
         raise ConfigError(f"sink.plugins entries are KIND = \"module:Class\", got {', '.join(bad)}")
     roles = registry.roles(s)
-    unknown = set(s.run.workers) - set(roles)
+    unknown = set(s.run.workers) - set(roles) - set(registry.BUILT_IN)  # a built-in stage off the chain: unused
     if unknown:
         raise ConfigError(f"run.workers names unknown stage(s): {', '.join(sorted(unknown))}")
     d = s.stages.dedup
@@ -521,6 +534,12 @@ def _validate(s: Settings) -> None:
     if d.store == "memory" and s.run.workers.get("dedup", 1) > 1:
         raise ConfigError("stages.dedup.store = \"memory\" is private to one process: with several dedup "
                           "workers use a shared store (\"embedded\" or redis://...)")
+    st = s.stages.stories
+    if st.store not in ("memory", "dedup") and not st.store.startswith(DEDUP_STORE_SCHEMES):
+        raise ConfigError(f"stages.stories.store must be \"dedup\", \"memory\" or a redis:// URL, got {st.store!r}")
+    if st.store == "memory" and s.run.workers.get("stories", 1) > 1:
+        raise ConfigError("stages.stories.store = \"memory\" is private to one process: with several story "
+                          "workers keep the state beside the dedup index (\"dedup\") or in a redis:// URL")
     e = s.embedded_index
     if e.appendfsync not in ("always", "everysec", "no"):
         raise ConfigError(f"embedded_index.appendfsync must be \"always\", \"everysec\" or \"no\", got {e.appendfsync!r}")
@@ -541,7 +560,7 @@ def _validate(s: Settings) -> None:
     if s.run.log_format not in ("text", "json"):
         raise ConfigError(f"run.log_format must be \"text\" or \"json\", got {s.run.log_format!r}")
     m = s.monitoring
-    unknown = set(m.ports) - set(roles)
+    unknown = set(m.ports) - set(roles) - set(registry.BUILT_IN)  # a built-in stage off the chain: unused
     if unknown:  # a stage without a port gets any free one
         raise ConfigError(f"monitoring.ports names unknown stage(s) {', '.join(sorted(unknown))}; "
                           f"stages are {', '.join(roles)}")

@@ -18,6 +18,9 @@ Enriched record (``pages.enriched`` and every sink), schema ``RECORD_SCHEMA``::
      "lang": {"code", "confidence", ...},
      "entities": [{"text", "label", "start", "end", "canonical"}],
      "dedup": {"status", "duplicate_of", "similarity"},
+     "version": {"number", "previous_id", "status", ...},
+     "story": {"id", "status", "similarity", "summary": {"title", "first_seen", "last_seen", "articles",
+               "outlets", "languages", "top_entities"}},
      "trace": [{"stage", "worker", "started_at", "ms"}]}
 
 ``fetched_at`` is when the crawler fetched the page; ``ingested_at`` is when the raw event entered
@@ -53,6 +56,7 @@ from pipeline.redaction import redact
 RECORD_SCHEMA = "news-pipeline/record/1"
 DEADLETTER_SCHEMA = "news-pipeline/deadletter/1"
 RECEIPT_SCHEMA = "news-pipeline/receipt/1"
+STORY_UPDATE_SCHEMA = "news-pipeline/story-update/1"
 
 BODY_FIELDS = ("html", "html_base64", "text")
 RAW_OPTIONAL_STR = ("id", "url", "source", "fetched_at", "charset", "first_url")
@@ -248,6 +252,7 @@ def new_record(event: RawEvent) -> dict[str, Any]:
         "entities": [],
         "dedup": None,
         "version": None,
+        "story": None,
         "trace": list(event.trace),
     }
 
@@ -281,6 +286,10 @@ LANG_FIELDS: dict[str, Any] = {
 DEDUP_FIELDS: dict[str, Any] = {"status": "str", "duplicate_of": "str", "similarity": "float"}
 VERSION_FIELDS: dict[str, Any] = {"number": "int", "previous_id": "str", "status": "str", "title_changed": "bool",
                                   "paragraphs_added": "int", "paragraphs_removed": "int", "paragraphs_edited": "int"}
+STORY_SUMMARY_FIELDS: dict[str, Any] = {"title": "str", "first_seen": "time", "last_seen": "time", "articles": "int",
+                                        "outlets": ["list", "str"], "languages": ["list", "str"],
+                                        "top_entities": ["list", "str"]}
+STORY_FIELDS: dict[str, Any] = {"id": "str", "status": "str", "similarity": "float", "summary": STORY_SUMMARY_FIELDS}
 TRACE_FIELDS: dict[str, Any] = {"stage": "str", "worker": "str", "started_at": "time", "ms": "float"}
 RECORD_FIELDS: dict[str, Any] = {
     "id": "str", "schema": "str", "url": "str", "first_url": "str", "source": "str", "fetched_at": "time", "ingested_at": "time",
@@ -288,7 +297,8 @@ RECORD_FIELDS: dict[str, Any] = {
     "site": "str", "canonical_url": "str", "declared_lang": "str", "text": "str", "lang": LANG_FIELDS,
     "entities": ["list", ENTITY_FIELDS],
     "entity_summary": ["list", {"canonical": "str", "label": "str", "count": "int"}],
-    "entities_tagger": "str", "dedup": DEDUP_FIELDS, "version": VERSION_FIELDS, "trace": ["list", TRACE_FIELDS],
+    "entities_tagger": "str", "dedup": DEDUP_FIELDS, "version": VERSION_FIELDS, "story": STORY_FIELDS,
+    "trace": ["list", TRACE_FIELDS],
 }
 REQUIRED_FIELDS = ("schema", "id", "fetched_at", "content_type", "text", "trace")
 _JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "time": "string"}
@@ -413,4 +423,29 @@ def receipt(record: dict[str, Any], sink_names: list[str], worker: str,
         "entities": entities,
         # the article's version (a refetched URL): the dashboard lists the changed ones
         "version": record.get("version") if isinstance(record.get("version"), dict) else None,
+        "story": _story_brief(record.get("story")),
     }
+
+
+def _story_brief(story: Any) -> dict[str, Any] | None:
+    """What a receipt says of a record's story: enough for the dashboard's top stories."""
+    if not isinstance(story, dict) or not story.get("id"):
+        return None
+    summary = story.get("summary") or {}
+    return {"id": story["id"], "status": story.get("status"), "title": summary.get("title"),
+            "articles": summary.get("articles"), "outlets": (summary.get("outlets") or [])[:10],
+            "languages": summary.get("languages") or [], "first_seen": summary.get("first_seen"),
+            "last_seen": summary.get("last_seen")}
+
+
+def story_update(record: dict[str, Any], written_at: datetime) -> dict[str, Any] | None:
+    """The message the sink publishes to ``topics.stories`` when it has written a record that
+    started or joined a story (keyed by the story id): the story as it is now, and the article."""
+    story = record.get("story")
+    if not isinstance(story, dict) or not story.get("id"):
+        return None
+    return {"schema": STORY_UPDATE_SCHEMA, "story_id": story["id"], "written_at": iso(written_at),
+            "summary": story.get("summary"),
+            "article": {"id": record["id"], "status": story.get("status"), "similarity": story.get("similarity"),
+                        "title": record.get("title"), "url": record.get("url"), "site": record.get("site"),
+                        "lang": (record.get("lang") or {}).get("code"), "published": record.get("published")}}

@@ -50,8 +50,10 @@ BUILT_IN: dict[str, StageSpec] = {spec.name: spec for spec in (
     StageSpec("clean", "pipeline.stages.clean:CleanStage", "clean", "cleaned"),
     StageSpec("language", "pipeline.stages.language:LanguageStage", "language", "language"),
     StageSpec("entities", "pipeline.stages.entities:EntitiesStage", "entities", "entities"),
-    # last in the default chain, so it writes topics.enriched; followed by a stage: "pages.dedup"
+    # followed by a stage: "pages.dedup"
     StageSpec("dedup", "pipeline.stages.dedup:DedupStage", "dedup"),
+    # last in the default chain, so it writes topics.enriched; followed by a stage: topics.storied
+    StageSpec("stories", "pipeline.stages.stories:StoriesStage", "stories", "storied"),
 )}
 
 
@@ -157,7 +159,8 @@ def topic_names(settings: Settings) -> list[str]:
     """Every topic the pipeline uses: raw, what each stage writes, dead letters, receipts."""
     t = settings.topics
     urls = [t.urls] if fetches(settings) else []
-    names = [*urls, t.raw, *(output_topic(settings, n) for n in chain(settings)), t.deadletter, t.delivered]
+    stories = [t.stories] if "stories" in chain(settings) else []
+    names = [*urls, t.raw, *(output_topic(settings, n) for n in chain(settings)), t.deadletter, t.delivered, *stories]
     return list(dict.fromkeys(names))
 
 

@@ -105,6 +105,7 @@ def pg_table(pg_dsn):
     yield name
     with psycopg.connect(PG_DSN, autocommit=True) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {name} CASCADE")  # with its view
+        conn.execute(f"DROP TABLE IF EXISTS {name}_stories")
 
 
 def test_broker(tmp: Path, **env: str):

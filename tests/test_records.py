@@ -137,3 +137,27 @@ def test_the_published_json_schema_and_every_typed_sink_derive_from_the_record_f
     columns = {name for name, _ in postgres.COLUMNS}
     split = {"lang": "lang_detail", "dedup": "dedup_status"}
     assert {split.get(name, name) for name in RECORD_FIELDS} <= columns
+
+
+def test_receipts_and_story_updates_say_which_story_and_the_dashboard_shows_the_top_ones():
+    from pipeline.monitoring.dashboard import RecentData
+
+    def storied(rid: str, story: str, articles: int, site: str) -> dict:
+        return {"id": rid, "title": f"Article {rid}", "site": site, "url": f"https://{site}/{rid}",
+                "lang": {"code": "id"}, "story": {"id": story, "status": "joined" if articles > 1 else "started",
+                                                  "similarity": 0.5, "summary": {
+                                                      "title": f"Story {story}", "articles": articles,
+                                                      "outlets": [site], "languages": ["id"]}}}
+
+    update = records.story_update(storied("b", "s1", 2, "x.example"), records.parse_iso("2026-12-01T08:00:00Z"))
+    assert update["story_id"] == "s1" and update["article"] == {
+        "id": "b", "status": "joined", "similarity": 0.5, "title": "Article b", "url": "https://x.example/b",
+        "site": "x.example", "lang": "id", "published": None}
+    assert records.story_update({"id": "c"}, records.utc_now()) is None
+    recent = RecentData()
+    for rid, story, n in (("a", "s1", 1), ("b", "s1", 2), ("c", "s2", 1), ("d", "s1", 3)):
+        recent("receipt", records.receipt(storied(rid, story, n, f"{rid}.example"), ["jsonl"], "w"), 100.0)
+    top = recent.top_stories(now=110.0)
+    assert [(s["id"], s["articles"]) for s in top] == [("s1", 3), ("s2", 1)]
+    assert [a["id"] for a in top[0]["articles_newest"]] == ["d", "b", "a"]
+    assert recent.top_stories(now=100.0 + 7200) == []  # nothing active in the last hour

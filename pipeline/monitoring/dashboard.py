@@ -8,8 +8,9 @@ canvas; nothing from a CDN) asks ``/api/state`` every second. The server behind 
   throughput, lag and latency charts;
 - listens to the delivery-receipt and dead-letter topics (through the
   :class:`~pipeline.streaming.tracker.DeliveryTracker`) for the newest records, the newest dead
-  letters, the newest article updates (a refetched URL whose text changed), the language mix and
-  the top entities of the last hour (:class:`RecentData`).
+  letters, the newest article updates (a refetched URL whose text changed), the top active
+  stories with their newest articles, the language mix and the top entities of the last hour
+  (:class:`RecentData`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ log = logging.getLogger("pipeline.dashboard")
 KEEP_POINTS_S = 900.0  # the charts show the last 15 minutes
 RATE_WINDOW_S = 10.0  # records/s and latency quantiles over the last 10 s
 NEWEST = 15
+STORIES_KEPT = 500  # stories the dashboard follows (the least recently active are forgotten)
+STORY_ARTICLES = 5  # newest articles shown per story
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"
 
@@ -46,6 +49,8 @@ class RecentData:
         self.records: deque[dict[str, Any]] = deque(maxlen=newest)
         self.letters: deque[dict[str, Any]] = deque(maxlen=newest)
         self.updates: deque[dict[str, Any]] = deque(maxlen=newest)  # records whose version is "changed"
+        self.stories: dict[str, dict[str, Any]] = {}  # story id -> its newest summary and articles
+        self.window_s = window_s
         self.languages = SlidingCounter(window_s, 60.0, clock=time.time)
         self.entities = SlidingCounter(window_s, 60.0, clock=time.time)
         self.dedup = SlidingCounter(window_s, 60.0, clock=time.time)
@@ -71,6 +76,7 @@ class RecentData:
                 "lang": r.get("lang"), "dedup": r.get("dedup_status"), "latency_ms": r.get("latency_ms"),
                 "entities": [e["canonical"] for e in entities[:3]], "skipped_written": skipped,
             })
+            self._story(r, at, skipped)
             version = r.get("version")
             if isinstance(version, dict) and version.get("status") == "changed" and not skipped:
                 self.updates.appendleft({
@@ -89,6 +95,31 @@ class RecentData:
         if mentions:
             self.entities.add(mentions, at=at)
 
+    def _story(self, r: dict[str, Any], at: float, skipped: bool) -> None:
+        """Follow the story of a receipt's record (called under the lock)."""
+        story = r.get("story")
+        if not isinstance(story, dict) or not story.get("id") or skipped:
+            return
+        held = self.stories.pop(story["id"], None) or {"articles_newest": deque(maxlen=STORY_ARTICLES)}
+        if int(story.get("articles") or 0) >= int(held.get("articles") or 0):
+            held.update({k: story.get(k) for k in ("id", "title", "articles", "outlets", "languages", "first_seen",
+                                                   "last_seen")})
+        held["at"] = at
+        held["articles_newest"].appendleft({"id": r.get("id"), "title": r.get("title"), "site": r.get("site"),
+                                            "url": r.get("url"), "lang": r.get("lang"), "status": story.get("status")})
+        self.stories[story["id"]] = held  # the most recently active last
+        while len(self.stories) > STORIES_KEPT:
+            self.stories.pop(next(iter(self.stories)))
+
+    def top_stories(self, n: int = 8, now: float | None = None) -> list[dict[str, Any]]:
+        """The stories active within the window with the most articles, newest activity first on ties."""
+        now = time.time() if now is None else now
+        with self._lock:
+            active = [dict(s, articles_newest=list(s["articles_newest"])) for s in self.stories.values()
+                      if s["at"] >= now - self.window_s]
+        active.sort(key=lambda s: (-(s.get("articles") or 0), -s["at"]))
+        return active[:n]
+
     def _letter(self, letter: dict[str, Any], at: float) -> None:
         error = (letter.get("error") or "").strip().splitlines()
         with self._lock:
@@ -105,7 +136,7 @@ class RecentData:
             delivered, skipped, dead = self.delivered, self.skipped_written, self.dead
         return {
             "delivered": delivered, "written": delivered - skipped, "skipped_written": skipped, "dead_letters": dead, "records": records, "letters": letters,
-            "updates": updates,
+            "updates": updates, "stories": self.top_stories(),
             "languages": self.languages.top(12),
             "dedup": dict(self.dedup.totals()),
             "entities": [{"label": label, "name": name, "mentions": n}

@@ -1,8 +1,10 @@
 """PostgreSQL sink: one row per record id, written with an upsert, batch by batch.
 
 The sink creates its table (and adds columns a newer version of this module names) on first
-use, with indexes on language, site, publication date and dedup status, and a view
-``<table>_current`` with the newest version of each article (by URL); ``entities``,
+use, with indexes on language, site, publication date, dedup status and story, and a view
+``<table>_current`` with the newest version of each article (by URL). Records that belong to a
+story also keep the table ``<table>_stories`` up to date: one row per story with its running
+summary (the newest one: a record sent again does not take a story back). ``entities``,
 ``entity_summary`` and ``trace`` are ``jsonb``, and fields without a column of their own go to
 ``extra`` (``jsonb``). A batch is one transaction: when it commits, every record in it is
 durable, so the worker may acknowledge it. A lost connection is a ``TemporaryFailure``: the worker
@@ -49,6 +51,9 @@ def _field(name: str, kind: Any) -> list[tuple[str, str, Callable[[dict], Any]]]
         return [("dedup_status", "text", lambda r: (r.get("dedup") or {}).get("status")),
                 ("duplicate_of", "text", lambda r: (r.get("dedup") or {}).get("duplicate_of")),
                 ("similarity", "double precision", lambda r: (r.get("dedup") or {}).get("similarity"))]
+    if name == "story":
+        return [("story_id", "text", lambda r: (r.get("story") or {}).get("id")),
+                ("story", "jsonb", lambda r: _json(r.get("story")))]
     if name == "published":
         return [("published", "text", lambda r: r.get("published")),
                 ("published_date", "date", lambda r: _published_date(r.get("published")))]
@@ -69,7 +74,7 @@ _COLUMN_SPECS = [spec for name, kind in RECORD_FIELDS.items() for spec in _field
 #: the table's columns, derived from the record schema (``written_at``: when the sink last wrote the row)
 COLUMNS: list[tuple[str, str]] = [(name, sql) for name, sql, _ in _COLUMN_SPECS] + [
     ("written_at", "timestamptz NOT NULL DEFAULT now()")]
-INDEXED = ["lang", "site", "published_date", "dedup_status"]
+INDEXED = ["lang", "site", "published_date", "dedup_status", "story_id"]
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
@@ -112,6 +117,14 @@ class PostgresSink(Sink):
                         f"ON CONFLICT (id) DO UPDATE SET {updates}, written_at = now() "
                         # xmax is 0 on a row this statement inserted, not on one it updated
                         "RETURNING id, (xmax = 0) AS inserted")
+        stories = f"{table}_stories"
+        self._story_upsert = (
+            f"INSERT INTO {stories} (story_id, title, first_seen, last_seen, articles, outlets, languages, "
+            "top_entities, summary) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb, %s::jsonb) "
+            "ON CONFLICT (story_id) DO UPDATE SET title = EXCLUDED.title, first_seen = EXCLUDED.first_seen, "
+            "last_seen = EXCLUDED.last_seen, articles = EXCLUDED.articles, outlets = EXCLUDED.outlets, "
+            "languages = EXCLUDED.languages, top_entities = EXCLUDED.top_entities, summary = EXCLUDED.summary, "
+            f"updated_at = now() WHERE {stories}.articles <= EXCLUDED.articles")
 
     def _connect(self):
         import psycopg
@@ -134,6 +147,12 @@ class PostgresSink(Sink):
                     conn.execute(f"ALTER TABLE {self.table} ADD COLUMN IF NOT EXISTS {name} {kind}")
             for name in INDEXED:
                 conn.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_{name}_idx ON {self.table} ({name})")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {self.table}_stories (story_id text PRIMARY KEY, title text, "
+                         "first_seen timestamptz, last_seen timestamptz, articles bigint, outlets jsonb, "
+                         "languages jsonb, top_entities jsonb, summary jsonb, updated_at timestamptz NOT NULL "
+                         "DEFAULT now())")
+            conn.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_stories_last_seen_idx ON {self.table}_stories "
+                         "(last_seen)")
             # every version of an article is a row of its own; the view holds the newest per URL
             conn.execute(f"CREATE OR REPLACE VIEW {self.table}_current AS SELECT DISTINCT ON "
                          f"(coalesce(canonical_url, url)) * FROM {self.table} "
@@ -159,6 +178,9 @@ class PostgresSink(Sink):
                             new.add(rid)
                     if not cur.nextset():
                         break
+                stories = _story_rows(records)
+                if stories:
+                    cur.executemany(self._story_upsert, stories)
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             self._drop()
             raise TemporaryFailure(f"{self.name}: {_first_line(exc)}") from None
@@ -174,6 +196,23 @@ class PostgresSink(Sink):
 
     def close(self) -> None:
         self._drop()
+
+
+def _story_rows(records: list[dict[str, Any]]) -> list[tuple]:
+    """One row per story of the batch: its summary as of the batch's newest record in it (the one
+    with the most articles)."""
+    newest: dict[str, dict[str, Any]] = {}
+    for record in records:
+        story = record.get("story")
+        if not isinstance(story, dict) or not story.get("id"):
+            continue
+        summary = story.get("summary") or {}
+        held = newest.get(story["id"])
+        if held is None or int(summary.get("articles") or 0) >= int(held.get("articles") or 0):
+            newest[story["id"]] = summary
+    return [(sid, s.get("title"), _time(s.get("first_seen")), _time(s.get("last_seen")), int(s.get("articles") or 0),
+             _json(s.get("outlets") or []), _json(s.get("languages") or []), _json(s.get("top_entities") or []),
+             _json(s)) for sid, s in sorted(newest.items())]
 
 
 def _first_line(exc: Exception) -> str:

@@ -56,6 +56,8 @@ def build_stage(name: str, settings: Settings, dedup_store: str | None = None) -
             options = dataclasses.replace(options, store=dedup_store)
         if spec.section == "fetch" and options.seen_store == "dedup":  # the seen-set lives beside the dedup index
             options = dataclasses.replace(options, seen_store=dedup_store or settings.stages.dedup.store)
+        if spec.section == "stories" and options.store == "dedup":  # so does the story state
+            options = dataclasses.replace(options, store=dedup_store or settings.stages.dedup.store)
     stage = factory(options)
     if not isinstance(stage, Stage):
         raise registry.UnknownStage(f"stage {name!r}: {spec.factory} made a {type(stage).__name__}, not a Stage")

@@ -145,6 +145,9 @@ def check_dedup_store(settings: Settings) -> None:
                            "`pipeline run` start an index server of its own") from None
 
 
+START_RETRIES = 2  # a worker that exits while the run starts is started again this many times
+
+
 class Supervisor:
     def __init__(self, settings: Settings, sink_targets: list[str] | None = None, console: Console | None = None,
                  log_level: str | None = None, log_format: str | None = None, dashboard: bool = True,
@@ -288,8 +291,15 @@ class Supervisor:
                 return
             for w in late:
                 if w.proc is not None and w.proc.poll() is not None:
-                    raise RuntimeError(f"worker {w.name} exited with code {w.proc.returncode} during start-up; "
-                                       f"see {w.log_path}")
+                    # a worker may fail to join while a new topic's metadata reaches every broker
+                    # (Faust, with transactions, stops on a topic its group leader did not see yet):
+                    # started again a few times, as check_workers does once the run is up
+                    if w.restarts >= START_RETRIES:
+                        raise RuntimeError(f"worker {w.name} exited with code {w.proc.returncode} during start-up "
+                                           f"({w.restarts + 1} times); see {w.log_path}")
+                    self.console.print(f"[yellow]worker {w.name} exited with code {w.proc.returncode} during start-up; "
+                                       f"starting it again (log: {w.log_path})[/yellow]")
+                    self.restart(w)
             if time.monotonic() > deadline:
                 raise RuntimeError(f"workers not ready after {timeout_s:g} s: "
                                    f"{', '.join(w.name for w in late)}; see their logs in {self.log_dir}/")

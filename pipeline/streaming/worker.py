@@ -41,6 +41,7 @@ from pipeline.records import (
     decode,
     encode,
     receipt,
+    story_update,
 )
 from pipeline.sinks import open_sinks
 from pipeline.sinks.runner import SinkRunner
@@ -154,6 +155,7 @@ class SinkProcessor:
         self.stats = StageStats()
         self.delivered = settings.topics.delivered
         self.deadletter = settings.topics.deadletter
+        self.stories = settings.topics.stories if "stories" in settings.stages.chain else None
 
     def process(self, items: list[Item]) -> tuple[list[Output], list[Item]]:
         outputs: list[Output] = []
@@ -205,6 +207,9 @@ class SinkProcessor:
                 outputs.append(Output(self.delivered, record["id"].encode(),
                                       encode(receipt(record, names, self.worker, written_at, outcome)),
                                       item.partition))
+                update = story_update(record, written_at) if self.stories and outcome == WRITTEN else None
+                if update is not None:  # keyed by story: one story's updates stay in order
+                    outputs.append(Output(self.stories, update["story_id"].encode(), encode(update), item.partition))
                 self.runner.handled(item.partition, item.offset)
                 self.stats.records_in += 1
                 self.stats.records_out += 1
@@ -388,8 +393,9 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
         metrics.view = ConsumerView(topics.source, registry.consumer_group(settings, stage))
         _watch_consumer(app, stage, metrics, topics.source)
     source = app.topic(topics.source, key_type=bytes, value_type=bytes)
+    story_updates = [settings.topics.stories] if stage == registry.SINK and "stories" in settings.stages.chain else []
     outputs_by_name = {name: app.topic(name, key_type=bytes, value_type=bytes)
-                       for name in {topics.target, settings.topics.deadletter}}
+                       for name in {topics.target, settings.topics.deadletter, *story_updates}}
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{stage}-stage")
     batch_max = (processor.stage.batch_max if isinstance(processor, StageProcessor) else None) or BATCH_MAX
     busy = asyncio.Lock()  # a batch, a roll and a release never overlap

@@ -62,3 +62,26 @@ def test_every_version_is_a_row_and_the_view_holds_the_newest(table):
         assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (3,)
         current = conn.execute(f"SELECT url, id, title, version->>'number' FROM {table}_current ORDER BY url").fetchall()
     assert current == [("https://news.example/a", "r2", "Updated", "2"), ("https://news.example/b", "r3", "Title 3", "1")]
+
+
+def test_stories_keep_one_row_each_with_their_newest_summary(table):
+    def storied(n: int, story: str, articles: int, last_seen: str) -> dict:
+        return {**record(n), "story": {"id": story, "status": "joined" if articles > 1 else "started",
+                                       "similarity": 0.4, "summary": {
+                                           "title": f"Story {story}", "first_seen": "2026-12-01T08:00:00Z",
+                                           "last_seen": last_seen, "articles": articles, "outlets": ["a.example"],
+                                           "languages": ["id"], "top_entities": ["Armenia"]}}}
+
+    sink = PostgresSink(DSN, table)
+    sink.write([storied(1, "s1", 1, "2026-12-01T08:00:00Z"), storied(2, "s1", 2, "2026-12-01T09:00:00Z"),
+                storied(3, "s3", 1, "2026-12-01T10:00:00Z")])
+    sink.write([storied(1, "s1", 1, "2026-12-01T08:00:00Z")])  # sent again: the story does not go back
+    sink.write([storied(4, "s1", 3, "2026-12-02T08:00:00Z")])
+    sink.close()
+    with psycopg.connect(DSN) as conn:
+        stories = conn.execute(f"SELECT story_id, articles, to_char(last_seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), "
+                               f"outlets->>0 FROM {table}_stories "
+                               "ORDER BY story_id").fetchall()
+        members = conn.execute(f"SELECT id FROM {table} WHERE story_id = 's1' ORDER BY id").fetchall()
+    assert stories == [("s1", 3, "2026-12-02 08:00", "a.example"), ("s3", 1, "2026-12-01 10:00", "a.example")]
+    assert [m[0] for m in members] == ["r1", "r2", "r4"]

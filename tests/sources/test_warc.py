@@ -92,9 +92,11 @@ def test_a_cut_short_archive_gives_the_records_before_the_cut(tmp_path, name, ca
     path = tmp_path / name
     pages = eval_pages(2)
     write_warc(path, pages)
-    with open(path, "rb") as fh:  # where the second page's record starts (in the compressed file for .gz)
-        second = [r.stream_pos for r in ArchiveIterator(fh) if r.record_type == WarcRecordType.response][1]
-    path.write_bytes(path.read_bytes()[: second + 2000])  # cut inside it
+    with open(path, "rb") as fh:  # where the second page's record starts and ends (compressed offsets for .gz)
+        starts = [(r.stream_pos, r.record_type) for r in ArchiveIterator(fh)]
+    second = [i for i, (_, kind) in enumerate(starts) if kind == WarcRecordType.response][1]
+    end = starts[second + 1][0] if second + 1 < len(starts) else path.stat().st_size
+    path.write_bytes(path.read_bytes()[: (starts[second][0] + end) // 2])  # cut inside it
     source = WarcSource(str(path))
     with caplog.at_level("WARNING", logger="pipeline.sources.warc"):
         assert [item.event["url"] for item in source.items()] == [pages[0]["url"]]

@@ -24,6 +24,26 @@ URLS = 160
 HOSTS = 4
 
 
+def uncommitted(metrics_url: str, topic: str) -> float:
+    """URL events a worker has read past its committed offsets (its /metrics)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{metrics_url}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    position, committed = {}, {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("topic") != topic:
+                continue
+            if sample.name == "news_pipeline_consumer_position":
+                position[sample.labels["partition"]] = sample.value
+            elif sample.name == "news_pipeline_consumer_committed_offset":
+                committed[sample.labels["partition"]] = sample.value
+    return sum(max(0.0, p - committed.get(k, 0.0)) for k, p in position.items())
+
+
 def test_sigkill_of_the_fetch_worker_mid_stream_loses_and_doubles_no_page(tmp_path):
     hosts = [Host() for _ in range(HOSTS)]
     events = [{"id": f"url-{i:04d}", "url": f"{hosts[i % HOSTS].url}/article/{i // HOSTS}", "source": "test"}
@@ -43,8 +63,14 @@ def test_sigkill_of_the_fetch_worker_mid_stream_loses_and_doubles_no_page(tmp_pa
 
             feeder = threading.Thread(target=feed, daemon=True)
             feeder.start()
-            at = flowing(pipeline, more=60)
-            assert at < URLS, "the stream ended before the fetch worker could be killed mid-flow"
+            at = flowing(pipeline, more=40)
+            fetcher = next(w for w in pipeline.supervisor.workers if w.stage == "fetch")
+            # kill it while it holds URL events it read but has not committed (they must come again)
+            deadline = time.monotonic() + 30
+            while uncommitted(fetcher.info()["metrics_url"], pipeline.settings.topics.urls) < 20:
+                assert time.monotonic() < deadline, "the fetch worker never held 20 uncommitted URL events"
+                time.sleep(0.05)
+            assert len(pipeline.tracker.snapshot().delivered) < URLS, "the stream ended before the kill"
             kill_and_restart(pipeline, "fetch")
             feeder.join(60)
             assert len(sent) == URLS
@@ -59,7 +85,7 @@ def test_sigkill_of_the_fetch_worker_mid_stream_loses_and_doubles_no_page(tmp_pa
             host.close()
     ids = [r["id"] for r in read_records(tmp_path / "enriched")]
     fetched_twice = sum(1 for host in hosts for path, n in host.hits.items() if path.startswith("/article/") and n > 1)
-    print(f"\nfetch worker killed after {at} pages delivered; {fetched_twice} pages fetched twice; "
+    print(f"\nfetch worker killed after {at} or more pages delivered; {fetched_twice} pages fetched twice; "
           f"{sum(1 for n in receipts.values() if n > 1)} delivered twice (skipped by id)")
     assert len(ids) == len(set(ids)) == URLS and set(ids) == expected  # every page once
     assert letters == []
