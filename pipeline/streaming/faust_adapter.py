@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.assignor import PartitionAssignor
 from faust.sensors import Sensor
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -109,6 +110,19 @@ def broker_credentials(settings: Settings):
     return faust.SSLCredentials(context)
 
 
+class BalancedAssignor(PartitionAssignor):
+    """Faust's partition assignor, assigning no standby partitions. Our workers keep no Faust tables,
+    so standbys serve nothing; yet with one (Faust's default, ``table_standby_replicas = 1``) its
+    sticky assignment counts a member's partitions against ceil(partitions / members), and a third
+    worker that joins after a second finds 2 + 2 of 4 partitions "balanced" and gets none. Faust's
+    assignor itself must stay: with ``table_standby_replicas = 0`` and no tables Faust hands the
+    consumer aiokafka's round-robin assignor instead, and exactly-once processing then finds no topic
+    groups to name its transactional producers by."""
+
+    def __init__(self, app, replicas: int = 0) -> None:
+        super().__init__(app, replicas=0)
+
+
 def make_app(settings: Settings, stage: str, datadir: Path | None = None) -> faust.App:
     global _fetch_max_wait_ms
     if not settings.broker.bootstrap_servers:
@@ -142,10 +156,7 @@ def make_app(settings: Settings, stage: str, datadir: Path | None = None) -> fau
         stream_wait_empty=True,
         stream_buffer_maxsize=settings.run.buffer_records,
         processing_guarantee=profile.processing_guarantee,
-        # no Faust tables (a stage's state lives in Redis), so no standby replicas. With one, Faust's
-        # sticky assignor counts a member's partitions against ceil(partitions / members): a third
-        # worker that joins after a second finds 2 + 2 of 4 partitions "balanced" and gets none
-        table_standby_replicas=0,
+        PartitionAssignor=BalancedAssignor,
     )
 
 

@@ -37,7 +37,8 @@ def test_every_internal_the_adapter_relies_on_exists():
 def test_a_worker_that_joins_last_gets_partitions_from_the_workers_app_assignor():
     """Workers of a stage joined one after another: 4 partitions held 2 + 2 by the first two, a
     third joins. Faust's sticky assignor, as the workers' app configures it (no standby replicas),
-    gives the third at least one; with a standby replica (Faust's default) it gave it none."""
+    gives the third at least one; with a standby replica (Faust's default) it gave it none. The
+    consumer keeps Faust's assignor (exactly-once names its producers by its topic groups)."""
     from faust.assignor.client_assignment import CopartitionedAssignment
     from faust.assignor.copartitioned_assignor import CopartitionedAssignor
 
@@ -52,6 +53,7 @@ def test_a_worker_that_joins_last_gets_partitions_from_the_workers_app_assignor(
         return sorted(out["third"].actives)
 
     assert app.assignor.replicas == 0 and len(third_gets(app.assignor.replicas)) >= 1
+    assert isinstance(app.assignor, faust_adapter.BalancedAssignor) and app.conf.table_standby_replicas > 0
     assert third_gets(1) == []  # the defect the setting avoids
 
 
