@@ -96,6 +96,14 @@ class ConsumerView:
             self.produced[(topic, partition)] = offset + 1
 
 
+def _by_key(family, stage: str, table: dict):
+    """``family`` with one sample per name and key of ``table`` (name -> key -> value)."""
+    for name, by_key in sorted(table.items()):
+        for key, value in sorted(dict(by_key).items()):  # a copy: the stage's thread may add keys meanwhile
+            family.add_metric([stage, str(name), str(key)], value)
+    return family
+
+
 class _StatsCollector(Collector):
     """Counters straight from the processor's ``StageStats``, read at scrape time."""
 
@@ -124,18 +132,10 @@ class _StatsCollector(Collector):
         for name, n in sorted(stats.extra.items()):
             c.add_metric([m.stage, str(name)], n)
         yield c
-        c = CounterMetricFamily(f"{PREFIX}_stage_counts", "The stage's own counters by key (StageStats.keyed).",
-                                labels=["stage", "name", "key"])
-        for name, counts in sorted(stats.keyed.items()):
-            for key, n in sorted(dict(counts).items()):
-                c.add_metric([m.stage, str(name), str(key)], n)
-        yield c
-        g = GaugeMetricFamily(f"{PREFIX}_stage_level", "The stage's own levels by key, now (StageStats.gauges).",
-                              labels=["stage", "name", "key"])
-        for name, levels in sorted(stats.gauges.items()):
-            for key, value in sorted(dict(levels).items()):
-                g.add_metric([m.stage, str(name), str(key)], value)
-        yield g
+        yield _by_key(CounterMetricFamily(f"{PREFIX}_stage_counts", "The stage's own counters by key "
+                                          "(StageStats.keyed).", labels=["stage", "name", "key"]), m.stage, stats.keyed)
+        yield _by_key(GaugeMetricFamily(f"{PREFIX}_stage_level", "The stage's own levels by key, now "
+                                        "(StageStats.gauges).", labels=["stage", "name", "key"]), m.stage, stats.gauges)
         c = CounterMetricFamily(f"{PREFIX}_busy_seconds", "Time spent in the stage's code.", labels=["stage"])
         c.add_metric(stage, stats.busy_ms / 1000.0)
         yield c
