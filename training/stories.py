@@ -30,7 +30,6 @@ from pathlib import Path
 
 import orjson
 
-from bench.stories import SEEDS, Doc, arrival_order, bcubed, load_docs
 from pipeline.stages.stories.model import (
     JOIN_FEATURES,
     JOIN_MODEL_FILE,
@@ -40,6 +39,7 @@ from pipeline.stages.stories.model import (
     StoryOptions,
 )
 from pipeline.stages.stories.state import MemoryStoryState
+from training.stories_data import SEEDS, Doc, arrival_order, bcubed, load_docs
 
 C = 1.0
 PROBABILITIES = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)

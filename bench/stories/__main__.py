@@ -26,9 +26,9 @@ import uuid
 from sklearn.model_selection import GroupKFold
 
 from bench.common import Progress, eval_dir
-from bench.stories import SEEDS, arrival_order, bcubed, load_docs, run_order
 from pipeline.stages.stories.model import StoryAssigner, StoryOptions
 from pipeline.stages.stories.state import MemoryStoryState, RedisStoryState
+from training.stories_data import SEEDS, arrival_order, bcubed, load_docs, run_order
 
 #: the parameters searched by cross-validation (everything else: the defaults)
 GRID: dict[str, list] = {

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bench.stories import bcubed
 from pipeline.stages.stories.model import Article, StoryAssigner, StoryOptions
 from pipeline.stages.stories.state import MemoryStoryState, RedisStoryState
+from training.stories_data import bcubed
 
 DAY0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
