@@ -70,9 +70,9 @@ TRIES = 50  # decisions tried before giving up when other workers keep committin
 class StoryOptions:
     """How articles are compared and how long stories and answers live."""
 
-    threshold: float = 0.12  # cosine similarity to a story's centroid needed to join it
-    title_weight: float = 1.0  # added to a term's (sublinear) frequency when it is in the title
-    entity_weight: float = 0.3  # share of the vector's squared norm given to the entity block
+    threshold: float = 0.15  # cosine similarity to a story's centroid needed to join it
+    title_weight: float = 2.5  # added to a term's (sublinear) frequency when it is in the title
+    entity_weight: float = 0.5  # share of the vector's squared norm given to the entity block
     idf_offset: float = 0.0  # idf = ln((docs + 1) / (df + 1)) + idf_offset, the article itself counted
     bigrams: bool = True  # word bigrams as well as single words
     quiet_days: float = 3.0  # a story with nothing new for this long is closed
