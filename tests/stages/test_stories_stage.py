@@ -54,3 +54,18 @@ def test_wrong_story_settings_are_refused_in_one_line():
     with pytest.raises(ConfigError, match="private to one process"):
         config.load(CONFIG, env={"PIPELINE__STAGES__CHAIN": CHAIN, "PIPELINE__STAGES__STORIES__STORE": "memory",
                                  "PIPELINE__RUN__WORKERS": "{ stories = 3 }"})
+
+
+def test_an_unreachable_story_state_is_a_temporary_failure_not_a_dead_letter():
+    from pipeline.records import TemporaryFailure
+
+    settings = config.load(CONFIG, env={"PIPELINE__STAGES__CHAIN": CHAIN})
+    stage = build_stage("stories", settings, dedup_store="redis://127.0.0.1:1/0")  # nothing listens there
+    try:
+        with pytest.raises(TemporaryFailure):
+            stage.process({"id": "a", "text": "Gempa di Cianjur.", "title": "Gempa"}, Context(worker="t"))
+        with pytest.raises(TemporaryFailure):  # the worker retries the batch: nothing passed on, nothing dead-lettered
+            stage.run_many([{"schema": "news-pipeline/record/1", "id": "b", "text": "Gempa.", "trace": [],
+                             "fetched_at": "2026-12-05T10:00:00Z"}], [Context(worker="t")])
+    finally:
+        stage.close()
