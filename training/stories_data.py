@@ -30,8 +30,10 @@ class Doc:
 
 def load_docs(eval_dir: Path) -> list[Doc]:
     """The ECB+ dev articles; only id, title and text reach the stage."""
+    with gzip.open(eval_dir / DEV_FILE, "rb") as fh:
+        rows = [orjson.loads(line) for line in fh if line.strip()]
     return [Doc(Article(id=r["id"], title=r.get("title") or "", text=r.get("text") or ""), int(r["topic"]),
-                str(r["story"])) for r in read_jsonl_gz(eval_dir / DEV_FILE)]
+                str(r["story"])) for r in rows]
 
 
 def arrival_order(n: int, seed: int) -> list[int]:
@@ -72,10 +74,3 @@ def run_order(options: StoryOptions, docs: list[Doc], order: list[int], state: S
         article = docs[i].article
         out[article.id] = assigner.assign(article, features[i] if features is not None else None)["id"]
     return out
-
-
-def read_jsonl_gz(path: Path) -> Iterable[dict]:
-    with gzip.open(path, "rb") as fh:
-        for line in fh:
-            if line.strip():
-                yield orjson.loads(line)
