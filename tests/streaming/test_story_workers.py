@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 CHAIN = ["clean", "dedup", "stories"]
 
 
-def articles(n_topics: int = 2) -> list[dict]:
+def articles(n_topics: int = 1) -> list[dict]:
     """Raw events of news articles about a few events each, in a fixed arrival order: ECB+ topics of
     the shared evaluation data when it is there (two similar events per topic), else the seeds."""
     path = EVAL / "stories-ecbplus-dev.jsonl.gz"
