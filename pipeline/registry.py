@@ -155,11 +155,16 @@ def stage_topics(settings: Settings, name: str) -> StageTopics:
     return StageTopics(source, target)
 
 
+def story_updates_topic(settings: Settings) -> str | None:
+    """Where the sink publishes story updates: ``topics.stories`` when the chain has the stories stage."""
+    return settings.topics.stories if "stories" in chain(settings) else None
+
+
 def topic_names(settings: Settings) -> list[str]:
     """Every topic the pipeline uses: raw, what each stage writes, dead letters, receipts."""
     t = settings.topics
     urls = [t.urls] if fetches(settings) else []
-    stories = [t.stories] if "stories" in chain(settings) else []
+    stories = [story_updates_topic(settings)] if story_updates_topic(settings) else []
     names = [*urls, t.raw, *(output_topic(settings, n) for n in chain(settings)), t.deadletter, t.delivered, *stories]
     return list(dict.fromkeys(names))
 
@@ -169,4 +174,5 @@ def consumer_group(settings: Settings, name: str) -> str:
 
 
 __all__ = ["BUILT_IN", "FIRST", "SINK", "StageSpec", "StageTopics", "UnknownStage", "chain", "check",
-           "consumer_group", "fetches", "output_topic", "roles", "spec", "specs", "stage_topics", "topic_names"]
+           "consumer_group", "fetches", "output_topic", "roles", "spec", "specs", "stage_topics", "story_updates_topic",
+           "topic_names"]

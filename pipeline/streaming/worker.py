@@ -155,7 +155,7 @@ class SinkProcessor:
         self.stats = StageStats()
         self.delivered = settings.topics.delivered
         self.deadletter = settings.topics.deadletter
-        self.stories = settings.topics.stories if "stories" in settings.stages.chain else None
+        self.stories = registry.story_updates_topic(settings)
 
     def process(self, items: list[Item]) -> tuple[list[Output], list[Item]]:
         outputs: list[Output] = []
@@ -393,7 +393,8 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
         metrics.view = ConsumerView(topics.source, registry.consumer_group(settings, stage))
         _watch_consumer(app, stage, metrics, topics.source)
     source = app.topic(topics.source, key_type=bytes, value_type=bytes)
-    story_updates = [settings.topics.stories] if stage == registry.SINK and "stories" in settings.stages.chain else []
+    updates = registry.story_updates_topic(settings) if stage == registry.SINK else None
+    story_updates = [updates] if updates else []
     outputs_by_name = {name: app.topic(name, key_type=bytes, value_type=bytes)
                        for name in {topics.target, settings.topics.deadletter, *story_updates}}
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{stage}-stage")

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pipeline.config import ConfigError, StoriesSettings, build_section
-from pipeline.records import TemporaryFailure, parse_iso
+from pipeline.records import parse_iso
 from pipeline.stage_metrics import CountBy, SizeOf
 from pipeline.stages.base import Context, Stage
 from pipeline.stages.stories.model import Article, StoryAssigner, StoryOptions
@@ -28,6 +28,8 @@ def options_of(settings: StoriesSettings) -> StoryOptions:
     """The model's options from ``[stages.stories.options]`` (unset keys: the model's defaults)."""
     try:
         return build_section(StoryOptions, dict(settings.options), "stages.stories.options")
+    except ConfigError:
+        raise
     except ValueError as exc:  # StoryOptions refuses inconsistent values
         raise ConfigError(f"[stages.stories.options] {exc}") from None
 
@@ -88,13 +90,8 @@ class StoriesStage(Stage):
         self.assigner = StoryAssigner(options_of(settings), open_state(settings))
 
     def process(self, record: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        import redis
-
-        try:
-            record["story"] = self.assigner.assign(article_of(record))
-        except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError,
-                redis.exceptions.ReadOnlyError) as exc:
-            raise TemporaryFailure(f"stories: the story state's Redis: {exc}") from exc
+        # the state turns an unreachable or full Redis into TemporaryFailure: the worker retries
+        record["story"] = self.assigner.assign(article_of(record))
         self.stats.extra[f"story_{record['story']['status']}"] += 1
         return record
 
