@@ -183,10 +183,10 @@ def held_out_extractor(kind: str, eval_dir: Path, protocol: str) -> StageExtract
     """The text-mode stage with a line classifier that never saw the page it scores:
     'cross-set': trained on the other set only; 'cv': trained on the other folds of both sets;
     'packaged': the shipped model (trained on both sets: training scores, not honest ones)."""
-    from pipeline.stages.clean import train
-
     if protocol == "packaged":
         return StageExtractor("text")
+    from training import clean as train
+
     if protocol == "cv":
         if not _CV_MODELS:
             _CV_MODELS.update(train.cross_validation_classifiers(eval_dir))
@@ -214,6 +214,11 @@ def main(argv: list[str] | None = None) -> None:
                          "package (trained on both sets: training scores, for speed runs)")
     ap.add_argument("--dump", type=Path, help="write each method's outputs to DIR/<mode>.<set>.<method>.jsonl.gz")
     ap.add_argument("--json", type=Path, help="write the results as JSON")
+    ap.add_argument("--metadata", action="store_true",
+                    help="title / date / author against bench/clean/metadata_gold.jsonl (AEB pages) instead of "
+                         "the main text; text mode uses the packaged line model")
+    ap.add_argument("--split", nargs="+", choices=("dev", "test", "all"), default=["dev", "test", "all"],
+                    help="--metadata: which halves of the gold set to report (default: all three rows)")
     args = ap.parse_args(argv)
 
     if not args.eval_dir.is_dir():
@@ -222,6 +227,15 @@ def main(argv: list[str] | None = None) -> None:
         cpu = args.cpu if args.cpu is not None else max(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpu})  # inherited by the stage's child process
         print(f"pinned to CPU {cpu}: one core for this process and its children", file=sys.stderr)
+
+    if args.metadata:
+        from bench.clean import metadata_bench
+
+        results = metadata_bench.run(args.eval_dir, args.mode, args.split, not args.no_baselines, args.dump,
+                                     args.limit)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+        return
 
     results = []
     for mode in args.mode:

@@ -10,7 +10,15 @@ from pipeline.stages.clean import CleanStage, not_after_fetch
 from pipeline.stages.clean.dates import find_date
 from pipeline.stages.clean.html_page import clean_article_text, is_news_furniture
 from pipeline.stages.clean.line_model import LineClassifier, PageLines
-from pipeline.stages.clean.metadata import page_metadata, parse_html, strip_site_suffix
+from pipeline.stages.clean.metadata import (
+    choose_title,
+    is_person_name,
+    page_metadata,
+    parse_html,
+    split_authors,
+    strip_site_suffix,
+    unescape,
+)
 from pipeline.stages.clean.text_page import extract_text_page
 from tests.conftest import seed_files
 
@@ -49,6 +57,14 @@ def test_seed_bodies_keep_the_article_and_drop_lists_and_prompts(pages):
     # first and last paragraphs stay
     assert pages[3].text.startswith("MOSKWA, KOMPAS.com - Rusia menawarkan diri")
     assert pages[3].text.endswith('"propaganda murahan".')
+
+
+def test_seed_last_paragraph_after_a_bare_link_label_stays(pages):
+    # seed 001 ends with a paragraph after "BACA JUGA:" (its linked headline lost in the rendering)
+    assert pages[1].text.endswith("(ARN)")
+    assert "sebuah otonomi mayoritas Armenia" in pages[1].text
+    # seed 004: the writer's name under the article is not its last paragraph
+    assert not pages[4].text.endswith("Purnamasari")
 
 
 def test_seed_metadata(pages):
@@ -356,3 +372,145 @@ def test_text_page_drops_teasers_whose_headline_runs_into_the_summary():
     page = extract_text_page("Latest Headlines\n\n" + teasers + "\n\nCouncil approves budget\n\n" + body, NOW)
     assert "Paragraph 5" in page.text
     assert "Local Team" not in page.text
+
+
+# --- metadata failure kinds (issue 19) -------------------------------------------------------------
+
+def test_titles_lose_html_entities():
+    assert unescape("B&ouml;rse &amp; Markt: &quot;Rally&quot; um &#163;3") == 'Börse & Markt: "Rally" um £3'
+    assert unescape("doesn&amp;#8217;t") == "doesn’t"  # escaped twice
+    html = ("<html><head><title>Anthony Lynn: &#8220;We needed to win this&nbsp;game&#8221; &#8211; PFT</title>"
+            "</head><body><p>x</p></body></html>")
+    assert page_metadata(parse_html(html), "https://pft.example.com/a").title == "Anthony Lynn: “We needed to win this game”"
+
+
+@pytest.mark.parametrize("title, site, host, expected", [
+    ("Anleihen im Fokus | Börsen-Zeitung", None, "boersen-zeitung.de", "Anleihen im Fokus"),
+    ("The Space Review: Seeking a bigger role for a big rocket", None, "thespacereview.com",
+     "Seeking a bigger role for a big rocket"),
+    ("Só quem se Ama... &mdash; Mensagens de Reflexão", "Mensagens de Reflexão", None, "Só quem se Ama..."),
+    ("Economy in stress - Moneycontrol.com", "Moneycontrol", "moneycontrol.com", "Economy in stress"),
+    ("War and Peace - Review", None, "example.org", "War and Peace - Review"),
+])
+def test_site_name_suffix_and_prefix_go(title, site, host, expected):
+    assert strip_site_suffix(title, site, host) == expected
+
+
+def test_visible_headline_wins_over_the_seo_title():
+    declared = ["Prison guards charged in connection with Jeffrey Epstein's death"]
+    headings = ["USA TODAY", "Two federal prison officers charged with falsifying records in connection with "
+                "Jeffrey Epstein's suicide"]
+    assert choose_title(declared, headings, ["usatoday"]) == headings[1]
+    # an h1 that is the site's name or about something else does not win
+    assert choose_title(["Sejarah Pecahnya Islam"], ["Kabar tentang Dunia Islam"], ["kabarislamia"]) == \
+        "Sejarah Pecahnya Islam"
+    html = ("<html><head><title>Prison guards charged over Epstein | USA TODAY</title>"
+            '<meta property="og:title" content="Prison guards charged over Epstein death">'
+            '</head><body><header><h1>USA TODAY</h1></header><article><h1>Two federal prison officers charged '
+            "over Epstein death</h1><p>x</p></article></body></html>")
+    page = page_metadata(parse_html(html), "https://www.usatoday.com/story/x")
+    assert page.title == "Two federal prison officers charged over Epstein death"
+
+
+def test_authors_from_the_visible_byline_and_json_ld():
+    html = ("<html><head>"
+            '<script type="application/ld+json">{"@type": "NewsArticle", "headline": "Mourinho agrees deal",'
+            ' "author": [{"@type": "Organization", "name": "Sky News"}]}</script></head><body>'
+            "<article><h1>Mourinho agrees deal</h1><p>By</p><p>Tom Gillespie</p><p>Nov. 20, 2019</p>"
+            "<p>" + "Jose Mourinho has agreed a deal to replace Mauricio Pochettino. " * 5 + "</p></article></body></html>")
+    assert page_metadata(parse_html(html), "https://news.sky.com/story/x").authors == ["Tom Gillespie"]
+    html = ('<html><head><script type="application/ld+json">{"@type": "NewsArticle", "headline": "Plague",'
+            ' "author": [{"@type": "Person", "name": "Sean Martin"}]}</script></head><body><p>x</p></body></html>')
+    assert page_metadata(parse_html(html), "https://www.express.co.uk/x").authors == ["Sean Martin"]
+
+
+@pytest.mark.parametrize("name", ["Deutsche Welle (www.dw.com)", "mdr.de", "LTO", "Reuters", "Associated Press",
+                                  "Jerusalem Post Staff", "HNN Staff", "kevin-r", "News Nation Bureau",
+                                  "Practical Horseman Editorial Staff", "admin"])
+def test_publishers_and_desks_are_not_authors(name):
+    assert split_authors(name, ["dw", "mdr", "lto"]) == []
+
+
+def test_publisher_named_like_the_site_is_not_an_author():
+    assert not is_person_name("LinkNaija", ["linknaija"])
+    assert is_person_name("Regan", ["theantijunecleaver"])
+
+
+@pytest.mark.parametrize("byline, names", [
+    ("Elena Oberholzer (obe)", ["Elena Oberholzer"]),
+    ("Ilana Muhlstein, MS, RDN", ["Ilana Muhlstein"]),
+    ("Tim Childers - Live Science Contributor", ["Tim Childers"]),
+    ("By Julius Young | Fox News", ["Julius Young"]),
+    ("Steve Peoples, AP National Political Writer", ["Steve Peoples"]),
+    ("Analysis by Chris Cillizza, CNN Editor-at-large", ["Chris Cillizza"]),
+    ("Posted by Michael David Smith on November 19, 2019, 6:21 AM EST", ["Michael David Smith"]),
+    ("By Carrie ArnoldNovember 15, 2019", ["Carrie Arnold"]),
+])
+def test_initials_roles_and_outlets_leave_the_name(byline, names):
+    assert split_authors(byline) == names
+
+
+@pytest.mark.parametrize("byline, names", [
+    ("By Stefan Becket, Kathryn Watson, Grace Segers", ["Stefan Becket", "Kathryn Watson", "Grace Segers"]),
+    ("By LISA MASCARO, MARY CLARE JALONICK and ERIC TUCKER", ["Lisa Mascaro", "Mary Clare Jalonick", "Eric Tucker"]),
+    ("Anna Schmidt und Peter Müller", ["Anna Schmidt", "Peter Müller"]),
+    ("Budi Santoso dan Reni Erina", ["Budi Santoso", "Reni Erina"]),
+    ("Bruce Y. Lee", ["Bruce Y. Lee"]),                       # an initial is not the Spanish "y"
+    ("Kevin Johnson and Kevin McCoy USA TODAY", ["Kevin Johnson", "Kevin McCoy"]),
+    ("Victor Tangermann, Futurism", ["Victor Tangermann"]),
+    ("By Mike Wuerthele and Malcolm Owen Monday, November 18, 2019, 04:05 pm PT", ["Mike Wuerthele", "Malcolm Owen"]),
+])
+def test_multi_author_bylines_split(byline, names):
+    assert split_authors(byline) == names
+
+
+def _text_page(lines):
+    return extract_text_page("\n".join(lines), NOW)
+
+
+ARTICLE_LINES = [
+    "Rusia gusar dengan konflik di Nagorno-Karabakh yang semakin memanas sejak akhir pekan, dan Moskow meminta "
+    "kedua negara segera menghentikan pertempuran di wilayah sengketa itu.",
+    "Juru bicara Kremlin Dmitry Peskov pada Selasa mengatakan bahwa Rusia mendesak Turki untuk berupaya mengakhiri "
+    "bentrokan mematikan di wilayah itu, karena korban terus bertambah.",
+    "\"Kami menyerukan semua pihak untuk gencatan senjata dan kembali ke penyelesaian damai,\" kata Peskov kepada "
+    "wartawan di Moskow, seperti dikutip kantor berita setempat.",
+]
+
+
+@pytest.mark.parametrize("byline, expected", [
+    (["Penulis: Reni Erina"], ["Reni Erina"]),
+    (["Oleh Budi Santoso"], ["Budi Santoso"]),
+    (["By Jane Roe and John Doe"], ["Jane Roe", "John Doe"]),
+    (["LAPORAN: RENI ERINA"], ["Reni Erina"]),
+    (["By", "Randy Maniloff"], ["Randy Maniloff"]),
+    (["Editor: Anton Wijaya"], []),               # an editor did not write the article
+])
+def test_text_page_byline_patterns(byline, expected):
+    page = _text_page(["Beranda", "Dunia", "Kremlin Desak Turki Hentikan Pertempuran di Nagorno-Karabakh",
+                       "Selasa, 29 September 2020 | 10:15 WIB", *byline, *ARTICLE_LINES, "Baca juga: Berita lain"])
+    assert page.title == "Kremlin Desak Turki Hentikan Pertempuran di Nagorno-Karabakh"
+    assert page.published == "2020-09-29T10:15:00+07:00"
+    assert page.authors == expected
+
+
+def test_text_page_title_is_the_heading_about_the_article():
+    from pipeline.stages.clean.text_page import _find_title
+
+    texts = ["Home", "Kremlin Desak Turki Hentikan Pertempuran di Nagorno-Karabakh",
+             "Published Nov. 19, 2019 at 8:41 AM", "Trending: Harga Emas Naik Lagi Hari Ini di Pegadaian",
+             "Facebook Twitter Email LinkedIn Reddit", "The Road To Retiring Early Isn't Easy.Kathrin Ziegler/Getty",
+             *ARTICLE_LINES]
+    words = [len(t.split()) for t in texts]
+    # nearer the body, capitalised, but about something else / social buttons / a caption with its credit
+    assert _find_title(texts, words, [False] * len(texts), 6) == 1
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("11/19/2019", "2019-11-19"),                     # month first when the first number cannot be a month
+    ("Published Tue, Nov 19 20197:05 AM EST", "2019-11-19T07:05:00-05:00"),
+    ("2016.12.01", "2016-12-01"),
+    ("Текст: Лида Буслаева·11 октября 2018", "2018-10-11"),
+])
+def test_more_date_forms(line, expected):
+    assert find_date(line)[0] == expected

@@ -38,6 +38,9 @@ MONTHS = {
     "gennaio": 1, "febbraio": 2, "aprile": 4, "maggio": 5, "giugno": 6, "luglio": 7, "settembre": 9,
     "ottobre": 10, "dicembre": 12,
     "maart": 3, "augustus": 8,
+    # Russian (genitive, as in dates)
+    "января": 1, "февраля": 2, "марта": 3, "апреля": 4, "мая": 5, "июня": 6, "июля": 7, "августа": 8,
+    "сентября": 9, "октября": 10, "ноября": 11, "декабря": 12,
 }
 
 ZONES = {
@@ -56,11 +59,14 @@ _PATTERNS = [
     # 2023-09-20T06:12:00+07:00 / 2023-09-20 06:12
     re.compile(r"\b(?P<y>(?:19|20)\d{2})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?:[T ](?P<h>\d{1,2}):(?P<mi>\d{2})(?::(?P<s>\d{2}))?(?:\.\d+)?(?P<iso_off>Z|[+-]\d{2}:?\d{2})?)?", re.I),
     # 20 September 2023 [| 06:12 WIB]
-    re.compile(rf"\b(?P<d>\d{{1,2}})\.?\s+(?:de\s+)?(?P<mon>{_MONTH_RE})\.?\s+(?:de\s+)?(?P<y>(?:19|20)\d{{2}})\b(?:[,|\s\-–—]*{_TIME}{_ZONE})?", re.I),
-    # September 20, 2023 [10:15 AM EDT]
-    re.compile(rf"\b(?P<mon>{_MONTH_RE})\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>(?:19|20)\d{{2}})\b(?:[,|\s\-–—]*{_TIME}{_ZONE})?", re.I),
-    # 01/10/2020, 15:32 WIB (day first, as nearly everywhere outside the US)
+    re.compile(rf"\b(?P<d>\d{{1,2}})\.?\s+(?:de\s+)?(?P<mon>{_MONTH_RE})\.?,?\s+(?:de\s+)?(?P<y>(?:19|20)\d{{2}})(?:\b|(?=\d{{1,2}}:))(?:[,|\s\-–—]*{_TIME}{_ZONE})?", re.I),
+    # September 20, 2023 [10:15 AM EDT] (also "Nov 19 20197:05 AM", year and time run together)
+    re.compile(rf"\b(?P<mon>{_MONTH_RE})\.?\s+(?P<d>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y>(?:19|20)\d{{2}})(?:\b|(?=\d{{1,2}}:))(?:[,|\s\-–—]*{_TIME}{_ZONE})?", re.I),
+    # 01/10/2020, 15:32 WIB (day first, as nearly everywhere outside the US; month first when the
+    # first number cannot be a month: 11/19/2019)
     re.compile(rf"\b(?P<d>\d{{1,2}})[/.](?P<m>\d{{1,2}})[/.](?P<y>(?:19|20)\d{{2}})\b(?:[,|\s\-–—]*{_TIME}{_ZONE})?", re.I),
+    # 2016.12.01 / 2016/12/01
+    re.compile(rf"\b(?P<y>(?:19|20)\d{{2}})[/.](?P<m>\d{{1,2}})[/.](?P<d>\d{{1,2}})\b(?:[,|\s\-–—]*{_TIME}{_ZONE})?", re.I),
 ]
 
 
@@ -97,6 +103,8 @@ def find_date(line: str, not_after: datetime | None = None) -> tuple[str, re.Mat
                 year = int(g["y"])
                 month = int(g["m"]) if g.get("m") else MONTHS[g["mon"].lower().rstrip(".")]
                 day = int(g["d"])
+                if g.get("m") and month > 12 >= day:
+                    day, month = month, day  # 11/19/2019: the US order
                 if g.get("h") is not None:
                     hour, minute = int(g["h"]), int(g["mi"])
                     second = int(g["s"] or 0)

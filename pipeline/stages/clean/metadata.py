@@ -10,6 +10,7 @@ This replaces trafilatura's own metadata pass, which costs as much as the text e
 
 from __future__ import annotations
 
+import html as htmllib
 import json
 import re
 from dataclasses import dataclass, field
@@ -17,10 +18,46 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-_TITLE_SUFFIX = re.compile(r"\s+[|\-–—:»·•/]\s+[^|\-–—:»·•/]{2,60}$")
+_TITLE_SUFFIX = re.compile(r"\s+[|\-–—:»·•/]\s+(?:(?!\s[|\-–—:»·•/]\s)[^|])[^|]{1,59}$")
 _TITLE_PREFIX = re.compile(r"^[^|\-–—:»·•/]{2,40}\s+[|»·•]\s+")
-_AUTHOR_SPLIT = re.compile(r"\s*(?:;|,|&|\band\b|\bund\b|\bdan\b|\by\b|\bet\b|\|)\s*", re.IGNORECASE)
-_BY = re.compile(r"^(?:by|von|par|por|oleh|penulis|reporter|author|autor|auteur)\s*[:：]?\s+", re.IGNORECASE)
+_SITE_PREFIX = re.compile(r"^[^|\-–—:»·•/]{2,40}\s*[:|»·•\-–—]\s+")  # "Site: Headline" (only when it names the site)
+_AUTHOR_SPLIT = re.compile(r"\s*(?:;|,|&|/|\+|\|)\s*|\s+(?:and|And|AND|und|UND|dan|Dan|DAN|serta|y|e|et|i|и|en|og|och)\s+")
+_BY = re.compile(r"^(?:(?:analysis|written|posted|reported|published|story|text|words|compiled|publicado|escrito|"
+                 r"geschrieben|écrit|ditulis|dilaporkan)\s+(?:by|por|von|par|oleh)|by|von|par|por|oleh|penulis|"
+                 r"laporan|reporter|wartawan|pewarta|kontributor|author|authors|autor|autorin|auteur|door|"
+                 r"text|texto|testo|текст|автор|written by)\s*[:：]?\s*", re.IGNORECASE)
+_EMAIL_HANDLE_URL = re.compile(r"\S+@\S+|@\w+|https?://\S+|www\.\S+")
+_PARENS = re.compile(r"\s*[(\[][^)\]]{0,40}[)\]]")
+_NAME_CUT = re.compile(r"\s+(?:[|·•]|[-–—]{1,2}|::)\s+|\s+(?:on|am|le|el|em|pada|publiziert|published|updated|posted|"
+                       r"aktualisiert|diperbarui)\s+(?=\S*\d|\w+\s+\d)", re.IGNORECASE)
+_SENTENCE_DOT = re.compile(r"(?<=[^\W\d_]{3})\.\s+(?=[A-ZÀ-Ý])")  # "Finian Cunningham. Sputnik International"
+_WEEKDAY_TAIL = re.compile(r"[\s,]+(?:mon|tues|wednes|thurs|fri|satur|sun)day\s*,?\s*$|[\s,]+(?:senin|selasa|rabu|"
+                           r"kamis|jumat|sabtu|minggu)\s*,?\s*$", re.IGNORECASE)
+_CREDENTIAL = re.compile(r"^(?:ms|ma|mba|mph|md|phd|ph\.d\.|rd|rdn|ld|cde|np|fnp|rn|do|dds|msc|bsc|ba|bs|cpa|cfa|"
+                         r"jd|esq|lmft|cpt|dr|prof)\.?$", re.IGNORECASE)
+# words that never belong to a person's name: organisations, desks, agencies, roles, site accounts
+NON_PERSON_WORDS = frozenset("""
+staff news press presse agency agencia agence agentur bureau team desk editorial editors editor redaktion
+redaksi redacción rédaction redazione admin administrator administrador webmaster wire wires services service
+reuters afp dpa ap apa sda ansa efe pti ians xinhua bernama antara kyodo yonhap bloomberg associated
+magazine media group inc ltd gmbh llc corp corporation company online network tv radio television
+times post daily journal herald tribune gazette guardian telegraph newsroom newsdesk contributor contributors
+correspondent writer writers reporter reporters columnist producer anchor guest gast tamu гость invité invitado
+blog website official department office ministry coordenadoria international internacional national
+insider sport sports report reports digital studio studios foundation institute university club council
+community partners partner sponsored content feeds feed the publisher redakcja today sumber source quelle
+fuente fonte
+""".split())
+_MONTH_OR_DAY = re.compile(r"^(?:january|february|march|april|june|july|august|september|october|november|december|"
+                           r"(?:jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)\.?|(?:mon|tues|wednes|thurs|fri|satur|sun)day|"
+                           r"today|yesterday|updated|published|posted)$", re.IGNORECASE)
+DESK_WORDS = frozenset("staff team desk editors reporters writers bureau redaktion redaksi redacción rédaction wire "
+                       "services newsroom newsdesk".split())
+_GLUED = re.compile(r"(?<=[a-z])(?=(?:January|February|March|April|May|June|July|August|September|October|November|"
+                    r"December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Oct|Nov|Dec|Monday|Tuesday|Wednesday|Thursday|Friday|"
+                    r"Saturday|Sunday|Updated|Published|Posted)\b)|(?<=[A-Z]{2})(?=[A-Z][a-z]{2,})|(?<=[a-z]{2})(?=[A-Z]{2,}\b)")
+_NAME_PARTICLES = {"van", "von", "de", "der", "den", "da", "das", "do", "dos", "del", "della", "di", "du", "la",
+                   "le", "bin", "binti", "al", "el", "ibn", "y", "e", "ter", "zu", "af", "st.", "mc", "mac"}
 _ISO_LIKE = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?"
                        r"\s*(Z|[+-]\d{2}:?\d{2})?)?")
 _LANG = re.compile(r"^[a-zA-Z]{2,3}(?:[-_][a-zA-Z0-9]{2,8})*$")
@@ -49,56 +86,182 @@ class PageMetadata:
     declared_lang: str | None = None
 
 
-def strip_site_suffix(title: str | None, site: str | None) -> str | None:
+def unescape(text: str | None) -> str | None:
+    """HTML entities decoded (twice at most: "&amp;#8217;" is common), no-break spaces as spaces,
+    whitespace collapsed."""
+    if not text:
+        return text
+    for _ in range(2):
+        if "&" not in text:
+            break
+        text = htmllib.unescape(text)
+    return re.sub(r"\s+", " ", text.replace("\u00a0", " ")).strip()
+
+
+_FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
+
+
+def _squash(text: str) -> str:
+    """Lowercase letters and digits only, umlauts spelt out and accents dropped ("Börsen-Zeitung" ->
+    "boersenzeitung"), to compare a name with a host."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKD", text.lower().translate(_FOLD))
+    return re.sub(r"\W+", "", "".join(ch for ch in text if not unicodedata.combining(ch)))
+
+
+def _site_keys(*names: str | None) -> list[str]:
+    """Comparable keys of a site's name and host: "www.thespacereview.com" -> "thespacereview"."""
+    keys = []
+    for name in names:
+        if not name:
+            continue
+        name = name.lower().strip()
+        if re.match(r"^(?:https?://)?(?:www\.)?[\w-]+(?:\.[\w-]+)+/?$", name):  # a host or URL: its labels
+            labels = re.sub(r"^(?:https?://)?(?:www\.)?", "", name).rstrip("/").split(".")[:-1]
+            keys += [k for k in (_squash(label) for label in labels) if len(k) >= 3 and k not in _HOST_WORDS]
+            continue
+        key = _squash(name)
+        if len(key) >= 3:
+            keys.append(key)
+    return keys
+
+
+_HOST_WORDS = {"com", "net", "org", "www", "news", "blog", "blogs", "edition", "amp", "m", "mobile"}
+
+
+def _names_site(text: str, keys: list[str]) -> bool:
+    key = _squash(text)
+    return bool(key) and any(len(key) >= 3 and (key in k or k in key) for k in keys)
+
+
+def strip_site_suffix(title: str | None, site: str | None, host: str | None = None) -> str | None:
     """"Headline | Site name" -> "Headline": the tail goes when it looks like the site's name (or
-    any tail after " | ", which is how pages append their name); "Site | Headline" likewise."""
+    any tail after " | ", which is how pages append their name); "Site | Headline" or "Site: Headline"
+    likewise when the head names the site (its declared name or its host)."""
     if not title:
         return title
-    title = re.sub(r"\s+", " ", title).strip()
+    title = unescape(title)
     site_key = re.sub(r"\W+", "", (site or "").lower().removeprefix("www.").split(".")[0])
+    keys = _site_keys(site, host)
+    match = _SITE_PREFIX.match(title)
+    if match and keys and _names_site(match.group(0), keys) and len(title) - match.end() > 8:
+        return strip_site_suffix(title[match.end():].strip(), site, host) or title
     match = _TITLE_PREFIX.match(title)
     if match and site_key:
         head_key = re.sub(r"\W+", "", match.group(0).lower())
         if head_key and (head_key in site_key or site_key in head_key):
-            return strip_site_suffix(title[match.end():].strip(), site) or title
+            return strip_site_suffix(title[match.end():].strip(), site, host) or title
     match = _TITLE_SUFFIX.search(title)
     if match:
         head = title[:match.start()].strip()
         tail = match.group(0).strip(" |-–—:»·•/")
         tail_key = re.sub(r"\W+", "", tail.lower())
         sep = match.group(0).strip()[0]
-        names_site = bool(site_key and tail_key and (tail_key in site_key or site_key in tail_key))
+        names_site = bool(site_key and tail_key and (tail_key in site_key or site_key in tail_key)) \
+            or _names_site(tail, keys)
         generic = sep in "|»·•" and len(tail.split()) <= 4 and len(head.split()) > len(tail.split())
         if names_site or re.search(r"\.\w{2,3}$", tail) or generic:
-            return strip_site_suffix(head, site) or title
+            return strip_site_suffix(head, site, host) or title
     return title
 
 
+def is_person_name(name: str, site_keys: list[str] = ()) -> bool:
+    """Whether a cleaned byline name looks like a person: 1-5 words, no digits, no organisation,
+    desk, agency or role word, not the site's own name or a domain, not a lower-case account
+    handle ("kevin-r", "jdadmin") or an acronym ("AP", "PTI")."""
+    tokens = name.split()
+    if not 1 <= len(tokens) <= 5 or re.search(r"\d|@|https?:|\.(?:com|net|org|de|co|id|uk|in|ru|info)\b", name,
+                                               re.IGNORECASE):
+        return False
+    words = {w for t in tokens for w in re.split(r"[-–]", t.lower().strip(".,'’():"))}
+    if words & NON_PERSON_WORDS or tokens[0].lower() == "the" or any(_MONTH_OR_DAY.match(t) for t in tokens):
+        return False
+    if site_keys and _names_site(name, list(site_keys)) and len(_squash(name)) >= 4:
+        return False
+    latin = re.search(r"[A-Za-zÀ-ÿ]", name) is not None
+    if latin:
+        if name == name.lower():
+            return False  # a handle or a phrase, not a name
+        if len(tokens) == 1 and (name.isupper() or len(name) < 3):
+            return False  # an acronym: AP, PTI, CNN
+        capitalised = sum(1 for t in tokens if t[:1].isupper() or t.lower() in _NAME_PARTICLES or t[:1] in "'’")
+        if capitalised < len(tokens) - (1 if len(tokens) >= 4 else 0):
+            return False
+    return True
+
+
 def clean_author(name: str) -> str | None:
-    name = re.sub(r"\s+", " ", name).strip(" ,;|-–—\u00a0")
+    """One byline name without its label ("By", "Text:"), contact details, parenthesised initials
+    or sources ("(obe)", "(www.dw.com)"), role or outlet after a dash or bar ("- Staff Writer",
+    "| Fox News"), trailing date, and credentials; capitals to title case."""
+    name = unescape(name) or ""
+    name = _EMAIL_HANDLE_URL.sub(" ", name)
+    name = _PARENS.sub(" ", name)
+    name = re.sub(r"\s+", " ", name).strip(" ,;|-–—:")
     name = _BY.sub("", name).strip()
-    if not name or len(name) > 80 or name.startswith(("http://", "https://", "@", "/")) or "@" in name:
+    name = _NAME_CUT.split(name, maxsplit=1)[0]
+    name = _SENTENCE_DOT.split(name, maxsplit=1)[0]
+    from pipeline.stages.clean.dates import find_date
+
+    if any(ch.isdigit() for ch in name):
+        found = find_date(name)
+        if found:
+            name = name[:found[1].start()]
+        name = re.split(r"\s\S*\d", name, maxsplit=1)[0]
+    name = _WEEKDAY_TAIL.sub("", name)
+    name = re.sub(r"(?:\s+(?:on|am|at|le|el|em|pada|um|il|den|à|a las|às))+\s*[,|·•-]*$", "", name.strip(" ,|·•-"))
+    tokens = name.split()
+    if {t.lower().strip(".,") for t in tokens} & DESK_WORDS:
+        return None  # "Science X staff", "Telegraph Sport Desk"
+    for i in range(2, len(tokens) - 1):  # "Tom Davies Associated Press", "Kevin McCoy USA TODAY": the outlet goes
+        low = tokens[i].lower().strip(".,")
+        if low in NON_PERSON_WORDS or (tokens[i].isupper() and len(tokens[i]) >= 2 and not tokens[0].isupper()):
+            name = " ".join(tokens[:i])
+            break
+    name = re.sub(r"\s+", " ", name).strip(" ,;|-–—:·•.") + ("." if re.search(r"\b[A-Z]$", name.strip(" ,;")) else "")
+    name = name.rstrip(".") if not re.search(r"\b(?:Jr|Sr|[A-Z])\.$", name) else name
+    if not name or len(name) > 60 or _CREDENTIAL.match(name):
         return None
-    if not re.search(r"[^\W\d_]", name) or len(name.split()) > 6:
+    if not re.search(r"[^\W\d_]", name):
         return None
-    return name.title() if name.isupper() and len(name) > 3 else name
+    if name.isupper() and len(name) > 3 and " " in name:
+        name = name.title()
+    return name
 
 
-def split_authors(value: str | list | None) -> list[str]:
-    """A byline ("By A, B and C") or a list of names -> ["A", "B", "C"]."""
+def split_authors(value: str | list | None, site_keys: list[str] = ()) -> list[str]:
+    """A byline ("By A, B and C", "A und B", "A dan B") or a list of names -> the persons in it
+    (["A", "B", "C"]); roles, outlets, agencies, credentials and site names are left out."""
     if not value:
         return []
     parts = value if isinstance(value, list) else [value]
     out: list[str] = []
+    pieces_seen = 0
     for part in parts:
         if not isinstance(part, str):
             continue
-        part = _BY.sub("", part.strip())
+        part = _GLUED.sub(" ", unescape(part) or "")
+        if re.search(r"\((?:https?://|www\.)?[\w-]+\.[a-z]{2,}[^)]*\)", part):
+            continue  # "Deutsche Welle (www.dw.com)": a publisher naming its site
+        from pipeline.stages.clean.dates import find_date
+
+        if any(ch.isdigit() for ch in part):
+            found = find_date(part)
+            if found:
+                part = part[:found[1].start()]
+        part = _PARENS.sub(" ", _EMAIL_HANDLE_URL.sub(" ", part))
+        part = _BY.sub("", part.strip(" ,;|-–—:"))
+        part = _NAME_CUT.split(part, maxsplit=1)[0]
         for piece in _AUTHOR_SPLIT.split(part):
+            if piece.strip():
+                pieces_seen += 1
             name = clean_author(piece)
-            if name and name not in out:
+            if name and is_person_name(name, site_keys) and name not in out:
                 out.append(name)
-    return out
+    if pieces_seen > 1:  # "Victor Tangermann, Futurism", "Reuters, Washington": a lone word is an outlet or a place
+        out = [n for n in out if " " in n or not re.search(r"[A-Za-z]", n)]
+    return list(dict.fromkeys(out))
 
 
 def normalise_date(value: str | None) -> str | None:
@@ -184,6 +347,191 @@ def _text(el) -> str:
     return re.sub(r"\s+", " ", el.text_content()).strip()
 
 
+_WORD_RE = re.compile(r"\w+", re.UNICODE)
+_SKIP_ANCESTORS = re.compile(r"(?:^|[\s_-])(?:comments?|related|widget|sidebar|footer|recirc|promo|newsletter|trending|"
+                             r"popular|teaser|rail|nav|navigation|menu|more)(?:$|[\s_-])", re.IGNORECASE)
+_BYLINE_CLASS = re.compile(r"byline|by-line|author|writer|contributor|credit-name|reporter", re.IGNORECASE)
+_NOT_BYLINE_CLASS = re.compile(r"comment|avatar|bio|desc|about|excerpt|gear|follow|social|share|image|photo|"
+                               r"caption|widget", re.IGNORECASE)
+_BYLINE_TEXT = re.compile(r"^(?:(?:analysis|written|posted|reported|text|words|story|publicado|escrito|ditulis)\s+"
+                          r"(?:by|por|von|par|oleh)|by|von|par|por|oleh|penulis|laporan|reporter|wartawan|"
+                          r"text|texto|текст|автор|autor|auteur|door)\b\s*[:：]?\s*\S", re.IGNORECASE)
+TITLE_MATCH = 0.6   # share of the shorter title's words the visible headline and a declared title share
+
+
+def _words_of(text: str) -> list[str]:
+    return [w.casefold() for w in _WORD_RE.findall(text)]
+
+
+def title_similarity(a: str, b: str) -> float:
+    """Share of the shorter title's words that the other has (1.0 when one contains the other)."""
+    wa, wb = _words_of(a), _words_of(b)
+    if not wa or not wb:
+        return 0.0
+    shorter, longer = (wa, set(wb)) if len(wa) <= len(wb) else (wb, set(wa))
+    return sum(1 for w in shorter if w in longer) / len(shorter)
+
+
+def _visible_headings(tree) -> list:
+    """<h1> elements with text, outside navigation and page chrome (at most 8)."""
+    out = []
+    for h in tree.iter("h1"):
+        text = _text(h)
+        if text and len(text) <= 300:
+            out.append(h)
+            if len(out) >= 8:
+                break
+    return out
+
+
+def choose_title(declared: list[str], headings: list[str], site_keys: list[str]) -> str | None:
+    """The headline a reader sees: the visible <h1> that matches what the page declares (JSON-LD
+    headline, og:title, <title>, all without the site's name); else the first declared title; else
+    the first <h1> that is not the site's name."""
+    best, best_sim = None, 0.0
+    for text in headings:
+        if _names_site(text, site_keys) and len(_words_of(text)) <= 4:
+            continue  # the site's logo or name in an h1
+        sim = max((title_similarity(text, d) for d in declared), default=0.0)
+        if sim > best_sim + 1e-9:
+            best, best_sim = text, sim
+    if best is not None and best_sim >= TITLE_MATCH and len(_words_of(best)) >= 2:
+        return best
+    if declared:
+        return declared[0]
+    for text in headings:
+        if not _names_site(text, site_keys) and len(_words_of(text)) >= 3:
+            return text
+    return None
+
+
+def _skipped(el) -> bool:
+    """Inside comments, related lists, widgets, navigation or the footer."""
+    node = el
+    for _ in range(12):
+        if node is None or node.tag in ("body", "html"):
+            return False
+        attrs = f"{node.get('class', '')} {node.get('id', '')}"
+        if node.tag in ("footer", "nav", "aside") or (attrs.strip() and _SKIP_ANCESTORS.search(attrs)):
+            return True
+        node = node.getparent()
+    return False
+
+
+_LABEL_ONLY = re.compile(r"^(?:(?:written|posted|reported|text|words|story|publicado|escrito|ditulis)\s+(?:by|por|von|par|oleh)|"
+                         r"by|von|par|por|oleh|penulis|laporan|reporter|wartawan|author|autor|auteur|text|texto|"
+                         r"текст|автор|door)\s*[:：]?$", re.IGNORECASE)
+_CONNECTOR = re.compile(r"^(?:,|&|and|und|dan|y|et|e|и)$", re.IGNORECASE)
+_DATE_WORDS = re.compile(r"^(?:published|updated|posted|publiziert|aktualisiert|diterbitkan|dipublikasikan)\b",
+                         re.IGNORECASE)
+
+
+def _texts_after(el, limit: int = 40) -> list[str]:
+    """The first ``limit`` non-empty texts that follow ``el`` in the document (its tail, then the
+    following elements' texts; scripts and styles skipped), without walking the whole document."""
+    texts: list[str] = []
+
+    def add(text: str | None) -> bool:
+        if text and text.strip():
+            texts.append(re.sub(r"\s+", " ", text).strip())
+        return len(texts) >= limit
+
+    if add(el.tail):
+        return texts
+    node = el
+    while node is not None:
+        for sib in node.itersiblings():
+            if isinstance(sib.tag, str) and sib.tag not in ("script", "style", "noscript"):
+                for text in sib.xpath("descendant::text()[not(ancestor::script) and not(ancestor::style)]"
+                                      if len(sib) else "text()"):
+                    if add(text):
+                        return texts
+            if add(sib.tail):
+                return texts
+        node = node.getparent()
+        if node is not None and add(node.tail):
+            return texts
+    return texts
+
+
+def _dated(text: str) -> bool:
+    from pipeline.stages.clean.dates import find_date
+
+    return bool(_DATE_WORDS.match(text) or find_date(text))
+
+
+def byline_after_headline(headline_el, site_keys: list[str]) -> tuple[list[str], bool]:
+    """A byline among the first texts after the headline: "By" and the names after it, a "By ..."
+    text (strong: True), or a text of names right before a date ("Dan Evon" / "Published 18 November
+    2019"; weak: False)."""
+    texts = _texts_after(headline_el)
+    for i, text in enumerate(texts):
+        if i >= 3 and len(text.split()) > 40:
+            break  # the article has begun
+        line = None
+        if _LABEL_ONLY.match(text):
+            parts = []
+            for nxt in texts[i + 1:i + 6]:
+                if _dated(nxt) or len(nxt.split()) > 12 or nxt in parts:
+                    break
+                parts.append(nxt)
+            line = " ".join(parts)
+        elif _BYLINE_TEXT.match(text) and len(text.split()) <= 20:
+            parts = [text]
+            for nxt in texts[i + 1:i + 5]:
+                if _CONNECTOR.match(nxt) or (parts and _CONNECTOR.match(parts[-1])):
+                    parts.append(nxt)
+                else:
+                    break
+            line = " ".join(parts)
+        elif i < 8 and len(text.split()) <= 8 and any(_dated(t) for t in texts[i + 1:i + 3]) \
+                and not re.search(r"[>»/|]", " ".join(texts[max(0, i - 1):i])):
+            names = split_authors(text, site_keys)
+            if names and all(2 <= len(n.split()) <= 3 for n in names):
+                return names, False
+        if line:
+            names = split_authors(line.replace(" , ", ", "), site_keys)
+            if names:
+                return names, True
+    return [], False
+
+
+def visible_byline(tree, headline_el, site_keys: list[str]) -> list[str]:
+    """Authors from what the reader sees: a byline among the first texts after the headline, else
+    the first byline/author element (by class, itemprop or rel) outside comments and widgets."""
+    if headline_el is not None:
+        names, _ = byline_after_headline(headline_el, site_keys)
+        if names:
+            return names
+    for n, el in enumerate(tree.iter()):
+        if n >= 5000:
+            break
+        if not isinstance(el.tag, str):
+            continue
+        attrs = f"{el.get('class', '')} {el.get('id', '')} {el.get('itemprop', '')} {el.get('rel', '')}"
+        if len(attrs) <= 3 or not _BYLINE_CLASS.search(attrs) or _NOT_BYLINE_CLASS.search(attrs):
+            continue
+        text = _text(el)
+        if not text or len(text) > 120 or _skipped(el):
+            continue
+        names = split_authors(text, site_keys)
+        if names:
+            return names
+    return []
+
+
+def _one_day_apart(a: str, b: str) -> bool:
+    try:
+        return abs((datetime.fromisoformat(a[:10]) - datetime.fromisoformat(b[:10])).days) == 1
+    except ValueError:
+        return False
+
+
+def _usable_date(value: str | None) -> str | None:
+    date = normalise_date(value)
+    return date if date and 1995 <= int(date[:4]) <= 2100 else None
+
+
 def page_metadata(tree, url: str | None) -> PageMetadata:
     """Everything the page declares about itself. ``tree`` is an lxml HTML tree (not modified)."""
     meta = _meta_tags(tree)
@@ -195,60 +543,75 @@ def page_metadata(tree, url: str | None) -> PageMetadata:
     for obj in articles:
         names = _ld_names(obj.get("publisher"))
         if names:
-            out.site = names[0].strip()
+            out.site = unescape(names[0].strip())
             break
     if not out.site:
-        out.site = next((meta[k] for k in SITE_META if k in meta and not meta[k].startswith("http")), None)
+        out.site = unescape(next((meta[k] for k in SITE_META if k in meta and not meta[k].startswith("http")), None))
     host = (urlsplit(url).hostname or "") if url else ""
     host = host.removeprefix("www.")
+    site_keys = _site_keys(out.site, host)
 
-    # title
-    title = None
+    # title: the visible headline when it matches a declared one
+    declared = []
     for obj in articles:
         headline = obj.get("headline") or obj.get("name")
         if isinstance(headline, str) and headline.strip():
-            title = headline
+            declared.append(headline)
             break
-    title = title or next((meta[k] for k in TITLE_META if k in meta), None)
-    if not title:
-        node = tree.find(".//title")
-        title = _text(node) if node is not None else None
-    if not title:
-        h1 = tree.find(".//h1")
-        title = _text(h1) if h1 is not None else None
-    out.title = strip_site_suffix(title, out.site or host) if title else None
+    declared += [meta[k] for k in TITLE_META if k in meta]
+    node = tree.find(".//title")
+    if node is not None and _text(node):
+        declared.append(_text(node))
+    declared = [t for t in (strip_site_suffix(d, out.site, host) for d in declared) if t]
+    declared = list(dict.fromkeys(declared))
+    heading_els = _visible_headings(tree)
+    headings = [unescape(_text(h)) for h in heading_els]
+    out.title = choose_title(declared, headings, site_keys)
+    headline_el = next((h for h, t in zip(heading_els, headings, strict=True) if t == out.title), None)
 
-    # authors
+    # authors: persons from JSON-LD, <meta>, the visible byline; publishers, desks and agencies left out
+    structured: list[str] = []
     for obj in articles:
-        out.authors = split_authors(_ld_names(obj.get("author")) or _ld_names(obj.get("creator")))
-        if out.authors:
+        people = obj.get("author") or obj.get("creator")
+        items = people if isinstance(people, list) else [people]
+        names = [n for item in items
+                 if not (isinstance(item, dict) and _types(item) & {"organization", "newsmediaorganization"})
+                 for n in _ld_names(item)]
+        structured = split_authors(names, site_keys)
+        if structured:
             break
-    if not out.authors:
+    if not structured:
         for key in AUTHOR_META:
             if key in meta and not meta[key].startswith(("http://", "https://")):
-                out.authors = split_authors(meta[key])
-                if out.authors:
+                structured = split_authors(meta[key], site_keys)
+                if structured:
                     break
-    if not out.authors:
-        nodes = tree.xpath('//*[@itemprop="author"]//*[@itemprop="name"] | //a[@rel="author"]'
-                           ' | //*[@itemprop="author" and not(*)]')
-        out.authors = split_authors([_text(n) for n in nodes[:5]])
+    under_headline, strong = byline_after_headline(headline_el, site_keys) if headline_el is not None else ([], False)
+    seen = under_headline or visible_byline(tree, None, site_keys)
+    if strong or (seen and (not structured or set(seen) & set(structured))):
+        out.authors = seen  # what the reader sees, complete when the markup names only the first author
+    else:
+        out.authors = structured or seen
     if out.site:
         out.authors = [a for a in out.authors if a.lower() != out.site.lower()]
 
     # publication date
     for obj in articles:
-        out.published = normalise_date(obj.get("datePublished")) or normalise_date(obj.get("dateCreated"))
+        out.published = _usable_date(obj.get("datePublished")) or _usable_date(obj.get("dateCreated"))
         if out.published:
             break
     if not out.published:
-        out.published = next((d for d in (normalise_date(meta.get(k)) for k in DATE_META) if d), None)
+        out.published = next((d for d in (_usable_date(meta.get(k)) for k in DATE_META) if d), None)
     if not out.published:
         for node in tree.xpath('//*[@itemprop="datePublished"] | //time[@datetime][@pubdate]'
                                ' | //article//time[@datetime] | //time[@datetime]')[:3]:
-            out.published = normalise_date(node.get("datetime") or node.get("content"))
+            out.published = _usable_date(node.get("datetime") or node.get("content"))
             if out.published:
                 break
+    if headline_el is not None:
+        shown = dateline_near(headline_el)
+        if shown and (not out.published or _one_day_apart(shown, out.published)):
+            out.published = shown  # the day the reader sees, not the UTC day of the markup
 
     # canonical URL and declared language
     canonical = tree.xpath('//link[@rel="canonical"]/@href')
@@ -264,6 +627,29 @@ def page_metadata(tree, url: str | None) -> PageMetadata:
         lang = lang.split(",")[0].strip().replace("_", "-")
         out.declared_lang = lang if _LANG.match(lang) else None
     return out
+
+
+def dateline_near(headline_el) -> str | None:
+    """A date printed in the short texts right after the headline, else right before it
+    ("Nov 18, 2019 at 9:24 pm ET", "Von ... publiziert am 30. Juli 2018")."""
+    from pipeline.stages.clean.dates import find_date
+
+    for i, text in enumerate(_texts_after(headline_el, limit=20)):
+        if i >= 3 and len(text.split()) > 25:
+            break
+        if len(text.split()) <= 25:
+            found = find_date(text)
+            if found:
+                return found[0]
+    before = headline_el.xpath("preceding::text()[not(ancestor::script) and not(ancestor::style)]"
+                               "[normalize-space()][position() <= 4]")
+    for text in before:  # nearest first
+        text = re.sub(r"\s+", " ", text).strip()
+        if len(text.split()) <= 25:
+            found = find_date(text)
+            if found:
+                return found[0]
+    return None
 
 
 def fallback_date(tree, url: str | None) -> str | None:

@@ -25,8 +25,9 @@ from datetime import datetime
 from functools import lru_cache
 
 from pipeline.stages.clean.boilerplate import is_boilerplate, is_credit_or_pager, starts_comments
-from pipeline.stages.clean.dates import find_date
+from pipeline.stages.clean.dates import find_date as _find_date
 from pipeline.stages.clean.line_model import LineClassifier, PageLines
+from pipeline.stages.clean.metadata import split_authors
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _AUTHOR_LABEL = re.compile(
@@ -45,7 +46,19 @@ SUBHEAD_MAX_WORDS = 14
 COMMENTS_HEADING_MAX_WORDS = 20  # "Top Rated Comments", "[ 167 comments ]", "NAME on DATE at TIME said:"
 EDGE_FRAGMENT_WORDS = 2      # a first or last body line this short, without a full stop, is dropped
 _SENTENCE_END = (".", "!", "?", "…", '"', "”", "’", "»", ")")
+LABEL_GAP_MIN_WORDS = 20     # a paragraph this long after a bare "BACA JUGA:" label is still the article
 TITLE_WINDOW = 40            # the headline is looked for in this many lines before the body
+TOPIC_WEIGHT = 8.0           # how much sharing words with the article's first lines counts for a headline
+_CONTENT_WORD = re.compile(r"[^\W\d_]{4,}", re.UNICODE)
+_BYLINE_START = re.compile(
+    r"^(?:(?:analysis|written|posted|reported|text|words|story|publicado|escrito|ditulis|diposting)\s+(?:by|por|von|"
+    r"par|oleh)|by|von|par|por|oleh|penulis|laporan|reporter|wartawan|pewarta|kontributor|author|autor|auteur|"
+    r"text|texto|текст|автор|door)\b\s*[:：|]?\s*", re.IGNORECASE)
+_LABEL_LINE = re.compile(r"^(?:(?:written|posted|reported)\s+by|by|von|oleh|penulis|laporan|reporter|wartawan|pewarta|"
+                         r"kontributor|author|autor|auteur|text|текст|автор)\s*[:：]?$", re.IGNORECASE)
+_GLUED_CREDIT = re.compile(r"[a-z][.!?)][A-Z]|\w/\w+ ?(?:Images|Getty|AFP|Reuters|AP)\b|Getty Images|\.\.\. more$")
+_DATE_WORDS = re.compile(r"^(?:published|updated|posted|publiziert|aktualisiert|diterbitkan|dipublikasikan|"
+                         r"diperbarui)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -59,6 +72,13 @@ class TextPage:
     total_lines: int
 
 
+@lru_cache(maxsize=8192)
+def find_date(line: str, not_after: datetime | None = None):
+    """``dates.find_date``, remembered within a page (cleared for each page): the title, dateline,
+    byline and body passes ask about the same lines."""
+    return _find_date(line, not_after)
+
+
 @lru_cache(maxsize=1)
 def packaged_classifier() -> LineClassifier:
     return LineClassifier.load()
@@ -68,12 +88,20 @@ def _words(text: str) -> int:
     return len(_WORD.findall(text))
 
 
+def _stems(text: str) -> set[str]:
+    return {w[:5] for w in _CONTENT_WORD.findall(text.casefold())}
+
+
 def _title_score(text: str, words: int, boilerplate: bool, distance: int) -> float:
     """How much a line looks like the headline; ``distance``: lines between it and the body."""
     if not 3 <= words <= 30 or boilerplate:
         return 0.0
     if text.endswith((".", ":")) and not text.endswith("..."):
         return 0.0
+    if _BYLINE_START.match(text) or _DATE_WORDS.match(text) or "@" in text or text.count("|") >= 2:
+        return 0.0
+    if _GLUED_CREDIT.search(text):
+        return 0.0  # a caption run into its photo credit ("... isn't easy.Kathrin Ziegler/Getty")
     if find_date(text):
         return 0.0
     tokens = text.split()
@@ -86,32 +114,78 @@ def _find_title(texts: list[str], words: list[int], boilerplate: list[bool], bod
     line the page repeats, as pages repeat their headline in breadcrumbs and share boxes, gets a
     bonus)."""
     seen = Counter(texts)
+    topic = set()
+    for line in texts[body_start:body_start + 4]:
+        topic |= _stems(line)
     best, best_score = None, 0.0
     for i in range(max(0, body_start - TITLE_WINDOW), body_start):
         score = _title_score(texts[i], words[i], boilerplate[i], body_start - 1 - i)
-        if score > 0 and seen[texts[i]] > 1:
+        if score <= 0:
+            continue
+        if seen[texts[i]] > 1:
             score += 2.0
+        stems = _stems(texts[i])
+        if stems and topic:
+            shared = len(stems & topic)
+            # the headline is about what the article says; a line sharing no word with it rarely is
+            score += TOPIC_WEIGHT * shared / len(stems) if shared else -3.0
+        if any(_is_dateline(t) or _BYLINE_START.match(t) for t in texts[i + 1:i + 4]):
+            score += 2.0  # a byline or dateline follows the headline
         if score > best_score:
             best, best_score = i, score
     return best
 
 
-def _authors(lines: list[str]) -> list[str]:
-    found: list[str] = []
+def _is_dateline(text: str, not_after: datetime | None = None) -> bool:
+    return _words(text) <= 16 and not text.endswith(".") and (
+        find_date(text, not_after) is not None or bool(_DATE_WORDS.match(text) and re.search(r"\d", text)))
+
+
+def _authors(lines: list[str], not_after: datetime | None = None) -> list[str]:
+    """Byline names in the lines around the headline: "By A and B", "Penulis: A", "LAPORAN: A",
+    "Oleh A", a label line followed by the names ("By" / "Randy Maniloff"), names followed by a
+    "Penulis" line (Kompas), or a line of names right before a dateline. "Editor:" lines are not
+    bylines (an editor did not write the article)."""
     for i, line in enumerate(lines):
         lowered = line.lower()
-        if not any(key in lowered for key in _AUTHOR_KEYS):
+        if lowered.startswith("editor") or _words(line) > 16:
             continue
-        for m in _AUTHOR_LABEL.finditer(line):
-            name = m.group("name").strip(" -–,")
-            if name and len(name.split()) <= 6 and not find_date(name):
-                found.append(name.title() if name.isupper() else name)
+        if _LABEL_LINE.match(line.strip()):
+            # "Shintaloka Pradita Sicca" / "Penulis" (Kompas: the label under the name), else "By" / "Randy Maniloff"
+            for other in ([lines[i - 1]] if i > 1 and not find_date(lines[i - 1]) else []) + lines[i + 1:i + 2]:
+                names = split_authors(other)
+                if names:
+                    return names
+        if any(key in lowered for key in _AUTHOR_KEYS):
+            for m in _AUTHOR_LABEL.finditer(line):
+                names = split_authors(m.group("name"))
+                if names and not lowered[m.start():].lstrip(" |").startswith("editor"):
+                    return names
+            if _BYLINE_START.match(line):
+                names = split_authors(line)
+                if names:
+                    return names
         # "Shintaloka Pradita Sicca" followed by a line "Penulis" (Kompas style)
-        if line.lower().strip(" :") in _AUTHOR_WORDS and i > 0:
-            prev = lines[i - 1]
-            if _NAME.match(prev) and not find_date(prev):
-                found.append(prev)
-    return list(dict.fromkeys(found))
+        if lowered.strip(" :") in {"penulis", "author", "reporter", "pewarta", "wartawan"} and i > 0:
+            names = split_authors(lines[i - 1])
+            if names and not find_date(lines[i - 1]):
+                return names
+    for i, line in enumerate(lines):
+        if i == 0 or _words(line) > 12 or line.lower().startswith("editor"):
+            continue  # lines[0] is the headline
+        found = find_date(line, not_after)
+        if found:  # "Chris Davies - Nov 19, 2019, 8:15 pm CST": names before the date
+            head = line[:found[1].start()].strip(" -–—|·•,")
+            candidate = head if head and _words(head) <= 6 else None
+        elif _words(line) <= 8 and any(_is_dateline(t, not_after) for t in lines[max(1, i - 2):i] + lines[i + 1:i + 3]):
+            candidate = line  # a line of names next to the dateline
+        else:
+            candidate = None
+        if candidate:
+            names = split_authors(candidate)
+            if names and all(2 <= len(n.split()) <= 3 and "-" not in n for n in names):
+                return names
+    return []
 
 
 def _is_meta_line(text: str, not_after: datetime | None) -> bool:
@@ -126,6 +200,7 @@ def _is_meta_line(text: str, not_after: datetime | None) -> bool:
 
 def extract_text_page(raw: str, not_after: datetime | None = None,
                       classifier: LineClassifier | None = None) -> TextPage:
+    find_date.cache_clear()
     page = PageLines.split(raw)
     texts = page.texts
     if not texts:
@@ -145,6 +220,16 @@ def extract_text_page(raw: str, not_after: datetime | None = None,
         if not keep[i] and keep[i - 1] and keep[i + 1] and words[i] <= SUBHEAD_MAX_WORDS \
                 and not boilerplate[i]:
             keep[i] = True
+    # a paragraph cut off from the body only by a bare link-list label ("BACA JUGA:", whose linked
+    # headline the rendering lost) is still the article
+    for i in range(2, len(texts)):
+        if not keep[i] and words[i] >= LABEL_GAP_MIN_WORDS and not boilerplate[i] \
+                and texts[i].endswith(_SENTENCE_END):
+            j = i - 1
+            while j > 0 and i - j <= 2 and boilerplate[j] and words[j] <= 3:
+                j -= 1
+            if j < i - 1 and keep[j]:
+                keep[i] = True
     kept = [i for i, k in enumerate(keep) if k]
     # readers' comments are not the article: the body ends where they begin
     if kept:
@@ -157,6 +242,10 @@ def extract_text_page(raw: str, not_after: datetime | None = None,
         kept.pop(0)
     while kept and words[kept[-1]] <= EDGE_FRAGMENT_WORDS and not texts[kept[-1]].endswith(_SENTENCE_END):
         kept.pop()
+    # nor ends with a name alone (a writer's credit under the article: "• Deti Mega Purnamasari")
+    if len(kept) > 1 and words[kept[-1]] <= 5 and not texts[kept[-1]].endswith(_SENTENCE_END) \
+            and split_authors(texts[kept[-1]].lstrip("•·-–* ")):
+        kept.pop()
     body_start = kept[0] if kept else len(texts)
 
     title_idx = _find_title(texts, words, boilerplate, body_start)
@@ -167,8 +256,10 @@ def extract_text_page(raw: str, not_after: datetime | None = None,
     meta_start = title_idx if title_idx is not None else max(body_start - 3, 0)
     meta_zone = texts[meta_start:max(meta_start + META_LINES_AFTER_TITLE, body_start + 1)]
     published = None
-    for line in meta_zone:
-        if _words(line) <= 14 and not line.endswith("."):  # a dateline, not a sentence that names a day
+    # the first dateline after the headline, else the nearest one just before it
+    around = meta_zone + texts[max(0, meta_start - 4):meta_start][::-1]
+    for line in around:
+        if _words(line) <= 16 and not line.endswith("."):  # a dateline, not a sentence that names a day
             found = find_date(line, not_after)
             if found:
                 published = found[0]
@@ -191,5 +282,5 @@ def extract_text_page(raw: str, not_after: datetime | None = None,
         if words[i] <= 8 and find_date(line, not_after) and not line.endswith("."):
             continue  # a stray date/time line inside the article
         body.append(line)
-    return TextPage(title=title, text="\n".join(body), published=published, authors=_authors([ln for ln in meta_zone if _words(ln) <= 16]),
+    return TextPage(title=title, text="\n".join(body), published=published, authors=_authors(meta_zone + texts[max(0, meta_start - 3):meta_start], not_after),
                     site=site, kept_lines=len(body), total_lines=len(texts))
