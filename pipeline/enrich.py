@@ -51,6 +51,10 @@ def passthrough_record(event: dict[str, Any], received_at: datetime) -> dict[str
     raw = accept_raw(event, received_at)
     record = new_record(raw)
     record["text"], _ = body_text(raw)
+    given = event.get("lang")  # a language given in the event ("id", or {"code": "id"}) is its declared one
+    given = given.get("code") if isinstance(given, dict) else given
+    if isinstance(given, str) and given.strip():
+        record["declared_lang"] = given.strip()
     return record
 
 

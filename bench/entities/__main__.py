@@ -1,6 +1,10 @@
 """P/R/F1 per label on the shared NER dev splits (exact span match), docs/s, RSS and model size.
 
-    .venv/bin/python -m bench.entities [--eval-dir ../shared/eval] [--runs 3] [--docs 200]
+    .venv/bin/python -m bench.entities [--eval-dir ../shared/eval] [--runs 3] [--docs 200] [--part id,multi]
+
+Part ``multi`` (``bench/entities/multi.py``): the ner-multi dev sets (English, Danish, Portuguese,
+Croatian, Serbian, Slovak, Swedish, Chinese) before (issue 19's configuration: rules for every
+language but id/ms) and after, with per-kind error counts, cross-language scores and docs/s.
 
 Scores per dev set:
 * model-only: the committed CRF on the gold tokens, asked for the news domain (``idner-news-2k``, what
@@ -32,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # NERP's dev split is lower-cased text; the stage gets cased text, so it is not scored here.
 DATASETS = ("idner-news-2k", "nergrit")
 PLACE_IDS = {"iso3166", "geonames", "iso3166-2"}
+# the configuration before issue 19: a model for Indonesian and Malay, gazetteer + rules for the rest
+BEFORE_TAGGERS = {"id": "crf:id-news-crf", "ms": "crf:id-news-crf"}
 
 
 def detokenise(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
@@ -102,13 +108,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-dir", type=Path, default=ROOT.parent / "shared" / "eval")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--docs", type=int, default=200, help="3 KB documents per throughput run")
+    ap.add_argument("--part", default="id,multi", help="id: the Indonesian sets; multi: the ner-multi sets")
+    ap.add_argument("--limit", type=int, help="multi: at most this many sentences per dev set (a quick look)")
     args = ap.parse_args(argv)
+    parts = set(args.part.split(","))
     if not (args.eval_dir / "ner-idner-news-2k.dev.jsonl.gz").exists():
         print(f"no NER dev data in {args.eval_dir}", file=sys.stderr)
         return 2
 
     settings = config.load(ROOT / "config" / "pipeline.toml", env={})
     stage = EntityTagger(settings.stages.entities)
+    if "multi" in parts:
+        from bench.entities import multi
+
+        before = EntityTagger(dataclasses.replace(settings.stages.entities, taggers=dict(BEFORE_TAGGERS),
+                                                  default_tagger="rules"))
+        multi.run(args.eval_dir, before, stage, args.runs, args.docs, args.limit)
+    if "id" not in parts:
+        return 0
     spec = stage.registry.spec_for("id")
     model = stage.registry.tagger_for("id").model
     print(f"entities bench: tagger for id = {spec} ({model.name}); scores are exact span match")

@@ -221,16 +221,92 @@ def test_stage_uses_the_model_for_indonesian_and_malay(settings):
     assert stage.stats.extra["entities"] > 0
 
 
-def test_other_languages_get_gazetteer_tagging_and_say_so(settings):
+def test_other_languages_get_the_multilingual_model_and_the_gazetteer(settings):
     stage = EntitiesStage(settings.stages.entities)
     text = "Foreign Minister Sergei Lavrov said in Moscow that Russia and Turkey talk with France."
-    for lang in ("en", "xx", None):
+    for lang in ("en", "xx"):
         out = stage.run(_record(text, lang), Context(worker="test"))
-        assert out["entities_tagger"] == "rules"
+        assert out["entities_tagger"].startswith("crf:en-news-crf/" if lang == "en" else "crf:multi-crf/")
+        assert out["entities_tagger"].endswith("+rules")
         got = {(e["text"], e["label"], e["canonical"]) for e in out["entities"]}
-        assert {("Moscow", "LOC", "Moscow"), ("Russia", "LOC", "Russia"), ("France", "LOC", "France"),
-                ("Sergei Lavrov", "PER", "Sergei Lavrov")} <= got
+        assert {("Moscow", "LOC", "Moscow"), ("Russia", "LOC", "Russia"), ("France", "LOC", "France")} <= got
         assert {"canonical": "Russia", "label": "LOC", "count": 1} in out["entity_summary"]
+        assert not any(e["label"] == "PER" and e["text"].split()[0] in ("Foreign", "Minister") for e in out["entities"])
+        if lang == "xx":
+            assert ("Sergei Lavrov", "PER", "Sergei Lavrov") in got
+
+
+ENGLISH = ("The company said on Monday that Microsoft will open a new office in Chicago. The move was "
+           "announced by Satya Nadella, who told Reuters that The city offers talent.\n"
+           "The Guardian reported that Apple and Google are also hiring in Berlin.")
+
+
+def test_english_model_finds_companies_and_cities_and_never_tags_the_as_a_person(settings):
+    stage = EntitiesStage(settings.stages.entities)
+    out = stage.run(_record(ENGLISH, "en"), Context(worker="test"))
+    assert out["entities_tagger"].startswith("crf:en-news-crf/")
+    got = {(e["text"], e["label"]) for e in out["entities"]}
+    assert ("Microsoft", "ORG") in got
+    assert ("Chicago", "LOC") in got and ("Berlin", "LOC") in got
+    assert ("Satya Nadella", "PER") in got
+    for e in out["entities"]:
+        assert e["text"].split()[0] != "The" or e["label"] != "PER", e
+        assert out["text"][e["start"]:e["end"]] == e["text"]
+
+
+def test_german_gets_the_multilingual_tagger(settings):
+    stage = EntitiesStage(settings.stages.entities)
+    text = ("Die Bundesregierung in Berlin hat am Montag neue Regeln beschlossen. Bundeskanzler Olaf Scholz "
+            "sagte in München, dass Siemens und die Deutsche Bahn mehr investieren.")
+    out = stage.run(_record(text, "de"), Context(worker="test"))
+    assert out["entities_tagger"].startswith("crf:multi-crf/")
+    assert (out["entities_lang"], out["entities_lang_source"]) == ("de", "lang")
+    got = {(e["text"], e["label"]) for e in out["entities"]}
+    assert ("Berlin", "LOC") in got and ("München", "LOC") in got
+    assert ("Olaf Scholz", "PER") in got
+    assert not any(e["text"] == "Die" for e in out["entities"])
+
+
+def test_chinese_gets_the_character_model(settings):
+    stage = EntitiesStage(settings.stages.entities)
+    text = "习近平在北京会见了法国总统马克龙。"
+    out = stage.run(_record(text, "zh"), Context(worker="test"))
+    assert out["entities_tagger"].startswith("crf:zh-char-crf/")
+    got = {(e["text"], e["label"]) for e in out["entities"]}
+    assert ("北京", "LOC") in got and ("法国", "LOC") in got
+    for e in out["entities"]:
+        assert out["text"][e["start"]:e["end"]] == e["text"]
+
+
+def test_a_given_language_is_used_and_a_missing_one_detected(settings):
+    stage = EntitiesStage(settings.stages.entities)
+    text = ("Menteri Luar Negeri Retno Marsudi bertemu Sergei Lavrov di Moskow pada hari Senin untuk membahas "
+            "kerja sama kedua negara.")
+    declared = _record(text, None)
+    declared["declared_lang"] = "id-ID"
+    out = stage.run(declared, Context(worker="test"))
+    assert out["entities_tagger"].startswith("crf:id-news-crf/")
+    assert (out["entities_lang"], out["entities_lang_source"]) == ("id", "declared_lang")
+    out = stage.run(_record(text, None), Context(worker="test"))
+    assert out["entities_tagger"].startswith("crf:id-news-crf/")
+    assert (out["entities_lang"], out["entities_lang_source"]) == ("id", "detected")
+    out = stage.run(_record(text, "und"), Context(worker="test"))
+    assert out["entities_lang_source"] == "detected"
+
+
+def test_enrich_entities_alone_uses_the_events_language(settings):
+    from pipeline.enrich import OfflinePipeline
+    from pipeline.records import encode
+
+    pipeline = OfflinePipeline(settings, ["entities"])
+    try:
+        text = "Presiden Joko Widodo bertemu Sergei Lavrov di Jakarta."
+        for given in ("id", {"code": "id"}):
+            record = pipeline.enrich_payload(encode({"text": text, "lang": given})).record
+            assert record["entities_tagger"].startswith("crf:id-news-crf/")
+            assert (record["entities_lang"], record["entities_lang_source"]) == ("id", "declared_lang")
+    finally:
+        pipeline.close()
 
 
 def test_unavailable_tagger_falls_back_to_rules(settings):

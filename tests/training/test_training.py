@@ -157,3 +157,27 @@ def test_truecase_uses_casing_of_cased_sets():
     assert out.tokens == ["Kata", "PKB", "di", "Jakarta", "Budi"]
 
 
+
+
+def test_multilingual_training_helpers():
+    from training import entities_multi as multi
+
+    sent = data.Sentence("1", ["习近平", "在", "北京", "ABC"], ["B-PER", "O", "B-LOC", "B-ORG"], "uner-gsdsimp.zh")
+    chars = multi.to_chars(sent)
+    assert chars.tokens == ["习", "近", "平", "在", "北", "京", "ABC"]
+    assert chars.tags == ["B-PER", "I-PER", "I-PER", "O", "B-LOC", "I-LOC", "B-ORG"]
+    assert multi.model_args(["multi", "--out", "/tmp/x", "--score", "--c1", "0.3", "--results=r.jsonl"]) == \
+        ["multi", "--c1", "0.3"]
+    assert multi.lang_of("uner-bosque.pt") == "pt"
+
+
+def test_extended_features_mark_sentence_initial_frequent_words():
+    from pipeline.stages.entities import gazetteer
+    from pipeline.stages.entities.features import FeatureExtractor
+
+    ex = FeatureExtractor(gazetteer.load(), word_freq={"the": 7, "london": 4}, extended=True,
+                          names={"first": ["sadiq"], "last": ["khan"]})
+    feats = ex.sentence(['"', "The", "mayor", "Sadiq", "Khan", "visited", "London"])
+    assert "first|czf=7" in feats[1] and not any(a.startswith("first|") for a in feats[6])
+    assert "nm=f" in feats[3] and "nm=l" in feats[4] and "+1nm=l" in feats[3]
+    assert "mid|czf=4" in feats[6]

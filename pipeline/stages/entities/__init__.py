@@ -3,10 +3,14 @@
 Per record: ``entities`` ([{text, label, start, end, canonical, ids, source}], character offsets into
 ``text``; label PER/ORG/LOC; ``ids`` from the gazetteer: ``iso3166`` for countries, ``geonames`` for
 cities, ``country`` for institutions of a country), ``entity_summary`` (distinct canonical entities with
-counts) and ``entities_tagger`` (what ran, e.g. ``crf:id-news-crf/1+rules``).
+counts), ``entities_tagger`` (what ran, e.g. ``crf:id-news-crf/1+rules``), ``entities_lang`` (the
+language the tagger was chosen for) and ``entities_lang_source`` (where that language came from:
+``lang`` from the language stage, ``declared_lang`` from the page or the event, ``detected`` here, or
+``none``; see ``language.py``).
 
-How: a tagger chosen by the record's language (``taggers.py``: our CRF for Indonesian and Malay, an
-installed spaCy pipeline where configured, none elsewhere), the gazetteer and rule layer around it
+How: a tagger chosen by the record's language (``taggers.py``: our CRFs for Indonesian and Malay, for
+English, and a multilingual one for every other language; an installed spaCy pipeline where
+configured), the gazetteer and rule layer around it
 (``rules.py``, ``combine.py``: countries, cities, institutions, role-word people, headline lines, one
 label per name), then canonical names (``canonical.py``). A language without a model still gets the
 gazetteer and rules; a record is never failed for its language.
@@ -22,6 +26,7 @@ from pipeline.stage_metrics import CountBy, SizeOf, TopOf
 from pipeline.stages.base import Context, Stage
 from pipeline.stages.entities import canonical, caseless, gazetteer, rules
 from pipeline.stages.entities.combine import combine
+from pipeline.stages.entities.language import UNDETERMINED, LanguageOf
 from pipeline.stages.entities.taggers import RULES_NAME, Registry
 
 RULES_VERSION = "rules"
@@ -47,7 +52,7 @@ class EntityTagger:
     def tag(self, text: str, lang: str | None) -> tuple[list[dict[str, Any]], str, int]:
         """(entities, tagger name, mentions dropped on headline lines)."""
         tagger = self.registry.tagger_for(lang)
-        model_mentions = tagger.tag(text) if text else []
+        model_mentions = tagger.tag(text, lang) if text else []
         rule_mentions = rules.tag(text, self.gazetteer, tagger.common_words) if text else []
         rule_mentions += self.caseless.tag(text)  # scripts without capitals: no overlap with the above
         merged = combine(text, model_mentions, rule_mentions, self.gazetteer, tagger.statistical)
@@ -70,13 +75,17 @@ class EntitiesStage(Stage):
         super().__init__()
         self.settings = settings
         self.tagger = EntityTagger(settings)
+        self.language_of = LanguageOf()
 
     def process(self, record: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        lang = (record.get("lang") or {}).get("code")
+        lang, lang_source = self.language_of(record)
         entities, tagger_name, dropped = self.tagger.tag(record.get("text") or "", lang)
         record["entities"] = entities
         record["entity_summary"] = summarise(entities)
         record["entities_tagger"] = tagger_name
+        record["entities_lang"] = lang or UNDETERMINED
+        record["entities_lang_source"] = lang_source
+        self.stats.extra[f"lang_source:{lang_source}"] += 1
         self.stats.extra["entities"] += len(entities)
         self.stats.extra[f"tagger:{tagger_name}"] += 1
         if dropped:

@@ -1,4 +1,5 @@
-"""The Indonesian NER model: a linear-chain CRF (CRFsuite) over the features of ``features.py``.
+"""The NER models: linear-chain CRFs (CRFsuite) over the features of ``features.py`` (Indonesian, English,
+multilingual; a character-level one for Chinese).
 
 The model directory holds ``model.crfsuite`` (the weights) and ``meta.json.gz`` (the words the cased
 training sets write in lower case, the domains the model was trained with, and how it was trained).
@@ -24,8 +25,8 @@ from pathlib import Path
 import pycrfsuite
 
 from pipeline.stages.entities import gazetteer as gazetteer_mod
-from pipeline.stages.entities.features import FeatureExtractor
-from pipeline.stages.entities.tokens import Token, sentences, tokenize
+from pipeline.stages.entities.features import CharFeatureExtractor, FeatureExtractor
+from pipeline.stages.entities.tokens import Token, sentences, tokenize, tokenize_chars
 
 MODELS_DIR = Path(__file__).parent / "models"
 DEFAULT_MODEL = "id-news-crf"
@@ -47,18 +48,36 @@ def augment(feats: list[list[str]], domain: str, base_domain: str) -> list[list[
     return [attrs + [prefix + a for a in attrs] for attrs in feats]
 
 
-@functools.lru_cache(maxsize=4)
+# wordfreq's names for languages it lists under another code
+WORDFREQ_CODES = {"hr": "sh", "sr": "sh", "bs": "sh", "no": "nb", "nn": "nb", "tl": "fil", "zh-hans": "zh"}
+#: ``word_freq.lang`` of a model whose frequencies are those of each record's language
+RECORD_LANGUAGE = "record"
+#: ``tokens`` of a character-level model (Chinese): one token per CJK character (``tokens.tokenize_chars``)
+CHARS = "chars"
+
+
+@functools.lru_cache(maxsize=16)
 def word_freq_table(lang: str, wordlist: str = "small") -> dict[str, int]:
-    """Lower-case word -> frequency bucket (log10 frequency + 9) from the wordfreq package's list."""
+    """Lower-case word -> frequency bucket (log10 frequency + 9) from the wordfreq package's list (empty for
+    a language wordfreq does not have)."""
     import wordfreq
 
-    return {w: int(math.log10(f) + 9) for w, f in wordfreq.get_frequency_dict(lang, wordlist=wordlist).items()}
+    code = (lang or "").lower()
+    code = WORDFREQ_CODES.get(code, code.split("-")[0])
+    if code not in wordfreq.available_languages(wordlist):
+        return {}
+    return {w: int(math.log10(f) + 9) for w, f in wordfreq.get_frequency_dict(code, wordlist=wordlist).items()}
 
 
-def build_extractor(meta: dict, gaz: gazetteer_mod.Gazetteer) -> FeatureExtractor:
+def build_extractor(meta: dict, gaz: gazetteer_mod.Gazetteer, lang: str | None = None) -> FeatureExtractor:
+    """The model's feature extractor; for a model with per-language word frequencies, the one of ``lang``."""
+    if meta.get("tokens") == CHARS:
+        return CharFeatureExtractor(surnames=meta.get("surnames"))  # type: ignore[return-value]
     source = meta["word_freq"]
+    freq_lang = lang if source["lang"] == RECORD_LANGUAGE else source["lang"]
     return FeatureExtractor(gaz, frozenset(meta["lowercase_words"]),
-                            word_freq_table(source["lang"], source["wordlist"]), meta.get("clusters"))
+                            word_freq_table(freq_lang or "", source["wordlist"]), meta.get("clusters"),
+                            extended=meta.get("features_version", 1) >= 2, names=meta.get("names"))
 
 
 def spans(tags: list[str]) -> set[tuple[int, int, str]]:
@@ -87,27 +106,42 @@ class CrfTagger:
         self.domain = domain or self.meta["default_domain"]
         if self.domain not in self.meta["domains"]:
             raise ValueError(f"model {self.model_dir.name} knows domains {self.meta['domains']}, not {self.domain!r}")
-        self.extractor = build_extractor(self.meta, gaz or gazetteer_mod.load())
+        self.gaz = gaz or gazetteer_mod.load()
+        self.per_language = self.meta["word_freq"]["lang"] == RECORD_LANGUAGE
+        self.tokenize = tokenize_chars if self.meta.get("tokens") == CHARS else tokenize
+        self.extractor = build_extractor(self.meta, self.gaz, self.meta.get("default_language"))
+        self._extractors: dict[str, FeatureExtractor] = {}
         self.tagger = pycrfsuite.Tagger()
         self.tagger.open(str(self.model_dir / "model.crfsuite"))
         self.name = f"crf:{self.model_dir.name}/{self.meta['version']}"
 
-    def _items(self, words: list[str]) -> list[list[str]]:
+    def extractor_for(self, lang: str | None) -> FeatureExtractor:
+        """The feature extractor for text in ``lang`` (one for all languages unless the model reads the
+        word frequencies of each record's language)."""
+        if not self.per_language or not lang:
+            return self.extractor
+        code = lang.lower()
+        extractor = self._extractors.get(code)
+        if extractor is None:
+            extractor = self._extractors[code] = build_extractor(self.meta, self.gaz, code)
+        return extractor
+
+    def _items(self, words: list[str], lang: str | None = None) -> list[list[str]]:
         """The CRF's attribute lists of one sentence, in the tagger's domain."""
-        return augment(self.extractor.sentence(words), self.domain, self.meta["base_domain"])
+        return augment(self.extractor_for(lang).sentence(words), self.domain, self.meta["base_domain"])
 
-    def tag_many(self, sents: list[list[str]]) -> list[list[str]]:
+    def tag_many(self, sents: list[list[str]], lang: str | None = None) -> list[list[str]]:
         """IOB2 tags for several tokenised sentences."""
-        return [self.tagger.tag(self._items(w)) if w else [] for w in sents]
+        return [self.tagger.tag(self._items(w, lang)) if w else [] for w in sents]
 
-    def tag_tokens(self, words: list[str]) -> list[str]:
+    def tag_tokens(self, words: list[str], lang: str | None = None) -> list[str]:
         """IOB2 tags for one tokenised sentence."""
-        return self.tag_many([words])[0]
+        return self.tag_many([words], lang)[0]
 
-    def tag(self, text: str, tokens: list[Token] | None = None) -> list[ModelMention]:
+    def tag(self, text: str, tokens: list[Token] | None = None, lang: str | None = None) -> list[ModelMention]:
         found = []
-        sents = sentences(text, tokenize(text) if tokens is None else tokens)
-        for sent, tags in zip(sents, self.tag_many([[t.text for t in s] for s in sents]), strict=True):
+        sents = sentences(text, self.tokenize(text) if tokens is None else tokens)
+        for sent, tags in zip(sents, self.tag_many([[t.text for t in s] for s in sents], lang), strict=True):
             for s, e, label in sorted(spans(tags)):
                 start, end = sent[s].start, sent[e - 1].end
                 found.append(ModelMention(start, end, text[start:end], label))

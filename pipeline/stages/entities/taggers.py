@@ -3,7 +3,8 @@
 A tagger spec is one of:
 
 * ``crf:<model>[@<domain>]``: a CRF model of ours under ``models/`` (Indonesian and Malay use
-  ``crf:id-news-crf``);
+  ``crf:id-news-crf``, English ``crf:en-news-crf``, every other language ``crf:multi-crf``, which reads
+  the word frequencies of the record's language);
 * ``spacy:<package>``: an installed spaCy pipeline with an ``ner`` component (e.g. ``spacy:en_core_web_sm``);
   its labels are mapped to PER/ORG/LOC (PERSON, ORG, GPE/LOC/FAC);
 * ``rules``: no statistical tagger; the gazetteer and rule layer alone (every language gets it).
@@ -33,7 +34,7 @@ class Tagger(Protocol):
     statistical: bool  # False: no model, the rules' people are the only people
     common_words: frozenset[str]  # lower-case words of the language, if the tagger knows them
 
-    def tag(self, text: str) -> list[Mention]: ...
+    def tag(self, text: str, lang: str | None = None) -> list[Mention]: ...
 
 
 class RulesOnly:
@@ -43,7 +44,7 @@ class RulesOnly:
     statistical = False
     common_words: frozenset[str] = frozenset()
 
-    def tag(self, text: str) -> list[Mention]:
+    def tag(self, text: str, lang: str | None = None) -> list[Mention]:
         return []
 
 
@@ -55,8 +56,8 @@ class CrfModel:
         self.name = self.model.name + (f"@{domain}" if domain else "")
         self.common_words = self.model.extractor.lowercase_words
 
-    def tag(self, text: str) -> list[Mention]:
-        return [Mention(m.start, m.end, m.text, m.label, "", {}, "model") for m in self.model.tag(text)]
+    def tag(self, text: str, lang: str | None = None) -> list[Mention]:
+        return [Mention(m.start, m.end, m.text, m.label, "", {}, "model") for m in self.model.tag(text, lang=lang)]
 
 
 class SpacyPipeline:
@@ -71,7 +72,7 @@ class SpacyPipeline:
             raise ValueError(f"spaCy pipeline {package} has no ner component")
         self.name = f"spacy:{package}/{self.nlp.meta.get('version', '?')}"
 
-    def tag(self, text: str) -> list[Mention]:
+    def tag(self, text: str, lang: str | None = None) -> list[Mention]:
         doc = self.nlp(text)
         return [Mention(ent.start_char, ent.end_char, ent.text, SPACY_LABELS[ent.label_], "", {}, "model")
                 for ent in doc.ents if ent.label_ in SPACY_LABELS]

@@ -1,0 +1,291 @@
+"""Train the English and the multilingual NER models (CRFs over the extended features of ``features.py``).
+
+    OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi en      # models/en-news-crf/ (GUM train)
+    OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi multi   # models/multi-crf/ (GUM + UNER train)
+    OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi multi --leave-out pt --out /tmp/m-pt \\
+        --score                                   # cross-language: trained without pt, scored on pt dev
+
+Data (``../shared/eval/ner-multi``, see its README): GUM English train (silver spans from gold types),
+Universal NER train splits of da, pt, hr, sr, sk, sv. Chinese (word-segmented in UNER; the stage sees
+unsegmented text) is not in the multilingual model. Dev splits are only read for ``--score`` and by
+``bench.entities``; the model choices in the README were made on GUM dev and cross-language
+(leave-one-language-out) scores, never on UNER-EWT dev (English cross-set) or a language's own dev.
+
+Features (``FeatureExtractor(extended=True)``): word, shape, affixes, neighbours, capitalisation
+pattern, gazetteer matches, the word's frequency in the record's language (wordfreq; for the
+multilingual model the language of each sentence at training time and of each record at tagging
+time), and the first word of a sentence joined with its frequency, so "The", "Die", "Det" at the start
+of a sentence are frequent words and not names. The multilingual model has no lexical casing table
+and no word clusters (both are language-specific). L1 (c1) and ``feature.minfreq`` keep the files small.
+CRFsuite's L-BFGS is deterministic: the same data and parameters give the same model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import time
+from pathlib import Path
+
+import pycrfsuite
+
+from pipeline.stages.entities import gazetteer
+from pipeline.stages.entities.crf import (
+    CHARS,
+    MODELS_DIR,
+    RECORD_LANGUAGE,
+    CrfTagger,
+    augment,
+    build_extractor,
+    spans,
+)
+from pipeline.stages.entities.tokens import tokenize_chars
+from training import entities_clusters as clusters
+from training import entities_data as data
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_EVAL_DIR = ROOT.parent / "shared" / "eval"
+MULTI_DIR = "ner-multi"
+VERSION = 1
+FEATURES_VERSION = 2
+
+ENGLISH_TRAIN = ("gum.en",)
+MULTI_TRAIN = ("gum.en", "uner-ddt.da", "uner-bosque.pt", "uner-set.hr", "uner-set.sr", "uner-snk.sk",
+               "uner-talbanken.sv")
+PRESETS = {
+    "en": {"name": "en-news-crf", "sets": ENGLISH_TRAIN, "lang": "en", "clusters": "64,256", "casing": True,
+           "unlabelled": True,
+           "c1": 0.1, "c2": 0.5, "iterations": 200, "min_freq": 1},
+    "multi": {"name": "multi-crf", "sets": MULTI_TRAIN, "lang": RECORD_LANGUAGE, "clusters": "", "casing": False,
+              "unlabelled": False,
+              "c1": 0.3, "c2": 0.5, "iterations": 100, "min_freq": 2, "max_per_set": 3000},
+    "zh": {"name": "zh-char-crf", "sets": ("uner-gsdsimp.zh",), "lang": "zh", "clusters": "", "casing": False,
+           "unlabelled": False, "c1": 0.05, "c2": 0.05, "iterations": 200, "min_freq": 1, "tokens": CHARS},
+}
+
+
+def to_chars(sent: data.Sentence) -> data.Sentence:
+    """A word-segmented sentence as the character-level model sees it: each CJK character a token (runs of
+    Latin letters and digits stay whole), B- on a word's first piece, I- on the rest."""
+    tokens, tags = [], []
+    for tok, tag in zip(sent.tokens, sent.tags, strict=True):
+        pieces = [t.text for t in tokenize_chars(tok)] or [tok]
+        tokens += pieces
+        tags += [tag] + ["O" if tag == "O" else "I-" + tag[2:]] * (len(pieces) - 1)
+    return data.Sentence(sent.id, tokens, tags, sent.source)
+
+
+def chinese_surnames() -> list[str]:
+    """One-character family names of Faker's zh_CN and zh_TW lists (MIT licence)."""
+    out: set[str] = set()
+    for loc in ("zh_CN", "zh_TW"):
+        import importlib
+
+        provider = importlib.import_module(f"faker.providers.person.{loc}").Provider
+        out |= {n for n in provider.__dict__.get("last_names", ()) if isinstance(n, str) and len(n) == 1}
+    return sorted(out)
+
+
+def lang_of(set_name: str) -> str:
+    return set_name.rsplit(".", 1)[-1]
+
+
+def load_set(eval_dir: Path, set_name: str, split: str) -> list[data.Sentence]:
+    """Sentences of ``<set_name>.<split>.jsonl.gz`` in ner-multi (tags are IOB2 PER/ORG/LOC already);
+    ``source`` is the set name ("uner-bosque.pt")."""
+    path = Path(eval_dir) / MULTI_DIR / f"{set_name}.{split}.jsonl.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
+    return [data.Sentence(r["id"], list(r["tokens"]), list(r["tags"]), set_name) for r in rows]
+
+
+def dev_sets(eval_dir: Path) -> list[str]:
+    return sorted(p.name[: -len(".dev.jsonl.gz")] for p in (Path(eval_dir) / MULTI_DIR).glob("*.dev.jsonl.gz"))
+
+
+def names_lists() -> dict[str, list[str]]:
+    """Given and family names of every locale of Faker (MIT licence; its lists come from census and
+    public name statistics), lower-cased, in scripts with capital letters: a CRF feature."""
+    import importlib
+    import pkgutil
+
+    import faker.providers.person as person
+
+    first: set[str] = set()
+    last: set[str] = set()
+    for mod in pkgutil.iter_modules(person.__path__):
+        provider = importlib.import_module(f"{person.__name__}.{mod.name}").Provider
+        for attr, bucket in (("first_names", first), ("first_names_male", first), ("first_names_female", first),
+                             ("last_names", last)):
+            value = provider.__dict__.get(attr) if attr in provider.__dict__ else getattr(provider, attr, ())
+            if not isinstance(value, list | tuple | dict | set | frozenset):
+                continue  # a property (computed lists): skipped
+            for name in value:
+                if isinstance(name, str) and name[:1].isupper() and name.replace("-", "").isalpha() \
+                        and " " not in name and len(name) >= 2:
+                    bucket.add(name.lower())
+    return {"first": sorted(first), "last": sorted(last)}
+
+
+def unlabelled_english(eval_dir: Path) -> list[list[str]]:
+    """Sentences of the ECB+ English news articles (CC BY 3.0, ``stories-ecbplus-dev``): more text for the
+    casing table and the word clusters of the English model (no labels are read)."""
+    from pipeline.stages.entities.tokens import sentences
+
+    path = Path(eval_dir) / "stories-ecbplus-dev.jsonl.gz"
+    if not path.exists():
+        return []
+    out = []
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            text = json.loads(line).get("text") or ""
+            out += [[t.text for t in s] for s in sentences(text)]
+    return out
+
+
+def train(sents: list[data.Sentence], out: Path, *, lang: str, clusters_spec: str, casing: bool, c1: float,
+          c2: float, iterations: int, min_freq: float, command: str, extra_meta: dict | None = None,
+          unlabelled: list[list[str]] | None = None, names: bool = True, by_language: str = "") -> dict:
+    """Train a CRF on ``sents`` into ``out`` (model.crfsuite + meta.json.gz); returns the meta. ``unlabelled``:
+    more sentences (tokens) for the casing table and the clusters. ``by_language``: features are also emitted
+    prefixed by each sentence's language ("frustratingly easy" domain adaptation) and the model tags as
+    that language (e.g. "en": English with what the other languages teach about names in general)."""
+    extra_text = [data.Sentence("", toks, ["O"] * len(toks), "unlabelled") for toks in unlabelled or []]
+    table = data.casing_table([*sents, *extra_text]) if casing else {}
+    chars = (extra_meta or {}).get("tokens") == CHARS
+    if chars:
+        sents = [to_chars(s) for s in sents]
+    meta = {
+        "version": VERSION,
+        "features_version": FEATURES_VERSION,
+        "kind": "crfsuite linear-chain CRF, IOB2 over PER/ORG/LOC, extended features",
+        "datasets": sorted({s.source for s in sents}),
+        "domains": sorted({lang_of(s.source) for s in sents}) if by_language else ["news"],
+        "default_domain": by_language or "news",
+        "base_domain": "none" if by_language else "news",
+        "params": {"c1": c1, "c2": c2, "max_iterations": iterations, "feature.minfreq": min_freq},
+        "command": command,
+        "lowercase_words": sorted(w for w, form in table.items() if form.islower()),
+        "word_freq": {"package": "wordfreq", "lang": lang, "wordlist": "small"},
+        **(extra_meta or {}),
+    }
+    if chars:
+        meta["surnames"] = chinese_surnames()
+    elif names:
+        meta["names"] = names_lists()
+    if clusters_spec:
+        sizes = [int(x) for x in clusters_spec.split(",")]
+        learnt = [clusters.learn([s.tokens for s in [*sents, *extra_text]], n_clusters=k) for k in sizes]
+        meta["clusters"] = {w: [c[w] for c in learnt] if len(learnt) > 1 else learnt[0][w] for w in learnt[0]}
+    gaz = gazetteer.load()
+    extractors: dict[str, object] = {}
+    trainer = pycrfsuite.Trainer(verbose=False)
+    for sent in sents:
+        code = lang_of(sent.source)
+        extractor = extractors.get(code)
+        if extractor is None:
+            extractor = extractors[code] = build_extractor(meta, gaz, code)
+        feats = extractor.sentence(sent.tokens)
+        trainer.append(augment(feats, code, "none") if by_language else feats, sent.tags)
+    trainer.set_params({"c1": c1, "c2": c2, "max_iterations": iterations,
+                        "feature.possible_transitions": True, "feature.minfreq": min_freq})
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    trainer.train(str(out / "model.crfsuite"))
+    meta["sentences"] = {name: sum(1 for s in sents if s.source == name) for name in meta["datasets"]}
+    meta["train_seconds"] = round(time.time() - t0)
+    with gzip.GzipFile(out / "meta.json.gz", "wb", mtime=0) as fh:
+        fh.write(json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+    return meta
+
+
+def score_model(tagger: CrfTagger, sents: list[data.Sentence]) -> data.Score:
+    """Model-only exact-span score on gold tokens, each sentence in its set's language."""
+    score = data.Score.empty()
+    if tagger.meta.get("tokens") == CHARS:
+        sents = [to_chars(s) for s in sents]
+    for s in sents:
+        score.add(spans(s.tags), spans(tagger.tag_tokens(s.tokens, lang_of(s.source))))
+    return score
+
+
+def model_args(argv: list[str]) -> list[str]:
+    """The arguments that shape the model (where it is written and whether it is scored do not)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--out", "--results", "--eval-dir"):
+            skip = True
+            continue
+        if arg == "--score" or arg.startswith(("--out=", "--results=", "--eval-dir=")):
+            continue
+        out.append(arg)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("preset", choices=sorted(PRESETS))
+    ap.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL_DIR)
+    ap.add_argument("--out", type=Path, help="model directory (default: models/<preset's name>)")
+    ap.add_argument("--sets", help="training sets, comma-separated (default: the preset's)")
+    ap.add_argument("--leave-out", default="", help="languages whose training sets are left out, comma-separated")
+    ap.add_argument("--clusters", help="word clusters (numbers of clusters, comma-separated; empty: none)")
+    ap.add_argument("--c1", type=float)
+    ap.add_argument("--c2", type=float)
+    ap.add_argument("--iterations", type=int)
+    ap.add_argument("--min-freq", type=float)
+    ap.add_argument("--max-per-set", type=int, help="at most this many sentences of each training set (the "
+                    "first ones; default: the preset's)")
+    ap.add_argument("--by-language", default="", help="language-augmented features; the model tags as this "
+                    "language (use with --sets of several languages)")
+    ap.add_argument("--no-names", action="store_true", help="without the given/family name lists")
+    ap.add_argument("--no-unlabelled", action="store_true", help="English: without the ECB+ text")
+    ap.add_argument("--score", action="store_true", help="then score the model on every dev set (model-only)")
+    ap.add_argument("--results", type=Path, help="append the --score results to this JSONL file")
+    args = ap.parse_args(argv)
+
+    preset = PRESETS[args.preset]
+    sets = tuple(args.sets.split(",")) if args.sets else preset["sets"]
+    left_out = {x for x in args.leave_out.split(",") if x}
+    sets = tuple(s for s in sets if lang_of(s) not in left_out)
+    out = args.out or MODELS_DIR / preset["name"]
+    params = {k: getattr(args, k) if getattr(args, k) is not None else preset[k]
+              for k in ("clusters", "c1", "c2", "iterations", "min_freq")}
+    cap = args.max_per_set if args.max_per_set is not None else preset.get("max_per_set")
+    sents = [s for name in sets  # the language a --by-language model tags as keeps all its sentences
+             for s in load_set(args.eval_dir, name, "train")[:None if lang_of(name) == args.by_language else cap]]
+    command = "python -m training.entities_multi " + " ".join(model_args(argv if argv is not None else sys.argv[1:]))
+    meta = train(sents, out, lang=preset["lang"], clusters_spec=params["clusters"], casing=preset["casing"],
+                 c1=params["c1"], c2=params["c2"], iterations=params["iterations"], min_freq=params["min_freq"],
+                 command=command, extra_meta={"default_language": "en", **({"tokens": preset["tokens"]} if "tokens" in preset else {})},
+                 unlabelled=unlabelled_english(args.eval_dir) if preset["unlabelled"] and not args.no_unlabelled else None,
+                 names=not args.no_names, by_language=args.by_language)
+    size = sum(p.stat().st_size for p in out.iterdir())
+    print(f"wrote {out} ({size / 1e6:.1f} MB) from {len(sents)} sentences of {', '.join(sets)} "
+          f"in {meta['train_seconds']} s", flush=True)
+    if args.score:
+        tagger = CrfTagger(out)
+        for name in dev_sets(args.eval_dir):
+            if "tokens" in preset and lang_of(name) != preset["lang"]:
+                continue  # a character-level model scores its own language only
+            score = score_model(tagger, load_set(args.eval_dir, name, "dev"))
+            p, r, f, n = score.prf()
+            per = {lab: round(score.prf(lab)[2], 3) for lab in data.LABELS}
+            seen = "held-out language" if lang_of(name) in left_out else (
+                "trained on its train split" if name in sets else "unseen set")
+            print(f"  {name:24s} P {p:.3f} R {r:.3f} F1 {f:.3f} (n={n}) {per} [{seen}]", flush=True)
+            if args.results:
+                with args.results.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps({"preset": args.preset, "left_out": sorted(left_out), "set": name,
+                                         "params": params, "p": p, "r": r, "f1": f, "n": n, "per_label": per,
+                                         "status": seen}) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
