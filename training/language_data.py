@@ -108,3 +108,26 @@ def build_documents(samples: list[Sample], min_chars: int = 500, seed: int = SEE
                 docs.append(Sample("\n".join(current), lang, "documents"))
                 current = []
     return docs
+
+
+NUSAX_FILE = "langid-nusax.train-valid.jsonl.gz"
+NUSAX_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class NusaxSample:
+    text: str
+    lang: str
+    row: str      # parallel sentence id: the same id in all 12 languages is one sentence translated
+    fold: int     # cross-validation fold of its row (``nusax_samples``)
+
+
+def nusax_samples(eval_dir: Path, folds: int = NUSAX_FOLDS, seed: int = SEED) -> list[NusaxSample]:
+    """NusaX train+valid (12 languages of Indonesia, 600 parallel sentences each), each sentence with
+    the fold of its parallel row: rows are shuffled with the seed and dealt round-robin, so all
+    translations of one sentence are in the same fold (no leakage through shared names and loanwords)."""
+    rows = list(read_jsonl(eval_dir / NUSAX_FILE))
+    ids = sorted({row["row"] for row in rows})
+    random.Random(seed).shuffle(ids)
+    fold_of = {row_id: i % folds for i, row_id in enumerate(ids)}
+    return [NusaxSample(row["text"], row["lang"], row["row"], fold_of[row["row"]]) for row in rows]

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.language [--eval-dir ../shared/eval] [--part report|all]
                                        [--runs 3] [--baselines] [--json out.json]
+                                       [--no-regional] [--nusax-only]
 
 Scores the stage (``LanguageIdentifier`` as configured in config/pipeline.toml) on the lingua test
 data: sentences, word pairs, single words, and documents of >= 500 characters built from sentences
@@ -17,6 +18,15 @@ CPU-second of the process, the honest one-core figure on a loaded machine; befor
 discriminator's token cache is emptied and re-filled from the fit half). Then per-language
 recall on sentences, the Indonesian NER dev sentences (real Indonesian: share kept Indonesian), the
 seeds, and a mixed page (a seed with the English Akismet line inserted).
+
+Regional languages of Indonesia (``nusax_report``; NusaX train+valid, 12 languages x 600 parallel
+sentences): the stage *before* (regional classifier off) on every sentence, and *after* under 5-fold
+cross-validation grouped by parallel sentence (``training.language_regional.cross_validate``: each
+fold's sentences are identified by the whole stage with a classifier trained without that fold's
+rows in any language; needs scikit-learn). Printed: id/en/jv/su accuracy, the share of the 8 other
+regional languages' sentences not called Indonesian (nor Malay), named right, named right or ``und``,
+per-language accuracy, ECE and confident-wrong count, and the confusion counts.
+``--no-regional`` runs the whole benchmark with the classifier off (the figures before it).
 """
 
 from __future__ import annotations
@@ -202,6 +212,133 @@ def malay_threshold_tradeoff(stage: LanguageStage, sentences: list[Sample], ner:
     return rows
 
 
+# --- regional languages of Indonesia (NusaX) ---------------------------------------------------
+
+MAIN_FOUR = ("id", "en", "jv", "su")
+OTHER_REGIONAL = ("ace", "ban", "bbc", "bjn", "bug", "mad", "min", "nij")
+
+
+def nusax_scores(samples: list, answers: list[tuple[str, str, float]]) -> dict:
+    """``answers``: (code, best guess, confidence) per sample."""
+    def share(pred, langs):
+        chosen = [(s, a) for s, a in zip(samples, answers, strict=True) if s.lang in langs]
+        return sum(1 for s, a in chosen if pred(s, a)) / len(chosen)
+
+    per_language = {lang: share(lambda s, a: a[0] == s.lang, (lang,)) for lang in sorted({s.lang for s in samples})}
+    guesses_ok = [a[1] == s.lang for s, a in zip(samples, answers, strict=True)]
+    confusion: dict[str, dict[str, int]] = {}
+    for s, a in zip(samples, answers, strict=True):
+        confusion.setdefault(s.lang, Counter())[a[0]] += 1
+    return {
+        "id_en_jv_su_accuracy": share(lambda s, a: a[0] == s.lang, MAIN_FOUR),
+        "regional_not_id": share(lambda s, a: a[0] != "id", OTHER_REGIONAL),
+        "regional_not_id_ms": share(lambda s, a: a[0] not in ("id", "ms"), OTHER_REGIONAL),
+        "regional_named": share(lambda s, a: a[0] == s.lang, OTHER_REGIONAL),
+        "regional_named_or_und": share(lambda s, a: a[0] in (s.lang, "und"), OTHER_REGIONAL),
+        "per_language": per_language,
+        "ece": expected_calibration_error([a[2] for a in answers], guesses_ok),
+        "confident_wrong": sum(1 for a, ok in zip(answers, guesses_ok, strict=True) if a[2] >= CONFIDENT and not ok),
+        "confusion": {lang: dict(c.most_common()) for lang, c in sorted(confusion.items())},
+    }
+
+
+def print_nusax(title: str, r: dict) -> None:
+    print(f"\n{title}")
+    print(f"  id/en/jv/su accuracy {r['id_en_jv_su_accuracy']:.3f}; other regional (8 languages): not id "
+          f"{r['regional_not_id']:.3f}, not id/ms {r['regional_not_id_ms']:.3f}, named right "
+          f"{r['regional_named']:.3f}, named right or und {r['regional_named_or_und']:.3f}; ECE {r['ece']:.3f}, "
+          f"confidently wrong {r['confident_wrong']}")
+    print("  per language: " + "  ".join(f"{lang} {v:.3f}" for lang, v in r["per_language"].items()))
+    print("  confusions (gold: answer count, ...):")
+    for lang, counts in r["confusion"].items():
+        print(f"    {lang:>4}: " + ", ".join(f"{code} {n}" for code, n in counts.items()))
+
+
+def nusax_report(stage: LanguageStage, eval_dir: Path, shipped) -> dict:
+    from training.language_data import NUSAX_FOLDS, nusax_samples
+
+    identifier = stage.identifier
+    samples = nusax_samples(eval_dir)
+
+    def answers() -> list[tuple[str, str, float]]:
+        out = []
+        for s in samples_now:
+            r = identifier.identify(s.text)
+            out.append((r.code, r.guess, r.confidence))
+        return out
+
+    results = {}
+    saved = identifier.regional
+    try:
+        identifier.regional = None
+        samples_now = samples
+        started = time.process_time()
+        results["before"] = nusax_scores(samples, answers())
+        before_cpu = time.process_time() - started
+        print_nusax(f"NusaX ({len(samples)} sentences), BEFORE (regional classifier off); "
+                    f"{len(samples) / before_cpu:,.0f} sentences per CPU-s", results["before"])
+        try:
+            from training.language_regional import cross_validate, training_items
+        except ImportError as exc:   # scikit-learn missing
+            print(f"  (cross-validation skipped: {exc}; pip install -e '.[train]')")
+            return results
+        cv = cross_validate(training_items(eval_dir), lambda message: None)
+        cv_answers: dict[int, tuple[str, str, float]] = {}
+        cpu = 0.0
+        for k in range(NUSAX_FOLDS):
+            identifier.regional = cv.fold_model(k)
+            samples_now = [s for s in samples if s.fold == k]
+            started = time.process_time()
+            for s, a in zip(samples_now, answers(), strict=True):
+                cv_answers[id(s)] = a
+            cpu += time.process_time() - started
+        results["after_cv"] = nusax_scores(samples, [cv_answers[id(s)] for s in samples])
+        print_nusax(f"NusaX, AFTER, {NUSAX_FOLDS}-fold cross-validation grouped by parallel sentence "
+                    f"(held-out rows in all 12 languages); {len(samples) / cpu:,.0f} sentences per CPU-s",
+                    results["after_cv"])
+        if shipped is not None:
+            identifier.regional = shipped
+            samples_now = samples
+            results["after_shipped_in_sample"] = r = nusax_scores(samples, answers())
+            print(f"  (shipped model, trained on all of NusaX, in sample: id/en/jv/su {r['id_en_jv_su_accuracy']:.3f}, "
+                  f"regional named {r['regional_named']:.3f}: optimistic, not a result)")
+    finally:
+        identifier.regional = saved
+    return results
+
+
+def regional_speed(stage: LanguageStage, regional, sets: dict[str, list[str] | None], eval_dir: Path,
+                   runs: int, rewarm: Callable[[], object]) -> dict:
+    """Items per CPU-second with the regional classifier off and on, in alternating passes of one
+    process (the machine's load moves between runs; alternating keeps the comparison fair). Medians."""
+    from training.language_data import nusax_samples
+
+    identifier = stage.identifier
+    out = {}
+    print("\nspeed, regional classifier off vs on (alternating passes, median items per CPU-s):")
+    for name, texts in sets.items():
+        if texts is None:
+            texts = [s.text for s in nusax_samples(eval_dir)]
+        with_spans = name.startswith("documents")
+        rates: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(runs):
+            for on in (False, True):
+                identifier.regional = regional if on else None
+                rewarm()
+                started = time.process_time()
+                for text in texts:
+                    if with_spans:
+                        stage.spans(text, stage.identify(text)["code"])
+                    else:
+                        identifier.identify(text)
+                rates[on].append(len(texts) / max(time.process_time() - started, 1e-9))
+        identifier.regional = regional
+        off, on = statistics.median(rates[False]), statistics.median(rates[True])
+        out[name] = {"off": off, "on": on, "change": on / off - 1.0}
+        print(f"  {name:<30} off {off:>8,.0f}  on {on:>8,.0f}  ({on / off - 1.0:+.0%})")
+    return out
+
+
 # --- report ------------------------------------------------------------------------------------
 
 HEADER = (f"{'system':<30} {'kind':<13} {'n':>5} {'acc':>6} {'cover':>6} {'id':>6} {'ms':>6} "
@@ -221,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="timed passes per kind (median)")
     parser.add_argument("--baselines", action="store_true", help="also score the single detectors")
     parser.add_argument("--json", type=Path, help="write all figures here")
+    parser.add_argument("--no-regional", action="store_true",
+                        help="regional-language classifier off (the stage before it)")
+    parser.add_argument("--nusax-only", action="store_true", help="only the NusaX regional-language report")
     args = parser.parse_args(argv)
 
     samples = lingua_samples(args.eval_dir)
@@ -230,6 +370,14 @@ def main(argv: list[str] | None = None) -> int:
     by_kind["documents"] = build_documents(part)
     settings = config.load(ROOT / "config" / "pipeline.toml", env=os.environ).stages.language
     stage = LanguageStage(settings)
+    shipped_regional = stage.identifier.regional
+    if args.no_regional:
+        stage.identifier.regional = None
+    if args.nusax_only:
+        results = nusax_report(stage, args.eval_dir, shipped_regional)
+        if args.json:
+            args.json.write_text(json.dumps({"nusax": results}, indent=1))
+        return 0
     print(f"lingua {args.part} part: " + ", ".join(f"{k} {len(v)}" for k, v in by_kind.items())
           + f"; {args.runs} timed runs, median")
     results: dict[str, dict] = {}
@@ -241,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
         """The discriminator caches per-token sums: before each timed run the cache is emptied and
         filled from the fit half only, so report texts' new words are paid for in every run."""
         stage.identifier.discriminator.clear_cache()
+        if stage.identifier.regional is not None:
+            stage.identifier.regional.clear_cache()
         for text in warm_texts:
             stage.identifier.vote(text)
 
@@ -275,6 +425,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Indonesian NER dev documents ({len(ner_docs)}, >= 500 chars): id "
           f"{ner_doc_codes['id'] / len(ner_docs):.3f}; " + ", ".join(f"{c} {n}" for c, n in ner_doc_codes.most_common(4)))
     tradeoff = malay_threshold_tradeoff(stage, by_kind["sentences"], ner)
+    speed = None
+    if shipped_regional is not None and not args.no_regional:
+        speed = regional_speed(stage, shipped_regional, {
+            "lingua sentences": [s.text for s in by_kind["sentences"]], "NER dev sentences": ner,
+            "NusaX sentences": None, "documents (identify + spans)": [d.text for d in docs]},
+            args.eval_dir, max(args.runs, 3), rewarm)
 
     from pipeline.stages.clean.text_page import extract_text_page
 
@@ -296,13 +452,15 @@ def main(argv: list[str] | None = None) -> int:
         spans = stage.spans(mixed, lang["code"])
         print(f"  seed 0 + Akismet line at paragraph {len(lines) // 2}: page {lang['code']} "
               f"{lang['confidence']:.3f}; spans={[(s['start'], s['end'], s['code']) for s in spans]}")
+    nusax = nusax_report(stage, args.eval_dir, shipped_regional) if not args.no_regional else None
     if args.json:
-        args.json.write_text(json.dumps({"part": args.part, "results": results,
+        args.json.write_text(json.dumps({"part": args.part, "results": results, "nusax": nusax,
                                          "docs_per_second_with_spans": rate,
                                          "docs_per_cpu_second_with_spans": cpu_rate,
                                          "ner_dev_id_share": ner_codes["id"] / len(ner),
                                          "ner_dev_document_id_share": ner_doc_codes["id"] / len(ner_docs),
-                                         "malay_threshold_tradeoff": tradeoff}, indent=1))
+                                         "malay_threshold_tradeoff": tradeoff, "regional_speed": speed},
+                                        indent=1))
     return 0
 
 

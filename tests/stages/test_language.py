@@ -238,3 +238,58 @@ def test_malay_probability_is_one_half_at_the_threshold():
     assert _shift_to_half(0.9, 0.7) > 0.5 > _shift_to_half(0.6, 0.7)
     assert _shift_to_half(0.3, 0.4) == 0.3          # threshold already below one half: unchanged
     assert 0.0 < _shift_to_half(0.99, 1.0) < 1.0    # a threshold calibrated to 1.0 stays usable
+
+
+# written for these tests (not in NusaX or any training data): regional languages of Indonesia that the
+# generic detectors read as Indonesian, Malay or Javanese
+@pytest.mark.parametrize("text, code", [
+    ("Urang kampuang alah bakumpua di musajik untuak mandanga caramah dari ustadz.", "min"),
+    ("Ambo indak ka pai ka pasa bisuak pagi, dek hari ka hujan labek.", "min"),
+    ("Tiang jagi lunga ka peken sareng meme buin mani semeng.", "ban"),
+    ("Ida sampun rauh saking Denpasar ibi sanja, raris ngrauhin pura.", "ban"),
+    ("Ulun handak tulak ka pasar isuk, kada tahu lagi bilanya bulik ka rumah.", "bjn"),
+])
+def test_regional_languages_of_indonesia_are_named_not_indonesian(stage, text, code):
+    lang = stage.identify(text)
+    assert lang["code"] == code, lang
+    assert lang["alternatives"][0]["code"] == code
+    assert lang["confidence"] <= 0.99
+
+
+def test_regional_classifier_does_not_touch_indonesian_malay_or_other_languages(stage):
+    for text, code in [
+        ("Polisi menangkap dua orang tersangka pencurian sepeda motor di Jakarta Selatan kemarin malam.", "id"),
+        ("Kerajaan negeri akan membina sebuah hospital baharu kerana pesakit terpaksa menunggu lama.", "ms"),
+        ("Ang sinabi ng pangulo na magkakaroon ng bagong batas tungkol sa edukasyon.", "tl"),
+        ("The government announced on Tuesday that the new budget will focus on schools.", "en"),
+    ]:
+        assert stage.identify(text)["code"] == code, text
+    for text in seed_texts():   # Indonesian news pages: no regional span either
+        assert {s["code"] for s in stage.spans(text, stage.identify(text)["code"])} == {"id"}
+
+
+def test_regional_model_probabilities_and_cache():
+    from pipeline.stages.language.features import tokens
+    from pipeline.stages.language.regional import IDMS, OTHER, RegionalModel
+
+    model = RegionalModel.load()
+    assert {IDMS, OTHER, "jv", "su", "ban", "min", "bjn", "ace", "bug", "mad", "bbc", "nij"} == set(model.classes)
+    words = tokens("Tiang jagi lunga ka peken sareng meme buin mani semeng.")
+    first = model.probabilities_of_tokens(words)
+    assert sum(first.values()) == pytest.approx(1.0) and max(first, key=first.get) == "ban"
+    assert model.probabilities_of_tokens(words) == pytest.approx(first)   # from the token cache
+    model.clear_cache()
+    assert model.probabilities_of_tokens(words) == pytest.approx(first)
+    assert model.probabilities_of_tokens([]) == pytest.approx(model.probabilities_of_tokens([]))
+
+
+def test_regional_codes_reach_the_record_and_entities_fall_back_to_rules(stage):
+    from pipeline.records import accept_raw, new_record, utc_now
+    from pipeline.stages.entities.taggers import RULES_NAME, Registry
+
+    record = new_record(accept_raw({"text": "x"}, utc_now()))
+    record["text"] = "Tiang jagi lunga ka peken sareng meme buin mani semeng."
+    out = stage.run(record, Context(worker="t"))
+    assert out["lang"]["code"] == "ban" and out["lang"]["spans"][0]["code"] == "ban"
+    registry = Registry(by_language={"id": "crf:id-news-crf", "ms": "crf:id-news-crf"})
+    assert registry.spec_for("ban") == RULES_NAME

@@ -15,13 +15,24 @@ How one text is identified (``LanguageIdentifier.identify``):
    (Javanese, Sundanese, Minangkabau, ...) that two detectors put on top count ``REGIONAL_WEIGHT``
    times: generic detectors read regional text as Indonesian far more often than the reverse (on
    Indonesian/Malay test sentences two of them almost never agree on a regional language).
-3. Indonesian and Malay are one group for the vote; when the group is in play its share is split by
+3. Regional languages of Indonesia (``regional.RegionalModel``): when a language of the Indonesian
+   area (Indonesian, Malay, a regional language) is the vote's top or has a share >= ``IN_PLAY_SCORE``
+   in a ballot, or the vote's top share is below ``REGIONAL_WEAK_TOP``, a classifier trained here on
+   NusaX and lingua (``training/language_regional.py``) gives P(Indonesian/Malay), P(other language)
+   and P(each regional language) for texts of >= ``REGIONAL_MIN_TOKENS`` words. When it puts the text
+   in the area (P(other) < 0.5) it decides which language of the area: a regional language (Balinese
+   ``ban``, Minangkabau ``min``, Banjarese ``bjn``, Acehnese ``ace``, Buginese ``bug``, Madurese
+   ``mad``, Toba Batak ``bbc``, Ngaju ``nij``, Javanese, Sundanese) with its calibrated probability as
+   the confidence (at most ``REGIONAL_MAX_CONFIDENCE``), or Indonesian/Malay (step 4). A vote for
+   Indonesian/Malay, Javanese or Sundanese (``DETECTED_AREA``) is overruled only by a classifier answer of
+   >= ``REGIONAL_OVER_GROUP``.
+4. Indonesian and Malay are one group for the vote; when the group is in play its share is split by
    the discriminator (``MalayDiscriminator``), a logistic model over words, character n-grams and
    word-frequency evidence that we train and ship. A text of one segment (sentence) is decided by
    its margin against ``ms_threshold`` and gets an isotonic-calibrated P(Malay); a text of two or
    more segments (lines, sentences) by ``DocumentModel`` from its segments' margins, so evidence
    accumulates over a page.
-4. Confidence = P(the group/language of the vote is right | vote share, text length), an isotonic
+5. Confidence = P(the group/language of the vote is right | vote share, text length), an isotonic
    map per length bucket fitted on held-apart data (``train.py``), times the discriminator's
    P(Malay) or P(Indonesian) when the answer is one of them, capped at ``short_text_max_confidence``
    for texts of at most ``short_text_words`` words (single words and word pairs are too often
@@ -57,13 +68,14 @@ from pipeline.stages.language.features import (
     token_keys,
     tokens,
 )
+from pipeline.stages.language.regional import IDMS, OTHER, RegionalModel
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 DISCRIMINATOR_FILE = MODELS_DIR / "id_ms_discriminator.json.gz"
 CALIBRATION_FILE = MODELS_DIR / "calibration.json"
 
 #: Regional languages of Indonesia (and neighbours) the detectors know, by code.
-REGIONAL = frozenset({"jv", "su", "min", "ace", "ban", "bug", "mad", "bjn", "bew", "war", "ceb", "tet"})
+REGIONAL = frozenset({"jv", "su", "min", "ace", "ban", "bug", "mad", "bjn", "bbc", "nij", "bew", "war", "ceb", "tet"})
 REGIONAL_WEIGHT = 2.0
 FAST_EXIT_CLD2 = 0.9       # fast exit: CLD2 and fastText agree, CLD2 with at least this share
 FAST_EXIT_FASTTEXT = 0.5   # ... and fastText with at least this probability
@@ -72,6 +84,18 @@ DISCRIMINATE_FROM = 0.15         # group share from which the discriminator runs
 PARAGRAPH_CLD2_SCORE = 0.9       # paragraph quick check: CLD2's share for the page language (group)
 PARAGRAPH_FASTTEXT_SCORE = 0.5   # ... and fastText's
 GROUP_EXIT_LETTERS = 30          # the Indonesian/Malay fast exit needs at least this many letters
+REGIONAL_MIN_TOKENS = 3          # the regional classifier decides texts of at least this many words
+REGIONAL_MAX_TOKENS = 64         # ... from their first this many words (enough for a page; cheap)
+REGIONAL_SKIP_KNOWN = 0.95       # a vote for Indonesian/Malay stands without the classifier when at
+                                 # least this share of the words are in wordfreq's id/ms lists
+REGIONAL_OVER_GROUP = 0.8        # P(regional language) needed to overrule a vote for Indonesian/Malay
+REGIONAL_WEAK_TOP = 0.8          # the classifier also runs when the vote's top share is below this
+#: languages of the area the generic detectors know well: their vote is overruled only by a classifier
+#: answer of at least REGIONAL_OVER_GROUP (Javanese krama reads as Sundanese to it, for instance)
+DETECTED_AREA = frozenset({"id", "ms", "jv", "su"})
+LATIN_END = "\u024f"              # the languages of the area are written in Latin script here
+VOTE_FLOOR = 0.01                # between two of those, the vote share (plus this) weighs the classifier's
+REGIONAL_MAX_CONFIDENCE = 0.99   # the classifier's calibration is NusaX's (one domain): never surer
 
 TOKEN_CACHE_SIZE = 200_000   # tokens whose feature keys are kept (cleared when full)
 
@@ -249,6 +273,15 @@ class MalayDiscriminator:
             z += self._lexical_sum * lexical + self._lexical_mean * lexical / found
         return z
 
+    def known_share(self, words: list[str]) -> float:
+        """Share of ``words`` found in wordfreq's Indonesian or Malay list (from the token cache,
+        which the margin uses next)."""
+        cache = self._token_stats
+        found = 0
+        for token in words:
+            found += (cache.get(token) or self._stats_of(token))[3]
+        return found / len(words) if words else 0.0
+
     def margin(self, text: str) -> float:
         return self.margin_of_tokens(tokens(text))
 
@@ -258,12 +291,13 @@ class MalayDiscriminator:
     def calibrated(self, raw: float) -> float:
         return self.calibration(raw) if self.calibration else raw
 
-    def decide(self, text: str, in_group: Callable[[str], bool] | None = None) -> tuple[bool, float]:
+    def decide(self, text: str, in_group: Callable[[str], bool] | None = None,
+               words: list[str] | None = None) -> tuple[bool, float]:
         """(is Malay, P(Malay)) for a text whose language is Indonesian or Malay: by the document
         model when the text has two or more segments, else by the sentence model. ``in_group``
         tells which segments are Indonesian or Malay at all: only those are evidence (an English
         paragraph says nothing about id vs ms); one such segment is decided as a sentence, none
-        leaves all segments in."""
+        leaves all segments in. ``words``: ``tokens(text)`` when the caller has them."""
         if self.document is not None and ("\n" in text or SENTENCE_END_RE.search(text)):
             parts = segments(text)
             if in_group is not None and len(parts) >= 2:
@@ -276,7 +310,7 @@ class MalayDiscriminator:
                 probability, threshold = self.document.probability(
                     [self.margin_of_tokens(w) for w in words], [len(w) for w in words])
                 return probability > threshold, _shift_to_half(probability, threshold)
-        return self._sentence_decision(self.raw_probability(text))
+        return self._sentence_decision(self.probability_of_tokens(tokens(text) if words is None else words))
 
     def _sentence_decision(self, raw: float) -> tuple[bool, float]:
         return raw > self.ms_threshold, _shift_to_half(self.calibrated(raw), self.calibrated(self.ms_threshold))
@@ -319,6 +353,8 @@ class Vote:
     ms_probability: float | None = None  # discriminator's calibrated P(Malay), when it ran
     detectors: list[str] = field(default_factory=list)
     short: bool = False                  # at most short_text_words words (LanguageIdentifier.words_of)
+    direct: float | None = None          # the regional classifier's calibrated P(top group): the
+                                         # confidence (before the id/ms split), instead of the vote map
 
 
 @dataclass
@@ -344,7 +380,7 @@ class LanguageIdentifier:
     def __init__(self, *, min_chars: int, min_confidence: float, reliable_confidence: float,
                  max_chars: int, short_text_words: int = 0, short_text_max_confidence: float = 1.0,
                  cache_words: int = 0, discriminator: MalayDiscriminator | None = None,
-                 calibration: Calibration | None = None):
+                 calibration: Calibration | None = None, regional: RegionalModel | None = None):
         self.min_chars = min_chars
         self.min_confidence = min_confidence
         self.reliable_confidence = reliable_confidence
@@ -357,12 +393,18 @@ class LanguageIdentifier:
         self.py3langid = Py3LangidDetector()
         self.discriminator = discriminator
         self.calibration = calibration
+        self.regional = regional
+        self.regional_over_group = REGIONAL_OVER_GROUP
+        self.regional_weak_top = REGIONAL_WEAK_TOP
         if discriminator is not None and cache_words > 0:
             discriminator.prewarm(cache_words)
+        if regional is not None and cache_words > 0:
+            regional.prewarm(cache_words)
 
     @classmethod
     def with_shipped_models(cls, **kwargs: Any) -> LanguageIdentifier:
-        return cls(discriminator=MalayDiscriminator.load(), calibration=Calibration.load(), **kwargs)
+        return cls(discriminator=MalayDiscriminator.load(), calibration=Calibration.load(),
+                   regional=RegionalModel.load(), **kwargs)
 
     # --- the vote ---------------------------------------------------------------------------------
 
@@ -419,6 +461,16 @@ class LanguageIdentifier:
         if total <= 0:
             return Vote({}, UNDETERMINED, 0.0, letters, detectors=names)
         scores = {c: s / total for c, s in scores.items()}
+        direct = None
+        words = None
+        if self.regional is not None:
+            words = tokens(text)
+            decided = self._regional(words, scores, ballots, "\n" in text)
+            if decided is not None:
+                scores, top, direct = decided
+                if top not in MALAY_GROUP:
+                    short = len(text) <= SHORT_TEXT_MAX_CHARS and self.words_of(text) <= self.short_text_words
+                    return Vote(scores, top, direct, letters, None, names, short, direct)
         group = scores.get("id", 0.0) + scores.get("ms", 0.0)
         others = [c for c in scores if c not in MALAY_GROUP]
         best_other = max(others, key=scores.get) if others else None
@@ -428,7 +480,7 @@ class LanguageIdentifier:
             # evidence. (Pages of Indonesian/Malay alone keep every segment, as in training: CLD2
             # misreads short Indonesian or Malay lines often enough to lose evidence.)
             mixed = any(c not in MALAY_GROUP and p >= IN_PLAY_SCORE for b in ballots[:2] for c, p in b.items())
-            is_malay, ms_probability = self.discriminator.decide(text, self._in_group if mixed else None)
+            is_malay, ms_probability = self.discriminator.decide(text, self._in_group if mixed else None, words)
             scores["ms"] = group * ms_probability
             scores["id"] = group * (1.0 - ms_probability)
         if group > 0 and (best_other is None or group >= scores[best_other]):
@@ -441,7 +493,63 @@ class LanguageIdentifier:
             top, top_share = best_other, scores[best_other]
         # a text longer than SHORT_TEXT_MAX_CHARS has more words than any sensible short-text limit
         short = len(text) <= SHORT_TEXT_MAX_CHARS and self.words_of(text) <= self.short_text_words
-        return Vote(scores, top, top_share, letters, ms_probability, names, short)
+        return Vote(scores, top, top_share, letters, ms_probability, names, short, direct)
+
+    def _regional(self, words: list[str], scores: dict[str, float], ballots: list[dict[str, float]],
+                  several_lines: bool) -> tuple[dict[str, float], str, float] | None:
+        """The regional classifier's answer when a language of the Indonesian area is in play (the
+        vote's top, or a share >= IN_PLAY_SCORE in a ballot) and the classifier puts the text in the
+        area: (new scores, top code or "id" for the Indonesian/Malay group, calibrated P(top)).
+        None leaves the vote as it is: the classifier says "not a language of the area", or the vote's
+        top is a language the detectors know well (Indonesian/Malay, Javanese, Sundanese) and the
+        classifier agrees with it or is not sure enough (< ``regional_over_group``) to overrule it; or
+        the vote's top is outside the area and the text has several lines (a page mixing languages is
+        not what the classifier was trained on: its regional lines become spans, ``paragraph``)."""
+        top = max(scores, key=scores.get)
+        if several_lines and not _indonesian_area(top):
+            return None
+        if not _indonesian_area(top) and scores[top] >= self.regional_weak_top and not any(
+                _indonesian_area(c) and p >= IN_PLAY_SCORE for ballot in ballots for c, p in ballot.items()):
+            return None
+        if len(words) < REGIONAL_MIN_TOKENS:
+            return None
+        words = words[:REGIONAL_MAX_TOKENS]
+        if not _indonesian_area(top) and max(map(max, words[:REGIONAL_MIN_TOKENS])) > LATIN_END:
+            return None   # a weak vote on a text in another script: not a language of the area
+        if top in MALAY_GROUP and self.discriminator is not None \
+                and self.discriminator.known_share(words) >= REGIONAL_SKIP_KNOWN:
+            return None   # half of Indonesian news sentences; regional sentences: 1 % at most (NusaX)
+        q = self.regional.probabilities_of_tokens(words)
+        other = q.get(OTHER, 0.0)
+        if other >= 0.5:
+            return None
+        best = max((c for c in q if c != OTHER), key=q.get)
+        answer = "id" if best == IDMS else best
+        if top in DETECTED_AREA:
+            if answer == top or (top in MALAY_GROUP and answer in MALAY_GROUP) or q[best] < self.regional_over_group:
+                return None
+            if answer in DETECTED_AREA:
+                # both are languages the detectors know: the vote's evidence and the classifier's are
+                # multiplied (Javanese krama reads as Sundanese to the classifier, not to the detectors)
+                top_class = IDMS if top in MALAY_GROUP else top
+                top_share = scores.get("id", 0.0) + scores.get("ms", 0.0) if top in MALAY_GROUP else scores[top]
+                answer_share = scores.get("id", 0.0) + scores.get("ms", 0.0) if best == IDMS else scores.get(best, 0.0)
+                if q[best] * (answer_share + VOTE_FLOOR) <= q.get(top_class, 0.0) * (top_share + VOTE_FLOOR):
+                    return None
+        # the classifier's distribution over the area; languages outside it keep their share of the
+        # vote's non-area part, scaled to the classifier's P(other)
+        outside = {c: p for c, p in scores.items() if not _indonesian_area(c)}
+        outside_total = sum(outside.values())
+        new = {c: p * other / outside_total for c, p in outside.items()} if outside_total > 0 else {}
+        group = scores.get("id", 0.0) + scores.get("ms", 0.0)
+        id_share = scores.get("id", 0.0) / group if group > 0 else 1.0
+        for c, p in q.items():
+            if c == IDMS:
+                new["id"] = p * id_share
+                new["ms"] = p * (1.0 - id_share)
+            elif c != OTHER:
+                new[c] = p
+        return new, answer, q[best]
 
     def _in_group(self, segment: str) -> bool:
         return in_indonesian_or_malay(self.cld2, segment)
@@ -479,7 +587,10 @@ class LanguageIdentifier:
         is one of the two)."""
         if vote.top == UNDETERMINED:
             return 0.0, 0.0
-        group = self.calibration(vote.top_share, vote.letters) if self.calibration else vote.top_share
+        if vote.direct is not None:
+            group = min(vote.direct, REGIONAL_MAX_CONFIDENCE)
+        else:
+            group = self.calibration(vote.top_share, vote.letters) if self.calibration else vote.top_share
         if vote.short:
             group = min(group, self.short_text_max_confidence)
         group = max(0.0, min(1.0, group))
