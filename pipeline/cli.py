@@ -62,6 +62,44 @@ def cmd_run(args) -> int:
     return 0
 
 
+SECRET_KEYS = ("password", "token", "secret")
+
+
+def cmd_doctor(args) -> int:
+    """The checks `pipeline run` makes before it starts, then the effective configuration and where
+    each value came from (secrets masked)."""
+    import orjson
+
+    from pipeline import config
+    from pipeline.redaction import redact
+    from pipeline.streaming import preflight
+
+    settings = _settings(args)
+    checks = preflight.checks(settings, args.sink)
+    rows = []
+    for dotted, value, where in config.effective(settings):
+        shown = "***" if value and any(k in dotted.rsplit(".", 1)[-1] for k in SECRET_KEYS) else value
+        rows.append((dotted, redact(orjson.dumps(shown, default=str).decode()), where))
+    if args.json:
+        print(orjson.dumps({"config_file": settings.source,
+                            "checks": [{"what": c.what, "problems": c.problems} for c in checks],
+                            "settings": [{"key": k, "value": orjson.loads(v), "from": w} for k, v, w in rows]},
+                           option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(f"configuration file: {settings.source}")
+        for check in checks:
+            print(f"  {'ok  ' if not check.problems else 'FAIL'}  {check.what}")
+            for problem in check.problems:
+                print(f"        {problem}")
+        if not checks:
+            print("  (nothing outside this process to check: embedded broker and index, no sink)")
+        print("settings (value, then where it came from):")
+        width = max(len(k) for k, _, _ in rows)
+        for dotted, value, where in rows:
+            print(f"  {dotted:<{width}}  {value}  [{where}]")
+    return 1 if any(c.problems for c in checks) else 0
+
+
 def cmd_worker(args) -> int:
     from pipeline import registry
     from pipeline.streaming.worker import run_worker
@@ -145,8 +183,17 @@ def cmd_enrich(args) -> int:
         return 2
     from pipeline.progress import track
 
+    if not args.paths and sys.stdin.isatty():
+        print("pipeline enrich: reading raw events (JSON lines) from standard input, Ctrl-D ends; "
+              "give files, folders or urls:FILE to read those instead", file=sys.stderr)
     sources = open_sources(args.paths or ["-"], settings)
     check_fetching(sources, "fetch" in stages)
+    store = args.dedup_store or settings.stages.dedup.store
+    if "dedup" in stages and store.startswith(("redis://", "rediss://", "unix://")):
+        from pipeline.streaming import preflight
+
+        preflight.require_redis(store, "the dedup index", "start Redis, or leave --dedup-store out "
+                                "(each run then keeps its own index in memory)")
     pipeline = OfflinePipeline(settings, stages, dedup_store=args.dedup_store)
     out = sys.stdout.buffer
     # a bar only when stderr is a terminal that does not also receive the records or dead letters
@@ -181,11 +228,10 @@ def cmd_enrich(args) -> int:
 
 
 def _selection(args):
-    from pipeline.records import parse_iso
     from pipeline.streaming.deadletters import Selection
 
     return Selection(stages=set(args.stage or []), reasons=set(args.reason or []),
-                     since=parse_iso(args.since) if args.since else None)
+                     since=args.since)
 
 
 def cmd_deadletter_list(args) -> int:
@@ -324,8 +370,37 @@ def cmd_dashboard(args) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line on stderr and exit code 2 (argparse's own prints the usage too)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def parse_since(text: str):
+    """An ISO-8601 time, a duration back from now ("90s", "15m", "2h", "3d"), "today" or
+    "yesterday" (midnight UTC)."""
+    from datetime import UTC, datetime, timedelta
+
+    from pipeline.records import parse_iso
+
+    value = text.strip().lower()
+    now = datetime.now(UTC)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if value in ("today", "yesterday"):
+        return midnight - timedelta(days=1 if value == "yesterday" else 0)
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    if len(value) > 1 and value[-1] in units and value[:-1].replace(".", "", 1).isdigit():
+        return now - timedelta(**{units[value[-1]]: float(value[:-1])})
+    try:
+        return parse_iso(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a time: {text!r} (give an ISO-8601 time, 2h, 3d, today or yesterday)") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pipeline", description="Streaming ingestion pipeline for news pages.")
+    parser = OneLineParser(prog="pipeline", description="Streaming ingestion pipeline for news pages.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--config", help="configuration file (default: config/pipeline.toml)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -385,6 +460,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds to wait for the broker's answers (default 30)")
     topics.set_defaults(func=cmd_topics)
 
+    doctor = sub.add_parser("doctor", help="check sinks, Redis, PostgreSQL and the broker as `run` would, and print "
+                                          "the effective configuration with where each value came from")
+    doctor.add_argument("--sink", action="append", metavar="KIND:LOCATION",
+                        help="check these sink targets instead of the configured ones (repeatable)")
+    doctor.add_argument("--json", action="store_true", help="one JSON document")
+    doctor.set_defaults(func=cmd_doctor)
+
     schema = sub.add_parser("schema", help="the JSON Schema of an enriched record (from pipeline/records.py)")
     schema.set_defaults(func=cmd_schema)
 
@@ -415,7 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = dead_sub.add_parser(name, help=text)
         cmd.add_argument("--stage", action="append", help="only this stage (repeatable)")
         cmd.add_argument("--reason", action="append", help="only this reason code (repeatable)")
-        cmd.add_argument("--since", help="only dead letters from this ISO-8601 time on")
+        cmd.add_argument("--since", type=parse_since,
+                         help="only dead letters from this time on: ISO-8601, 2h, 3d, today, yesterday")
         cmd.add_argument("--bootstrap", help="Kafka bootstrap servers (default: config, or the running pipeline)")
         cmd.set_defaults(func=func)
         if name == "list":
@@ -463,11 +546,16 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.registry import UnknownStage
     from pipeline.sinks import UnknownSink
     from pipeline.sources import UnknownSource
+    from pipeline.streaming.preflight import PreflightFailed
 
     client_error = _LastClientError()
 
     try:
         return args.func(args)
+    except PreflightFailed as exc:
+        for problem in exc.problems:
+            print(f"pipeline: {problem}", file=sys.stderr)
+        return 2
     except (ConfigError, UnknownStage) as exc:
         print(f"pipeline: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -26,7 +27,12 @@ DEDUP_STORE_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class ConfigError(ValueError):
-    """The configuration file or an override is invalid."""
+    """The configuration file or an override is invalid; ``key``: the dotted key at fault, when
+    known (``load`` then names the environment variable that set it)."""
+
+    def __init__(self, message: str, key: str | None = None):
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass(frozen=True)
@@ -117,8 +123,8 @@ class TopicSettings:
     enriched: str
     deadletter: str
     delivered: str
-    partitions: int
-    replication_factor: int
+    partitions: int = field(metadata={"min": 1})
+    replication_factor: int = field(metadata={"min": 1})
     partitions_by_topic: dict[str, int] = field(default_factory=dict)
     urls: str = "pages.urls"  # URL events, read by the fetch stage (keyed by host)
     stories: str = "pages.stories"  # story updates: one per record the sink wrote into a story (keyed by story)
@@ -379,13 +385,78 @@ def load(path: str | os.PathLike[str] | None = None, env: typing.Mapping[str, st
         raise ConfigError(f"configuration file not found: {cfg_path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{cfg_path}: {exc}") from None
-    for dotted, value in _env_overrides(env).items():
-        _set_dotted(data, dotted, value)
-    for dotted, value in (overrides or {}).items():
-        _set_dotted(data, dotted, value)
-    settings = _build(Settings, {**data, "source": str(cfg_path)}, "")
-    _validate(settings)
+    from_env = _env_overrides(env)
+    try:
+        for dotted, value in from_env.items():
+            _set_dotted(data, dotted, value)
+        for dotted, value in (overrides or {}).items():
+            _set_dotted(data, dotted, value)
+        settings = _build(Settings, {**data, "source": str(cfg_path)}, "")
+        _validate(settings)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} ({_origin(exc, from_env, env, cfg_path)})", exc.key) from None
     return settings
+
+
+def effective(settings: Settings, env: typing.Mapping[str, str] | None = None) -> list[tuple[str, Any, str]]:
+    """Every setting as ``(dotted key, value, where it came from)``: the environment variable that
+    set it, the configuration file, or the built-in default."""
+    env = os.environ if env is None else env
+    path = Path(settings.source)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        data = {}
+    from_env = _env_overrides(env)
+
+    def in_file(dotted: str) -> bool:
+        node: Any = data
+        for part in dotted.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    out: list[tuple[str, Any, str]] = []
+
+    def walk(obj: Any, prefix: str) -> None:
+        for f in dataclasses.fields(obj):
+            dotted = f"{prefix}{f.name}"
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, dotted + ".")
+                continue
+            if dotted == "source":
+                continue
+            if dotted in from_env:
+                where = _env_name(dotted, env)
+            elif any(key.startswith(dotted + ".") for key in from_env):
+                where = "file + " + ", ".join(_env_name(k, env) for k in from_env if k.startswith(dotted + "."))
+            else:
+                where = str(path) if in_file(dotted) else "default"
+            out.append((dotted, value, where))
+
+    walk(settings, "")
+    return out
+
+
+def _env_name(dotted: str, env: typing.Mapping[str, str]) -> str:
+    name = ENV_PREFIX + dotted.upper().replace(".", "__")
+    if name not in env and dotted == "broker.bootstrap_servers" and env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return "KAFKA_BOOTSTRAP_SERVERS"
+    return name
+
+
+def _origin(exc: ConfigError, from_env: dict[str, Any], env: typing.Mapping[str, str], path: Path) -> str:
+    """Where the value at fault came from: the environment variable that set it, or the file."""
+    message = str(exc)
+    for dotted in sorted(from_env, key=len, reverse=True):
+        key = exc.key
+        if (key and (dotted == key or dotted.startswith(key + ".") or key.startswith(dotted + "."))) \
+                or re.search(rf"(?<![\w.]){re.escape(dotted)}(?![\w])", message):
+            name = _env_name(dotted, env)
+            return f"set by {name}={env.get(name, '')!r}"
+    return f"in {path}"
 
 
 def _env_overrides(env: typing.Mapping[str, str]) -> dict[str, Any]:
@@ -430,7 +501,9 @@ def _build(cls: Any, data: Any, where: str) -> Any:
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(data) - set(known)
     if unknown:
-        raise ConfigError(f"unknown key(s) in [{where or 'root'}]: {', '.join(sorted(unknown))}")
+        first = sorted(unknown)[0]
+        raise ConfigError(f"unknown key(s) in [{where or 'root'}]: {', '.join(sorted(unknown))}",
+                          f"{where}.{first}" if where else first)
     kwargs = {}
     for name, f in known.items():
         sub = f"{where}.{name}" if where else name
@@ -439,6 +512,10 @@ def _build(cls: Any, data: Any, where: str) -> Any:
                 continue
             raise ConfigError(f"missing key {sub}")
         kwargs[name] = _coerce(hints[name], data[name], sub)
+        low, high = f.metadata.get("min"), f.metadata.get("max")
+        if (low is not None and kwargs[name] < low) or (high is not None and kwargs[name] > high):
+            span = f">= {low}" if high is None else f"<= {high}" if low is None else f"in [{low}, {high}]"
+            raise ConfigError(f"{sub} must be {span}, got {data[name]!r}", sub)
     return cls(**kwargs)
 
 
@@ -449,24 +526,24 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if origin is dict:
         _, val_t = typing.get_args(hint)
         if not isinstance(value, dict):
-            raise ConfigError(f"{where} must be a table")
+            raise ConfigError(f"{where} must be a table", where)
         return {str(k): _coerce(val_t, v, f"{where}.{k}") for k, v in value.items()}
     if origin is list:
         (item_t,) = typing.get_args(hint)
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list):
-            raise ConfigError(f"{where} must be a list")
+            raise ConfigError(f"{where} must be a list", where)
         return [_coerce(item_t, v, where) for v in value]
     if origin in (typing.Union, types.UnionType):
         return value
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where} must be true or false, got {value!r}")
+        raise ConfigError(f"{where} must be true or false, got {value!r}", where)
     if hint in (int, float):
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
+            raise ConfigError(f"{where} must be a number, got {value!r}", where)
         return hint(value)
     if hint is str:
         return str(value)

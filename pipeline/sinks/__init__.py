@@ -55,6 +55,20 @@ def sink_class(target: str, settings: Any) -> type[Sink] | type[FileSink]:
     return cls
 
 
+def check_targets(targets: list[str], settings: Any) -> list[str]:
+    """What would stop these sinks from working, one line each (an unknown kind, a missing folder
+    or connection string, a server that does not answer), found before anything starts."""
+    problems = []
+    for target in targets:
+        try:
+            cls = sink_class(target, settings)
+        except UnknownSink as exc:
+            problems.append(str(exc))
+            continue
+        problems += cls.check(target.partition(":")[2], settings)
+    return problems
+
+
 def open_sink(target: str, settings: Any) -> Sink | FileSink:
     return sink_class(target, settings).open(target.partition(":")[2], settings)
 
@@ -77,4 +91,4 @@ def local_folder(target: str, settings: Any) -> Path | None:
     return Path(location) if location and issubclass(sink_class(target, settings), FileSink) else None
 
 
-__all__ = ["BUILT_IN", "FileSink", "Sink", "UnknownSink", "kinds", "local_folder", "open_sink", "open_sinks", "sink_class"]
+__all__ = ["BUILT_IN", "FileSink", "Sink", "UnknownSink", "check_targets", "kinds", "local_folder", "open_sink", "open_sinks", "sink_class"]

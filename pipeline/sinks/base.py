@@ -17,6 +17,7 @@ A sink of your own is a subclass of either, in any importable module, with a cla
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,13 @@ class Sink:
     def open(cls, location: str, settings: Any) -> Sink:
         """The sink a target ``KIND:LOCATION`` names (``settings``: the ``[sink]`` settings)."""
         raise NotImplementedError
+
+    @classmethod
+    def check(cls, location: str, settings: Any) -> list[str]:
+        """Problems that would stop the sink from working, one line each, found before anything
+        starts (``pipeline run``, ``pipeline doctor``): a missing location, an unreachable
+        server. The default finds none."""
+        return []
 
     def write(self, records: list[dict[str, Any]]) -> set[str]:
         """Durably write the records; return the ids that were not there before (the others were
@@ -58,6 +66,21 @@ class FileSink:
         if not location:
             raise ValueError(f"{cls.kind} sink needs a folder: {cls.kind}:FOLDER")
         return cls(location)
+
+    @classmethod
+    def check(cls, location: str, settings: Any) -> list[str]:
+        """A folder is given, and it is (or can be made) a writable folder."""
+        if not location:
+            return [f"{cls.kind} sink needs a folder: {cls.kind}:FOLDER"]
+        folder = Path(location)
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            return [f"{cls.kind} sink folder {location}: {existing} is not a folder"]
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return [f"{cls.kind} sink folder {location}: {existing} is not writable"]
+        return []
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)

@@ -95,12 +95,35 @@ class PostgresSink(Sink):
     kind = "postgres"
 
     @classmethod
-    def open(cls, location: str, settings: Any) -> PostgresSink:
+    def _dsn(cls, location: str, settings: Any) -> str:
         dsn = location or os.environ.get("DATABASE_URL") or settings.postgres_url
         if not dsn:
             raise ValueError("postgres sink needs a connection string: postgres:postgresql://..., "
                              "DATABASE_URL, or sink.postgres_url")
-        return cls(dsn, settings.postgres_table)
+        return dsn
+
+    @classmethod
+    def open(cls, location: str, settings: Any) -> PostgresSink:
+        return cls(cls._dsn(location, settings), settings.postgres_table)
+
+    @classmethod
+    def check(cls, location: str, settings: Any) -> list[str]:
+        """A connection string is given, the table name is plain, and the server answers (3 s)."""
+        import psycopg
+
+        try:
+            dsn = cls._dsn(location, settings)
+        except ValueError as exc:
+            return [str(exc)]
+        problems = [] if _IDENT.match(settings.postgres_table) else [
+            f"sink.postgres_table: not a plain table name: {settings.postgres_table!r}"]
+        try:
+            with psycopg.connect(dsn, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+        except (psycopg.Error, ValueError) as exc:  # ValueError: a connection string psycopg cannot parse
+            reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            problems.append(f"PostgreSQL at {redact(dsn)} cannot be used: {redact(reason)}")
+        return problems
 
     def __init__(self, dsn: str, table: str):
         if not _IDENT.match(table):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import re
 import sys
 import threading
 from collections import Counter
@@ -115,6 +116,9 @@ class FilesSource(Source):
         self.skipped: Counter = Counter()  # WARC records that are no HTML page, by why
         for raw in self.paths:  # a missing path fails before anything is read or sent
             if raw != "-" and not Path(raw).exists():
+                if re.match(r"(?i)^https?://", raw):
+                    raise FileNotFoundError(f"{raw} is a URL, not a file: put URLs in a file, one per line, "
+                                            "and give urls:FILE (the fetch stage fetches them)")
                 raise FileNotFoundError(f"no such file or folder: {raw}")
 
     def items(self, after: str | None = None, stop: threading.Event | None = None) -> Iterator[SourceItem]:

@@ -30,7 +30,7 @@ from pipeline.config import Settings
 from pipeline.monitoring import runfile
 from pipeline.monitoring.http import port_is_free
 from pipeline.records import iso, utc_now
-from pipeline.streaming import processes
+from pipeline.streaming import preflight, processes
 from pipeline.streaming.broker import EmbeddedKafka, TansuBroker, embedded_broker, wait_for_kafka
 from pipeline.streaming.folders import FolderInUse, FolderLock
 from pipeline.streaming.index_server import EmbeddedIndexServer
@@ -130,21 +130,6 @@ class RunSummary:
         return out
 
 
-def check_dedup_store(settings: Settings) -> None:
-    """Fail at start-up, not after a time-out, when the shared dedup index cannot be reached."""
-    store = settings.stages.dedup.store
-    if store == "memory" or settings.uses_embedded_index:
-        return
-    import redis
-
-    try:
-        redis.Redis.from_url(store, socket_connect_timeout=3, socket_timeout=3).ping()
-    except redis.RedisError as exc:
-        raise RuntimeError(f"the dedup index {store} is unreachable ({exc}); start Redis, or set "
-                           "stages.dedup.store = \"embedded\" (PIPELINE__STAGES__DEDUP__STORE=embedded) to let "
-                           "`pipeline run` start an index server of its own") from None
-
-
 START_RETRIES = 2  # a worker that exits while the run starts is started again this many times
 
 
@@ -225,8 +210,6 @@ class Supervisor:
             wait_for_kafka(self.bootstrap, timeout_s=30, options=self.settings.broker.client_options())
             self.console.print(f"[dim]broker {self.bootstrap} (profile {self.settings.profile_name})[/dim]")
         ensure_topics(self.bootstrap, self.settings)
-        if not self.settings.uses_embedded_index:
-            check_dedup_store(self.settings)
         runfile.write(self.settings, self.bootstrap, started_at=self.started_at)
         host = self.settings.monitoring.host
         host = "127.0.0.1" if host in ("", "0.0.0.0") else host
@@ -482,6 +465,8 @@ class Supervisor:
             from pipeline.streaming.replay import check_targets
 
             check_targets(sources, self.settings)
+        # sinks, an external Redis or broker: what would fail later fails now, one line each
+        preflight.require(self.settings, self.sink_targets)
         stop = threading.Event()
         replaying = threading.Event()
 

@@ -283,7 +283,8 @@ def test_regional_model_probabilities_and_cache():
     assert model.probabilities_of_tokens([]) == pytest.approx(model.probabilities_of_tokens([]))
 
 
-def test_regional_codes_reach_the_record_and_entities_fall_back_to_rules(stage):
+def test_regional_codes_reach_the_record_and_choose_the_configured_entity_tagger(stage):
+    from pipeline import config
     from pipeline.records import accept_raw, new_record, utc_now
     from pipeline.stages.entities.taggers import RULES_NAME, Registry
 
@@ -292,4 +293,7 @@ def test_regional_codes_reach_the_record_and_entities_fall_back_to_rules(stage):
     out = stage.run(record, Context(worker="t"))
     assert out["lang"]["code"] == "ban" and out["lang"]["spans"][0]["code"] == "ban"
     registry = Registry(by_language={"id": "crf:id-news-crf", "ms": "crf:id-news-crf"})
-    assert registry.spec_for("ban") == RULES_NAME
+    assert registry.spec_for("ban") == RULES_NAME  # a code no tagger names gets the default
+    entities = config.load(env={}).stages.entities  # the shipped configuration: the Indonesian model
+    configured = Registry(by_language=entities.taggers, default=entities.default_tagger)
+    assert configured.spec_for("ban") == configured.spec_for("min") == "crf:id-news-crf"

@@ -1,0 +1,93 @@
+"""Checks made before anything starts: what would stop a run later (a sink that cannot open, a
+server that does not answer) is found in a few seconds, one line per problem, instead of after the
+broker and the workers started. ``pipeline run`` refuses to start on any; ``pipeline doctor`` prints
+them with the effective configuration."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+
+from pipeline import sinks
+from pipeline.config import Settings
+from pipeline.redaction import redact
+
+TIMEOUT_S = 3.0  # per server asked
+
+
+class PreflightFailed(Exception):
+    """Problems found before start-up; each is one line for the operator."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class Check:
+    """One thing checked: ``what`` (e.g. "sink jsonl:out"), ``problems`` (empty when fine)."""
+
+    what: str
+    problems: list[str] = field(default_factory=list)
+
+
+def require_redis(url: str, what: str, hint: str) -> None:
+    """Raise :class:`PreflightFailed` when the Redis at ``url`` does not answer."""
+    found = _redis_check(url, what, hint)
+    if found:
+        raise PreflightFailed(found)
+
+
+def _redis_check(url: str, what: str, hint: str) -> list[str]:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (redis.RedisError, ValueError) as exc:
+        return [f"{what} {redact(url)} does not answer ({redact(str(exc))}); {hint}"]
+    return []
+
+
+def _broker_check(bootstrap: str) -> list[str]:
+    """At least one bootstrap server accepts a connection (the client finds the others itself)."""
+    reasons = []
+    for server in (s.strip() for s in bootstrap.split(",") if s.strip()):
+        host, _, port = server.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=TIMEOUT_S):
+                return []
+        except (OSError, ValueError) as exc:
+            reasons.append(f"{server}: {exc}")
+    return [f"no broker answers at {bootstrap} ({'; '.join(reasons)}); start it, or leave "
+            "broker.bootstrap_servers empty (and KAFKA_BOOTSTRAP_SERVERS unset) for the embedded broker"]
+
+
+def checks(settings: Settings, sink_targets: list[str] | None = None) -> list[Check]:
+    """Everything a run needs from outside this process: its sinks, the dedup index's Redis when it
+    is not the embedded one, and the broker when it is external."""
+    out = []
+    for target in sink_targets or settings.sink.targets:
+        out.append(Check(f"sink {redact(target)}", sinks.check_targets([target], settings.sink)))
+    store = settings.stages.dedup.store
+    if store != "memory" and not settings.uses_embedded_index:
+        out.append(Check(f"dedup index {redact(store)}", _redis_check(
+            store, "the dedup index", 'start Redis, or set stages.dedup.store = "embedded" '
+            "(PIPELINE__STAGES__DEDUP__STORE=embedded) to let `pipeline run` start one")))
+    if not settings.uses_embedded_broker:
+        out.append(Check(f"broker {settings.broker.bootstrap_servers}", _broker_check(settings.broker.bootstrap_servers)))
+    return out
+
+
+def problems(settings: Settings, sink_targets: list[str] | None = None) -> list[str]:
+    return [p for check in checks(settings, sink_targets) for p in check.problems]
+
+
+def require(settings: Settings, sink_targets: list[str] | None = None) -> None:
+    """Raise :class:`PreflightFailed` when anything a run needs is missing."""
+    found = problems(settings, sink_targets)
+    if found:
+        raise PreflightFailed(found)

@@ -1,0 +1,129 @@
+"""Bad invocations fail fast: one line naming the problem, exit code 2, within 3 s, and nothing
+left running (no broker, no worker: the checks come before anything starts)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SEEDS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (taken from the kernel, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def invoke(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str, float]:
+    """Run ``pipeline ARGS`` in a session of its own; (exit code, stderr, seconds). Fails when any
+    process of that session is still alive after the command exits."""
+    environ = {k: v for k, v in os.environ.items()
+               if not k.startswith("PIPELINE__") and k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
+    environ.update(env or {})
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=environ,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        elapsed = time.monotonic() - t0
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # anything it started and left behind
+            left_behind = True
+        except ProcessLookupError:
+            left_behind = False
+    assert not left_behind, f"`pipeline {' '.join(args)}` left processes running"
+    return proc.returncode, err.decode(errors="replace"), elapsed
+
+
+BAD = {
+    "unknown sink kind": (["run", "--sink", "csv:out/x"], {}, "unknown sink kind 'csv'"),
+    "parquet without a folder": (["run", "--sink", "parquet:"], {}, "parquet sink needs a folder"),
+    "postgres without a DSN": (["run", "--sink", "postgres:"], {}, "needs a connection string"),
+    "postgres not answering": (["run", "--sink", "postgres:postgresql://127.0.0.1:{port}/x"], {},
+                               "PostgreSQL at postgresql://127.0.0.1:{port}/x cannot be used"),
+    "sink folder under a file": (["run", "--sink", "jsonl:{file}/out"], {}, "is not a folder"),
+    "replay of a missing file": (["run", "--replay", "missing.jsonl"], {}, "no such file or folder: missing.jsonl"),
+    "external broker not answering": (["run"], {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:{port}"},
+                                      "no broker answers at 127.0.0.1:{port}"),
+    "external index not answering": (["run"], {"PIPELINE__STAGES__DEDUP__STORE": "redis://127.0.0.1:{port}/0"},
+                                     "the dedup index redis://127.0.0.1:{port}/0 does not answer"),
+    "negative partitions": (["run"], {"PIPELINE__TOPICS__PARTITIONS": "-3"},
+                            "topics.partitions must be >= 1, got -3 (set by PIPELINE__TOPICS__PARTITIONS"),
+    "a key that does not exist": (["run"], {"PIPELINE__DEDUP__THRESHOLD": "0.85"},
+                                  "unknown key(s) in [root]: dedup (set by PIPELINE__DEDUP__THRESHOLD"),
+    "a value out of range": (["run"], {"PIPELINE__STAGES__DEDUP__THRESHOLD": "1.5"},
+                             "(set by PIPELINE__STAGES__DEDUP__THRESHOLD='1.5')"),
+    "enrich a missing file": (["enrich", "/nonexistent.jsonl"], {}, "no such file or folder: /nonexistent.jsonl"),
+    "enrich a URL": (["enrich", "https://example.com/article"], {}, "is a URL, not a file"),
+    "enrich with an index not answering": (["enrich", "--dedup-store", "redis://127.0.0.1:{port}/0", str(SEEDS)], {},
+                                           "does not answer"),
+    "dead letters since no time": (["deadletter", "list", "--since", "the day before"], {}, "not a time"),
+    "an unknown option": (["run", "--bogus"], {}, "unrecognized arguments: --bogus"),
+    "an unknown stage": (["enrich", "--stages", "nope", str(SEEDS)], {}, "unknown stage(s): nope"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_bad_invocation_is_one_line_and_exit_2_within_3_s(case, tmp_path):
+    args, env, expected = BAD[case]
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    port = closed_port()
+    fill = {"port": port, "file": a_file}
+    args = [a.format(**fill) for a in args]
+    env = {k: v.format(**fill) for k, v in env.items()}
+    code, err, seconds = invoke(args, tmp_path, env)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, (code, err)
+    assert len(lines) == 1, err
+    assert lines[0].startswith("pipeline") and expected.format(**fill) in lines[0], lines[0]
+    assert "Traceback" not in err
+    assert seconds < 3, f"{seconds:.1f} s"
+    assert not (tmp_path / "out" / "broker").exists()  # nothing was started
+
+
+def test_doctor_checks_like_run_and_says_where_each_value_came_from(tmp_path):
+    port = closed_port()
+    env = {"PIPELINE__TOPICS__PARTITIONS": "6", "PIPELINE__BROKER__SASL_PASSWORD": "hunter2-secret"}
+    environ = {**{k: v for k, v in os.environ.items() if not k.startswith("PIPELINE__")}, **env}
+    out = subprocess.run([sys.executable, "-m", "pipeline", "doctor", "--sink",
+                          f"postgres:postgresql://someone:pw-secret@127.0.0.1:{port}/x", "--sink", "jsonl:out"],
+                         cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1, out.stderr
+    text = out.stdout
+    assert "FAIL  sink postgres:postgresql://someone:***@127.0.0.1" in text
+    assert "ok    sink jsonl:out" in text
+    rows = {line.split()[0]: line for line in text.splitlines() if line.startswith("  ") and "[" in line}
+    assert rows["topics.partitions"].split()[1] == "6" and "[PIPELINE__TOPICS__PARTITIONS]" in rows["topics.partitions"]
+    assert "config/pipeline.toml]" in rows["topics.raw"]
+    assert '"***"' in rows["broker.sasl_password"]
+    assert "secret" not in text + out.stderr
+
+
+def test_since_takes_times_durations_and_days():
+    from datetime import UTC, datetime, timedelta
+
+    from pipeline.cli import parse_since
+
+    def midnight_before(days: int) -> datetime:
+        return (datetime.now(UTC) - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    before = midnight_before(1)
+    yesterday = parse_since("yesterday")
+    assert yesterday in (before, midnight_before(1))  # (midnight may pass in between)
+    assert parse_since("today") - yesterday == timedelta(days=1)
+    assert abs((datetime.now(UTC) - parse_since("2h")) - timedelta(hours=2)) < timedelta(seconds=5)
+    assert parse_since("2026-12-01T10:00:00Z") == datetime(2026, 12, 1, 10, tzinfo=UTC)
