@@ -385,3 +385,82 @@ def test_an_installed_spacy_pipeline_is_used_when_configured(settings, tmp_path)
     got = {(e["text"], e["label"], e["canonical"]) for e in out["entities"]}
     assert {("Antony Blinken", "PER", "Antony Blinken"), ("State Department", "ORG", "State Department"),
             ("Perancis", "LOC", "France"), ("Moscow", "LOC", "Moscow")} <= got
+
+
+# --- speed without changing a tag (issue 20) -------------------------------------------------
+
+SPEED_TEXTS = {
+    "id": "Juru Bicara Kemlu Rusia Maria Zakharova di Moskow, Senin (3/4). \"Kami khawatir,\" kata Zakharova.\n"
+          "Presiden Joko Widodo bertemu PM Malaysia di Istana Bogor, Jawa Barat.",
+    "en": "The mayor Sadiq Khan visited London on Monday. \"It is 'fine',\" said Ms. O'Neil of AT&T in New York.\n"
+          "Apple Inc. and the U.S. Department of State met in Paris.",
+    "pt": "O presidente Lula visitou São Paulo e o Rio de Janeiro. A Petrobras anunciou lucros em Lisboa.",
+    "zh": "习近平在北京会见了美国总统拜登。中华人民共和国外交部发言人说，ABC公司在上海。",
+}
+
+
+def _decoded(items):
+    return [[a.decode() if isinstance(a, bytes) else a for a in attrs] for attrs in items]
+
+
+@pytest.mark.parametrize(("model", "lang"), [("id-news-crf", "id"), ("en-news-crf", "en"), ("multi-crf", "pt"),
+                                             ("multi-crf", None), ("zh-char-crf", "zh")])
+def test_tagger_items_are_the_features_the_model_knows_in_order(model, lang):
+    tagger = crf.load(model)
+    extractor = tagger.extractor_for(lang)
+    text = SPEED_TEXTS.get(lang or "pt")
+    for sent in sentences(text, tagger.tokenize(text)):
+        words = [t.text for t in sent]
+        full = extractor.sentence(words)
+        if hasattr(extractor, "sentence_reference"):  # the cached pieces give the attributes written out one by one
+            assert full == extractor.sentence_reference(words)
+        # the tagger gets the attributes of the model only: CRFsuite skips the others, the tags are the same
+        assert _decoded(tagger._items(words, lang)) == [[a for a in attrs if a in tagger.known] for attrs in full]
+        assert tagger.tagger.tag(tagger._items(words, lang)) == tagger.tagger.tag(full)
+
+
+def test_model_attributes_are_read_from_the_model_file():
+    tagger = crf.load("en-news-crf")
+    assert tagger.known == {attr for attr, _ in tagger.tagger.info().state_features}
+
+
+def test_attributes_crfsuite_reads_differently_take_the_full_path():
+    tagger = crf.load("en-news-crf")
+    words = ["Sadiq", "Khan", "\x00", "London"]
+    assert tagger._items(words) == tagger.extractor.sentence(words)  # CRFsuite reads up to a NUL: not filtered
+    with pytest.raises((UnicodeEncodeError, SystemError)):  # as before: python-crfsuite cannot encode a lone surrogate
+        tagger.tag_tokens(["Sadiq", "\ud800", "London"])
+
+
+def test_caseless_names_are_found_by_their_first_two_characters():
+    from pipeline.stages.entities import caseless
+
+    gaz = caseless.load()
+    text = SPEED_TEXTS["zh"] + " موسكو و القاهرة"
+
+    def naive(text):  # every known length at every position, longest first
+        found, i = [], 0
+        while i < len(text):
+            ch = text[i]
+            if not ch.isalpha() or ch.isupper() or ch.islower() or (i and text[i - 1].isalnum()
+                                                                     and not caseless.NO_SPACES.match(ch)):
+                i += 1
+                continue
+            for length in gaz.lengths:
+                name = text[i:i + length]
+                if i + length > len(text) or name not in gaz.names or \
+                        not caseless.NO_SPACES.match(name[-1]) and i + length < len(text) and text[i + length].isalnum():
+                    continue
+                found.append((i, i + length, name))
+                i += length - 1
+                break
+            i += 1
+        return found
+
+    assert [(m.start, m.end, m.text) for m in gaz.tag(text)] == naive(text)
+    assert {m.canonical for m in gaz.tag(text)} >= {"Beijing", "Moscow", "Cairo"}
+
+
+def test_provinces_win_over_geographical_units_whatever_the_order_of_pycountrys_sets(gaz):
+    assert gaz.get("Maluku").ids == (("iso3166-2", "ID-MA"),)
+    assert gaz.get("Papua").ids == (("iso3166-2", "ID-PA"),)

@@ -29,6 +29,15 @@ class CaselessGazetteer:
     def __init__(self, names: dict[str, Entry]):
         self.names = names
         self.lengths = sorted({len(n) for n in names}, reverse=True)
+        # the lengths of the names starting with each two characters, longest first (one-character names:
+        # ``_short``), so most positions look nothing up
+        by_prefix: dict[str, set[int]] = {}
+        for name in names:
+            if len(name) >= 2:
+                by_prefix.setdefault(name[:2], set()).add(len(name))
+        self._short = [1] if any(len(name) == 1 for name in names) else []
+        self.by_prefix = {prefix: sorted(lengths, reverse=True) + self._short for prefix, lengths in by_prefix.items()}
+        self.prefixes = frozenset(self.by_prefix)
 
     def tag(self, text: str) -> list[Mention]:
         if not self.names or CASELESS_SCRIPT.search(text) is None:
@@ -41,7 +50,7 @@ class CaselessGazetteer:
                                                                      and not NO_SPACES.match(ch)):
                 i += 1
                 continue
-            for length in self.lengths:
+            for length in self.by_prefix.get(text[i:i + 2], self._short):
                 if i + length > n:
                     continue
                 name = text[i:i + length]

@@ -19,6 +19,7 @@ import functools
 import gzip
 import json
 import math
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,15 +70,46 @@ def word_freq_table(lang: str, wordlist: str = "small") -> dict[str, int]:
     return {w: int(math.log10(f) + 9) for w, f in wordfreq.get_frequency_dict(code, wordlist=wordlist).items()}
 
 
-def build_extractor(meta: dict, gaz: gazetteer_mod.Gazetteer, lang: str | None = None) -> FeatureExtractor:
-    """The model's feature extractor; for a model with per-language word frequencies, the one of ``lang``."""
+def model_attributes(path: Path) -> frozenset[str]:
+    """The attributes a CRFsuite model has weights for (its attribute dictionary, a CQDB chunk of the model
+    file). The tagger ignores every other attribute, so leaving them out of its input changes no tag."""
+    buf = Path(path).read_bytes()
+    if buf[:4] != b"lCRF":
+        raise ValueError(f"{path} is not a CRFsuite model")
+    num_attrs, _, _, off_attrs = struct.unpack_from("<IIII", buf, 24)
+    if buf[off_attrs:off_attrs + 4] != b"CQDB":
+        raise ValueError(f"{path}: no attribute dictionary")
+    bwd_size, bwd_offset = struct.unpack_from("<II", buf, off_attrs + 16)
+    attrs = []
+    for offset in struct.unpack_from(f"<{bwd_size}I", buf, off_attrs + bwd_offset):
+        if offset:  # record: id, key size (with the NUL), key
+            size = struct.unpack_from("<I", buf, off_attrs + offset + 4)[0]
+            start = off_attrs + offset + 8
+            attrs.append(buf[start:start + size - 1].decode("utf-8"))
+    if len(attrs) != num_attrs:
+        raise ValueError(f"{path}: {len(attrs)} attributes read, the header says {num_attrs}")
+    return frozenset(attrs)
+
+
+def build_extractor(meta: dict, gaz: gazetteer_mod.Gazetteer, lang: str | None = None,
+                    known: frozenset[str] | None = None) -> FeatureExtractor:
+    """The model's feature extractor; for a model with per-language word frequencies, the one of ``lang``.
+    ``known``: the model's attributes (``model_attributes``), for ``items``; None when training."""
     if meta.get("tokens") == CHARS:
-        return CharFeatureExtractor(surnames=meta.get("surnames"))  # type: ignore[return-value]
+        return CharFeatureExtractor(surnames=meta.get("surnames"), known=known)  # type: ignore[return-value]
     source = meta["word_freq"]
     freq_lang = lang if source["lang"] == RECORD_LANGUAGE else source["lang"]
     return FeatureExtractor(gaz, frozenset(meta["lowercase_words"]),
                             word_freq_table(freq_lang or "", source["wordlist"]), meta.get("clusters"),
-                            extended=meta.get("features_version", 1) >= 2, names=meta.get("names"))
+                            extended=meta.get("features_version", 1) >= 2, names=meta.get("names"), known=known)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def spans(tags: list[str]) -> set[tuple[int, int, str]]:
@@ -109,7 +141,9 @@ class CrfTagger:
         self.gaz = gaz or gazetteer_mod.load()
         self.per_language = self.meta["word_freq"]["lang"] == RECORD_LANGUAGE
         self.tokenize = tokenize_chars if self.meta.get("tokens") == CHARS else tokenize
-        self.extractor = build_extractor(self.meta, self.gaz, self.meta.get("default_language"))
+        # the attributes the model has weights for: the tagger is given only those (CRFsuite drops the rest)
+        self.known = model_attributes(self.model_dir / "model.crfsuite")
+        self.extractor = build_extractor(self.meta, self.gaz, self.meta.get("default_language"), self.known)
         self._extractors: dict[str, FeatureExtractor] = {}
         self.tagger = pycrfsuite.Tagger()
         self.tagger.open(str(self.model_dir / "model.crfsuite"))
@@ -123,12 +157,23 @@ class CrfTagger:
         code = lang.lower()
         extractor = self._extractors.get(code)
         if extractor is None:
-            extractor = self._extractors[code] = build_extractor(self.meta, self.gaz, code)
+            extractor = self._extractors[code] = build_extractor(self.meta, self.gaz, code, self.known)
         return extractor
 
     def _items(self, words: list[str], lang: str | None = None) -> list[list[str]]:
-        """The CRF's attribute lists of one sentence, in the tagger's domain."""
-        return augment(self.extractor_for(lang).sentence(words), self.domain, self.meta["base_domain"])
+        """The CRF's attribute lists of one sentence, in the tagger's domain: the attributes of the model only,
+        in the order of the features (CRFsuite skips unknown attributes, so the tags and marginals are those
+        of the full lists)."""
+        extractor = self.extractor_for(lang)
+        joined = "".join(words)
+        if "\x00" in joined or not (joined.isascii() or _utf8(joined)):
+            # CRFsuite reads an attribute up to a NUL, and cannot take what UTF-8 cannot encode: as before
+            return augment(extractor.sentence(words), self.domain, self.meta["base_domain"])
+        if self.domain == self.meta["base_domain"]:
+            return extractor.items(words)
+        known = self.known
+        return [[a for a in attrs if a in known]
+                for attrs in augment(extractor.sentence(words), self.domain, self.meta["base_domain"])]
 
     def tag_many(self, sents: list[list[str]], lang: str | None = None) -> list[list[str]]:
         """IOB2 tags for several tokenised sentences."""

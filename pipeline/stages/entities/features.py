@@ -82,8 +82,13 @@ class FeatureExtractor:
 
     def __init__(self, gaz: Gazetteer, lowercase_words: frozenset[str] = frozenset(),
                  word_freq: dict[str, int] | None = None, clusters: dict[str, int] | None = None,
-                 extended: bool = False, names: dict[str, list[str]] | None = None):
+                 extended: bool = False, names: dict[str, list[str]] | None = None,
+                 known: frozenset[str] | None = None):
         self.gaz = gaz
+        # the attributes of the model this extractor feeds (``items``); None: all of them
+        self.known = known
+        self._full_pieces: dict[str, tuple] = {}
+        self._known_pieces: dict[str, tuple] = {}
         # lower-case given names and family names of many countries (meta "names", from Faker's lists):
         # word -> "f" (given name), "l" (family name) or "fl"
         self.names: dict[str, str] = {}
@@ -94,7 +99,6 @@ class FeatureExtractor:
         # word (after opening quotes and brackets) joined with its frequency ("The", "Die" at the start of a
         # sentence are frequent words, not names), all-caps, digits, the frequency of the neighbours
         self.extended = extended
-        self._token_cache: dict[str, list[str]] = {}
         # lower-case word -> cluster id(s) learnt from the training text (``training/entities_clusters.py``), one per
         # granularity (an int for one); empty: no cluster features
         self.clusters = {w: tuple(str(x) for x in (c if isinstance(c, list) else [c]))
@@ -108,26 +112,32 @@ class FeatureExtractor:
         self.word_freq = word_freq or {}
         # words written in lower case most of the time inside sentences ("Dalam" is usually "dalam")
         self.lowercase_words = lowercase_words
+        # BOS, EOS, the cluster attributes before the first and after the last word (all, and the known ones)
+        self._edges = self._edge_attrs(None)
+        self._known_edges = self._edge_attrs(known)
 
-    def _cached_attrs(self, tok: str, low: str) -> list[str]:
-        """``token_attrs`` plus the extended features of the token alone, computed once per distinct token (a
-        worker sees the same words over and over; bounded: cleared when full)."""
-        cached = self._token_cache.get(tok)
-        if cached is None:
-            cached = self.token_attrs(tok, low)
-            if self.extended:
-                if tok.isupper() and len(tok) > 1:
-                    cached.append("allcaps")
-                if _DIGIT.search(tok):
-                    cached.append("digit")
-                if self.names and tok[:1].isupper():
-                    kind = self.names.get(low)
-                    if kind:
-                        cached.append("nm=" + kind)
-            if len(self._token_cache) >= TOKEN_CACHE_SIZE:
-                self._token_cache.clear()
-            self._token_cache[tok] = cached
-        return list(cached)
+    def _edge_attrs(self, known: frozenset[str] | None) -> tuple:
+        def one(attr: str) -> str | bytes | None:
+            if known is None:
+                return attr
+            return attr.encode() if attr in known else None
+
+        return (one("BOS"), one("EOS"), tuple(one(before + "^") for _, before, _ in self._cluster_names),
+                tuple(one(after + "$") for _, _, after in self._cluster_names))
+
+    def _own_attrs(self, tok: str, low: str) -> list[str]:
+        """``token_attrs`` plus the extended features of the token alone."""
+        attrs = self.token_attrs(tok, low)
+        if self.extended:
+            if tok.isupper() and len(tok) > 1:
+                attrs.append("allcaps")
+            if _DIGIT.search(tok):
+                attrs.append("digit")
+            if self.names and tok[:1].isupper():
+                kind = self.names.get(low)
+                if kind:
+                    attrs.append("nm=" + kind)
+        return attrs
 
     def token_attrs(self, tok: str, low: str) -> list[str]:
         shp = shape(tok)
@@ -145,6 +155,138 @@ class FeatureExtractor:
         return attrs
 
     def sentence(self, tokens: list[str]) -> list[list[str]]:
+        """Every attribute of every token (what training writes)."""
+        return self._sentence(tokens, None)
+
+    def items(self, tokens: list[str]) -> list[list[str | bytes]]:
+        """The attributes the model knows (``known``), in the order of ``sentence``: what the tagger
+        needs (CRFsuite skips attributes missing from its model, so the tags are the same), built from
+        per-token pieces cached across sentences and documents. The cached pieces are UTF-8 bytes (what
+        CRFsuite reads; python-crfsuite takes str or bytes), the rest str."""
+        return self._sentence(tokens, self.known)
+
+    def _pieces(self, tok: str, known: frozenset[str] | None) -> tuple:
+        """The strings token ``tok`` contributes to its own attributes and to those of its neighbours (only
+        those in ``known`` unless it is None), computed once per distinct token (bounded: cleared when full)."""
+        cache = self._full_pieces if known is None else self._known_pieces
+        low = tok.lower()
+        shp = shape(tok)
+        cap = tok[:1].isupper()
+
+        def keep(*attrs: str) -> tuple:
+            return attrs if known is None else tuple(a.encode() for a in attrs if a in known)
+
+        def one(attr: str | None) -> str | bytes | None:
+            if attr is None or known is None:
+                return attr
+            return attr.encode() if attr in known else None
+
+        own = keep(*self._own_attrs(tok, low))
+        cl = self.clusters.get(low, self._no_cluster) if self.clusters else ()
+        names = self._cluster_names
+        zf = self.word_freq.get(low, 0)
+        kind = self.names.get(low) if self.names and cap else None
+        first = (f"first|zf={zf}", f"first|czf={zf}", "first|lc" if low in self.lowercase_words else "first|nolc") \
+            if cap else (f"first|zf={zf}",)
+        pieces = (own, low, _fold(tok), cap, "C" if cap else ("p" if not tok[:1].isalnum() else "l"),
+                  tuple(one(names[j][0] + c) for j, c in enumerate(cl)),  # 5: cluster here
+                  tuple(one(names[j][1] + c) for j, c in enumerate(cl)),  # 6: as the previous word
+                  tuple(one(names[j][2] + c) for j, c in enumerate(cl)),  # 7: as the next word
+                  keep("-1w=" + low, "-1sh=" + shp), keep("-2w=" + low, "-2sh=" + shp),  # 8, 9
+                  keep("+1w=" + low, "+1sh=" + shp), keep("+2w=" + low, "+2sh=" + shp),  # 10, 11
+                  one(f"-1zf={zf}"), one(f"+1zf={zf}"),  # 12, 13
+                  one("-1nm=" + kind) if kind else None, one("+1nm=" + kind) if kind else None,  # 14, 15
+                  one(f"mid|czf={zf}") if cap else None, keep(*first),  # 16, 17
+                  tok[:1].isalnum())  # 18
+        if len(cache) >= TOKEN_CACHE_SIZE:
+            cache.clear()
+        cache[tok] = pieces
+        return pieces
+
+    def _sentence(self, tokens: list[str], known: frozenset[str] | None) -> list[list[str]]:
+        n = len(tokens)
+        cache = self._full_pieces if known is None else self._known_pieces
+        get = cache.get
+        ps = [get(t) or self._pieces(t, known) for t in tokens]
+        lows = [p[1] for p in ps]
+        gaz = gazetteer_tags(tokens, [p[2] for p in ps], self.gaz)
+        caps = ["^", *[p[4] for p in ps], "$"]
+        edges = self._edges if known is None else self._known_edges
+        bos, eos, cl_first, cl_last = edges
+        clusters = bool(self.clusters)
+        extended = self.extended
+        names = bool(self.names)
+        first = next((k for k, p in enumerate(ps) if p[18]), 0) if extended else 0
+        feats = []
+        for i in range(n):
+            p = ps[i]
+            low = lows[i]
+            attrs = list(p[0])
+            if clusters:
+                here = p[5]
+                before = ps[i - 1][6] if i else cl_first
+                after = ps[i + 1][7] if i < n - 1 else cl_last
+                for j in range(len(here)):
+                    for a in (here[j], before[j], after[j]):
+                        if a is not None:
+                            attrs.append(a)
+            if i == 0:
+                if bos is not None:
+                    attrs.append(bos)
+            else:
+                attrs += ps[i - 1][8]
+                a = "-1w|w=" + lows[i - 1] + "|" + low
+                if known is None or a in known:
+                    attrs.append(a)
+                if gaz[i - 1]:
+                    a = "-1gz=" + gaz[i - 1]
+                    if known is None or a in known:
+                        attrs.append(a)
+                if i > 1:
+                    attrs += ps[i - 2][9]
+            if i == n - 1:
+                if eos is not None:
+                    attrs.append(eos)
+            else:
+                attrs += ps[i + 1][10]
+                a = "w|+1w=" + low + "|" + lows[i + 1]
+                if known is None or a in known:
+                    attrs.append(a)
+                if gaz[i + 1]:
+                    a = "+1gz=" + gaz[i + 1]
+                    if known is None or a in known:
+                        attrs.append(a)
+                if i < n - 2:
+                    attrs += ps[i + 2][11]
+            g = gaz[i]
+            if g:
+                for a in ("gz=" + g, "gzk=" + g[2:]):
+                    if known is None or a in known:
+                        attrs.append(a)
+            a = "cp=" + caps[i] + caps[i + 1] + caps[i + 2]
+            if known is None or a in known:
+                attrs.append(a)
+            if extended:
+                # what ``_extend`` adds, from the cached pieces
+                if i == first:
+                    attrs += p[17]
+                if i > first and p[3] and p[16] is not None:
+                    attrs.append(p[16])
+                if i and ps[i - 1][12] is not None:
+                    attrs.append(ps[i - 1][12])
+                if i < n - 1 and ps[i + 1][13] is not None:
+                    attrs.append(ps[i + 1][13])
+                if names:
+                    if i and ps[i - 1][14] is not None:
+                        attrs.append(ps[i - 1][14])
+                    if i < n - 1 and ps[i + 1][15] is not None:
+                        attrs.append(ps[i + 1][15])
+            feats.append(attrs)
+        return feats
+
+    def sentence_reference(self, tokens: list[str]) -> list[list[str]]:
+        """``sentence`` written out attribute by attribute (the definition; tests check ``sentence``
+        against it)."""
         n = len(tokens)
         lows = [t.lower() for t in tokens]
         folded = [_fold(t) for t in tokens]
@@ -157,7 +299,7 @@ class FeatureExtractor:
         feats = []
         for i in range(n):
             low = lows[i]
-            attrs = self._cached_attrs(tokens[i], low)
+            attrs = self._own_attrs(tokens[i], low)
             if cl is not None:
                 for j, (here, before, after) in enumerate(self._cluster_names):
                     attrs.append(here + cl[i][j])
@@ -222,30 +364,133 @@ class CharFeatureExtractor:
     character, the caseless gazetteer's longest name at each position (countries, big cities), and whether
     the character is a common family name (meta "surnames")."""
 
-    def __init__(self, names: dict | None = None, surnames: list[str] | None = None):
+    def __init__(self, names: dict | None = None, surnames: list[str] | None = None,
+                 known: frozenset[str] | None = None):
         from pipeline.stages.entities import caseless
 
         self.gaz = caseless.load()
         self.lowercase_words: frozenset[str] = frozenset()
         self.surnames = frozenset(surnames or ())
         self.max_len = max(self.gaz.lengths, default=0)
+        # the attributes of the model this extractor feeds (``items``); None: all of them
+        self.known = known
+        # pieces of ``items``, cached across sentences (bounded: cleared when full)
+        self._tok_pieces: dict[str, tuple] = {}
+        self._uni_pieces: dict[str, tuple] = {}
+        self._bi_pieces: dict[str, tuple] = {}
+        self._kk_pieces: dict[str, bytes | None] = {}
+        self._known_consts = tuple(self._known(a) for a in ("BOS", "EOS", "sn", "sn|start")) if known is not None else ()
 
     def _gaz_tags(self, toks: list[str]) -> list[str]:
         n = len(toks)
         tags = [""] * n
+        names = self.gaz.names
+        starts = self.gaz.prefixes  # the first two characters of every name: most positions start none
         i = 0
-        while i < n:
+        while i < n - 1:
             size = 0
-            for k in range(min(n - i, self.max_len), 1, -1):
-                entry = self.gaz.names.get("".join(toks[i:i + k]))
-                if entry is not None:
-                    size = k
-                    tags[i] = f"B-{entry.label}"
-                    for j in range(i + 1, i + k):
-                        tags[j] = f"I-{entry.label}"
-                    break
+            tok = toks[i]
+            if (tok if len(tok) >= 2 else tok + toks[i + 1])[:2] in starts:
+                for k in range(min(n - i, self.max_len), 1, -1):
+                    entry = names.get("".join(toks[i:i + k]))
+                    if entry is not None:
+                        size = k
+                        tags[i] = f"B-{entry.label}"
+                        for j in range(i + 1, i + k):
+                            tags[j] = f"I-{entry.label}"
+                        break
             i += size or 1
         return tags
+
+    def items(self, tokens: list[str]) -> list[list[str | bytes]]:
+        """The attributes of ``sentence`` the model knows (``known``), in the same order (CRFsuite skips the
+        others, so the tags are the same), from pieces cached per character and per character pair (UTF-8
+        bytes, what CRFsuite reads; the rest str)."""
+        known = self.known
+        if known is None:
+            return self.sentence(tokens)  # type: ignore[return-value]
+        n = len(tokens)
+        tok_cache, uni_cache, bi_cache = self._tok_pieces, self._uni_pieces, self._bi_pieces
+        if len(tok_cache) >= TOKEN_CACHE_SIZE or len(uni_cache) >= TOKEN_CACHE_SIZE \
+                or len(bi_cache) >= TOKEN_CACHE_SIZE:
+            tok_cache.clear()
+            uni_cache.clear()
+            bi_cache.clear()
+        ts = [tok_cache.get(t) or self._tok_piece(t) for t in tokens]
+        pad = ["^2", "^1", *[t[0] for t in ts], "$1", "$2"]
+        uni = [uni_cache.get(x) or self._uni_piece(x) for x in pad]
+        bi = []
+        for j in range(n + 3):
+            pair = pad[j] + pad[j + 1]
+            b = bi_cache.get(pair)
+            bi.append(b or self._bi_piece(pair))
+        kinds = [t[1] for t in ts]
+        gaz = self._gaz_tags(tokens)
+        kk_cache = self._kk_pieces
+        bos, eos, sn, sn_start = self._known_consts
+        feats = []
+        for i in range(n):
+            c = i + 2
+            attrs = [a for a in (uni[c][0], uni[c - 1][1], uni[c + 1][2], uni[c - 2][3], uni[c + 2][4], bi[c - 1][0],
+                                 bi[c][1]) if a is not None]
+            a = "-1c|+1c=" + pad[c - 1] + pad[c + 1]
+            if a in known:
+                attrs.append(a)
+            for a in (bi[c - 2][2], bi[c + 1][3]):
+                if a is not None:
+                    attrs.append(a)
+            a = "-1c|c|+1c=" + pad[c - 1] + pad[c] + pad[c + 1]
+            if a in known:
+                attrs.append(a)
+            t = ts[i]
+            if t[2] is not None:  # k=
+                attrs.append(t[2])
+            kk = (kinds[i - 1] if i else "^") + kinds[i] + (kinds[i + 1] if i < n - 1 else "$")
+            a = kk_cache.get(kk, 0)
+            if a == 0:
+                a = kk_cache[kk] = ("kk=" + kk).encode() if "kk=" + kk in known else None
+            if a is not None:
+                attrs.append(a)
+            if t[3] is not None:  # sh=
+                attrs.append(t[3])
+            for a in (("gz=" + gaz[i]) if gaz[i] else None, ("-1gz=" + gaz[i - 1]) if i and gaz[i - 1] else None,
+                      ("+1gz=" + gaz[i + 1]) if i < n - 1 and gaz[i + 1] else None):
+                if a is not None and a in known:
+                    attrs.append(a)
+            if t[4]:  # a family name
+                if sn is not None:
+                    attrs.append(sn)
+                if sn_start is not None and (i == 0 or kinds[i - 1] != "H"):
+                    attrs.append(sn_start)
+            if i == 0 and bos is not None:
+                attrs.append(bos)
+            if i == n - 1 and eos is not None:
+                attrs.append(eos)
+            feats.append(attrs)
+        return feats
+
+    def _known(self, attr: str) -> bytes | None:
+        return attr.encode() if attr in self.known else None  # type: ignore[operator]
+
+    def _tok_piece(self, tok: str) -> tuple:
+        """(lower case, kind, k=, sh=, family name?) of a token."""
+        kind = _char_type(tok[:1])
+        piece = (tok.lower(), kind, self._known("k=" + kind), self._known("sh=" + shape(tok)) if len(tok) > 1 else None,
+                 tok in self.surnames)
+        self._tok_pieces[tok] = piece
+        return piece
+
+    def _uni_piece(self, x: str) -> tuple:
+        """The character (or padding) as c=, -1c=, +1c=, -2c=, +2c=."""
+        piece = tuple(self._known(prefix + x) for prefix in ("c=", "-1c=", "+1c=", "-2c=", "+2c="))
+        self._uni_pieces[x] = piece
+        return piece
+
+    def _bi_piece(self, pair: str) -> tuple:
+        """Two adjacent characters as -1c|c=, c|+1c=, -2c|-1c=, +1c|+2c=."""
+        piece = tuple(self._known(prefix + pair) for prefix in ("-1c|c=", "c|+1c=", "-2c|-1c=", "+1c|+2c="))
+        self._bi_pieces[pair] = piece
+        return piece
 
     def sentence(self, tokens: list[str]) -> list[list[str]]:
         n = len(tokens)

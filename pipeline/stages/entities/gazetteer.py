@@ -118,7 +118,9 @@ def load() -> Gazetteer:
                 gaz.add(name, entry)
 
     for code in SUBDIVISION_COUNTRIES:
-        for sub in pycountry.subdivisions.get(country_code=code) or ():
+        # sorted: pycountry returns a set (its order changes between processes); "Maluku" and "Papua" are both
+        # a province (ID-MA, ID-PA) and a geographical unit (ID-ML, ID-PP): the province, first by code, wins
+        for sub in sorted(pycountry.subdivisions.get(country_code=code) or (), key=lambda s: s.code):
             entry = Entry("LOC", sub.name, (("iso3166-2", sub.code),), "region")
             gaz.add(sub.name, entry)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # Words keep inner hyphens, apostrophes, dots and ampersands ("Nagorno-Karabakh", "U.S.", "O'Neil",
 # "AT&T"); every other non-space character is a token of its own.
@@ -18,21 +18,23 @@ CHAR_TOKEN = re.compile(r"[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\
 MAX_SENTENCE_TOKENS = 120
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     text: str
     start: int
     end: int
 
 
+_new = tuple.__new__  # Token(...) without the keyword handling: tokens are made by the thousand per document
+
+
 def tokenize(text: str) -> list[Token]:
-    return [Token(m.group(), m.start(), m.end()) for m in TOKEN.finditer(text)]
+    return [_new(Token, (m.group(), m.start(), m.end())) for m in TOKEN.finditer(text)]
 
 
 def tokenize_chars(text: str) -> list[Token]:
     """Tokens for a character-level model: each CJK/Thai character alone, runs of other letters and digits
     as one token, every other non-space character alone."""
-    return [Token(m.group(), m.start(), m.end()) for m in CHAR_TOKEN.finditer(text)]
+    return [_new(Token, (m.group(), m.start(), m.end())) for m in CHAR_TOKEN.finditer(text)]
 
 
 def sentences(text: str, tokens: list[Token] | None = None) -> list[list[Token]]:
@@ -40,14 +42,22 @@ def sentences(text: str, tokens: list[Token] | None = None) -> list[list[Token]]
     tokens = tokenize(text) if tokens is None else tokens
     out: list[list[Token]] = []
     current: list[Token] = []
+    find = text.find
+    last = len(tokens) - 1
     for i, tok in enumerate(tokens):
-        if current and "\n" in text[current[-1].end:tok.start]:
+        if current and find("\n", current[-1].end, tok.start) >= 0:
             out.append(current)
             current = []
         current.append(tok)
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
-        if tok.text in FULL_WIDTH_END or tok.text in SENTENCE_END and (nxt is None or nxt.text[:1].isupper() or not nxt.text[:1].isalnum()) \
-                or len(current) >= MAX_SENTENCE_TOKENS:
+        word = tok.text
+        if word in FULL_WIDTH_END or len(current) >= MAX_SENTENCE_TOKENS:
+            end = True
+        elif word in SENTENCE_END:
+            nxt = tokens[i + 1].text[:1] if i < last else None
+            end = nxt is None or nxt.isupper() or not nxt.isalnum()
+        else:
+            end = False
+        if end:
             out.append(current)
             current = []
     if current:
