@@ -297,7 +297,7 @@ RECORD_FIELDS: dict[str, Any] = {
     "site": "str", "canonical_url": "str", "declared_lang": "str", "text": "str", "lang": LANG_FIELDS,
     "entities": ["list", ENTITY_FIELDS],
     "entity_summary": ["list", {"canonical": "str", "label": "str", "count": "int"}],
-    "entities_tagger": "str", "dedup": DEDUP_FIELDS, "version": VERSION_FIELDS, "story": STORY_FIELDS,
+    "entities_tagger": "str", "entities_lang": "str", "entities_lang_source": "str", "dedup": DEDUP_FIELDS, "version": VERSION_FIELDS, "story": STORY_FIELDS,
     "trace": ["list", TRACE_FIELDS],
 }
 REQUIRED_FIELDS = ("schema", "id", "fetched_at", "content_type", "text", "trace")
