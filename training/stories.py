@@ -44,7 +44,7 @@ from training.stories_data import SEEDS, Doc, arrival_order, bcubed, load_docs
 C = 1.0
 PROBABILITIES = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 #: the options the join model is trained and run with (everything else: StoryOptions' defaults)
-TRAIN_OPTIONS = {"idf_prior": 10.0}
+TRAIN_OPTIONS = {"idf_prior": 10.0, "entity_tokens": False}  # the shipped model: whole entity names
 
 
 def default_eval_dir() -> Path:

@@ -3,6 +3,7 @@ cross-validated over topics; docs/s and memory; the same through Redis.
 
     .venv/bin/python -m bench.stories                                   # memory state
     .venv/bin/python -m bench.stories --redis redis://127.0.0.1:6391/0  # + Redis state (identical?)
+    .venv/bin/python -m bench.stories --open-stories 100000             # only throughput, 100,000 open stories
 
 Quality: the 772 articles arrive in 5 random orders (fixed seeds); only id, title and text reach
 the stage (never topic, story or url). Grouped cross-validation over topics (GroupKFold, 5 folds):
@@ -17,25 +18,32 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import itertools
+import math
+import os
+import random
+import re
 import statistics
 import time
 import tracemalloc
 import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 from sklearn.model_selection import GroupKFold
 
 from bench.common import Progress, eval_dir
-from pipeline.stages.stories.model import StoryAssigner, StoryOptions
+from pipeline.stages.stories.model import Article, StoryAssigner, StoryOptions
 from pipeline.stages.stories.state import MemoryStoryState, RedisStoryState
 from training.stories_data import SEEDS, arrival_order, bcubed, load_docs, run_order
 
 #: the parameters searched by cross-validation (everything else: the defaults)
 GRID: dict[str, list] = {
-    "threshold": [0.12, 0.15, 0.18, 0.21],
-    "entity_weight": [0.3, 0.5, 0.7],
+    "threshold": [0.18, 0.21, 0.24, 0.27],
+    "entity_weight": [0.3, 0.5],
     "title_weight": [1.0, 2.5],
-    "year_mismatch": [1.0, 0.7],
+    "size_exponent": [0.0, 0.2, 0.4],
 }
 
 
@@ -144,6 +152,144 @@ def redis_run(url: str, docs, orders, memory_preds: list[dict[str, str]]) -> Non
     client.close()
 
 
+# --- throughput with many open stories (issue 18: >= 1,000 records/s per core, 100,000 open) ----------
+
+SENTENCE = re.compile(r"(?<=[.!?])\s+")
+SYLLABLES = ("ka", "lo", "mi", "ren", "tu", "sa", "vel", "dor", "an", "is", "ber", "go", "nu", "pra", "zel", "ho",
+             "fi", "mar", "te", "qua", "ly", "os", "wen", "dra", "ki", "bal", "ur", "sen", "jo", "tri", "em", "vo")
+NAMES_PER_STORY = 3  # synthetic entity names of a story (person, place, organisation)
+POOL_SENTENCES = 40  # sentences a synthetic story's articles are drawn from
+
+
+def synthetic_name(story: int, salt: int) -> str:
+    """A made-up two-word name, distinct for every (story, salt) with salt < 7 and story < 149,796."""
+    x, digits = story * 7 + salt, []
+    for _ in range(4):
+        x, d = divmod(x, len(SYLLABLES))
+        digits.append(SYLLABLES[d])
+    return (f"{(digits[0] + digits[1]).capitalize()} "
+            f"{(digits[2] + digits[3]).capitalize()}{('son', 'ville', 'tec')[salt % 3]}")
+
+
+class SyntheticStories:
+    """Articles of made-up stories written with real text: story ``k`` has its own pool of
+    ``POOL_SENTENCES`` sentences drawn at random from all ECB+ dev articles (seeded by ``k``) and
+    ``NAMES_PER_STORY`` made-up names of its own; each of its articles is about ``size`` characters
+    of sentences drawn at random from its pool (so two articles of a story share most sentences, as
+    reports of one event share facts and wording), its names put in its title and in every third
+    sentence (what sets the story apart, as the entities of a real event do)."""
+
+    def __init__(self, docs, size: int = 3000):
+        self.sentences = [s for d in docs for s in SENTENCE.split(d.article.text.replace("\n", " ")) if len(s) > 30]
+        self.titles = [d.article.title for d in docs if d.article.title]
+        self.size = size
+
+    def article(self, story: int, variant: int, when: datetime) -> Article:
+        pool = random.Random(story).sample(self.sentences, POOL_SENTENCES)
+        rng = random.Random(f"{story}-{variant}")
+        names = [synthetic_name(story, s) for s in range(NAMES_PER_STORY)]
+        parts, length = [], 0
+        while length < self.size:
+            sentence = rng.choice(pool)
+            if len(parts) % 3 == 0:
+                sentence = f"{names[len(parts) // 3 % len(names)]} said: {sentence}"
+            parts.append(sentence)
+            length += len(sentence) + 1
+        title = f"{names[0]}: {random.Random(story).choice(self.titles)}"
+        return Article(id=f"synthetic-{story}-{variant}", title=title, text=" ".join(parts), when=when,
+                       lang="en", outlet=f"outlet{rng.randrange(50)}.example")
+
+
+def _redis_cpu(client) -> float:
+    cpu = client.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def open_stories_run(docs, open_stories: int, batch: int, runs: int, redis_url: str | None) -> None:
+    """Fills the state with ``open_stories`` stories (one synthetic article each, all dated within
+    the last two days, so all open), then measures docs per CPU-second of ``assign`` (features
+    included) on ``runs`` batches of ``batch`` new ~3 KB articles, one after the other on the same
+    state: half new articles of open stories (chosen at random), half first articles of new stories.
+    The fill runs the stage's ``assign`` too, with a threshold no similarity reaches (every article
+    starts its story) and no candidates compared. With Redis, the CPU of redis-server (INFO cpu)
+    counts with this process's."""
+    options = StoryOptions()
+    fill_options = dataclasses.replace(options, threshold=math.inf, candidates=0, join_model="")
+    synthetic = SyntheticStories(docs)
+    start = datetime(2026, 1, 10, tzinfo=UTC)
+    client = None
+    if redis_url:
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        state = RedisStoryState(client, prefix=f"bench-stories-open-{uuid.uuid4().hex[:8]}")
+        redis_before = int(client.info("memory")["used_memory"])
+    else:
+        state = MemoryStoryState()
+        gc.collect()
+        rss_before = _rss_bytes()
+    name = "Redis" if redis_url else "memory"
+    filler = StoryAssigner(fill_options, state)
+    t0, c0 = time.perf_counter(), time.process_time()
+    r0 = _redis_cpu(client) if client else 0.0
+    with Progress(f"fill {name} state", total=open_stories, unit="stories") as bar:
+        for k in range(open_stories):
+            when = start + timedelta(seconds=172800 * k / open_stories)
+            filler.assign(synthetic.article(k, 0, when))
+            if k % 1000 == 999:
+                bar.advance(1000)
+    fill_wall, fill_cpu = time.perf_counter() - t0, time.process_time() - c0
+    fill_server = _redis_cpu(client) - r0 if client else 0.0
+    if client:
+        used = int(client.info("memory")["used_memory"]) - redis_before
+        df_bytes = int(client.memory_usage(f"{state.prefix}:df", samples=0) or 0)
+        memory = (f"Redis used_memory grew {used / 2**20:.0f} MiB: {(used - df_bytes) / open_stories:.0f} bytes per "
+                  f"open story (its story, postings, live entry and its article's answer) + "
+                  f"{df_bytes / 2**20:.0f} MiB document frequencies")
+    else:
+        gc.collect()
+        rss = _rss_bytes() - rss_before
+        stored = statistics.mean(len(raw) for raw in state.stories.values())
+        memory = (f"process RSS grew {rss / 2**20:.0f} MiB: {rss / open_stories:.0f} bytes per open story (its "
+                  f"story, postings, live entry, its article's answer and the document frequencies); "
+                  f"{stored:.0f} bytes per encoded story")
+    print(f"{name} state: {open_stories} open stories filled in {fill_wall:.0f} s "
+          f"({open_stories / (fill_cpu + fill_server):.0f} per CPU-second); {memory}")
+    assigner = StoryAssigner(options, state)
+    rng = random.Random(7)
+    results = []
+    for run in range(runs):
+        articles = []
+        for i in range(batch):
+            when = start + timedelta(days=2, seconds=60 * (run * batch + i) / batch)
+            if i % 2:
+                articles.append(synthetic.article(rng.randrange(open_stories), 1 + run * batch + i, when))
+            else:
+                articles.append(synthetic.article(open_stories + run * batch + i, 0, when))
+        t0, c0 = time.perf_counter(), time.process_time()
+        r0 = _redis_cpu(client) if client else 0.0
+        statuses = Counter(assigner.assign(a)["status"] for a in articles)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        server = _redis_cpu(client) - r0 if client else 0.0
+        size = statistics.mean(len(a.text) for a in articles)
+        results.append((batch / (cpu + server), batch / wall, cpu, server, statuses, size))
+    rates = [r[0] for r in results]
+    print(f"  assign with ~{open_stories} open stories: {statistics.median(rates):.0f} docs per CPU-second "
+          f"(median of {runs} runs of {batch} articles: " + ", ".join(f"{r:.0f}" for r in rates) + "); "
+          f"{statistics.median(r[1] for r in results):.0f} docs/s wall")
+    for rate, _, cpu, server, statuses, size in results:
+        print(f"    {rate:.0f} per CPU-second: {cpu:.2f} s CPU here + {server:.2f} s redis-server; "
+              f"{dict(statuses)}; text {size:.0f} characters on average")
+    if client:
+        state.clear()
+        client.close()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.stories", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -153,8 +299,16 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="throughput runs")
     parser.add_argument("--redis", help="also run through RedisStoryState at this URL")
     parser.add_argument("--skip-cv", action="store_true", help="only the defaults, throughput and Redis")
+    parser.add_argument("--open-stories", type=int, metavar="N",
+                        help="only the throughput of assign with N synthetic open stories (memory state, and Redis with --redis)")
+    parser.add_argument("--batch", type=int, default=2000, help="articles per run with --open-stories")
     args = parser.parse_args(argv)
     docs = load_docs(eval_dir(args.eval_dir))
+    if args.open_stories:
+        open_stories_run(docs, args.open_stories, args.batch, args.runs, None)
+        if args.redis:
+            open_stories_run(docs, args.open_stories, args.batch, args.runs, args.redis)
+        return 0
     orders = [arrival_order(len(docs), seed) for seed in range(1, args.orders + 1)]
     print(f"{len(docs)} articles, {len({d.story for d in docs})} stories, {len({d.topic for d in docs})} topics; "
           f"{len(orders)} arrival orders")

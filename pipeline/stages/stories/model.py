@@ -15,10 +15,13 @@ Every article gets one decision when it arrives, never revised (no batch re-clus
    ``index_terms`` heaviest terms (the article's ``query_terms`` heaviest terms are looked up).
    A story that heard nothing for ``quiet_days`` before the article (or that starts more than
    that after it) is closed and not a candidate; with ``half_life_days`` the similarity also
-   decays with the time between the article and the story. The most similar open story is
-   joined when its similarity reaches ``threshold``; else the article starts a story of its
-   own, whose id is the article's id. The idf counts ``idf_prior`` pseudo-documents holding no
-   term (cold start: the first articles of a stream can join each other). The similarity is
+   decays with the time between the article and the story. The most similar open story among
+   those whose similarity reaches ``threshold * n ** -size_exponent`` (n: the story's articles; a
+   larger story's centroid is a surer sign of its event) is joined; else the article starts a
+   story of its own, whose id is the article's id. Without canonical entities, the entity block
+   holds the words of the stand-in's names (``entity_tokens``: "Tara Reid" and "Reid" meet).
+   The idf counts ``idf_prior`` pseudo-documents holding no term (cold start: the first articles
+   of a stream can join each other). The similarity is
    multiplied by ``year_mismatch`` when the article's year (its publication year, else the year it
    mentions most) is not the story's, and by ``day_mismatch`` when every date it gives (published,
    or day/month in digits in its text) is more than ``day_window`` days from every date of the
@@ -32,6 +35,7 @@ answers are those of one sequence, whatever worker decides which article.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import re
@@ -39,6 +43,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
+from itertools import repeat
+from operator import mul
 from pathlib import Path
 
 import orjson
@@ -64,13 +70,14 @@ MONTH_STARTS = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)  # day of
 JOIN_MODEL_FILE = Path(__file__).with_name("join_model.json")
 ENTITY_PREFIX = "\x1f"  # entity terms are hashed apart from words
 TRIES = 50  # decisions tried before giving up when other workers keep committing first
+TERM_CACHE = 1 << 17  # terms whose hashed id is remembered (two generations of this many)
 
 
 @dataclass(frozen=True)
 class StoryOptions:
     """How articles are compared and how long stories and answers live."""
 
-    threshold: float = 0.15  # cosine similarity to a story's centroid needed to join it
+    threshold: float = 0.21  # cosine similarity to the centroid needed to join a story of one article (see size_exponent)
     title_weight: float = 2.5  # added to a term's (sublinear) frequency when it is in the title
     entity_weight: float = 0.5  # share of the vector's squared norm given to the entity block
     idf_offset: float = 0.0  # idf = ln((docs + 1) / (df + 1)) + idf_offset, the article itself counted
@@ -90,13 +97,16 @@ class StoryOptions:
     max_outlets: int = 32  # outlets and languages kept per story
     year_mismatch: float = 0.7  # similarity factor when the article's main year is not the story's (1: off)
     idf_prior: float = 10.0  # pseudo-documents holding no term: idf = ln((docs + 2 + prior) / (df + 2)) (cold start)
-    join_model: str = ""  # learned join decision (JSON of weights, beside this file); "": cosine threshold
+    join_model: str = ""  # learned join decision (JSON beside this file; trained with entity_tokens off); "": threshold
     join_probability: float = 0.0  # probability needed to join (0: the one stored with the join model)
     max_days: int = 16  # dates (day of the year) kept per story
     day_mismatch: float = 0.3  # similarity factor when the dates the article and the story give (published or
     #                            written in the text) are all more than ``day_window`` days apart (1: off)
     day_window: float = 3.0
     month_names: bool = False  # dates written with month names count too ("September 20"; else digits only)
+    entity_tokens: bool = True  # without canonical entities, the entity block holds the words of the stand-in's
+    #                             names, not whole names: "Tara Reid" and "Reid" share a term (off: one term per name)
+    size_exponent: float = 0.2  # a story of n articles is joined from threshold * n ** -size_exponent (0: flat)
 
     def __post_init__(self) -> None:
         if self.expire_days < self.quiet_days:
@@ -166,7 +176,7 @@ class Story:
     def decode(cls, raw: bytes) -> Story:
         d = orjson.loads(raw)
         return cls(id=d["id"], seq=d["seq"], articles=d["n"], first=d["first"], last=d["last"], title=d["title"],
-                   title_similarity=d["ts"], centroid=dict(zip(d["ct"], d["cw"], strict=True)), indexed=d["p"],
+                   title_similarity=d["ts"], centroid=_centroid(d["ct"], d["cw"]), indexed=d["p"],
                    entities=d["e"] or {}, outlets=d["o"] or [], languages=d["l"] or [], years=d["y"] or {},
                    days=d.get("d") or {})
 
@@ -176,6 +186,56 @@ class Story:
     def year(self) -> int | None:
         """The main year its members mention most often (ties: the latest)."""
         return int(max(self.years, key=lambda y: (self.years[y], int(y)))) if self.years else None
+
+
+class _TermIds(dict):
+    """Term -> its hashed id (xxh3 of its UTF-8, masked), remembered: ``ids[term]``. Two generations:
+    when ``TERM_CACHE`` terms are new, they become the old generation (the one before is forgotten),
+    and the terms of the old one in use come back into the new one."""
+
+    def __init__(self, mask: int):
+        super().__init__()
+        self.mask = mask
+        self.old: dict[str, int] = {}
+
+    def __missing__(self, term: str) -> int:
+        tid = self.old.get(term)
+        if tid is None:
+            tid = xxhash.xxh3_64_intdigest(term.encode("utf-8", "surrogatepass")) & self.mask
+        if len(self) >= TERM_CACHE:
+            self.old = dict(self)
+            self.clear()
+        self[term] = tid
+        return tid
+
+
+class _Sublinear(dict):
+    """Count -> 1 + ln(count), remembered."""
+
+    def __missing__(self, count: int) -> float:
+        value = self[count] = 1.0 + math.log(count)
+        return value
+
+
+_SUBLINEAR = _Sublinear()
+
+
+class _Idf(dict):
+    """Document frequency -> idf term weight ``ln(top / (df + 2)) + offset``, remembered (one article)."""
+
+    def __init__(self, top: float, offset: float):
+        super().__init__()
+        self.top, self.offset = top, offset
+
+    def __missing__(self, df: int) -> float:
+        value = self[df] = math.log(self.top / (df + 2)) + self.offset
+        return value
+
+
+def _centroid(terms: list[int], weights: list[float]) -> dict[int, float]:
+    if len(terms) != len(weights):
+        raise ValueError(f"a story's centroid has {len(terms)} terms and {len(weights)} weights")
+    return dict(zip(terms, weights))  # noqa: B905 (lengths checked: zip's strict costs a third more)
 
 
 def capitalised_phrases(text: str) -> list[str]:
@@ -266,7 +326,16 @@ def _seconds(when: datetime | None) -> float | None:
 
 def _heaviest(weights: dict[int, float], k: int) -> list[int]:
     """The ``k`` heaviest term ids, heaviest first (ties: the smaller id)."""
-    return [t for t, _ in heapq.nsmallest(k, weights.items(), key=lambda tw: (-tw[1], tw[0]))]
+    if k <= 0:
+        return []
+    n = len(weights)
+    if 2 * k < n:  # only terms at least as heavy as the k-th heaviest weight can be among them
+        cut = heapq.nlargest(k, weights.values())[-1] if 8 * k < n else sorted(weights.values(), reverse=True)[k - 1]
+        items = [tw for tw in weights.items() if tw[1] >= cut]
+    else:
+        items = list(weights.items())
+    items.sort(key=lambda tw: (-tw[1], tw[0]))
+    return [t for t, _ in items[:k]]
 
 
 class StoryAssigner:
@@ -276,29 +345,33 @@ class StoryAssigner:
         self.options = options
         self.state = state
         self._mask = (1 << options.df_bits) - 1
+        self._ids = _TermIds(self._mask)
         self.retries = 0  # decisions made again because another worker committed first
 
     # --- features ---------------------------------------------------------------------------
 
     def _term(self, term: str) -> int:
-        return xxhash.xxh3_64_intdigest(term.encode("utf-8", "surrogatepass")) & self._mask
+        return self._ids[term]
 
     def _counts(self, text: str) -> Counter[int]:
         words = WORD.findall(text.lower())
-        terms = Counter(self._term(w) for w in words)
-        if self.options.bigrams:
-            terms.update(self._term(f"{a} {b}") for a, b in zip(words, words[1:], strict=False))
+        ids = self._ids.__getitem__
+        terms = Counter(map(ids, words))
+        if self.options.bigrams:  # "a b"
+            terms.update(map(ids, map(" ".join, zip(words, words[1:], strict=False))))
         return terms
 
     def features(self, article: Article) -> Features:
         """The article's words and entities, weighted by frequency (not yet by idf)."""
-        words = {t: 1.0 + math.log(c) for t, c in self._counts(article.text).items()}
+        counts = self._counts(article.text)
+        words = dict(zip(counts, map(_SUBLINEAR.__getitem__, counts.values()), strict=True))  # 1 + ln(count)
         title = frozenset(self._counts(article.title))
-        names = article.entities or tuple(capitalised_phrases(f"{article.title}\n{article.text}"))
-        keys = {_fold(n): self._term(ENTITY_PREFIX + _fold(n)) for n in names}
-        counted = Counter(keys[_fold(n)] for n in names)
-        entities = {t: 1.0 + math.log(c) for t, c in counted.items()}
         text = f"{article.title}\n{article.text}"
+        names = article.entities or tuple(capitalised_phrases(text))
+        folded = [_fold(n) for n in names]
+        keys = {f: self._term(ENTITY_PREFIX + f) for f in folded}
+        counted = Counter(map(keys.__getitem__, folded))
+        entities = dict(zip(counted, map(_SUBLINEAR.__getitem__, counted.values()), strict=True))
         if article.when is not None:  # dated: the year it appeared (years it mentions are often the past's)
             year = article.when.year
         else:
@@ -312,23 +385,28 @@ class StoryAssigner:
     def vector(self, features: Features, df: dict[int, int], docs: int) -> dict[int, float]:
         """Unit vector of the article: the word block and the entity block, each weighted by idf
         (the article itself counted) and normalised, then scaled to their shares."""
-        top = docs + 2 + self.options.idf_prior
-        offset = self.options.idf_offset
+        idf = _Idf(docs + 2 + self.options.idf_prior, self.options.idf_offset).__getitem__
 
-        def block(terms: dict[int, float]) -> dict[int, float]:
-            weighted = {t: f * (math.log(top / (df.get(t, 0) + 2)) + offset) for t, f in terms.items()}
-            weighted = {t: w for t, w in weighted.items() if w > 0}
-            norm = math.sqrt(sum(w * w for w in weighted.values()))
-            return {t: w / norm for t, w in weighted.items()} if norm else {}
+        def block(terms: dict[int, float]) -> tuple[dict[int, float], float]:
+            """The terms weighted by idf (only those above 0) and their norm (0: none)."""
+            weighted = dict(zip(terms, map(mul, terms.values(), map(idf, map(df.get, terms, repeat(0)))),
+                                strict=True))
+            if weighted and min(weighted.values()) <= 0:
+                weighted = {t: w for t, w in weighted.items() if w > 0}
+            values = weighted.values()
+            return weighted, math.sqrt(sum(map(mul, values, values)))
 
         words = dict(features.words)
         for t in features.title:
             words[t] = words.get(t, 0.0) + self.options.title_weight
-        words, entities = block(words), block(features.entities)
-        share = self.options.entity_weight if entities and words else (1.0 if entities else 0.0)
-        vec = {t: w * math.sqrt(1.0 - share) for t, w in words.items()}
-        for t, w in entities.items():
-            vec[t] = vec.get(t, 0.0) + w * math.sqrt(share)
+        (words, words_norm), (entities, entities_norm) = block(words), block(features.entities)
+        share = self.options.entity_weight if entities_norm and words_norm else (1.0 if entities_norm else 0.0)
+        scale = math.sqrt(1.0 - share)  # each block normalised, then scaled to its share
+        vec = {t: w / words_norm * scale for t, w in words.items()} if words_norm else {}
+        if entities_norm:
+            scale = math.sqrt(share)
+            for t, w in entities.items():
+                vec[t] = vec.get(t, 0.0) + w / entities_norm * scale
         return vec
 
     # --- decisions --------------------------------------------------------------------------
@@ -347,7 +425,10 @@ class StoryAssigner:
         if not norm:
             return 0.0
         centroid = story.centroid
-        sim = sum(w * centroid.get(t, 0.0) for t, w in vec.items()) / norm
+        if len(centroid) < len(vec):  # walk the smaller of the two (a centroid keeps 200 terms, an article ~800)
+            sim = sum(w * vec[t] for t, w in centroid.items() if t in vec) / norm
+        else:
+            sim = sum(w * centroid[t] for t, w in vec.items() if t in centroid) / norm
         if o.half_life_days and gap:
             sim *= 0.5 ** (gap / (o.half_life_days * 86400))
         story_year = story.year()
@@ -396,6 +477,17 @@ class StoryAssigner:
             ])
         return rows
 
+    def entity_words(self, features: Features) -> Features:
+        """``features`` with the entity block made of the words of its entity names: each word weighs
+        ``1 + ln(mentions of the names holding it)``, so that names sharing a word ("Tara Reid", "Reid")
+        share a term. A name's mentions are read back from its term's weight ``1 + ln(mentions)``."""
+        counted: Counter[int] = Counter()
+        for name, term in features.keys.items():
+            mentions = round(math.exp(features.entities.get(term, 1.0) - 1.0))
+            for word in WORD.findall(name):
+                counted[self._term(ENTITY_PREFIX + word)] += mentions
+        return dataclasses.replace(features, entities={t: 1.0 + math.log(c) for t, c in counted.items()})
+
     @property
     def join_model(self) -> JoinModel | None:
         return load_join_model(self.options.join_model) if self.options.join_model else None
@@ -409,8 +501,13 @@ class StoryAssigner:
         best_sim = max(sim for _, sim in scored)
         model = self.join_model
         if model is None:
-            best = next(story for story, sim in scored if sim == best_sim)
-            return (best, best_sim) if best_sim >= self.options.threshold else (None, best_sim)
+            o = self.options
+            passing = [(sim, -k, story) for k, (story, sim) in enumerate(scored)
+                       if sim >= o.threshold * (story.articles ** -o.size_exponent if story.articles > 1 else 1.0)]
+            if not passing:
+                return None, best_sim
+            sim, _, best = max(passing, key=lambda sks: sks[:2])  # the most similar (ties: the first found)
+            return best, sim
         needed = self.options.join_probability or model.probability
         rows = self.join_features(features, df, docs, scored)
         p, i = max((model.probability_of(x), -i) for i, x in enumerate(rows))
@@ -425,6 +522,8 @@ class StoryAssigner:
         or when there was nothing to compare with) and the story's ``summary`` as it stands.
         ``features``: the article's, when computed already (benchmarks reuse them across runs)."""
         features = features or self.features(article)
+        if self.options.entity_tokens and not article.entities:  # the stand-in's names: unresolved
+            features = self.entity_words(features)
         terms = sorted(set(features.words) | features.title | set(features.entities))
         when = _seconds(article.when)
         for _ in range(TRIES):

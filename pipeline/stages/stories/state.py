@@ -21,7 +21,9 @@ Redis keys under the prefix ``ns``: ``ns:meta`` (hash: v, docs, newest), ``ns:df
 
 from __future__ import annotations
 
+import heapq
 import time
+from array import array
 from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
@@ -31,6 +33,7 @@ import orjson
 from pipeline.records import TemporaryFailure
 
 EXPIRE_PER_COMMIT = 8  # stories deleted at most per commit (the oldest first)
+DF_ARRAY_BITS = 24  # the memory state counts term ids below 2**24 in an array of 4-byte counters (a dict above)
 BITFIELD_CHUNK = 500  # counters read or added per BITFIELD call inside a script
 
 
@@ -102,10 +105,13 @@ class MemoryStoryState:
         self.version = 0
         self.docs = 0
         self.newest: float | None = None
-        self.df: dict[int, int] = {}
+        self.df = _Counts()
         self.stories: dict[str, bytes] = {}
         self.postings: dict[int, dict[str, int]] = {}
         self.live: dict[str, float] = {}
+        #: (last seen, id as bytes, id) of the stories in ``live``, oldest first; entries whose time is no
+        #: longer the story's (it was seen again, or deleted) are skipped when they come up
+        self._live_heap: list[tuple[float, bytes, str]] = []
         self.answers: dict[str, tuple[float, bytes]] = {}
         self._answer_expiry: deque[tuple[float, str]] = deque()
 
@@ -122,7 +128,7 @@ class MemoryStoryState:
             raw = self._answer(duplicate_of)
             if raw is not None:
                 original = self.stories.get(orjson.loads(raw)["id"])
-        df = {} if original is not None else {t: self.df.get(t, 0) for t in terms}
+        df = {} if original is not None else self.df.of(terms)
         return View(None, self.version, self.docs, self.newest, df, original)
 
     def candidates(self, query: list[int], limit: int) -> tuple[int, list[bytes]]:
@@ -140,46 +146,107 @@ class MemoryStoryState:
             return False
         self.version += 1
         now = time.time()
-        self.answers[change.article_id] = (now + change.answer_seconds, change.answer)
+        self.answers[change.article_id] = (now + change.answer_seconds, _compact(change.answer))
         self._answer_expiry.append((now + change.answer_seconds, change.article_id))
         while self._answer_expiry and self._answer_expiry[0][0] <= now:
             _, article_id = self._answer_expiry.popleft()
             if article_id in self.answers and self.answers[article_id][0] <= now:
                 del self.answers[article_id]
         sid = change.story_id
-        self.stories[sid] = change.story
-        if change.last_seen is not None:
+        self.stories[sid] = _compact(change.story)
+        if change.last_seen is not None and self.live.get(sid) != change.last_seen:
             self.live[sid] = change.last_seen
+            heapq.heappush(self._live_heap, (change.last_seen, sid.encode(), sid))
         for term in change.index_add:
             posting = self.postings.setdefault(term, {})
             posting[sid] = self.version
-            if len(posting) > change.posting_size:
-                oldest = sorted(posting.items(), key=lambda kv: (kv[1], kv[0].encode()))
-                for story_id, _ in oldest[:len(posting) - change.posting_size]:
+            extra = len(posting) - change.posting_size
+            if extra == 1:  # the usual case: one story more than kept
+                del posting[min(posting.items(), key=_posting_order)[0]]
+            elif extra > 1:
+                for story_id, _ in sorted(posting.items(), key=_posting_order)[:extra]:
                     del posting[story_id]
         for term in change.index_remove:
             self.postings.get(term, {}).pop(sid, None)
-        for term in change.df_terms:
-            self.df[term] = self.df.get(term, 0) + 1
         if change.df_terms:
+            self.df.add(change.df_terms)
             self.docs += 1
         self.newest = change.newest
         expire_before = _expire_before(change)
         if expire_before is not None:
-            old = sorted((kv for kv in self.live.items() if kv[1] < expire_before),
-                         key=lambda kv: (kv[1], kv[0].encode()))[:EXPIRE_PER_COMMIT]
-            for story_id, _ in old:
+            old = self._oldest_before(expire_before, EXPIRE_PER_COMMIT)
+            for story_id in old:
                 raw = self.stories.pop(story_id, None)
                 for term in _story_terms(raw) if raw is not None else []:
                     self.postings.get(term, {}).pop(story_id, None)
                 del self.live[story_id]
         return True
 
+    def _oldest_before(self, before: float, limit: int) -> list[str]:
+        """The ids of the (at most ``limit``) stories of ``live`` last seen longest before ``before``
+        (ties: the smaller id as bytes), taken off the heap."""
+        heap, live, out = self._live_heap, self.live, []
+        while heap and len(out) < limit and heap[0][0] < before:
+            last, _, story_id = heapq.heappop(heap)
+            if live.get(story_id) == last and story_id not in out:
+                out.append(story_id)
+        if len(heap) > 2 * len(live) + 1024:  # drop the entries of stories seen again since
+            self._live_heap = [e for e in heap if live.get(e[2]) == e[0]]
+            heapq.heapify(self._live_heap)
+        return out
+
     def close(self) -> None:
         pass
 
 
-# ARGV: prefix, article id, its original's id ('' if none), then its term ids. Returns the answer
+def _compact(raw: bytes) -> bytes:
+    """A copy of exactly its size: orjson's output keeps its whole growing buffer (about 32 KB
+    allocated for a 6 KB story), which would be most of the memory of each story kept."""
+    return bytes(memoryview(raw))
+
+
+def _posting_order(kv: tuple[str, int]) -> tuple[int, bytes]:
+    return kv[1], kv[0].encode()
+
+
+class _Counts:
+    """Document frequencies of term ids: 4-byte counters in an array for ids below
+    ``2**DF_ARRAY_BITS`` (grown as ids come), a dict for larger ids."""
+
+    def __init__(self) -> None:
+        self.small = array("I")
+        self.large: dict[int, int] = {}
+
+    def of(self, terms: list[int]) -> dict[int, int]:
+        small, n, large = self.small, len(self.small), self.large
+        if not terms or max(terms) < n:
+            return {t: small[t] for t in terms}
+        return {t: small[t] if t < n else large.get(t, 0) for t in terms}
+
+    def get(self, term: int, default: int = 0) -> int:
+        if term < len(self.small):
+            return self.small[term]
+        return self.large.get(term, default)
+
+    def add(self, terms: list[int]) -> None:
+        small, cap = self.small, 1 << DF_ARRAY_BITS
+        top = max(terms)
+        if len(small) <= top and len(small) < cap:  # grown to cover every id below the cap it meets
+            small.frombytes(bytes(4 * (min(max(1 << top.bit_length(), 1 << 16), cap) - len(small))))
+        n = len(small)
+        if top < n:  # the usual case (a count cannot reach 2**32 in one process's lifetime)
+            for t in terms:
+                small[t] += 1
+            return
+        for t in terms:
+            if t < n:
+                small[t] += 1
+            else:
+                self.large[t] = self.large.get(t, 0) + 1
+
+
+# ARGV: prefix, article id, its original's id ('' if none), its term ids (one argument: decimal
+# numbers separated by spaces, far cheaper for the client to send than one argument each). Returns the answer
 # given to the article already (or nil), the version, the articles counted, the newest time ('' if
 # none), the original's story (or nil), then the document frequency of each term (none when the
 # answer or the original's story was found).
@@ -196,11 +263,15 @@ if ARGV[3] ~= '' then
 end
 local out = {false, head[1], head[2], head[3], original}
 if original then return out end
-for i = 4, #ARGV, {CHUNK} do
-  local args = {}
-  for j = i, math.min(i + {CHUNK} - 1, #ARGV) do
-    args[#args + 1] = 'GET'; args[#args + 1] = 'u32'; args[#args + 1] = '#' .. ARGV[j]
+local args = {}
+for term in string.gmatch(ARGV[4], '%d+') do
+  args[#args + 1] = 'GET'; args[#args + 1] = 'u32'; args[#args + 1] = '#' .. term
+  if #args == 3 * {CHUNK} then
+    for _, count in ipairs(redis.call('BITFIELD', ns .. ':df', unpack(args))) do out[#out + 1] = count end
+    args = {}
   end
+end
+if #args > 0 then
   for _, count in ipairs(redis.call('BITFIELD', ns .. ':df', unpack(args))) do out[#out + 1] = count end
 end
 return out
@@ -238,7 +309,7 @@ return out
 # ARGV: prefix, version read, article id, answer, answer seconds, story id, story, last seen ('' if
 # none), newest ('' if none), expire before ('' if none), posting size, count the article (0/1),
 # number of index terms to add, number to remove, then those term ids, then the document frequency
-# terms. 1 if committed, 0 if the version moved (nothing written).
+# terms (one argument, separated by spaces). 1 if committed, 0 if the version moved (nothing written).
 _COMMIT = """
 local ns = ARGV[1]
 local meta = ns .. ':meta'
@@ -261,14 +332,15 @@ for _ = 1, tonumber(ARGV[14]) do
   redis.call('ZREM', ns .. ':p:' .. ARGV[i], sid)
   i = i + 1
 end
-while i <= #ARGV do
-  local args = {'OVERFLOW', 'SAT'}
-  for j = i, math.min(i + {CHUNK} - 1, #ARGV) do
-    args[#args + 1] = 'INCRBY'; args[#args + 1] = 'u32'; args[#args + 1] = '#' .. ARGV[j]; args[#args + 1] = 1
+local args = {'OVERFLOW', 'SAT'}
+for term in string.gmatch(ARGV[i] or '', '%d+') do
+  args[#args + 1] = 'INCRBY'; args[#args + 1] = 'u32'; args[#args + 1] = '#' .. term; args[#args + 1] = 1
+  if #args == 2 + 4 * {CHUNK} then
+    redis.call('BITFIELD', ns .. ':df', unpack(args))
+    args = {'OVERFLOW', 'SAT'}
   end
-  redis.call('BITFIELD', ns .. ':df', unpack(args))
-  i = i + {CHUNK}
 end
+if #args > 2 then redis.call('BITFIELD', ns .. ':df', unpack(args)) end
 if ARGV[12] == '1' then redis.call('HINCRBY', meta, 'docs', 1) end
 if ARGV[9] ~= '' then redis.call('HSET', meta, 'newest', ARGV[9]) end
 if ARGV[10] ~= '' then
@@ -321,13 +393,13 @@ class RedisStoryState:
             raise TemporaryFailure(f"stories state refuses writes: {exc}") from exc
 
     def begin(self, article_id: str, terms: list[int], duplicate_of: str | None) -> View:
-        got = self._call(self._begin, [self.prefix, article_id, duplicate_of or "", *terms])
+        got = self._call(self._begin, [self.prefix, article_id, duplicate_of or "", " ".join(map(str, terms))])
         answer, version, docs, newest, original = got[:5]
         newest_s = _text(newest)
         return View(
             answer=orjson.loads(answer) if answer is not None else None, version=int(version), docs=int(docs),
             newest=float(newest_s) if newest_s else None,
-            df=dict(zip(terms, (int(c) for c in got[5:]), strict=True)) if len(got) > 5 else {},
+            df=dict(zip(terms, map(int, got[5:]), strict=True)) if len(got) > 5 else {},
             original=original)
 
     def candidates(self, query: list[int], limit: int) -> tuple[int, list[bytes]]:
@@ -338,7 +410,7 @@ class RedisStoryState:
         args = [self.prefix, version, change.article_id, change.answer, change.answer_seconds, change.story_id,
                 change.story, _number(change.last_seen), _number(change.newest), _number(_expire_before(change)),
                 change.posting_size, 1 if change.df_terms else 0, len(change.index_add), len(change.index_remove),
-                *change.index_add, *change.index_remove, *change.df_terms]
+                *change.index_add, *change.index_remove, " ".join(map(str, change.df_terms))]
         return bool(self._call(self._commit, args))
 
     def memory_bytes(self) -> int:
