@@ -51,9 +51,11 @@ def test_sigkill_of_the_fetch_worker_mid_stream_loses_and_doubles_no_page(tmp_pa
     expected = {derive_id(e["id"], "", "fetched") for e in events}  # the id of each URL event's page
     env = {"PIPELINE__STAGES__CHAIN": json.dumps(["fetch", "clean", "language", "entities", "dedup"]),
            "PIPELINE__STAGES__FETCH__PER_HOST_DELAY_S": "0.02",
-           # no offset is committed in the first 30 s of a worker: the kill, a few seconds into the
-           # stream, leaves every URL event fetched so far uncommitted, so they all come again
-           "PIPELINE__PROFILES__EMBEDDED__COMMIT_INTERVAL_S": "30.0"}
+           # no offset is committed in the first 10 minutes of a worker: the kill, a few seconds into
+           # the stream, leaves every URL event fetched so far uncommitted, so they all come again
+           # (at 30 s, a loaded machine's start-up took long enough for a commit to land between
+           # the count of uncommitted events and the kill: 1 failure, nothing fetched twice)
+           "PIPELINE__PROFILES__EMBEDDED__COMMIT_INTERVAL_S": "600.0"}
     try:
         with running_pipeline(tmp_path, **env) as pipeline:
             sent: list = []
