@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.entities.multi import documents
 from pipeline import config
 from pipeline.stages.entities import EntityTagger, crf
 from training import entities_data as data
@@ -85,18 +86,6 @@ def score_stage(stage: EntityTagger, sents: list[data.Sentence]) -> tuple[data.S
     return score, aligned
 
 
-def documents(sents: list[data.Sentence], size: int = 3000) -> list[str]:
-    docs, current, length = [], [], 0
-    for s in sents:
-        line = " ".join(s.tokens)
-        current.append(line)
-        length += len(line) + 2
-        if length >= size:
-            docs.append("\n\n".join(current))
-            current, length = [], 0
-    return docs
-
-
 def rss_mb() -> float:
     import psutil
 
@@ -141,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(table("stage as configured for id (model + gazetteer/rules + consistency)", full))
         print(table("stage, not counting gazetteer places tagged where the set has no entity", aligned))
 
-    docs = documents(dev["idner-news-2k"] + dev["nergrit"])
+    docs = documents(dev["idner-news-2k"] + dev["nergrit"], "id")
     docs = (docs * (args.docs // max(1, len(docs)) + 1))[: args.docs]
     mean_kb = sum(len(d) for d in docs) / len(docs) / 1000
     rules_only = EntityTagger(dataclasses.replace(settings.stages.entities, taggers={}, default_tagger="rules"))
