@@ -167,7 +167,27 @@ def cmd_watch(args) -> int:
     return 1 if result.rejected else 0
 
 
+def _stop_on_signals():
+    """An event set by the first SIGINT or SIGTERM (the caller stops between items and closes its
+    stages); a second one interrupts at once (KeyboardInterrupt)."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+    return stop
+
+
 def cmd_enrich(args) -> int:
+    import threading
+
     import orjson
 
     from pipeline.enrich import OfflinePipeline, parse_stage_list
@@ -201,12 +221,18 @@ def cmd_enrich(args) -> int:
     sizes = [s.size() for s in sources] if show else [None]
     total = None if None in sizes else sum(sizes)
     dead = 0
+    # an endless source (an endpoint, a feed, a watched folder) ends at a signal between items; bounded
+    # ones (files, standard input, which may block in a read) are interrupted where they are
+    stop = _stop_on_signals() if any(not s.bounded for s in sources) else threading.Event()
     try:
-        items = track(((s, item) for s in sources for item in s.items()), "enrich", total=total, enabled=show)
+        items = track(((s, item) for s in sources for item in s.items(stop=stop)), "enrich", total=total,
+                      enabled=show)
         current: list = [None]  # the source of the item in hand (enrich_items takes one at a time)
 
         def tagged():
             for source, item in items:
+                if stop.is_set():  # between items: what was written stays whole
+                    return
                 current[0] = source
                 yield item
 
@@ -224,7 +250,7 @@ def cmd_enrich(args) -> int:
         if args.stats:
             sys.stderr.write(orjson.dumps(pipeline.stats(), option=orjson.OPT_INDENT_2).decode() + "\n")
         pipeline.close()
-    return 0
+    return 130 if stop.is_set() else 0
 
 
 def _selection(args):

@@ -190,3 +190,4 @@ def test_pipeline_enrich_takes_pushed_events_and_answers_once_their_records_are_
         out, _ = enrich.communicate(timeout=30)
     records = [orjson.loads(line) for line in out.splitlines() if line.startswith(b"{")]
     assert [r["id"] for r in records] == ids and records[0]["lang"]["code"] == "id"
+    assert enrich.returncode == 130  # stopped by the signal, between items
