@@ -31,6 +31,7 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import xxhash
 from sklearn.model_selection import GroupKFold
 
 from bench.common import Progress, eval_dir
@@ -162,13 +163,14 @@ POOL_SENTENCES = 40  # sentences a synthetic story's articles are drawn from
 
 
 def synthetic_name(story: int, salt: int) -> str:
-    """A made-up two-word name, distinct for every (story, salt) with salt < 7 and story < 149,796."""
-    x, digits = story * 7 + salt, []
-    for _ in range(4):
-        x, d = divmod(x, len(SYLLABLES))
-        digits.append(SYLLABLES[d])
-    return (f"{(digits[0] + digits[1]).capitalize()} "
-            f"{(digits[2] + digits[3]).capitalize()}{('son', 'ville', 'tec')[salt % 3]}")
+    """A made-up two-word name for (story, salt): each word three syllables chosen by a hash of
+    (story, salt, word), so that a word is shared by about one name in 32**3 = 32,768 (a surname is
+    rare, like the words of real names), and two names are the same about once in 2**30."""
+    words = []
+    for part in range(2):
+        x = xxhash.xxh3_64_intdigest(f"{story}/{salt}/{part}".encode())
+        words.append("".join(SYLLABLES[(x >> (5 * i)) & 31] for i in range(3)).capitalize())
+    return f"{words[0]} {words[1]}{('son', 'ville', 'tec')[salt % 3]}"
 
 
 class SyntheticStories:
@@ -247,10 +249,11 @@ def open_stories_run(docs, open_stories: int, batch: int, runs: int, redis_url: 
     fill_server = _redis_cpu(client) - r0 if client else 0.0
     if client:
         used = int(client.info("memory")["used_memory"]) - redis_before
-        df_bytes = int(client.memory_usage(f"{state.prefix}:df", samples=0) or 0)
+        df_bytes = sum(int(client.memory_usage(f"{state.prefix}:{key}", samples=0) or 0) for key in ("dflog", "dfsnap"))
         memory = (f"Redis used_memory grew {used / 2**20:.0f} MiB: {(used - df_bytes) / open_stories:.0f} bytes per "
                   f"open story (its story, postings, live entry and its article's answer) + "
-                  f"{df_bytes / 2**20:.0f} MiB document frequencies")
+                  f"{df_bytes / 2**20:.0f} MiB document frequencies (log {client.llen(f'{state.prefix}:dflog')} "
+                  f"entries and snapshot); the worker's own copy {state.df.small.nbytes / 2**20:.0f} MiB")
     else:
         gc.collect()
         rss = _rss_bytes() - rss_before
@@ -264,27 +267,37 @@ def open_stories_run(docs, open_stories: int, batch: int, runs: int, redis_url: 
     rng = random.Random(7)
     results = []
     for run in range(runs):
-        articles = []
+        articles, expected = [], []  # the story each should join (None: it starts one)
         for i in range(batch):
             when = start + timedelta(days=2, seconds=60 * (run * batch + i) / batch)
             if i % 2:
-                articles.append(synthetic.article(rng.randrange(open_stories), 1 + run * batch + i, when))
+                story = rng.randrange(open_stories)
+                articles.append(synthetic.article(story, 1 + run * batch + i, when))
+                expected.append(f"synthetic-{story}-0")
             else:
                 articles.append(synthetic.article(open_stories + run * batch + i, 0, when))
+                expected.append(None)
         t0, c0 = time.perf_counter(), time.process_time()
         r0 = _redis_cpu(client) if client else 0.0
-        statuses = Counter(assigner.assign(a)["status"] for a in articles)
+        answers = [assigner.assign(a) for a in articles]
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         server = _redis_cpu(client) - r0 if client else 0.0
+        statuses = Counter(a["status"] for a in answers)
+        # own: an article of an open story joined that story; apart: a new story's first article started
+        # a story (every synthetic story is an event of its own)
+        own = sum(1 for a, e in zip(answers, expected, strict=True) if e is not None and a["id"] == e)
+        apart = sum(1 for a, e in zip(answers, expected, strict=True) if e is None and a["status"] == "started")
         size = statistics.mean(len(a.text) for a in articles)
-        results.append((batch / (cpu + server), batch / wall, cpu, server, statuses, size))
+        results.append((batch / (cpu + server), batch / wall, cpu, server, statuses, size,
+                        own / (batch // 2), apart / (batch - batch // 2)))
     rates = [r[0] for r in results]
     print(f"  assign with ~{open_stories} open stories: {statistics.median(rates):.0f} docs per CPU-second "
           f"(median of {runs} runs of {batch} articles: " + ", ".join(f"{r:.0f}" for r in rates) + "); "
           f"{statistics.median(r[1] for r in results):.0f} docs/s wall")
-    for rate, _, cpu, server, statuses, size in results:
+    for rate, _, cpu, server, statuses, size, own, apart in results:
         print(f"    {rate:.0f} per CPU-second: {cpu:.2f} s CPU here + {server:.2f} s redis-server; "
-              f"{dict(statuses)}; text {size:.0f} characters on average")
+              f"{dict(statuses)}; text {size:.0f} characters on average; articles of an open story that joined it "
+              f"{own:.1%}, first articles of a new story kept apart from the open ones {apart:.1%}")
     if client:
         state.clear()
         client.close()

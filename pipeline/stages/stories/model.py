@@ -35,18 +35,16 @@ answers are those of one sequence, whatever worker decides which article.
 
 from __future__ import annotations
 
-import dataclasses
-import heapq
 import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from itertools import repeat
-from operator import mul
+from operator import itemgetter
 from pathlib import Path
 
+import numpy as np
 import orjson
 import xxhash
 
@@ -70,7 +68,15 @@ MONTH_STARTS = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)  # day of
 JOIN_MODEL_FILE = Path(__file__).with_name("join_model.json")
 ENTITY_PREFIX = "\x1f"  # entity terms are hashed apart from words
 TRIES = 50  # decisions tried before giving up when other workers keep committing first
-TERM_CACHE = 1 << 17  # terms whose hashed id is remembered (two generations of this many)
+TERM_CACHE = 1 << 17  # words whose hashed id is remembered (two generations of this many)
+#: a bigram's id mixes its two words' ids (64-bit multiply-xorshift; no string is made or hashed)
+_PAIR_MULT = np.uint64(0x9E3779B97F4A7C15)
+_MIX_MULT = np.uint64(0xFF51AFD7ED558CCD)
+_SHIFT = np.uint64(33)
+_NO_TERMS = np.zeros(0, dtype=np.uint32)  # term ids are below 2**df_bits <= 2**32
+_NO_WEIGHTS = np.zeros(0, dtype=np.float64)
+_HASH_BASE = 0x100000001B3  # words are hashed as polynomials of their code points in this base, modulo 2**64
+_HASH_INVERSE = pow(_HASH_BASE, -1, 1 << 64)
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,8 @@ class StoryOptions:
     def __post_init__(self) -> None:
         if self.expire_days < self.quiet_days:
             raise ValueError("expire_days must be at least quiet_days (a story is closed before it expires)")
+        if not 1 <= self.df_bits <= 32:
+            raise ValueError("df_bits must be between 1 and 32 (term ids are 32-bit)")
         if not 0.0 <= self.entity_weight <= 1.0:
             raise ValueError("entity_weight is a share of the vector: between 0 and 1")
 
@@ -130,25 +138,47 @@ class Article:
     duplicate_of: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Features:
-    """An article's terms before weighting by idf: term id -> sublinear frequency in the text, the
-    terms of the title, entity term id -> sublinear frequency, the entity names it mentions (for
-    the story's summary), and the year it mentions most (ties: the latest; None: none)."""
+    """An article's terms before weighting by idf: every term id it has (``terms``: its words and
+    word bigrams, title terms and entity terms; sorted, distinct) and, aligned with them, the
+    sublinear frequency ``1 + ln(count)`` in the text (0: not in it), whether the term is in the
+    title, and the entity block's sublinear frequency; the entity names it mentions (for the
+    story's summary), and the year it mentions most (ties: the latest; None: none)."""
 
-    words: dict[int, float]
-    title: frozenset[int]
-    entities: dict[int, float]
+    terms: np.ndarray
+    words: np.ndarray
+    title: np.ndarray  # bool
+    entities: np.ndarray
     names: tuple[str, ...]
     year: int | None = None
     keys: dict[str, int] = field(default_factory=dict)  # entity name as compared (folded) -> term id
     days: tuple[int, ...] = ()  # days of the year the article is dated or mentions
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
+class Vector:
+    """An article's unit vector: term ids (sorted, distinct) and their weights (0 for the terms
+    that weigh nothing: no idf left, or in no block)."""
+
+    terms: np.ndarray
+    weights: np.ndarray
+
+    def heaviest(self, k: int) -> list[int]:
+        return _heaviest(self.terms, self.weights, k)
+
+
+@dataclass(eq=False)
 class Story:
-    """A story as stored: its centroid (term ids and weights), the terms it is indexed under, and
-    its running summary. ``seq``: the state version that last changed it."""
+    """A story as stored: its centroid (term ids and weights: the sum of its members' vectors, cut
+    to its heaviest terms; by term id), the terms it is indexed under, and its running summary.
+    ``seq``: the state version that last changed it.
+
+    Encoded as two JSON lines, then the centroid: what every candidate's decision reads (with ``k``:
+    the centroid's size), the summary (title, entities, outlets, languages: read only for the story
+    joined), then the centroid's term ids (``k`` little-endian uint32) and weights (``k`` float32). A
+    candidate is read without parsing numbers one by one, and the state's scripts read the first
+    line alone. ``summary``: the summary line not read yet (see :meth:`read_summary`)."""
 
     id: str
     seq: int
@@ -157,31 +187,66 @@ class Story:
     last: float | None
     title: str
     title_similarity: float  # similarity of the article whose title represents the story
-    centroid: dict[int, float]
+    terms: np.ndarray  # the centroid's term ids
+    weights: np.ndarray  # and weights
     indexed: list[int]
     entities: dict[str, int] = field(default_factory=dict)
     outlets: list[str] = field(default_factory=list)
     languages: list[str] = field(default_factory=list)
     years: dict[str, int] = field(default_factory=dict)  # main year of its members -> members
     days: dict[str, int] = field(default_factory=dict)  # day of the year its members mention -> members
+    summary: bytes | None = None
 
     def encode(self) -> bytes:
-        return orjson.dumps({
+        if self.summary is not None:
+            raise ValueError(f"story {self.id}: encoded before its summary was read")
+        head = orjson.dumps({
             "id": self.id, "seq": self.seq, "n": self.articles, "first": self.first, "last": self.last,
-            "title": self.title, "ts": self.title_similarity, "ct": list(self.centroid),
-            "cw": list(self.centroid.values()), "p": self.indexed, "e": self.entities, "o": self.outlets,
-            "l": self.languages, "y": self.years, "d": self.days})
+            "ts": self.title_similarity, "k": len(self.terms), "p": self.indexed, "y": self.years, "d": self.days})
+        summary = orjson.dumps({"title": self.title, "e": self.entities, "o": self.outlets, "l": self.languages})
+        return b"".join((head, b"\n", summary, b"\n", self.terms.astype("<u4").tobytes(),
+                         self.weights.astype("<f4").tobytes()))
 
     @classmethod
     def decode(cls, raw: bytes) -> Story:
-        d = orjson.loads(raw)
-        return cls(id=d["id"], seq=d["seq"], articles=d["n"], first=d["first"], last=d["last"], title=d["title"],
-                   title_similarity=d["ts"], centroid=_centroid(d["ct"], d["cw"]), indexed=d["p"],
-                   entities=d["e"] or {}, outlets=d["o"] or [], languages=d["l"] or [], years=d["y"] or {},
-                   days=d.get("d") or {})
+        return cls.decode_many([raw])[0][0].read_summary()
+
+    @classmethod
+    def decode_many(cls, raws: list[bytes]) -> tuple[list[Story], np.ndarray, np.ndarray]:
+        """The stories (summaries not read), and all their centroids' terms and weights one after
+        the other (each story's own are views into these)."""
+        stories, terms, weights = [], [], []
+        for raw in raws:
+            cut = raw.index(b"\n")
+            d = orjson.loads(raw[:cut])
+            body = raw.index(b"\n", cut + 1) + 1
+            k = d["k"]
+            if len(raw) != body + 8 * k:
+                raise ValueError(f"story {d['id']}: {len(raw) - body} bytes of centroid for {k} terms")
+            terms.append(raw[body:body + 4 * k])
+            weights.append(raw[body + 4 * k:])
+            stories.append(cls(id=d["id"], seq=d["seq"], articles=d["n"], first=d["first"], last=d["last"],
+                               title="", title_similarity=d["ts"], terms=_NO_TERMS, weights=_NO_WEIGHTS,
+                               indexed=d["p"], years=d["y"] or {}, days=d["d"] or {}, summary=raw[cut + 1:body - 1]))
+        all_terms = np.frombuffer(b"".join(terms), "<u4").astype(np.uint32)
+        all_weights = np.frombuffer(b"".join(weights), "<f4").astype(np.float64)
+        at = 0
+        for story, part in zip(stories, terms, strict=True):
+            k = len(part) // 4
+            story.terms, story.weights = all_terms[at:at + k], all_weights[at:at + k]
+            at += k
+        return stories, all_terms, all_weights
+
+    def read_summary(self) -> Story:
+        """This story with its summary read (itself)."""
+        if self.summary is not None:
+            d = orjson.loads(self.summary)
+            self.title, self.entities, self.outlets, self.languages = d["title"], d["e"] or {}, d["o"] or [], d["l"] or []
+            self.summary = None
+        return self
 
     def norm(self) -> float:
-        return math.sqrt(sum(w * w for w in self.centroid.values()))
+        return math.sqrt(float(np.dot(self.weights, self.weights)))
 
     def year(self) -> int | None:
         """The main year its members mention most often (ties: the latest)."""
@@ -209,33 +274,91 @@ class _TermIds(dict):
         return tid
 
 
-class _Sublinear(dict):
-    """Count -> 1 + ln(count), remembered."""
+class _WordHasher:
+    """Hashes of the words (``\\w+``, as ``re`` reads it) of a text, all at once in numpy: the text's
+    code points, a table of which are word characters, and per word the polynomial
+    ``sum(c_i * B**i)`` modulo 2**64 (from prefix sums: ``(S[end] - S[start]) * B**-start``, B odd so
+    invertible), then mixed. No string is made per word and nothing is remembered per word."""
 
-    def __missing__(self, count: int) -> float:
-        value = self[count] = 1.0 + math.log(count)
-        return value
+    def __init__(self) -> None:
+        every = "".join(map(chr, [*range(0xD800), *range(0xE000, 0x110000)]))
+        word = "".join(re.findall(r"\w", every)).encode("utf-32-le")
+        self.table = np.zeros(0x110000, dtype=bool)
+        self.table[np.frombuffer(word, dtype=np.uint32)] = True
+        self.powers = np.zeros(0, dtype=np.uint64)
+        self.inverses = np.zeros(0, dtype=np.uint64)
+
+    def _grow(self, n: int) -> None:
+        size = max(n + 1, 2 * len(self.powers), 4096)
+        self.powers, self.inverses = np.ones(size, dtype=np.uint64), np.ones(size, dtype=np.uint64)
+        with np.errstate(over="ignore"):  # B**i and B**-i modulo 2**64
+            self.powers[1:] = np.cumprod(np.full(size - 1, _HASH_BASE, dtype=np.uint64))
+            self.inverses[1:] = np.cumprod(np.full(size - 1, _HASH_INVERSE, dtype=np.uint64))
+
+    def __call__(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The hash (uint64) of each word of ``text``, in order, and where each starts (code points)."""
+        try:
+            codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        except UnicodeEncodeError:  # a lone surrogate: not a word character
+            codes = np.frombuffer(text.encode("utf-32-le", "replace"), dtype=np.uint32)
+        if len(codes) >= len(self.powers):
+            self._grow(len(codes))
+        inside = np.zeros(len(codes) + 2, dtype=bool)
+        inside[1:-1] = self.table[codes]
+        edges = np.flatnonzero(inside[1:] != inside[:-1])  # where words start and end
+        starts, ends = edges[0::2], edges[1::2]
+        sums = np.zeros(len(codes) + 1, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            np.cumsum(codes * self.powers[:len(codes)], out=sums[1:])
+            return _mix((sums[ends] - sums[starts]) * self.inverses[starts]), starts
 
 
-_SUBLINEAR = _Sublinear()
+def _mix(x: np.ndarray) -> np.ndarray:
+    x = x ^ (x >> _SHIFT)
+    x *= _MIX_MULT
+    return x ^ (x >> _SHIFT)
 
 
-class _Idf(dict):
-    """Document frequency -> idf term weight ``ln(top / (df + 2)) + offset``, remembered (one article)."""
-
-    def __init__(self, top: float, offset: float):
-        super().__init__()
-        self.top, self.offset = top, offset
-
-    def __missing__(self, df: int) -> float:
-        value = self[df] = math.log(self.top / (df + 2)) + self.offset
-        return value
+@cache
+def _word_hasher() -> _WordHasher:
+    return _WordHasher()
 
 
-def _centroid(terms: list[int], weights: list[float]) -> dict[int, float]:
-    if len(terms) != len(weights):
-        raise ValueError(f"a story's centroid has {len(terms)} terms and {len(weights)} weights")
-    return dict(zip(terms, weights))  # noqa: B905 (lengths checked: zip's strict costs a third more)
+def _pair_ids(first: np.ndarray, second: np.ndarray, mask: int) -> np.ndarray:
+    """Ids of the bigrams (first[i], second[i]) from their words' hashes (uint64 arrays)."""
+    with np.errstate(over="ignore"):
+        return _mix(first * _PAIR_MULT + second) & np.uint64(mask)
+
+
+def _most_counted(counts: dict[str, int]) -> list[tuple[str, int]]:
+    """(name, count) by count, the largest first (ties: by name); two sorts in C, no key per item."""
+    return sorted(sorted(counts.items()), key=itemgetter(1), reverse=True)  # reverse keeps the names' order
+
+
+def _heaviest(terms: np.ndarray, weights: np.ndarray, k: int) -> list[int]:
+    """The ``k`` heaviest term ids, heaviest first (ties: the smaller id)."""
+    if k <= 0 or not len(terms):
+        return []
+    if len(terms) > 2 * k:  # only terms at least as heavy as the k-th heaviest can be among them
+        keep = weights >= np.partition(weights, len(weights) - k)[len(weights) - k]
+        terms, weights = terms[keep], weights[keep]
+    order = np.lexsort((terms, -weights))[:k]
+    return terms[order].tolist()
+
+
+class _Df:
+    """Document frequencies of the article's terms, aligned with its sorted ``terms`` (``get``
+    answers for any term id: 0 when not one of them)."""
+
+    def __init__(self, terms: np.ndarray, counts: np.ndarray):
+        self.terms, self.counts = terms, counts
+
+    def of(self, terms: np.ndarray) -> np.ndarray:
+        return self.counts[np.searchsorted(self.terms, terms)]
+
+    def get(self, term: int, default: int = 0) -> int:
+        i = int(np.searchsorted(self.terms, term))
+        return int(self.counts[i]) if i < len(self.terms) and self.terms[i] == term else default
 
 
 def capitalised_phrases(text: str) -> list[str]:
@@ -257,9 +380,17 @@ def mentioned_days(text: str, month_names: bool = False) -> list[int]:
     """Days of the year the text writes as dates: "20/9", "20/9/2023" (day first; month first when
     the second number cannot be a month), "September 20", "20 September" (English or Indonesian)."""
     days = []
-    for m in NUMERIC_DATE.finditer(text):
-        a, b = int(m.group(1)), int(m.group(2))
-        days.append(_day_of_year(a, b) if b <= 12 else _day_of_year(b, a))
+    slash = text.find("/")
+    while slash > 0:  # a numeric date's first slash comes right after its one or two digits
+        start = slash
+        while start > 0 and slash - start < 3 and text[start - 1].isdigit():
+            start -= 1
+        if 0 < slash - start < 3:
+            m = NUMERIC_DATE.match(text, start)  # what finditer over the text finds there (its lookbehind sees
+            if m is not None:  # the characters before ``start``)
+                a, b = int(m.group(1)), int(m.group(2))
+                days.append(_day_of_year(a, b) if b <= 12 else _day_of_year(b, a))
+        slash = text.find("/", slash + 1)
     if not month_names:
         return [d for d in days if d is not None]
     for m in MONTH_DAY.finditer(text):
@@ -324,20 +455,6 @@ def _seconds(when: datetime | None) -> float | None:
     return when.timestamp()
 
 
-def _heaviest(weights: dict[int, float], k: int) -> list[int]:
-    """The ``k`` heaviest term ids, heaviest first (ties: the smaller id)."""
-    if k <= 0:
-        return []
-    n = len(weights)
-    if 2 * k < n:  # only terms at least as heavy as the k-th heaviest weight can be among them
-        cut = heapq.nlargest(k, weights.values())[-1] if 8 * k < n else sorted(weights.values(), reverse=True)[k - 1]
-        items = [tw for tw in weights.items() if tw[1] >= cut]
-    else:
-        items = list(weights.items())
-    items.sort(key=lambda tw: (-tw[1], tw[0]))
-    return [t for t, _ in items[:k]]
-
-
 class StoryAssigner:
     """Gives each article its story (see the module's docstring), on one shared ``StoryState``."""
 
@@ -346,6 +463,7 @@ class StoryAssigner:
         self.state = state
         self._mask = (1 << options.df_bits) - 1
         self._ids = _TermIds(self._mask)
+        self._names: dict[str, tuple[str, int, tuple[int, ...]]] = {}  # see _name
         self.retries = 0  # decisions made again because another worker committed first
 
     # --- features ---------------------------------------------------------------------------
@@ -353,25 +471,61 @@ class StoryAssigner:
     def _term(self, term: str) -> int:
         return self._ids[term]
 
+    def _ids_of(self, text: str) -> np.ndarray:
+        """Term ids of the text's words and (with ``bigrams``) its word bigrams, repeated as they come."""
+        return self._terms_of(_word_hasher()(text.lower())[0])
+
+    def _terms_of(self, words: np.ndarray) -> np.ndarray:
+        mask = np.uint64(self._mask)
+        if self.options.bigrams and len(words) > 1:  # "a b"
+            return np.concatenate((words & mask, _pair_ids(words[:-1], words[1:], self._mask))).astype(np.uint32)
+        return (words & mask).astype(np.uint32)
+
     def _counts(self, text: str) -> Counter[int]:
-        words = WORD.findall(text.lower())
-        ids = self._ids.__getitem__
-        terms = Counter(map(ids, words))
-        if self.options.bigrams:  # "a b"
-            terms.update(map(ids, map(" ".join, zip(words, words[1:], strict=False))))
-        return terms
+        """Term id -> how often it occurs in the text."""
+        terms, counts = np.unique(self._ids_of(text), return_counts=True)
+        return Counter(dict(zip(terms.tolist(), counts.tolist(), strict=True)))
+
+    def _name(self, name: str) -> tuple[str, int, tuple[int, ...]]:
+        """A name as compared (folded), its term id and the term ids of its words (remembered)."""
+        known = self._names.get(name)
+        if known is None:
+            if len(self._names) >= TERM_CACHE:
+                self._names.clear()
+            folded = _fold(name)
+            known = self._names[name] = (folded, self._term(ENTITY_PREFIX + folded),
+                                         tuple(self._term(ENTITY_PREFIX + w) for w in WORD.findall(folded)))
+        return known
 
     def features(self, article: Article) -> Features:
-        """The article's words and entities, weighted by frequency (not yet by idf)."""
-        counts = self._counts(article.text)
-        words = dict(zip(counts, map(_SUBLINEAR.__getitem__, counts.values()), strict=True))  # 1 + ln(count)
-        title = frozenset(self._counts(article.title))
+        """The article's words and entities, weighted by frequency (not yet by idf). Without
+        canonical entities (``article.entities``), capitalised word sequences stand in for them."""
         text = f"{article.title}\n{article.text}"
-        names = article.entities or tuple(capitalised_phrases(text))
-        folded = [_fold(n) for n in names]
-        keys = {f: self._term(ENTITY_PREFIX + f) for f in folded}
-        counted = Counter(map(keys.__getitem__, folded))
-        entities = dict(zip(counted, map(_SUBLINEAR.__getitem__, counted.values()), strict=True))
+        title = article.title.lower()  # (lowercase may be longer: "İ")
+        words, starts = _word_hasher()(f"{title}\n{article.text.lower()}")
+        cut = int(np.searchsorted(starts, len(title)))  # the title's words start before its end
+        text_ids, title_ids = self._terms_of(words[cut:]), self._terms_of(words[:cut])
+        mentions = Counter(article.entities or capitalised_phrases(text))  # name -> mentions
+        keys: dict[str, int] = {}
+        entity_ids: list[int] = []
+        entity_counts: list[int] = []
+        by_words = self.options.entity_tokens and not article.entities  # the stand-in's names: their words
+        for name, count in mentions.items():
+            folded, term, name_words = self._name(name)
+            keys[folded] = term
+            for t in name_words if by_words else (term,):
+                entity_ids.append(t)
+                entity_counts.append(count)
+        terms, where = np.unique(np.concatenate((text_ids, title_ids, np.array(entity_ids, dtype=np.uint32))),
+                                 return_inverse=True)
+        n_text, n_title = len(text_ids), len(title_ids)
+        words = np.bincount(where[:n_text], minlength=len(terms)).astype(np.float64)
+        entities = np.bincount(where[n_text + n_title:], weights=entity_counts, minlength=len(terms))
+        title = np.zeros(len(terms), dtype=bool)
+        title[where[n_text:n_text + n_title]] = True
+        for counts in (words, entities):  # count -> 1 + ln(count), 0 stays 0
+            present = counts > 0
+            counts[present] = 1.0 + np.log(counts[present])
         if article.when is not None:  # dated: the year it appeared (years it mentions are often the past's)
             year = article.when.year
         else:
@@ -380,77 +534,89 @@ class StoryAssigner:
         days = set(mentioned_days(text, self.options.month_names))
         if article.when is not None:
             days.add(_day_of_year(article.when.day, article.when.month) or 1)
-        return Features(words, title, entities, tuple(dict.fromkeys(names)), year, keys, tuple(sorted(days)))
+        return Features(terms, words, title, entities, tuple(mentions), year, keys, tuple(sorted(days)))
 
-    def vector(self, features: Features, df: dict[int, int], docs: int) -> dict[int, float]:
-        """Unit vector of the article: the word block and the entity block, each weighted by idf
-        (the article itself counted) and normalised, then scaled to their shares."""
-        idf = _Idf(docs + 2 + self.options.idf_prior, self.options.idf_offset).__getitem__
-
-        def block(terms: dict[int, float]) -> tuple[dict[int, float], float]:
-            """The terms weighted by idf (only those above 0) and their norm (0: none)."""
-            weighted = dict(zip(terms, map(mul, terms.values(), map(idf, map(df.get, terms, repeat(0)))),
-                                strict=True))
-            if weighted and min(weighted.values()) <= 0:
-                weighted = {t: w for t, w in weighted.items() if w > 0}
-            values = weighted.values()
-            return weighted, math.sqrt(sum(map(mul, values, values)))
-
-        words = dict(features.words)
-        for t in features.title:
-            words[t] = words.get(t, 0.0) + self.options.title_weight
-        (words, words_norm), (entities, entities_norm) = block(words), block(features.entities)
-        share = self.options.entity_weight if entities_norm and words_norm else (1.0 if entities_norm else 0.0)
-        scale = math.sqrt(1.0 - share)  # each block normalised, then scaled to its share
-        vec = {t: w / words_norm * scale for t, w in words.items()} if words_norm else {}
+    def vector(self, features: Features, df: np.ndarray, docs: int) -> Vector:
+        """Unit vector of the article: the word block (title terms weigh ``title_weight`` more) and
+        the entity block, each weighted by idf (the article itself counted; ``df`` aligned with
+        ``features.terms``; terms whose idf is not above 0 weigh nothing) and normalised, then
+        scaled to their shares."""
+        o = self.options
+        idf = np.log((docs + 2 + o.idf_prior) / (df.astype(np.float64) + 2.0)) + o.idf_offset
+        np.maximum(idf, 0.0, out=idf)
+        words = (features.words + o.title_weight * features.title) * idf
+        entities = features.entities * idf
+        words_norm = math.sqrt(float(np.dot(words, words)))
+        entities_norm = math.sqrt(float(np.dot(entities, entities)))
+        share = o.entity_weight if entities_norm and words_norm else (1.0 if entities_norm else 0.0)
+        weights = np.zeros(len(features.terms))
+        if words_norm:  # each block normalised, then scaled to its share
+            weights += words * (math.sqrt(1.0 - share) / words_norm)
         if entities_norm:
-            scale = math.sqrt(share)
-            for t, w in entities.items():
-                vec[t] = vec.get(t, 0.0) + w / entities_norm * scale
-        return vec
+            weights += entities * (math.sqrt(share) / entities_norm)
+        return Vector(features.terms, weights)
 
     # --- decisions --------------------------------------------------------------------------
 
-    def similarity(self, vec: dict[int, float], story: Story, when: float | None, year: int | None = None,
-                   days: tuple[int, ...] = ()) -> float | None:
-        """Cosine of the article with the story's centroid, decayed by time; None if the story is
-        closed for this article (quiet for ``quiet_days`` before it, or starting that long after)."""
+    def similarities(self, vec: Vector, stories: list[Story], when: float | None, year: int | None = None,
+                     days: tuple[int, ...] = (), centroids: tuple[np.ndarray, np.ndarray] | None = None
+                     ) -> list[float | None]:
+        """Cosine of the article with each story's centroid, decayed by time; None for a story that
+        is closed for this article (quiet for ``quiet_days`` before it, or starting that long after).
+        ``centroids``: the stories' terms and weights one after the other, when at hand."""
         o = self.options
-        gap = 0.0
-        if when is not None and story.last is not None and story.first is not None:
-            gap = max(when - story.last, story.first - when, 0.0)
-            if gap > o.quiet_days * 86400:
-                return None
-        norm = story.norm()
-        if not norm:
-            return 0.0
-        centroid = story.centroid
-        if len(centroid) < len(vec):  # walk the smaller of the two (a centroid keeps 200 terms, an article ~800)
-            sim = sum(w * vec[t] for t, w in centroid.items() if t in vec) / norm
-        else:
-            sim = sum(w * centroid[t] for t, w in vec.items() if t in centroid) / norm
-        if o.half_life_days and gap:
-            sim *= 0.5 ** (gap / (o.half_life_days * 86400))
-        story_year = story.year()
-        if year is not None and story_year is not None and year != story_year:
-            sim *= o.year_mismatch
-        if o.day_mismatch != 1.0 and days:
-            gap = day_gap(days, story.days)
-            if gap is not None and gap > o.day_window:
-                sim *= o.day_mismatch
-        return sim
+        if not stories:
+            return []
+        sizes = [len(story.terms) for story in stories]
+        if centroids is None:
+            centroids = (np.concatenate([story.terms for story in stories]),
+                         np.concatenate([story.weights for story in stories]))
+        terms, weights = centroids
+        owner = np.repeat(np.arange(len(stories)), sizes)
+        norms = np.sqrt(np.bincount(owner, weights=weights * weights, minlength=len(stories))).tolist()
+        dots = [0.0] * len(stories)
+        if len(vec.terms) and len(terms):
+            where = np.searchsorted(vec.terms, terms)
+            where[where == len(vec.terms)] = 0
+            hit = vec.terms[where] == terms
+            dots = np.bincount(owner[hit], weights=weights[hit] * vec.weights[where[hit]],
+                               minlength=len(stories)).tolist()
+        out: list[float | None] = []
+        for story, dot, norm in zip(stories, dots, norms, strict=True):
+            gap = 0.0
+            if when is not None and story.last is not None and story.first is not None:
+                gap = max(when - story.last, story.first - when, 0.0)
+                if gap > o.quiet_days * 86400:
+                    out.append(None)
+                    continue
+            if not norm:
+                out.append(0.0)
+                continue
+            sim = dot / norm
+            if o.half_life_days and gap:
+                sim *= 0.5 ** (gap / (o.half_life_days * 86400))
+            if year is not None and story.years:
+                story_year = story.year()
+                if story_year is not None and year != story_year:
+                    sim *= o.year_mismatch
+            if o.day_mismatch != 1.0 and days:
+                day = day_gap(days, story.days)
+                if day is not None and day > o.day_window:
+                    sim *= o.day_mismatch
+            out.append(sim)
+        return out
 
     def idf(self, df: int, docs: int) -> float:
         return math.log((docs + 2 + self.options.idf_prior) / (df + 2)) + self.options.idf_offset
 
-    def join_features(self, features: Features, df: dict[int, int], docs: int,
+    def join_features(self, features: Features, df: _Df, docs: int,
                       scored: list[tuple[Story, float]]) -> list[list[float]]:
         """``JOIN_FEATURES`` of the article with each (open) candidate story and its cosine."""
         if not scored:
             return []
         idf = {t: max(self.idf(df.get(t, 0), docs), 0.0) for t in features.keys.values()}
         entity_mass = sum(idf.values())
-        title_idf = {t: max(self.idf(df.get(t, 0), docs), 0.0) for t in features.title}
+        title_idf = {t: max(self.idf(df.get(t, 0), docs), 0.0) for t in features.terms[features.title].tolist()}
         title_mass = sum(title_idf.values())
         top = max(sim for _, sim in scored)
         rows = []
@@ -477,22 +643,11 @@ class StoryAssigner:
             ])
         return rows
 
-    def entity_words(self, features: Features) -> Features:
-        """``features`` with the entity block made of the words of its entity names: each word weighs
-        ``1 + ln(mentions of the names holding it)``, so that names sharing a word ("Tara Reid", "Reid")
-        share a term. A name's mentions are read back from its term's weight ``1 + ln(mentions)``."""
-        counted: Counter[int] = Counter()
-        for name, term in features.keys.items():
-            mentions = round(math.exp(features.entities.get(term, 1.0) - 1.0))
-            for word in WORD.findall(name):
-                counted[self._term(ENTITY_PREFIX + word)] += mentions
-        return dataclasses.replace(features, entities={t: 1.0 + math.log(c) for t, c in counted.items()})
-
     @property
     def join_model(self) -> JoinModel | None:
         return load_join_model(self.options.join_model) if self.options.join_model else None
 
-    def decide(self, article: Article, features: Features, df: dict[int, int], docs: int,
+    def decide(self, article: Article, features: Features, df: _Df, docs: int,
                scored: list[tuple[Story, float]]) -> tuple[Story | None, float | None]:
         """The story the article joins (None: it starts one) among the open candidates and their
         cosines, and the similarity reported: the joined story's, else the best found (None: none)."""
@@ -522,9 +677,7 @@ class StoryAssigner:
         or when there was nothing to compare with) and the story's ``summary`` as it stands.
         ``features``: the article's, when computed already (benchmarks reuse them across runs)."""
         features = features or self.features(article)
-        if self.options.entity_tokens and not article.entities:  # the stand-in's names: unresolved
-            features = self.entity_words(features)
-        terms = sorted(set(features.words) | features.title | set(features.entities))
+        terms = features.terms
         when = _seconds(article.when)
         for _ in range(TRIES):
             view = self.state.begin(article.id, terms, article.duplicate_of)
@@ -537,27 +690,26 @@ class StoryAssigner:
                 change = self._change(article, story, answer, when, view.newest, [], count_doc=False)
             else:
                 vec = self.vector(features, view.df, view.docs)
-                query = _heaviest(vec, self.options.query_terms)
+                query = vec.heaviest(self.options.query_terms)
                 version, found = self.state.candidates(query, self.options.candidates)
                 if version != view.version:
                     self.retries += 1
                     continue
                 model = self.join_model
-                scored = []
-                for raw in found:
-                    story = Story.decode(raw)
-                    sim = (self.similarity(vec, story, when) if model else
-                           self.similarity(vec, story, when, features.year, features.days))
-                    if sim is not None:
-                        scored.append((story, sim))
-                best, best_sim = self.decide(article, features, view.df, view.docs, scored)
+                stories, *centroids = Story.decode_many(found)
+                if model:
+                    stories = [story.read_summary() for story in stories]
+                sims = (self.similarities(vec, stories, when, centroids=centroids) if model else
+                        self.similarities(vec, stories, when, features.year, features.days, centroids))
+                scored = [(story, sim) for story, sim in zip(stories, sims, strict=True) if sim is not None]
+                best, best_sim = self.decide(article, features, _Df(terms, view.df), view.docs, scored)
                 if best is not None:
-                    story, status = best, "joined"
+                    story, status = best.read_summary(), "joined"
                     old_index = list(best.indexed)
                     self._add(story, article, features, when, vec, view.version, best_sim)
                 else:
                     story = Story(id=article.id, seq=0, articles=0, first=when, last=when, title=article.title,
-                                  title_similarity=0.0, centroid={}, indexed=[])
+                                  title_similarity=0.0, terms=_NO_TERMS, weights=_NO_WEIGHTS, indexed=[])
                     status, old_index = "started", []
                     self._add(story, article, features, when, vec, view.version)
                 answer = self._answer(story, status, None if best_sim is None else round(best_sim, 4))
@@ -569,7 +721,7 @@ class StoryAssigner:
         raise RuntimeError(f"story of {article.id}: the state kept changing under {TRIES} tries")
 
     def _add(self, story: Story, article: Article, features: Features, when: float | None,
-             vec: dict[int, float] | None, version: int, similarity: float | None = None) -> None:
+             vec: Vector | None, version: int, similarity: float | None = None) -> None:
         """Count ``article`` in ``story``: its vector into the centroid (None: leave the centroid),
         dates, title, entities, outlet, language."""
         o = self.options
@@ -581,12 +733,17 @@ class StoryAssigner:
         if similarity is not None and similarity > story.title_similarity:
             story.title, story.title_similarity = article.title, similarity
         if vec is not None:
-            centroid = story.centroid
-            for t, w in vec.items():
-                centroid[t] = centroid.get(t, 0.0) + w
-            if len(centroid) > o.max_terms:
-                story.centroid = {t: centroid[t] for t in _heaviest(centroid, o.max_terms)}
-            story.indexed = _heaviest(story.centroid, o.index_terms)
+            present = vec.weights > 0
+            terms, where = np.unique(np.concatenate((story.terms, vec.terms[present])), return_inverse=True)
+            weights = np.bincount(where, weights=np.concatenate((story.weights, vec.weights[present])),
+                                  minlength=len(terms))
+            if len(terms) > o.max_terms:  # only terms at least as heavy as the max_terms-th can stay
+                keep = weights >= np.partition(weights, len(weights) - o.max_terms)[len(weights) - o.max_terms]
+                terms, weights = terms[keep], weights[keep]
+            order = np.lexsort((terms, -weights))[:o.max_terms]  # heaviest first (ties: the smaller id)
+            story.indexed = terms[order[:o.index_terms]].tolist()
+            order.sort()  # kept by term id (``terms`` is sorted): candidates' centroids compare faster
+            story.terms, story.weights = terms[order], weights[order]
         for name in features.names:
             story.entities[name] = story.entities.get(name, 0) + 1
         for day in features.days:
@@ -598,22 +755,21 @@ class StoryAssigner:
             if len(story.years) > o.max_entities:
                 story.years = dict(sorted(story.years.items(), key=lambda yc: (-yc[1], yc[0]))[:o.max_entities])
         if len(story.entities) > o.max_entities:
-            kept = sorted(story.entities.items(), key=lambda nc: (-nc[1], nc[0]))[:o.max_entities]
-            story.entities = dict(kept)
+            story.entities = dict(_most_counted(story.entities)[:o.max_entities])
         if article.outlet and article.outlet not in story.outlets and len(story.outlets) < o.max_outlets:
             story.outlets.append(article.outlet)
         if article.lang and article.lang not in story.languages and len(story.languages) < o.max_outlets:
             story.languages.append(article.lang)
 
     def _answer(self, story: Story, status: str, similarity: float | None) -> dict:
-        top = sorted(story.entities.items(), key=lambda nc: (-nc[1], nc[0]))[:self.options.top_entities]
+        top = _most_counted(story.entities)[:self.options.top_entities]
         return {"id": story.id, "status": status, "similarity": similarity, "summary": {
             "title": story.title, "first_seen": _iso(story.first), "last_seen": _iso(story.last),
             "articles": story.articles, "outlets": list(story.outlets), "languages": list(story.languages),
             "top_entities": [name for name, _ in top]}}
 
     def _change(self, article: Article, story: Story, answer: dict, when: float | None, newest: float | None,
-                old_index: list[int], count_doc: bool, terms: list[int] | None = None) -> Change:
+                old_index: list[int], count_doc: bool, terms: np.ndarray | None = None) -> Change:
         o = self.options
         if when is not None:
             newest = when if newest is None else max(newest, when)
@@ -622,5 +778,5 @@ class StoryAssigner:
             article_id=article.id, answer=orjson.dumps(answer), story_id=story.id, story=story.encode(),
             last_seen=story.last, index_add=list(story.indexed),
             index_remove=[t for t in old_index if t not in new_index],
-            df_terms=(terms or []) if count_doc else [], newest=newest, posting_size=o.posting_size,
+            df_terms=terms if count_doc and terms is not None else _NO_TERMS, newest=newest, posting_size=o.posting_size,
             expire_seconds=o.expire_days * 86400, answer_seconds=int(o.answer_days * 86400))
