@@ -291,6 +291,11 @@ STORY_SUMMARY_FIELDS: dict[str, Any] = {"title": "str", "first_seen": "time", "l
                                         "top_entities": ["list", "str"]}
 STORY_FIELDS: dict[str, Any] = {"id": "str", "status": "str", "similarity": "float", "summary": STORY_SUMMARY_FIELDS}
 TRACE_FIELDS: dict[str, Any] = {"stage": "str", "worker": "str", "started_at": "time", "ms": "float"}
+#: a story update (``story_update``): the message on ``topics.stories`` and a line of the file sinks' stories files
+STORY_UPDATE_FIELDS: dict[str, Any] = {
+    "schema": "str", "story_id": "str", "written_at": "time", "summary": STORY_SUMMARY_FIELDS,
+    "article": {"id": "str", "status": "str", "similarity": "float", "title": "str", "url": "str", "site": "str",
+                "lang": "str", "published": "str"}}
 RECORD_FIELDS: dict[str, Any] = {
     "id": "str", "schema": "str", "url": "str", "first_url": "str", "source": "str", "fetched_at": "time", "ingested_at": "time",
     "content_type": "str", "title": "str", "author": "str", "authors": ["list", "str"], "published": "str",

@@ -95,5 +95,29 @@ class FileSink:
         doubles). An ``OSError`` must leave the part file whole."""
         raise NotImplementedError
 
+    def story_updates(self, part: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The story updates of a part file's records (those that started or joined a story), as
+        ``topics.stories`` carries them; ``written_at`` is the part file's last change, so that
+        finishing it again after a crash writes the same lines."""
+        from datetime import UTC, datetime
+
+        from pipeline.records import story_update
+
+        written_at = datetime.fromtimestamp(part.stat().st_mtime, UTC)
+        return [u for r in records if (u := story_update(r, written_at)) is not None]
+
+    def stories_of(self, part: Path) -> list[dict[str, Any]]:
+        """:meth:`story_updates` of a part file (only lines holding a story are parsed)."""
+        import orjson
+
+        data = part.read_bytes()
+        if b'"story":{' not in data:
+            return []
+        return self.story_updates(part, [orjson.loads(line) for line in data.splitlines() if b'"story":{' in line])
+
+    def stories_dir(self) -> Path:
+        """Where the story updates of finished files go (one file per finished part file, same name)."""
+        return self.directory / "stories"
+
     def close(self) -> None:
         """Release what the sink holds."""

@@ -2,13 +2,17 @@
 
 Finished files (``enriched-p<partition>-<opened>.jsonl``) are complete and never change again:
 they appear by an atomic rename of the part file the sink runner staged, so anything reading ``*.jsonl`` while the
-pipeline runs sees whole files only. Open files end in ``.part``.
+pipeline runs sees whole files only. Open files end in ``.part``. With the stories stage, the story
+updates of a file's records (``records.STORY_UPDATE_FIELDS``, as on ``topics.stories``) go to
+``stories/`` under the same name, written before the records' file appears.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+import orjson
 
 from pipeline.sinks.base import FileSink
 from pipeline.sinks.staging import PART_SUFFIX, fsync_dir
@@ -25,9 +29,21 @@ class JsonlSink(FileSink):
         if empty:
             part.unlink()
             return []
+        written = []
+        updates = self.stories_of(part)
+        if updates:  # first, so that a crash before the rename writes them again, the same
+            stories = self.stories_dir() / final.name
+            stories.parent.mkdir(parents=True, exist_ok=True)
+            tmp = stories.with_name(f".{stories.name}.tmp")
+            with open(tmp, "wb") as fh:
+                fh.write(b"".join(orjson.dumps(u) + b"\n" for u in updates))
+                os.fsync(fh.fileno())
+            os.replace(tmp, stories)
+            fsync_dir(stories.parent)
+            written.append(stories)
         os.replace(part, final)
         fsync_dir(part.parent)
-        return [final]
+        return [final, *written]
 
 
 def read_records(folder: str | os.PathLike[str], include_open: bool = False):

@@ -10,7 +10,9 @@ The sink runner stages records per partition in a JSON-lines part file under ``<
 (the same exactly-once rolling as the JSONL sink); finishing one writes one Parquet file per (date,
 language) in it, with the schema derived from ``records.RECORD_FIELDS`` (entities, trace and dedup
 as nested columns; fields the schema does not know go to ``extra`` as JSON), then removes the part file.
-Finishing again after a crash rewrites the same file names: nothing is doubled.
+Finishing again after a crash rewrites the same file names: nothing is doubled. With the stories
+stage, the story updates of a part file's records (``records.STORY_UPDATE_FIELDS``) go to
+``<folder>/_stories/<same name>.parquet`` (the leading "_" keeps them out of the records' dataset).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.records import RECORD_FIELDS, parse_iso
+from pipeline.records import RECORD_FIELDS, STORY_UPDATE_FIELDS, parse_iso
 from pipeline.sinks.base import FileSink
 from pipeline.sinks.staging import PART_SUFFIX, fsync_dir
 
@@ -45,6 +47,8 @@ def arrow_type(kind: Any) -> pa.DataType:
 #: one column per field of the record schema, plus ``extra``: JSON of the fields it does not name
 #: (a stage's own fields, keys of a nested object the schema does not know yet)
 SCHEMA = pa.schema([(name, arrow_type(kind)) for name, kind in RECORD_FIELDS.items()] + [("extra", _STR)])
+#: the story updates' files (``stories/``): one column per field of a story update
+STORY_SCHEMA = pa.schema([(name, arrow_type(kind)) for name, kind in STORY_UPDATE_FIELDS.items()])
 
 
 def _value(kind: Any, value: Any) -> Any:
@@ -78,31 +82,43 @@ def partition_of(record: dict[str, Any]) -> tuple[str, str]:
     return record["fetched_at"][:10], lang
 
 
+def _write(table: pa.Table, folder: Path, stem: str) -> Path:
+    """``folder/stem.parquet``, whole or not at all (written aside, then renamed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{stem}.parquet"
+    tmp = folder / f".{stem}.parquet.tmp"
+    pq.write_table(table, tmp, compression="zstd")
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    fsync_dir(folder)
+    return final
+
+
 class ParquetSink(FileSink):
     kind = "parquet"
+
+    def stories_dir(self) -> Path:
+        return self.directory / "_stories"  # "_": left out when the folder is read as one dataset
 
     def staging_dir(self) -> Path:
         return self.directory / "_staging"
 
     def finish(self, part: Path) -> list[Path]:
         groups: dict[tuple[str, str], list[dict]] = {}
+        stem = part.name[: -len(PART_SUFFIX)].removesuffix(".jsonl")
+        written = []
+        updates = self.stories_of(part)
+        if updates:
+            rows = [{name: _value(kind, u.get(name)) for name, kind in STORY_UPDATE_FIELDS.items()} for u in updates]
+            written.append(_write(pa.Table.from_pylist(rows, schema=STORY_SCHEMA), self.stories_dir(), stem))
         for line in part.read_bytes().splitlines():
             if line.strip():
                 record = orjson.loads(line)
                 groups.setdefault(partition_of(record), []).append(_row(record))
-        stem = part.name[: -len(PART_SUFFIX)].removesuffix(".jsonl")
-        written = []
         for (day, lang), rows in sorted(groups.items()):
-            folder = self.directory / f"dt={day}" / f"language={lang}"
-            folder.mkdir(parents=True, exist_ok=True)
-            final = folder / f"{stem}.parquet"
-            tmp = folder / f".{stem}.parquet.tmp"
-            pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), tmp, compression="zstd")
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-            fsync_dir(folder)
-            written.append(final)
+            written.append(_write(pa.Table.from_pylist(rows, schema=SCHEMA),
+                                  self.directory / f"dt={day}" / f"language={lang}", stem))
         part.unlink()
         fsync_dir(part.parent)
         return written

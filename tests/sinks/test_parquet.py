@@ -44,3 +44,31 @@ def test_parquet_partitioned_by_date_and_language_read_by_duckdb_and_pandas(tmp_
     assert set(frame["language"].astype(str)) == {"id", "en"}
     assert frame.sort_values("id").iloc[0]["entities"][0]["canonical"] == "Russia"
     assert not list((tmp_path / "_staging").glob("*.part"))
+
+
+def test_story_updates_go_beside_the_records_and_out_of_their_dataset(tmp_path):
+    from pipeline.sinks.jsonl import JsonlSink, read_records
+
+    story = {"id": "r1", "status": "started", "similarity": None,
+             "summary": {"title": "Title 1", "first_seen": "2023-09-20T00:00:00Z", "last_seen": "2023-09-21T00:00:00Z",
+                         "articles": 2, "outlets": ["example.com"], "languages": ["id"], "top_entities": ["Russia"]}}
+    records = [dict(record(1), story=story), dict(record(2), story=dict(story, status="joined", similarity=0.42)),
+               dict(record(3), story=None)]
+    for sink_class, folder in ((ParquetSink, "_stories"), (JsonlSink, "stories")):
+        out = tmp_path / sink_class.kind
+        sink = Staging(sink_class(out), roll_bytes=1 << 20, roll_seconds=3600)
+        sink.write(records, partition=0)
+        written = sink.finish({0})
+        sink.close()
+        stories = [p for p in written if p.parent.name == folder]
+        assert len(stories) == 1 and stories[0].stem.startswith("enriched-p000")
+        if sink_class is ParquetSink:
+            rows = duckdb.sql(f"SELECT story_id, article.id, article.status, article.similarity, summary.articles, "
+                              f"summary.top_entities FROM read_parquet('{stories[0]}') ORDER BY article.id").fetchall()
+            assert rows == [("r1", "r1", "started", None, 2, ["Russia"]), ("r1", "r2", "joined", 0.42, 2, ["Russia"])]
+            assert sorted(pd.read_parquet(out)["id"]) == ["r1", "r2", "r3"]  # the records' dataset leaves them out
+        else:
+            updates = list(read_records(out / folder))
+            assert [(u["story_id"], u["article"]["id"], u["article"]["status"]) for u in updates] == [
+                ("r1", "r1", "started"), ("r1", "r2", "joined")]
+            assert sorted(r["id"] for r in read_records(out)) == ["r1", "r2", "r3"]
