@@ -23,6 +23,11 @@ from tests.conftest import CONFIG
 # test pipelines serve their metrics and dashboard on free ports, never on the configured ones
 FREE_PORTS = {"PIPELINE__MONITORING__PORTS": "{clean = 0, language = 0, entities = 0, dedup = 0, sink = 0}",
               "PIPELINE__MONITORING__DASHBOARD_PORT": "0"}
+#: settings that change how fast a test pipeline starts, never what it answers: the language worker's
+#: token cache starts empty (filling it from wordfreq costs 1.2 CPU-seconds at every start, while
+#: four other workers load on the same two cores; the cached sums equal the model's, see
+#: tests/stages/test_language.py)
+QUICK_START = {"PIPELINE__STAGES__LANGUAGE__CACHE_WORDS": "0"}
 
 
 @dataclass
@@ -120,6 +125,7 @@ def pipeline_environment(tmp: Path, **overrides: str):
         "PIPELINE__RUN__LOG_DIR": str(tmp / "logs"),
         "PIPELINE__RUN__LOG_LEVEL": "info",
         **FREE_PORTS,
+        **QUICK_START,
         **overrides,
     }
     with pytest.MonkeyPatch.context() as mp:

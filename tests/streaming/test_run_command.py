@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.sinks.jsonl import read_records
 from tests.conftest import ROLES, ROOT
-from tests.streaming.conftest import FREE_PORTS
+from tests.streaming.conftest import FREE_PORTS, QUICK_START
 
 pytestmark = pytest.mark.integration
 
@@ -31,6 +31,7 @@ def _env(tmp_path, **extra) -> dict[str, str]:
         "PIPELINE__STAGES__DEDUP__NAMESPACE": "test",  # the index folder is the test's own
         "PIPELINE__RUN__LOG_DIR": str(tmp_path / "logs"),
         **FREE_PORTS,
+        **QUICK_START,
         **extra,
     })
     return env
