@@ -212,7 +212,7 @@ def test_sigkill_of_the_embedded_broker_mid_stream_loses_and_doubles_nothing(tmp
     supervisor restarts it on the same port and folder, workers reconnect and go on from their
     committed offsets: every record reaches the sink exactly once. (PIPELINE_TEST_BROKER_KILL_RECORDS
     runs it with more records: 5,000 for the figures in the closing notes.)"""
-    n = int(os.environ.get("PIPELINE_TEST_BROKER_KILL_RECORDS", "1500"))
+    n = int(os.environ.get("PIPELINE_TEST_BROKER_KILL_RECORDS", "1000"))
     batch = events(n)
     with running_pipeline(tmp_path) as pipeline:
         broker = pipeline.supervisor.broker
