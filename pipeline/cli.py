@@ -262,6 +262,7 @@ def _selection(args):
 
 def cmd_deadletter_list(args) -> int:
     import orjson
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -274,14 +275,28 @@ def cmd_deadletter_list(args) -> int:
         for letter in letters:
             sys.stdout.buffer.write(orjson.dumps(letter) + b"\n")
         return 0
-    table = Table(title=f"{len(letters)} dead letters in {settings.topics.deadletter}")
-    for column in ("failed at", "stage", "reason", "record id", "error"):
-        table.add_column(column, overflow="fold")
-    for letter in letters[-args.limit:] if args.limit else letters:
-        error = (letter.get("error") or "").strip().splitlines()
-        table.add_row(letter.get("failed_at") or "", letter.get("stage") or "", letter.get("reason") or "",
-                      letter.get("id") or "-", (error[0] if error else "")[:120])
+    shown = letters[-args.limit:] if args.limit else letters
     console = Console()
+    title = f"{len(letters)} dead letters in {settings.topics.deadletter}, oldest first"
+    if len(shown) < len(letters):
+        title += f" (the newest {len(shown)}: --limit 0 shows all)"
+    # one line per letter at any width: time, stage and reason whole; record, url and error share the
+    # rest of the line and are cut with an ellipsis
+    rows = []
+    for letter in shown:
+        error = (letter.get("error") or "").strip().splitlines()
+        rows.append(((letter.get("failed_at") or "").replace("T", " ")[5:19], letter.get("stage") or "",
+                     letter.get("reason") or "", letter.get("id") or "(not an event)", deadletters.origin_of(letter),
+                     error[0] if error else ""))
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, expand=True)
+    for i, name in enumerate(("failed (UTC)", "stage", "reason")):
+        width = max([len(r[i]) for r in rows] + [len(name)])
+        table.add_column(name, no_wrap=True, min_width=width, max_width=width)
+    table.add_column("record", no_wrap=True, overflow="ellipsis", ratio=1)
+    table.add_column("url / source", no_wrap=True, overflow="ellipsis", ratio=2)
+    table.add_column("error", no_wrap=True, overflow="ellipsis", ratio=3)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
     counts = {}
     for letter in letters:
@@ -298,7 +313,7 @@ def cmd_deadletter_replay(args) -> int:
 
     settings = runfile.resolve(_settings(args), args.bootstrap)
     report = deadletters.replay(settings, _selection(args), from_start=args.all, dry_run=args.dry_run,
-                                progress=sys.stderr.isatty())
+                                progress=sys.stderr.isatty(), force=args.force)
     verb = "would send" if args.dry_run else "sent"
     total = sum(report.sent.values())
     print(f"{verb} {total} dead letters back to their stages", file=sys.stderr)
@@ -307,6 +322,9 @@ def cmd_deadletter_replay(args) -> int:
     if report.not_replayable:
         print(f"  not replayable (payload cut at the size limit, or unknown topic): {report.not_replayable}",
               file=sys.stderr)
+    for reason, n in sorted(report.cannot_succeed.items()):
+        print(f"  left out: {n} {reason} (the payload itself is broken: it would fail again; --force sends "
+              "them anyway)", file=sys.stderr)
     return 0
 
 
@@ -534,6 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--all", action="store_true",
                              help="from the beginning of the topic (default: only those not replayed before)")
             cmd.add_argument("--dry-run", action="store_true", help="count, send nothing")
+            cmd.add_argument("--force", action="store_true",
+                             help="also send letters whose payload cannot succeed (malformed_json, invalid_event, "
+                                  "empty_body, undecodable)")
     return parser
 
 

@@ -72,6 +72,11 @@ UNDECODABLE = "undecodable"
 TIMEOUT = "timeout"
 NO_TEXT = "no_main_text"
 STAGE_ERROR = "stage_error"
+#: reasons whose payload fails the same way however often it is sent again (the bytes are not JSON,
+#: not an event, hold no body, or cannot be decoded): ``pipeline deadletter replay`` skips them
+#: unless ``--force``. The others (a time limit, a size limit, a stage's error, no main text, a
+#: fetch trouble) may pass after a fix or a change of configuration.
+CANNOT_SUCCEED_AGAIN = frozenset({"malformed_json", "invalid_event", "empty_body", "undecodable"})
 
 
 class BadInput(Exception):

@@ -21,7 +21,7 @@ import orjson
 
 from pipeline import registry
 from pipeline.config import Settings
-from pipeline.records import parse_iso
+from pipeline.records import CANNOT_SUCCEED_AGAIN, parse_iso
 
 
 @dataclass
@@ -57,10 +57,11 @@ def _consumer(settings: Settings, group: str | None):
 
 def read(settings: Settings, group: str | None = None, from_start: bool = True, timeout_s: float = 30.0,
          before_commit: Callable[[], None] | None = None,
-         on_total: Callable[[int], None] | None = None) -> Iterator[tuple[object, dict]]:
+         on_total: Callable[[int], None] | None = None, commit: bool = True) -> Iterator[tuple[object, dict]]:
     """``(message, letter)`` for every dead letter up to the topic's end when the read started.
-    With a ``group``, its offsets are committed at the end, after ``before_commit`` ran.
-    ``on_total`` learns how many messages are to be read (for a progress bar)."""
+    With a ``group``, its offsets are committed at the end, after ``before_commit`` ran (unless
+    ``commit`` is False: a dry run reads from them and leaves them). ``on_total`` learns how many
+    messages are to be read (for a progress bar)."""
     from kafka import TopicPartition
 
     topic = settings.topics.deadletter
@@ -94,7 +95,7 @@ def read(settings: Settings, group: str | None = None, from_start: bool = True, 
                     yield message, letter
             if assigned and all(consumer.position(tp) >= ends[tp] for tp in assigned):
                 break
-        if group is not None:
+        if group is not None and commit:
             if before_commit is not None:
                 before_commit()
             consumer.commit()
@@ -103,7 +104,26 @@ def read(settings: Settings, group: str | None = None, from_start: bool = True, 
 
 
 def list_letters(settings: Settings, select: Selection) -> list[dict]:
-    return [letter for _, letter in read(settings) if select(letter)]
+    """The selected dead letters, oldest first (by when they failed; as read when that is unknown)."""
+    letters = [letter for _, letter in read(settings) if select(letter)]
+    return sorted(letters, key=lambda letter: letter.get("failed_at") or "")
+
+
+def origin_of(letter: dict) -> str:
+    """Where the failed record came from, for a person: its URL, else its source, else the start
+    of a payload that is not an event ("" when there is nothing to show)."""
+    payload = payload_of(letter)
+    if payload is None:
+        return ""
+    try:
+        event = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return "payload " + repr(payload[:40].decode("utf-8", "replace"))
+    if isinstance(event, dict):
+        for key in ("url", "canonical_url", "source"):
+            if isinstance(event.get(key), str) and event[key]:
+                return event[key]
+    return ""
 
 
 def payload_of(letter: dict) -> bytes | None:
@@ -121,10 +141,13 @@ class ReplayReport:
     sent: Counter = field(default_factory=Counter)  # (topic, reason) -> count
     not_replayable: int = 0
     skipped: int = 0
+    cannot_succeed: Counter = field(default_factory=Counter)  # reason -> letters left out (no --force)
 
 
 def replay(settings: Settings, select: Selection, from_start: bool, dry_run: bool = False,
-           progress: bool = False) -> ReplayReport:
+           progress: bool = False, force: bool = False) -> ReplayReport:
+    """Send the selected dead letters back to the topic their stage reads. Letters whose reason
+    is in ``CANNOT_SUCCEED_AGAIN`` are left out (counted) unless ``force``."""
     from pipeline.progress import progress_bar
     from pipeline.streaming.replay import make_producer
 
@@ -141,10 +164,13 @@ def replay(settings: Settings, select: Selection, from_start: bool, dry_run: boo
     try:
         bar.start()
         for _, letter in read(settings, group=group, from_start=False, before_commit=flush,
-                              on_total=lambda n: bar.update(task, total=n)):
+                              on_total=lambda n: bar.update(task, total=n), commit=not dry_run):
             bar.advance(task)
             if not select(letter):
                 report.skipped += 1
+                continue
+            if not force and letter.get("reason") in CANNOT_SUCCEED_AGAIN:
+                report.cannot_succeed[letter["reason"]] += 1
                 continue
             payload = payload_of(letter)
             topic = letter.get("topic")

@@ -344,19 +344,39 @@ def test_fuzz_1000_malformed_events_mixed_with_good_ones(tmp_path):
 
 def test_deadletter_replay_after_a_fix(tmp_path):
     """Pages over a size limit are dead-lettered; after the limit is raised (workers restarted with
-    the fix), `pipeline deadletter replay --reason too_large` sends them through."""
+    the fix), `pipeline deadletter replay --reason too_large` sends them through. `deadletter list`
+    shows one line per letter at 80 columns, oldest first, with the page's URL; a payload that is
+    not JSON is never offered for replay without --force."""
     from tests.conftest import test_broker
 
     broker, common = test_broker(tmp_path)
     try:
-        long_pages = [{"id": f"long-{i}", "fetched_at": "2026-11-21T00:00:00Z", "text": story(3000 + i)}
-                      for i in range(5)]
+        long_pages = [{"id": f"long-{i}", "url": f"https://long.example/{i}", "fetched_at": "2026-11-21T00:00:00Z",
+                       "text": story(3000 + i)} for i in range(5)]
         with running_pipeline(tmp_path / "before", PIPELINE__STAGES__CLEAN__MAX_INPUT_BYTES="1000",
                               **common) as pipeline:
             sent = pipeline.send(pipeline.settings.topics.raw, [(e["id"].encode(), encode(e)) for e in long_pages])
             pipeline.wait(sent)
+            broken = pipeline.send(pipeline.settings.topics.raw, [(b"broken", b'{"id": "broken", "text": ')])
+            pipeline.wait(broken)
             assert pipeline.sink_records() == {}
         cli_env = {**os.environ, **common}
+        for columns in (80, 160):
+            table = subprocess.run([sys.executable, "-m", "pipeline", "deadletter", "list"], cwd=ROOT,
+                                   env={**cli_env, "COLUMNS": str(columns)}, capture_output=True, text=True, timeout=60)
+            assert table.returncode == 0, table.stderr
+            print("\n" + table.stdout)
+            assert all(len(line) <= columns for line in table.stdout.splitlines())
+            rows = [line for line in table.stdout.splitlines()
+                    if ("too_large" in line or "malformed_json" in line) and not line.strip().startswith("clean/")]
+            assert len(rows) == 6 and "malformed_json" in rows[-1]  # one line each, oldest first
+        assert sum("https://long.example/" in r for r in rows) == 5
+        dry = subprocess.run([sys.executable, "-m", "pipeline", "deadletter", "replay", "--dry-run"],
+                             cwd=ROOT, env=cli_env, capture_output=True, text=True, timeout=60)
+        assert "would send 5 dead letters" in dry.stderr and "left out: 1 malformed_json" in dry.stderr, dry.stderr
+        forced = subprocess.run([sys.executable, "-m", "pipeline", "deadletter", "replay", "--dry-run", "--force"],
+                                cwd=ROOT, env=cli_env, capture_output=True, text=True, timeout=60)
+        assert "would send 6 dead letters" in forced.stderr, forced.stderr
         listing = subprocess.run([sys.executable, "-m", "pipeline", "deadletter", "list", "--json", "--reason", "too_large"],
                                  cwd=ROOT, env=cli_env, capture_output=True, timeout=60)
         assert listing.returncode == 0, listing.stderr
