@@ -177,12 +177,12 @@ class StageMetadata:
     """The clean stage's record fields, called as a worker calls it."""
 
     def __init__(self, body_field: str):
-        from bench.clean.__main__ import StageExtractor
+        from bench.clean.stage import StageExtractor
 
         self.inner = StageExtractor(body_field)
 
     def __call__(self, row: dict) -> dict:
-        from bench.clean.__main__ import FETCHED_AT
+        from bench.clean.stage import FETCHED_AT
         from pipeline.records import BadInput
 
         event = {"id": str(row["id"]), "url": row.get("url"), "fetched_at": FETCHED_AT,
@@ -199,7 +199,7 @@ class StageMetadata:
 
 def run(eval_dir: Path, modes: list[str], splits: list[str], baselines: bool, dump: Path | None,
         limit: int | None = None) -> list[dict]:
-    from bench.clean.__main__ import HTML_FILES, TEXT_FILES, read_rows
+    from bench.clean.stage import HTML_FILES, TEXT_FILES, read_rows
 
     gold = load_gold()
     gold_ids = {g["id"] for g in gold}
