@@ -358,6 +358,23 @@ def _status_settings(args):
         return settings  # no broker known: the workers' own numbers, without lag
 
 
+def _which_pipeline(settings, targets_given: list[str] | None, command: str) -> str:
+    """What ``status``/``dashboard`` read, in words: the run file of a live ``pipeline run``, or the
+    workers named by ``--target``. Neither: a one-line error (exit 2) rather than reading whatever
+    answers on the configured ports."""
+    from pipeline.monitoring import runfile
+
+    if targets_given:
+        return f"the workers named by --target ({len(targets_given)})"
+    info = runfile.running_info(settings)
+    if info is None:
+        raise FileNotFoundError(f"{command}: no pipeline is running here (no live run file at {runfile.path(settings)}): "
+                          "start `pipeline run`, set PIPELINE__RUN__LOG_DIR to its log folder, or name workers "
+                          "started some other way with --target URL")
+    return (f"the pipeline of {runfile.path(settings)} (pid {info.get('pid')}, started {info.get('started_at') or '?'}, "
+            f"broker {info.get('bootstrap_servers')})")
+
+
 def cmd_status(args) -> int:
     import orjson
 
@@ -365,14 +382,19 @@ def cmd_status(args) -> int:
     from pipeline.monitoring.status import SEVERITY, targets_of
 
     settings = _status_settings(args)
-    targets = targets_of(settings, args.target)
     if args.once or args.json:
+        which = _which_pipeline(settings, args.target, "pipeline status")
+        targets = targets_of(settings, args.target)
         status = view.collect_once(settings, targets, args.window if args.window is not None else 1.0)
         if args.json:
-            sys.stdout.buffer.write(orjson.dumps(status.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+            sys.stdout.buffer.write(orjson.dumps({**status.as_dict(), "reading": which},
+                                                 option=orjson.OPT_INDENT_2) + b"\n")
         else:
-            view.console_for().print(view.render(status))
+            console = view.console_for()
+            console.print(f"[dim]reading {which}[/dim]", highlight=False)
+            console.print(view.render(status))
         return 0 if SEVERITY[status.level] < SEVERITY["behind"] else 1
+    targets = targets_of(settings, args.target)
     view.live(settings, targets, args.window if args.window is not None else 10.0, follow_runfile=not args.target)
     return 0
 
@@ -389,13 +411,14 @@ def cmd_dashboard(args) -> int:
     from pipeline.streaming.tracker import DeliveryTracker
 
     settings = runfile.resolve(_settings(args), args.bootstrap)
+    which = _which_pipeline(settings, args.target, "pipeline dashboard")
     targets = targets_of(settings, args.target)
     recent = RecentData()
     tracker = DeliveryTracker(settings.broker.bootstrap_servers, settings, lookback_s=args.lookback, keep_ids=False)
     tracker.listeners.append(recent)
     dashboard = Dashboard(settings, targets, recent, port=args.port, fallback=args.port is None,
                           expected=expected_workers(settings, targets))
-    Console(stderr=True).print(f"dashboard {dashboard.url} (Ctrl-C to stop)", highlight=False)
+    Console(stderr=True).print(f"dashboard {dashboard.url} (Ctrl-C to stop), reading {which}", highlight=False)
 
     def stop(signum, frame):
         raise KeyboardInterrupt

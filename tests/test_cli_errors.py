@@ -73,6 +73,8 @@ BAD = {
     "dead letters since no time": (["deadletter", "list", "--since", "the day before"], {}, "not a time"),
     "an unknown option": (["run", "--bogus"], {}, "unrecognized arguments: --bogus"),
     "an unknown stage": (["enrich", "--stages", "nope", str(SEEDS)], {}, "unknown stage(s): nope"),
+    "status of no running pipeline": (["status", "--once"], {"PIPELINE__RUN__LOG_DIR": "{file}.logs"},
+                                      "no pipeline is running here (no live run file at"),
 }
 
 
