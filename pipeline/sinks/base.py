@@ -106,11 +106,12 @@ class FileSink:
         written_at = datetime.fromtimestamp(part.stat().st_mtime, UTC)
         return [u for r in records if (u := story_update(r, written_at)) is not None]
 
-    def stories_of(self, part: Path) -> list[dict[str, Any]]:
-        """:meth:`story_updates` of a part file (only lines holding a story are parsed)."""
+    def stories_of(self, part: Path, data: bytes | None = None) -> list[dict[str, Any]]:
+        """:meth:`story_updates` of a part file (``data``: its bytes, when read already; only lines
+        holding a story are parsed)."""
         import orjson
 
-        data = part.read_bytes()
+        data = part.read_bytes() if data is None else data
         if b'"story":{' not in data:
             return []
         return self.story_updates(part, [orjson.loads(line) for line in data.splitlines() if b'"story":{' in line])

@@ -108,11 +108,12 @@ class ParquetSink(FileSink):
         groups: dict[tuple[str, str], list[dict]] = {}
         stem = part.name[: -len(PART_SUFFIX)].removesuffix(".jsonl")
         written = []
-        updates = self.stories_of(part)
+        data = part.read_bytes()
+        updates = self.stories_of(part, data)
         if updates:
             rows = [{name: _value(kind, u.get(name)) for name, kind in STORY_UPDATE_FIELDS.items()} for u in updates]
             written.append(_write(pa.Table.from_pylist(rows, schema=STORY_SCHEMA), self.stories_dir(), stem))
-        for line in part.read_bytes().splitlines():
+        for line in data.splitlines():
             if line.strip():
                 record = orjson.loads(line)
                 groups.setdefault(partition_of(record), []).append(_row(record))

@@ -1,4 +1,5 @@
 import duckdb
+import orjson
 import pandas as pd
 
 from pipeline.sinks.parquet import ParquetSink
@@ -72,3 +73,34 @@ def test_story_updates_go_beside_the_records_and_out_of_their_dataset(tmp_path):
             assert [(u["story_id"], u["article"]["id"], u["article"]["status"]) for u in updates] == [
                 ("r1", "r1", "started"), ("r1", "r2", "joined")]
             assert sorted(r["id"] for r in read_records(out)) == ["r1", "r2", "r3"]
+
+
+def test_a_file_finished_again_after_a_crash_writes_the_same_story_updates(tmp_path):
+    """A crash after the story updates were written but before the records' file appeared leaves
+    the part file: finishing it again gives the same files, each update once."""
+    import shutil
+
+    from pipeline.sinks.jsonl import JsonlSink, read_records
+
+    story = {"id": "r1", "status": "started", "similarity": None, "summary": {"title": "T", "articles": 1}}
+    for sink_class in (JsonlSink, ParquetSink):
+        out = tmp_path / sink_class.kind
+        sink = sink_class(out)
+        staging = sink.staging_dir()
+        staging.mkdir(parents=True)
+        part = staging / "enriched-p000-20261121T100000000000.jsonl.part"
+        part.write_bytes(b"".join(orjson.dumps(dict(record(i), story=dict(story, id="r1"))) + b"\n" for i in (1, 2)))
+        kept = tmp_path / f"{sink_class.kind}.copy"
+        shutil.copy2(part, kept)  # the part file as the crash left it (same content, same time)
+        first = sink.finish(part)
+        stories = next(p for p in first if p.parent == sink.stories_dir())
+        before = stories.read_bytes()
+        shutil.copy2(kept, part)
+        again = sink.finish(part)
+        assert sorted(map(str, again)) == sorted(map(str, first)) and stories.read_bytes() == before
+        if sink_class is JsonlSink:
+            assert [u["article"]["id"] for u in read_records(sink.stories_dir())] == ["r1", "r2"]
+            assert sorted(r["id"] for r in read_records(out)) == ["r1", "r2"]
+        else:
+            assert sorted(pd.read_parquet(stories)["article"].map(lambda a: a["id"])) == ["r1", "r2"]
+        assert not part.exists()

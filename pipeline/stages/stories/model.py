@@ -245,9 +245,6 @@ class Story:
             self.summary = None
         return self
 
-    def norm(self) -> float:
-        return math.sqrt(float(np.dot(self.weights, self.weights)))
-
     def year(self) -> int | None:
         """The main year its members mention most often (ties: the latest)."""
         return int(max(self.years, key=lambda y: (self.years[y], int(y)))) if self.years else None
@@ -352,9 +349,6 @@ class _Df:
 
     def __init__(self, terms: np.ndarray, counts: np.ndarray):
         self.terms, self.counts = terms, counts
-
-    def of(self, terms: np.ndarray) -> np.ndarray:
-        return self.counts[np.searchsorted(self.terms, terms)]
 
     def get(self, term: int, default: int = 0) -> int:
         i = int(np.searchsorted(self.terms, term))

@@ -252,11 +252,6 @@ class _Counts:
         counts.large = {int(t): int(c) for t, c in orjson.loads(raw[8 + 4 * n:])}
         return counts
 
-    def get(self, term: int, default: int = 0) -> int:
-        if term < len(self.small):
-            return int(self.small[term])
-        return self.large.get(term, default)
-
     def add(self, terms: np.ndarray) -> None:
         """Count one more document holding each of ``terms`` (distinct ids)."""
         ids = np.asarray(terms, dtype=np.int64)
