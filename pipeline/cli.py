@@ -124,12 +124,7 @@ def cmd_replay(args) -> int:
     from pipeline.streaming.replay import replay
 
     settings = runfile.resolve(_settings(args), args.bootstrap)
-    import signal
-    import threading
-
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # stop between events, flush what was sent
-        signal.signal(sig, lambda signum, frame: stop.set())
+    stop = _stop_on_signals()  # stop between events, flush what was sent
     result = replay(args.paths, settings.broker.bootstrap_servers, settings, rate=args.rate, loop=args.loop,
                     progress=sys.stderr.isatty(), track=not args.loop, stop=stop)
     console = Console(stderr=True)
@@ -141,9 +136,6 @@ def cmd_replay(args) -> int:
 
 
 def cmd_watch(args) -> int:
-    import signal
-    import threading
-
     from rich.console import Console
 
     from pipeline.monitoring import runfile
@@ -152,9 +144,7 @@ def cmd_watch(args) -> int:
 
     settings = runfile.resolve(_settings(args), args.bootstrap)
     source = open_source(f"watch:{args.folder}", settings)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):  # stop between events, flush what was sent
-        signal.signal(sig, lambda signum, frame: stop.set())
+    stop = _stop_on_signals()  # stop between events, flush what was sent
     console = Console(stderr=True)
     console.print(f"watching {source.folder} (journal {source.journal}); Ctrl-C stops")
     result = replay([source], settings.broker.bootstrap_servers, settings, progress=False, track=False, stop=stop)
