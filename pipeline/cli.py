@@ -327,6 +327,16 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_completion(args) -> int:
+    from pipeline import completion, registry
+    from pipeline.sinks import kinds
+
+    settings = _settings(args)  # the stages and sink kinds of this configuration, plugins too
+    sys.stdout.write(completion.script(build_parser(), args.shell, roles=registry.roles(settings),
+                                       chain=registry.chain(settings), sink_kinds=sorted(kinds(settings.sink))))
+    return 0
+
+
 def cmd_topics(args) -> int:
     from pipeline.monitoring import runfile
     from pipeline.streaming.topics import ensure_topics
@@ -456,21 +466,55 @@ def parse_since(text: str):
             f"not a time: {text!r} (give an ISO-8601 time, 2h, 3d, today or yesterday)") from None
 
 
+def _examples(*pairs: tuple[str, str]) -> str:
+    """An ``--help`` epilog: each example a comment line, then the command as it is typed."""
+    lines = ["examples:"]
+    for what, command in pairs:
+        lines += [f"  # {what}", f"  {command}"]
+    return "\n".join(lines)
+
+
+def _command(sub, name: str, text: str, examples: str) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` starts with ``text`` and ends with its examples, line breaks kept."""
+    return sub.add_parser(name, help=text, description=text, epilog=examples,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="pipeline", description="Streaming ingestion pipeline for news pages.")
+    from pipeline import completion
+
+    parser = OneLineParser(prog="pipeline", description="Streaming ingestion pipeline for news pages.",
+                           formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_examples(
+                               ("the seed pages through every stage, then exit",
+                                "pipeline run --replay seeds/ --exit-when-done"),
+                               ("the same stages in this process, no broker: records on stdout",
+                                "pipeline enrich seeds/ --stages clean,language"),
+                               ("every command has examples of its own",
+                                "pipeline deadletter list --help")))
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--config", help="configuration file (default: config/pipeline.toml)")
+    parser.add_argument("--config", help="configuration file (default: config/pipeline.toml)").complete = completion.FILE
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="start broker (if none configured), topics and all stage workers")
-    run.add_argument("--replay", nargs="+", metavar="PATH", help="replay these files/folders/JSONL once started")
+    run = _command(sub, "run", "start broker (if none configured), topics and all stage workers", _examples(
+        ("the five seed pages through every stage (embedded broker and index), then exit",
+         "pipeline run --replay seeds/ --exit-when-done"),
+        ("the same, the records also in Parquet files under out/parquet",
+         "pipeline run --replay seeds/ --exit-when-done --sink jsonl:out/enriched --sink parquet:out/parquet"),
+        ("a continuous pipeline fed the seeds over and over, 5 pages a second; Ctrl-C stops it",
+         "pipeline run --replay seeds/ --loop --rate 5"),
+        ("take raw events pushed to POST /ingest on 127.0.0.1:8470, with the bearer token change-me",
+         "PIPELINE__INGEST__TOKEN=change-me pipeline run --replay ingest:")))
+    run.add_argument("--replay", nargs="+", metavar="PATH",
+                     help="replay these files/folders/JSONL once started").complete = completion.FILE
     run.add_argument("--exit-when-done", action="store_true",
                      help="exit once every replayed event reached the sink or the dead-letter topic")
     run.add_argument("--feeds", metavar="FILE", help="poll the RSS/Atom feeds and sitemaps listed in FILE (one a line; "
-                     "re-read while running) and fetch their new articles (adds the fetch stage)")
+                     "re-read while running) and fetch their new articles (adds the fetch stage)"
+                     ).complete = completion.FILE
     run.add_argument("--rate", type=float, help="replay at most N events per second")
     run.add_argument("--loop", action="store_true", help="replay the paths over and over (not with --exit-when-done)")
-    run.add_argument("--sink", action="append", metavar="KIND:LOCATION", help="sink target(s), e.g. jsonl:out/x.jsonl")
+    run.add_argument("--sink", action="append", metavar="KIND:LOCATION",
+                     help="sink target(s), e.g. jsonl:out/x.jsonl").complete = completion.SINK_TARGET
     run.add_argument("--timeout", type=float, default=300.0, help="with --exit-when-done: give up after S seconds")
     run.add_argument("--log-level", choices=LOG_LEVELS, help="log level of the worker processes")
     run.add_argument("--log-format", choices=LOG_FORMATS, help="worker logs as text or JSON lines (run.log_format)")
@@ -478,56 +522,102 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-dashboard", action="store_true", help="serve no web dashboard")
     run.set_defaults(func=cmd_run)
 
-    worker = sub.add_parser("worker", help="run one stage worker (a Faust app in its own consumer group)")
-    worker.add_argument("stage", help="a stage of stages.chain, or sink")
+    worker = _command(sub, "worker", "run one stage worker (a Faust app in its own consumer group)", _examples(
+        ("one more clean worker for the pipeline whose Kafka answers at 127.0.0.1:9092 (metrics on a free port)",
+         "pipeline worker clean --bootstrap 127.0.0.1:9092 --metrics-port 0"),
+        ("a sink worker writing to PostgreSQL",
+         "pipeline worker sink --bootstrap 127.0.0.1:9092 --sink postgres:postgresql://127.0.0.1:5432/test"),
+        ("logs as JSON lines, metrics on any free port (the broker of KAFKA_BOOTSTRAP_SERVERS)",
+         "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 pipeline worker language --log-format json --metrics-port 0")))
+    worker.add_argument("stage", help="a stage of stages.chain, or sink").complete = completion.STAGE
     worker.add_argument("--bootstrap", help="Kafka bootstrap servers (default: config / KAFKA_BOOTSTRAP_SERVERS)")
-    worker.add_argument("--sink", action="append", metavar="KIND:LOCATION", help="for the sink worker: target(s)")
+    worker.add_argument("--sink", action="append", metavar="KIND:LOCATION",
+                        help="for the sink worker: target(s)").complete = completion.SINK_TARGET
     worker.add_argument("--log-level", choices=LOG_LEVELS, default="warn")
     worker.add_argument("--log-format", choices=LOG_FORMATS, help="text or JSON lines (default: run.log_format)")
-    worker.add_argument("--ready-file", help="touch this file once the worker has its partitions")
+    worker.add_argument("--ready-file",
+                        help="touch this file once the worker has its partitions").complete = completion.FILE
     worker.add_argument("--metrics-port", type=int,
                         help="serve /metrics, /healthz, /readyz here (default: monitoring.ports; 0: any free port)")
     worker.add_argument("--metrics-port-fallback", action="store_true",
                         help="take a free port when the metrics port is in use (written next to --ready-file)")
     worker.set_defaults(func=cmd_worker)
 
-    replay = sub.add_parser("replay", help="send raw events from files to the raw topic")
-    replay.add_argument("paths", nargs="+", metavar="PATH", help="files, folders, JSONL files, or - for stdin")
+    replay = _command(sub, "replay", "send raw events from files to the raw topic", _examples(
+        ("the seed pages into the running `pipeline run` (its broker from out/logs/run.json)",
+         "pipeline replay seeds/"),
+        ("over and over, 2 pages a second, until Ctrl-C", "pipeline replay seeds/ --rate 2 --loop"),
+        ("one raw event from standard input",
+         """echo '{"url": "https://example.com/a", "text": "Hello there."}' | pipeline replay -""")))
+    replay.add_argument("paths", nargs="+", metavar="PATH",
+                        help="files, folders, JSONL files, or - for stdin").complete = completion.FILE
     replay.add_argument("--rate", type=float, help="at most N events per second")
     replay.add_argument("--loop", action="store_true", help="replay over and over until interrupted")
     replay.add_argument("--bootstrap", help="Kafka bootstrap servers (default: config / KAFKA_BOOTSTRAP_SERVERS)")
     replay.set_defaults(func=cmd_replay)
 
-    watch = sub.add_parser("watch", help="ingest files as they appear in a folder, each once, until stopped")
-    watch.add_argument("folder", help="the folder (pages, text, JSONL and WARC files; subfolders too)")
+    watch = _command(sub, "watch", "ingest files as they appear in a folder, each once, until stopped", _examples(
+        ("send what lands in out/incoming to the running `pipeline run`; Ctrl-C stops",
+         "mkdir -p out/incoming && pipeline watch out/incoming"),
+        ("then, in another terminal", "cp seeds/*.txt out/incoming/"),
+        ("the same for a pipeline whose Kafka answers at 127.0.0.1:9092",
+         "pipeline watch out/incoming --bootstrap 127.0.0.1:9092")))
+    watch.add_argument("folder", help="the folder (pages, text, JSONL and WARC files; subfolders too)"
+                       ).complete = completion.FOLDER
     watch.add_argument("--bootstrap", help="Kafka bootstrap servers (default: config, or the running `pipeline run`)")
     watch.set_defaults(func=cmd_watch)
 
-    enrich = sub.add_parser("enrich", help="run the stages in this process, no broker; JSONL records to stdout")
-    enrich.add_argument("paths", nargs="*", metavar="PATH", help="files, folders, JSONL files; - or nothing: stdin")
-    enrich.add_argument("--stages", help="comma-separated subset of clean,language,entities,dedup")
+    enrich = _command(sub, "enrich", "run the stages in this process, no broker; JSONL records to stdout", _examples(
+        ("every stage over the seed pages, records to a file", "pipeline enrich seeds/ > out/seeds.jsonl"),
+        ("only the main text, title and metadata of each page", "pipeline enrich seeds/ --stages clean"),
+        ("the language and entities of one text (no clean stage: the text is taken as it is)",
+         """echo '{"text": "Presiden Joko Widodo meresmikan jalan tol di Semarang, Jawa Tengah."}' """
+         "| pipeline enrich --stages language,entities"),
+        ("the stages' counters on stderr at the end", "pipeline enrich seeds/ --stats > /dev/null")))
+    enrich.add_argument("paths", nargs="*", metavar="PATH",
+                        help="files, folders, JSONL files; - or nothing: stdin").complete = completion.FILE
+    enrich.add_argument("--stages", help="comma-separated subset of clean,language,entities,dedup"
+                        ).complete = completion.STAGE_LIST
     enrich.add_argument("--dedup-store", default="memory", help="memory (default) or a redis:// URL")
     enrich.add_argument("--stats", action="store_true", help="print stage counters to stderr at the end")
     enrich.add_argument("--no-progress", action="store_true", help="no progress bar on the terminal")
     enrich.set_defaults(func=cmd_enrich)
 
-    topics = sub.add_parser("topics", help="create the pipeline's topics on a running broker")
+    topics = _command(sub, "topics", "create the pipeline's topics on a running broker", _examples(
+        ("the topics of the configuration on a Kafka at 127.0.0.1:9092",
+         "pipeline topics --bootstrap 127.0.0.1:9092"),
+        ("12 partitions each, replicated three times (a cluster of three brokers)",
+         "PIPELINE__TOPICS__PARTITIONS=12 PIPELINE__TOPICS__REPLICATION_FACTOR=3 pipeline topics "
+         "--bootstrap 127.0.0.1:9092")))
     topics.add_argument("--bootstrap", help="Kafka bootstrap servers (default: config / KAFKA_BOOTSTRAP_SERVERS)")
     topics.add_argument("--timeout", type=float, default=30.0,
                         help="seconds to wait for the broker's answers (default 30)")
     topics.set_defaults(func=cmd_topics)
 
-    doctor = sub.add_parser("doctor", help="check sinks, Redis, PostgreSQL and the broker as `run` would, and print "
-                                          "the effective configuration with where each value came from")
+    doctor = _command(sub, "doctor", "check sinks, Redis, PostgreSQL and the broker as `run` would, and print "
+                                     "the effective configuration with where each value came from", _examples(
+        ("the checks and the settings of config/pipeline.toml", "pipeline doctor"),
+        ("whether this PostgreSQL would take the records", "pipeline doctor --sink postgres:postgresql://127.0.0.1:5432/test"),
+        ("where a value set in the environment comes from, as JSON",
+         "PIPELINE__TOPICS__PARTITIONS=8 pipeline doctor --json")))
     doctor.add_argument("--sink", action="append", metavar="KIND:LOCATION",
-                        help="check these sink targets instead of the configured ones (repeatable)")
+                        help="check these sink targets instead of the configured ones (repeatable)"
+                        ).complete = completion.SINK_TARGET
     doctor.add_argument("--json", action="store_true", help="one JSON document")
     doctor.set_defaults(func=cmd_doctor)
 
-    schema = sub.add_parser("schema", help="the JSON Schema of an enriched record (from pipeline/records.py)")
+    schema = _command(sub, "schema", "the JSON Schema of an enriched record (from pipeline/records.py)", _examples(
+        ("the schema, to a file", "pipeline schema > out/record.schema.json"),
+        ("the fields of a record",
+         """pipeline schema | python3 -c 'import json, sys; print(*json.load(sys.stdin)["properties"])'""")))
     schema.set_defaults(func=cmd_schema)
 
-    status = sub.add_parser("status", help="every stage of a running pipeline: workers, rates, lag, latency, health")
+    status = _command(sub, "status", "every stage of a running pipeline: workers, rates, lag, latency, health",
+                      _examples(
+        ("live, for the running `pipeline run` (Ctrl-C ends)", "pipeline status"),
+        ("once, for scripts: exit code 1 when a stage is behind, failing or down", "pipeline status --once --json"),
+        ("workers started elsewhere, by their metrics endpoints",
+         "pipeline status --once --target clean=127.0.0.1:9110 --target sink=127.0.0.1:9150")))
     status.add_argument("--once", action="store_true", help="print once and exit (exit code 1 when behind or down)")
     status.add_argument("--json", action="store_true", help="one JSON document (implies --once)")
     status.add_argument("--window", type=float,
@@ -538,7 +628,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--bootstrap", help="Kafka bootstrap servers (default: config, or the running pipeline)")
     status.set_defaults(func=cmd_status)
 
-    dash = sub.add_parser("dashboard", help="serve the web dashboard for a running pipeline")
+    dash = _command(sub, "dashboard", "serve the web dashboard for a running pipeline", _examples(
+        ("a dashboard of the running `pipeline run` on port 9200", "pipeline dashboard --port 9200"),
+        ("of workers started elsewhere, with the last ten minutes of records and dead letters",
+         "pipeline dashboard --target clean=127.0.0.1:9110 --target sink=127.0.0.1:9150 "
+         "--bootstrap 127.0.0.1:9092 --lookback 600")))
     dash.add_argument("--port", type=int, help="port (default: monitoring.dashboard_port, else a free one)")
     dash.add_argument("--target", action="append", metavar="[STAGE=]HOST:PORT",
                       help="a worker's metrics endpoint (repeatable; default as for `pipeline status`)")
@@ -547,12 +641,27 @@ def build_parser() -> argparse.ArgumentParser:
     dash.add_argument("--bootstrap", help="Kafka bootstrap servers (default: config, or the running pipeline)")
     dash.set_defaults(func=cmd_dashboard)
 
-    dead = sub.add_parser("deadletter", help="list dead letters, or send them back to their stage")
+    dead = _command(sub, "deadletter", "list dead letters, or send them back to their stage", _examples(
+        ("the dead letters of the last two hours", "pipeline deadletter list --since 2h"),
+        ("what would go back to the stages, sending nothing", "pipeline deadletter replay --dry-run")))
     dead_sub = dead.add_subparsers(dest="deadletter_command", required=True)
+    dead_examples = {
+        "list": _examples(
+            ("every dead letter of the running pipeline, oldest first", "pipeline deadletter list"),
+            ("those of the clean stage since midnight (UTC)", "pipeline deadletter list --stage clean --since today"),
+            ("every field as JSON lines, for one reason",
+             "pipeline deadletter list --reason no_main_text --json")),
+        "replay": _examples(
+            ("count what would be sent back, send nothing", "pipeline deadletter replay --dry-run"),
+            ("the language stage's time-outs, after raising its time limit",
+             "pipeline deadletter replay --stage language --reason timeout"),
+            ("everything from the start of the topic, broken payloads too",
+             "pipeline deadletter replay --all --force")),
+    }
     for name, func, text in (("list", cmd_deadletter_list, "show dead letters (stage, reason, time, id, error)"),
                              ("replay", cmd_deadletter_replay, "re-send dead letters to the stage that failed")):
-        cmd = dead_sub.add_parser(name, help=text)
-        cmd.add_argument("--stage", action="append", help="only this stage (repeatable)")
+        cmd = _command(dead_sub, name, text, dead_examples[name])
+        cmd.add_argument("--stage", action="append", help="only this stage (repeatable)").complete = completion.STAGE
         cmd.add_argument("--reason", action="append", help="only this reason code (repeatable)")
         cmd.add_argument("--since", type=parse_since,
                          help="only dead letters from this time on: ISO-8601, 2h, 3d, today, yesterday")
@@ -568,6 +677,16 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--force", action="store_true",
                              help="also send letters whose payload cannot succeed (malformed_json, invalid_event, "
                                   "empty_body, undecodable)")
+
+    comp = _command(sub, "completion", "print the shell completion script for bash or zsh", _examples(
+        ("bash: completion in every new shell",
+         "pipeline completion bash > ~/.pipeline-completion.bash && "
+         "echo 'source ~/.pipeline-completion.bash' >> ~/.bashrc"),
+        ("zsh: a completion function in the first folder of $fpath (then start a new shell)",
+         """pipeline completion zsh > "${fpath[1]}/_pipeline\""""),
+        ("bash, in this shell only", 'source <(pipeline completion bash)')))
+    comp.add_argument("shell", choices=completion.SHELLS)
+    comp.set_defaults(func=cmd_completion)
     return parser
 
 

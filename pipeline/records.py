@@ -14,7 +14,8 @@ Raw event (topic ``pages.raw``), produced by ``pipeline replay`` or by any crawl
 Enriched record (``pages.enriched`` and every sink), schema ``RECORD_SCHEMA``::
 
     {"schema", "id", "url", "source", "fetched_at", "ingested_at", "content_type", "title", "author",
-     "authors", "published", "site", "canonical_url", "declared_lang", "text",
+     "authors", "published", "published_date", "published_precision", "site", "canonical_url",
+     "declared_lang", "text",
      "lang": {"code", "confidence", ...},
      "entities": [{"text", "label", "start", "end", "canonical"}],
      "dedup": {"status", "duplicate_of", "similarity"},
@@ -26,6 +27,12 @@ Enriched record (``pages.enriched`` and every sink), schema ``RECORD_SCHEMA``::
 ``fetched_at`` is when the crawler fetched the page; ``ingested_at`` is when the raw event entered
 the pipeline (the timestamp of its message in the raw topic; ``pipeline enrich``: the time it read
 the event). The sink's end-to-end latency is measured from ``ingested_at``.
+
+``published`` is when the page says it was published, as an RFC 3339 date-time with the offset the
+page gave (``2023-09-20T06:12:00+07:00``), so its first ten characters are the day the page shows;
+``published_date`` is that day, and ``published_precision`` says how much the page gave (see
+``published_fields``). The typed sinks store ``published`` as an instant (UTC) and keep the day in
+``published_date``.
 
 Delivery receipt (``pages.delivered``), schema ``RECEIPT_SCHEMA``: one per record the sink handled,
 ``outcome`` ``written`` or ``skipped_written`` (every sink had the id already)::
@@ -46,7 +53,7 @@ import base64
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -127,6 +134,52 @@ def parse_iso(value: str) -> datetime:
     """Parse ISO-8601; a time without zone is taken as UTC. Raises ``ValueError``."""
     dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+#: ``published_precision``: what the page gave of its publication time
+PUBLISHED_DAY = "day"  # a date only: ``published`` is 00:00 UTC of that day
+PUBLISHED_LOCAL_TIME = "local_time"  # date and time of day, no zone: taken as UTC (the clock the page shows)
+PUBLISHED_INSTANT = "instant"  # date, time of day and zone (offset): the exact instant
+PUBLISHED_PRECISIONS = (PUBLISHED_DAY, PUBLISHED_LOCAL_TIME, PUBLISHED_INSTANT)
+
+
+def published_fields(value: str | None) -> dict[str, str | None]:
+    """The record's ``published``, ``published_date`` and ``published_precision`` from an ISO-8601
+    date or date-time as a page gives it (all None when there is none, or it does not parse).
+
+    ``published`` is an RFC 3339 date-time that keeps the day and the clock time the page shows:
+
+    * ``2023-09-20T06:12:00+07:00`` (zone given) stays as it is: precision ``instant``;
+    * ``2023-09-20T06:12:00`` (no zone) becomes ``2023-09-20T06:12:00Z``: precision ``local_time``,
+      the instant is off by the site's UTC offset, but its day and time are the page's;
+    * ``2023-09-20`` (a date only) becomes ``2023-09-20T00:00:00Z``: precision ``day``.
+
+    ``published_date`` is the day the page shows (``2023-09-20`` in each case), also in a sink that
+    stores ``published`` in UTC (where 06:12 in Jakarta is the day before)."""
+    none: dict[str, str | None] = {"published": None, "published_date": None, "published_precision": None}
+    if not isinstance(value, str) or not value.strip():
+        return none
+    text = value.strip()
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        pass
+    else:
+        return {"published": f"{day.isoformat()}T00:00:00Z", "published_date": day.isoformat(),
+                "published_precision": PUBLISHED_DAY}
+    try:
+        moment = datetime.fromisoformat(text)
+        precision = PUBLISHED_INSTANT if moment.tzinfo else PUBLISHED_LOCAL_TIME
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        offset = moment.utcoffset()
+        if offset is None or offset.seconds % 60 or offset.microseconds:
+            moment = moment.astimezone(UTC)  # RFC 3339 offsets are whole minutes
+        moment.astimezone(UTC)  # an instant in range too (year 1 east of UTC is not)
+    except (ValueError, OverflowError):
+        return none
+    shown = moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return {"published": shown, "published_date": moment.date().isoformat(), "published_precision": precision}
 
 
 # --- raw events ----------------------------------------------------------------------------------
@@ -249,6 +302,8 @@ def new_record(event: RawEvent) -> dict[str, Any]:
         "author": None,
         "authors": [],
         "published": None,
+        "published_date": None,
+        "published_precision": None,
         "site": None,
         "canonical_url": None,
         "declared_lang": None,
@@ -277,7 +332,8 @@ def check_record(record: dict[str, Any]) -> None:
 
 # --- the enriched record's fields and types --------------------------------------------------------
 # Every sink's columns and the published JSON Schema (`pipeline schema`) derive from these. A type
-# is "str", "int", "float", "bool", "time" (ISO-8601 text, a timestamp in typed sinks), ["list", T],
+# is "str", "int", "float", "bool", "time" (RFC 3339 text, a timestamp in typed sinks), "date" (ISO-8601
+# ``YYYY-MM-DD``, a date in typed sinks), ["list", T],
 # ["map", T] (string keys) or a dict of named fields. Any field may be null unless it is required;
 # a stage may add fields of its own (typed sinks keep them in ``extra``).
 
@@ -300,10 +356,11 @@ TRACE_FIELDS: dict[str, Any] = {"stage": "str", "worker": "str", "started_at": "
 STORY_UPDATE_FIELDS: dict[str, Any] = {
     "schema": "str", "story_id": "str", "written_at": "time", "summary": STORY_SUMMARY_FIELDS,
     "article": {"id": "str", "status": "str", "similarity": "float", "title": "str", "url": "str", "site": "str",
-                "lang": "str", "published": "str"}}
+                "lang": "str", "published": "time"}}
 RECORD_FIELDS: dict[str, Any] = {
     "id": "str", "schema": "str", "url": "str", "first_url": "str", "source": "str", "fetched_at": "time", "ingested_at": "time",
-    "content_type": "str", "title": "str", "author": "str", "authors": ["list", "str"], "published": "str",
+    "content_type": "str", "encoding": "str", "title": "str", "author": "str", "authors": ["list", "str"],
+    "published": "time", "published_date": "date", "published_precision": "str",  # see published_fields
     "site": "str", "canonical_url": "str", "declared_lang": "str", "text": "str", "lang": LANG_FIELDS,
     "entities": ["list", ENTITY_FIELDS],
     "entity_summary": ["list", {"canonical": "str", "label": "str", "count": "int"}],
@@ -311,7 +368,9 @@ RECORD_FIELDS: dict[str, Any] = {
     "trace": ["list", TRACE_FIELDS],
 }
 REQUIRED_FIELDS = ("schema", "id", "fetched_at", "content_type", "text", "trace")
-_JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "time": "string"}
+_JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean", "time": "string",
+               "date": "string"}
+_JSON_FORMATS = {"time": "date-time", "date": "date"}
 
 
 def _json_type(kind: Any, nullable: bool = True) -> dict[str, Any]:
@@ -323,8 +382,8 @@ def _json_type(kind: Any, nullable: bool = True) -> dict[str, Any]:
                else {"type": "object", "additionalProperties": _json_type(item)})
     else:
         out = {"type": _JSON_TYPES[kind]}
-        if kind == "time":
-            out["format"] = "date-time"
+        if kind in _JSON_FORMATS:
+            out["format"] = _JSON_FORMATS[kind]
     if nullable:
         out["type"] = [out["type"], "null"]
     return out

@@ -161,3 +161,34 @@ def test_receipts_and_story_updates_say_which_story_and_the_dashboard_shows_the_
     assert [(s["id"], s["articles"]) for s in top] == [("s1", 3), ("s2", 1)]
     assert [a["id"] for a in top[0]["articles_newest"]] == ["d", "b", "a"]
     assert recent.top_stories(now=100.0 + 7200) == []  # nothing active in the last hour
+
+
+@pytest.mark.parametrize("given, published, day, precision", [
+    ("2023-09-20T06:12:00+07:00", "2023-09-20T06:12:00+07:00", "2023-09-20", "instant"),
+    ("2023-09-20T01:12:00+07:00", "2023-09-20T01:12:00+07:00", "2023-09-20", "instant"),  # 09-19 in UTC
+    ("2023-09-20T06:12:00.250-04:00", "2023-09-20T06:12:00-04:00", "2023-09-20", "instant"),
+    ("2023-09-20T06:12:00+00:00", "2023-09-20T06:12:00Z", "2023-09-20", "instant"),
+    ("2023-09-20T06:12:00", "2023-09-20T06:12:00Z", "2023-09-20", "local_time"),
+    ("2023-09-20 06:12", "2023-09-20T06:12:00Z", "2023-09-20", "local_time"),
+    (" 2023-09-20 ", "2023-09-20T00:00:00Z", "2023-09-20", "day"),
+    (None, None, None, None), ("", None, None, None), ("yesterday", None, None, None),
+    ("2023-02-30", None, None, None), ("2023-09-20T25:00:00", None, None, None),
+    ("0001-01-01T00:00:00+07:00", None, None, None),  # before the first instant a datetime holds
+])
+def test_published_fields_keep_the_day_the_page_shows_and_say_how_much_it_gave(given, published, day, precision):
+    import jsonschema
+
+    fields = records.published_fields(given)
+    assert fields == {"published": published, "published_date": day, "published_precision": precision}
+    if published is not None:
+        assert published[:10] == day and precision in records.PUBLISHED_PRECISIONS
+        assert records.parse_iso(published).utcoffset() is not None
+        assert jsonschema.FormatChecker().conforms(published, "date-time")
+
+
+def test_the_json_schema_says_which_fields_are_instants_and_dates():
+    props = records.record_json_schema()["properties"]
+    for name in ("published", "fetched_at", "ingested_at"):
+        assert props[name] == {"type": ["string", "null"] if name != "fetched_at" else "string", "format": "date-time"}
+    assert props["published_date"] == {"type": ["string", "null"], "format": "date"}
+    assert props["trace"]["items"]["properties"]["started_at"]["format"] == "date-time"

@@ -8,8 +8,10 @@ Layout (Hive style, read directly by DuckDB, pandas and Spark)::
 
 The sink runner stages records per partition in a JSON-lines part file under ``<folder>/_staging/``
 (the same exactly-once rolling as the JSONL sink); finishing one writes one Parquet file per (date,
-language) in it, with the schema derived from ``records.RECORD_FIELDS`` (entities, trace and dedup
-as nested columns; fields the schema does not know go to ``extra`` as JSON), then removes the part file.
+language) in it, with the schema derived from ``records.RECORD_FIELDS`` (times as UTC timestamps,
+``published_date`` as a date, entities, trace, lang, dedup, version and story as nested columns;
+fields the schema does not know go to ``extra`` as JSON), then removes the part file.
+``read_records`` gives the records back in their JSON form.
 Finishing again after a crash rewrites the same file names: nothing is doubled. With the stories
 stage, the story updates of a part file's records (``records.STORY_UPDATE_FIELDS``) go to
 ``<folder>/_stories/<same name>.parquet`` (the leading "_" keeps them out of the records' dataset).
@@ -18,6 +20,7 @@ stage, the story updates of a part file's records (``records.STORY_UPDATE_FIELDS
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +28,13 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.records import RECORD_FIELDS, STORY_UPDATE_FIELDS, parse_iso
+from pipeline.records import RECORD_FIELDS, STORY_UPDATE_FIELDS, iso, parse_iso
 from pipeline.sinks.base import FileSink
 from pipeline.sinks.staging import PART_SUFFIX, fsync_dir
 
 _STR = pa.string()
 _SCALARS = {"str": _STR, "int": pa.int32(), "float": pa.float64(), "bool": pa.bool_(),
-            "time": pa.timestamp("ms", tz="UTC")}
+            "time": pa.timestamp("ms", tz="UTC"), "date": pa.date32()}
 
 
 def arrow_type(kind: Any) -> pa.DataType:
@@ -63,7 +66,47 @@ def _value(kind: Any, value: Any) -> Any:
         return [(str(k), _value(item, v)) for k, v in value.items()] if isinstance(value, dict) else None
     if kind == "time":
         return parse_iso(value) if isinstance(value, str) else None
+    if kind == "date":
+        return date.fromisoformat(value) if isinstance(value, str) else None
     return value
+
+
+def _plain(kind: Any, value: Any) -> Any:
+    """The JSON form of a value read from a column of ``kind`` (the inverse of ``_value``)."""
+    if value is None:
+        return None
+    if isinstance(kind, dict):
+        return {name: _plain(k, value.get(name)) for name, k in kind.items()}
+    if isinstance(kind, list):
+        container, item = kind
+        if container == "list":
+            return [_plain(item, v) for v in value]
+        return {k: _plain(item, v) for k, v in value}
+    if kind == "time":
+        return iso(value)
+    if kind == "date":
+        return value.isoformat()
+    return value
+
+
+def record_of(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of a records' file (``pyarrow.Table.to_pylist``) in the record's form: times in RFC 3339
+    (UTC), dates in ISO-8601, maps as objects, ``extra`` merged back; a field without a value is
+    left out, as is a partition column."""
+    record = {name: _plain(kind, row[name]) for name, kind in RECORD_FIELDS.items() if row.get(name) is not None}
+    for name, value in orjson.loads(row["extra"]).items() if row.get("extra") else ():
+        if isinstance(value, dict) and isinstance(record.get(name), dict):
+            record[name] = {**record[name], **value}  # keys of a nested object the schema does not name
+        else:
+            record[name] = value
+    return record
+
+
+def read_records(folder: str | os.PathLike[str]):
+    """Every record of a Parquet sink folder (its finished files), in the record's form."""
+    for path in sorted(Path(folder).glob("dt=*/language=*/*.parquet")):
+        for row in pq.read_table(path).to_pylist():
+            yield record_of(row)
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:

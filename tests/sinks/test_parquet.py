@@ -2,6 +2,7 @@ import duckdb
 import orjson
 import pandas as pd
 
+from pipeline.records import published_fields
 from pipeline.sinks.parquet import ParquetSink
 from pipeline.sinks.staging import Staging
 
@@ -10,7 +11,7 @@ def record(i, lang="id", day="2026-11-21"):
     return {
         "schema": "news-pipeline/record/1", "id": f"r{i}", "url": f"https://example.com/{i}", "source": None,
         "fetched_at": f"{day}T10:00:00.000Z", "content_type": "text", "title": f"Title {i}", "author": "A",
-        "authors": ["A"], "published": "2023-09-20T06:12:00+07:00", "site": "example.com", "canonical_url": None,
+        "authors": ["A"], **published_fields("2023-09-20T06:12:00+07:00"), "site": "example.com", "canonical_url": None,
         "declared_lang": None, "text": f"text {i}",
         "lang": {"code": lang, "confidence": 0.9, "reliable": True, "alternatives": [{"code": lang, "score": 0.9}],
                  "spans": [{"start": 0, "end": 1, "code": lang, "confidence": 0.9}], "model": "x"},

@@ -221,6 +221,27 @@ def test_html_date_after_the_fetch_is_dropped(stage):
     record = stage.run({"html": ARTICLE_HTML, "url": "https://www.example.co.id/a",
                         "fetched_at": "2020-09-28T00:00:00Z"}, Context(worker="t"))
     assert record["published"] is None  # the page claims a date after it was fetched
+    assert record["published_date"] is None and record["published_precision"] is None
+
+
+@pytest.mark.parametrize("declared, published, day, precision", [
+    ("2020-09-29T10:15:00+07:00", "2020-09-29T10:15:00+07:00", "2020-09-29", "instant"),
+    ("2020-09-29T01:15:00+07:00", "2020-09-29T01:15:00+07:00", "2020-09-29", "instant"),  # 09-28 in UTC
+    ("2020-09-29T10:15:00", "2020-09-29T10:15:00Z", "2020-09-29", "local_time"),
+    ("2020-09-29", "2020-09-29T00:00:00Z", "2020-09-29", "day"),
+])
+def test_html_published_is_an_instant_that_keeps_the_day_the_page_shows(stage, declared, published, day, precision):
+    html = ARTICLE_HTML.replace('"datePublished": "2020-09-29T10:15:00+07:00"', f'"datePublished": "{declared}"')
+    record = stage.run({"html": html, "url": "https://www.example.co.id/a", "fetched_at": "2020-10-01T00:00:00Z"},
+                       Context(worker="t"))
+    assert (record["published"], record["published_date"], record["published_precision"]) == (published, day, precision)
+
+
+def test_text_page_published_through_the_stage(stage):
+    seed = seed_files()[2].read_text(encoding="utf-8")  # "RABU, 20 SEPTEMBER 2023 | 06:12 WIB"
+    record = stage.run({"text": seed, "fetched_at": "2026-01-01T00:00:00Z"}, Context(worker="t"))
+    assert (record["published"], record["published_date"], record["published_precision"]) == (
+        "2023-09-20T06:12:00+07:00", "2023-09-20", "instant")
 
 
 def test_not_after_fetch():

@@ -6,7 +6,9 @@
   ``line_model``; trained by ``python -m training.clean``).
 
 Fields filled: ``title`` (without the " | Site" suffix), ``authors`` (list) and ``author`` (them
-joined), ``published`` (ISO-8601, never after ``fetched_at``), ``site`` (the name the page
+joined), ``published`` with ``published_date`` and ``published_precision`` (never after
+``fetched_at``; the page's date as ``records.published_fields`` makes it: an RFC 3339 date-time
+that keeps the day the page shows), ``site`` (the name the page
 declares, else its host), ``canonical_url``, ``declared_lang`` (HTML only), ``text``, and
 ``encoding`` for ``html_base64`` events.
 
@@ -33,6 +35,7 @@ from pipeline.records import (
     accept_raw,
     new_record,
     parse_iso,
+    published_fields,
 )
 from pipeline.stages.base import Context, Stage
 from pipeline.stages.clean.html_page import HtmlExtractor
@@ -82,8 +85,8 @@ class CleanStage(Stage):
         if event.body_field == "text":
             page = extract_text_page(event.body, not_after=fetched, classifier=self.text_classifier)
             self.stats.extra["text_pages"] += 1
-            out.update(title=page.title, text=page.text, published=page.published,
-                       authors=page.authors, site=page.site or site_of(event.url))
+            out.update(title=page.title, text=page.text, authors=page.authors,
+                       site=page.site or site_of(event.url), **published_fields(page.published))
         else:
             html, encoding = body_text(event)
             if encoding is not None:
@@ -92,9 +95,9 @@ class CleanStage(Stage):
             self.stats.extra["html_pages"] += 1
             for note, count in page.notes.items():
                 self.stats.extra[note] += count
-            out.update(title=page.title, text=page.text, published=not_after_fetch(page.published, fetched),
-                       authors=page.authors, site=page.site or site_of(event.url),
-                       canonical_url=page.canonical_url, declared_lang=page.declared_lang)
+            out.update(title=page.title, text=page.text, authors=page.authors, site=page.site or site_of(event.url),
+                       canonical_url=page.canonical_url, declared_lang=page.declared_lang,
+                       **published_fields(not_after_fetch(page.published, fetched)))
         out["author"] = ", ".join(out["authors"]) or None
         if not out["text"].strip():
             raise BadInput(NO_TEXT, "no main text found on the page")
