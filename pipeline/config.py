@@ -358,6 +358,10 @@ class Settings:
         broker = dataclasses.replace(self.broker, bootstrap_servers=servers, profile=profile)
         return dataclasses.replace(self, broker=broker)
 
+    def with_sinks(self, targets: list[str]) -> Settings:
+        """The same settings writing to (and read back from) these sink targets."""
+        return dataclasses.replace(self, sink=dataclasses.replace(self.sink, targets=list(targets)))
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

@@ -15,6 +15,11 @@ log = logging.getLogger("pipeline.http")
 
 Response = tuple[int, str, bytes]  # status, content type, body
 Route = Callable[[str], Response]  # query string -> response
+PostRoute = Callable[[bytes, dict[str, str]], Response]  # body, headers (lower-case names) -> response
+MAX_POST_BYTES = 64 * 1024
+#: what a page served here may load and talk to: itself only, never a frame of another site
+CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 
 TEXT = "text/plain; charset=utf-8"
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
@@ -60,7 +65,10 @@ class _Server(ThreadingHTTPServer):
             self._slots.release()
 
 
-def _handler(routes: dict[str, Route], read_timeout_s: float) -> type[BaseHTTPRequestHandler]:
+def _handler(routes: dict[str, Route], read_timeout_s: float,
+             post_routes: dict[str, PostRoute] | None = None) -> type[BaseHTTPRequestHandler]:
+    post_routes = post_routes or {}
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "news-pipeline"
         timeout = read_timeout_s  # per read: a half-sent request ends the connection after this long
@@ -76,11 +84,37 @@ def _handler(routes: dict[str, Route], read_timeout_s: float) -> type[BaseHTTPRe
                 except Exception as exc:  # noqa: BLE001 - one failed request must not stop the server
                     log.exception("HTTP %s failed", path)
                     status, ctype, body = 500, TEXT, f"error: {exc}\n".encode()
+            self._answer(status, ctype, body)
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            path = self.path.partition("?")[0]
+            route = post_routes.get(path)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if route is None:
+                status, ctype, body = 404, TEXT, f"not found: POST {path}\n".encode()
+            elif not 0 <= length <= MAX_POST_BYTES:
+                status, ctype, body = 413, TEXT, f"a body of at most {MAX_POST_BYTES} bytes, with its length\n".encode()
+            else:
+                try:
+                    data = self.rfile.read(length)
+                    status, ctype, body = route(data, {k.lower(): v for k, v in self.headers.items()})
+                except Exception as exc:  # noqa: BLE001 - one failed request must not stop the server
+                    log.exception("HTTP POST %s failed", path)
+                    status, ctype, body = 500, TEXT, f"error: {exc}\n".encode()
+            self._answer(status, ctype, body)
+
+        def _answer(self, status: int, ctype: str, body: bytes) -> None:
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")
+                self.send_header("X-Content-Type-Options", "nosniff")
+                if ctype.startswith("text/html"):  # the pages show untrusted text: nothing but this origin
+                    self.send_header("Content-Security-Policy", CSP)
                 self.end_headers()
                 self.wfile.write(body)
             except (BrokenPipeError, ConnectionResetError):
@@ -109,14 +143,16 @@ def free_port(host: str) -> int:
 
 
 class HttpServer:
-    """Serve ``routes`` on ``host:port`` from a daemon thread. Port 0: any free port; with
+    """Serve ``routes`` (GET) and ``post_routes`` (POST, a body of at most ``MAX_POST_BYTES``) on
+    ``host:port`` from a daemon thread. Port 0: any free port; with
     ``fallback`` a taken port is replaced by a free one (the caller reads :attr:`port`). A
     connection that sends nothing for ``read_timeout_s`` is closed; at most ``max_connections``
     are served at once."""
 
     def __init__(self, host: str, port: int, routes: dict[str, Route], name: str = "http", fallback: bool = False,
-                 read_timeout_s: float = 10.0, max_connections: int = 32):
-        handler = _handler(routes, read_timeout_s)
+                 read_timeout_s: float = 10.0, max_connections: int = 32,
+                 post_routes: dict[str, PostRoute] | None = None):
+        handler = _handler(routes, read_timeout_s, post_routes)
         try:
             self.server = _Server((host, port), handler, max_connections)
         except OSError as exc:

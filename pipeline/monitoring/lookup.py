@@ -163,20 +163,20 @@ def _consumer(settings: Settings):
 
 def _in_flight(settings: Settings, key: str, ids: set[str], deadline: float, notes: list[str]) -> list[InFlight]:
     """Messages of the record between each reading group's committed offset and the partition's end."""
-    from kafka import KafkaAdminClient, TopicPartition
+    from kafka import TopicPartition
+
+    from pipeline.monitoring.lag import OffsetsProbe
 
     url_bytes = orjson.dumps(key) if sink_lookup.is_url(key) else None
-    admin = KafkaAdminClient(bootstrap_servers=settings.broker.bootstrap_servers.split(","), request_timeout_ms=5000,
-                             bootstrap_timeout_ms=5000, client_id="pipeline-record", **settings.broker.client_options())
+    probe = OffsetsProbe(settings.broker.bootstrap_servers, timeout_s=5.0, options=settings.broker.client_options())
     consumer = _consumer(settings)
     found: list[InFlight] = []
     try:
         for role in registry.roles(settings):
             topic = registry.stage_topics(settings, role).source
             parts = [TopicPartition(topic, p) for p in range(settings.topics.partitions_of(topic))]
-            committed = {tp: meta.offset for tp, meta in
-                         admin.list_consumer_group_offsets(registry.consumer_group(settings, role)).items()
-                         if tp.topic == topic and meta.offset is not None and meta.offset >= 0}
+            group = probe.committed(registry.consumer_group(settings, role))
+            committed = {tp: group[(tp.topic, tp.partition)] for tp in parts if (tp.topic, tp.partition) in group}
             ends = consumer.end_offsets(parts)
             starts = consumer.beginning_offsets(parts)
             ranges = {tp: (max(committed.get(tp, starts[tp]), starts[tp]), ends[tp]) for tp in parts}
@@ -206,11 +206,11 @@ def _in_flight(settings: Settings, key: str, ids: set[str], deadline: float, not
                 for tp in done:
                     del ranges[tp]
                 if done:
-                    consumer.assign(list(ranges))
+                    consumer.pause(*done)  # read to its end (assigning anew would lose the others' positions)
             consumer.assign([])
     finally:
         consumer.close()
-        admin.close()
+        probe.close()
     return found
 
 

@@ -2,11 +2,12 @@
 
 ``pipeline run`` writes ``<run.log_dir>/run.json`` while it runs::
 
-    {"pid", "bootstrap_servers", "profile", "started_at", "dashboard_url",
+    {"pid", "bootstrap_servers", "profile", "started_at", "dashboard_url", "chain", "plugins", "sinks",
      "workers": [{"name", "stage", "index", "pid", "metrics_port", "metrics_url", "log"}]}
 
 ``pipeline replay``, ``deadletter``, ``topics``, ``status`` and ``dashboard`` use it when no broker
-is configured, so they work against the embedded broker without copying its port around.
+is configured, so they work against the embedded broker without copying its port around;
+``pipeline record`` and ``pipeline dashboard`` read the run's sinks (``sinks``: its ``--sink`` targets).
 Beside it, ``prometheus-targets.json`` lists the workers' metrics endpoints in Prometheus'
 file-based service discovery format (deploy/monitoring/prometheus.yml reads it).
 """
@@ -41,7 +42,8 @@ def write(settings: Settings, bootstrap: str, workers: list[dict[str, Any]] | No
           dashboard_url: str | None = None, started_at: str | None = None) -> None:
     info = {"pid": os.getpid(), "bootstrap_servers": bootstrap, "profile": settings.profile_name,
             "started_at": started_at, "dashboard_url": dashboard_url, "workers": workers or [],
-            "chain": list(settings.stages.chain), "plugins": dict(settings.stages.plugins)}
+            "chain": list(settings.stages.chain), "plugins": dict(settings.stages.plugins),
+            "sinks": list(settings.sink.targets)}
     _write_atomic(path(settings), orjson.dumps(info, option=orjson.OPT_INDENT_2))
     groups = [{"targets": [w["metrics_url"].split("://", 1)[-1]],
                "labels": {"pipeline_worker": w["name"]}}
@@ -65,7 +67,8 @@ def running_info(settings: Settings) -> dict[str, Any] | None:
 
 
 def resolve(settings: Settings, explicit: str | None = None) -> Settings:
-    """Settings pointed at: ``explicit`` servers, else the configured ones, else a running pipeline's."""
+    """Settings pointed at: ``explicit`` servers, else the configured ones, else a running pipeline's
+    (with its chain and its sinks)."""
     if explicit:
         return settings.with_bootstrap(explicit)
     if settings.broker.bootstrap_servers:
@@ -80,4 +83,11 @@ def resolve(settings: Settings, explicit: str | None = None) -> Settings:
     # the stages that run (a chain set for that run only, by PIPELINE__STAGES__CHAIN, say)
     stages = dataclasses.replace(settings.stages, chain=info.get("chain") or settings.stages.chain,
                                  plugins=info.get("plugins") or settings.stages.plugins)
-    return dataclasses.replace(settings, broker=broker, stages=stages)
+    resolved = dataclasses.replace(settings, broker=broker, stages=stages)
+    return resolved.with_sinks(info["sinks"]) if info.get("sinks") else resolved
+
+
+def run_sinks(settings: Settings) -> list[str]:
+    """The sinks of the live ``pipeline run`` here, else the configured ones."""
+    info = running_info(settings)
+    return list(info["sinks"]) if info and info.get("sinks") else list(settings.sink.targets)

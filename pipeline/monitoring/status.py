@@ -93,6 +93,17 @@ class StatusCollector:
     def set_targets(self, targets: list[Target]) -> None:
         self.targets = targets
 
+    def set_broker(self, settings: Settings) -> None:
+        """Ask this broker for lag from now on (a broker found after the start, or one that moved)."""
+        bootstrap = settings.broker.bootstrap_servers
+        if bootstrap == self.settings.broker.bootstrap_servers:
+            return
+        old, self.settings = self.probe, settings
+        self.probe = OffsetsProbe(bootstrap, timeout_s=3.0, options=settings.broker.client_options(),
+                                  transactional=settings.exactly_once) if bootstrap else None
+        if old is not None:
+            old.close()
+
     def sample(self) -> Sample:
         targets = list(self.targets)
         scraped = list(self._pool.map(lambda t: scrape(t.url), targets))

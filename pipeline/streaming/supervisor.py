@@ -137,8 +137,9 @@ class Supervisor:
     def __init__(self, settings: Settings, sink_targets: list[str] | None = None, console: Console | None = None,
                  log_level: str | None = None, log_format: str | None = None, dashboard: bool = True,
                  dashboard_port: int | None = None):
-        self.settings = settings
         self.sink_targets = sink_targets or settings.sink.targets
+        # the run's sinks (`--sink`) in its settings: the run file and the dashboard read them there
+        self.settings = settings.with_sinks(self.sink_targets)
         self.console = console or Console(stderr=True)
         self.log_dir = Path(settings.run.log_dir)
         self.log_level = log_level or settings.run.log_level

@@ -1,0 +1,98 @@
+"""The dashboard's record, search and dead-letter endpoints over real HTTP, with no broker: it starts
+anyway, says the broker is unreachable, finds records in a real JSONL sink, and guards its replay
+(a JSON POST from its own page only, never a letter whose payload cannot succeed again)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+import orjson
+import pytest
+
+from pipeline import config
+from pipeline.monitoring.dashboard import BrokerFeed, Dashboard, RecentData
+from pipeline.records import dead_letter
+from tests.conftest import CONFIG
+from tests.monitoring.test_lookup import FIRST, OTHER, lines
+
+
+@pytest.fixture
+def dashboard(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "enriched-p000-1.jsonl").write_bytes(lines([FIRST, OTHER]))
+    settings = config.load(CONFIG, env={}).with_sinks([f"jsonl:{folder}"])
+    recent = RecentData()
+    board = Dashboard(settings, [], recent, port=0, sample_now=False)
+    closed = settings.with_bootstrap("127.0.0.1:1")  # nothing listens there
+    board.feed = BrokerFeed(lambda: closed, recent, 3600, on_broker=board.set_broker, retry_s=0.2)
+    yield board
+    board.close()
+
+
+def call(board, path: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(board.server.url + path, data=body, headers=headers or {},
+                                     method="POST" if body is not None else "GET")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_without_a_broker_the_dashboard_serves_and_says_so(dashboard):
+    deadline = time.monotonic() + 10
+    while dashboard.feed.error in (None, "connecting to the broker"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    status, state = call(dashboard, "/api/state")
+    assert status == 200 and "127.0.0.1:1" in state["broker_error"] and "does not answer" in state["broker_error"]
+
+    status, found = call(dashboard, "/api/search?entity=jakarta")
+    assert status == 200 and [r["id"] for r in found["results"]] == [OTHER["id"]]
+    assert found["results"][0]["found_in"].startswith("jsonl:")
+    status, found = call(dashboard, "/api/search?since=2026-12-02T00:00:00Z&q=")
+    assert [r["id"] for r in found["results"]] == [OTHER["id"]]
+    assert call(dashboard, "/api/search?since=yesterday")[0] == 400
+
+    status, answer = call(dashboard, f"/api/record?id={FIRST['id']}")
+    assert status == 200 and answer["found"]
+    assert answer["versions"][0]["record"]["text"] == FIRST["text"]
+    assert answer["story_articles"] == []  # its story has no other article anywhere
+    status, answer = call(dashboard, "/api/record?id=missing&topics=1")
+    assert status == 200 and not answer["found"] and any("topics not read" in n for n in answer["notes"])
+
+
+def test_replay_is_a_json_post_from_the_page_and_refuses_what_cannot_succeed(dashboard):
+    broken = dead_letter(stage="clean", reason="empty_body", error="'text' is empty", worker="clean-0",
+                         payload=b'{"id": "e1", "text": " "}', record_id="e1", topic="pages.raw", partition=0, offset=3)
+    timeout = dead_letter(stage="clean", reason="timeout", error="took too long", worker="clean-0",
+                          payload=b'{"id": "t1", "text": "Berita"}', record_id="t1", topic="pages.raw", partition=1,
+                          offset=4)
+    dashboard.recent("dead_letter", broken, time.time())
+    dashboard.recent("dead_letter", timeout, time.time())
+    letters = dashboard.recent.snapshot()["letters"]
+    assert [(d["id"], d["can_succeed_again"]) for d in letters] == [("t1", True), ("e1", False)]
+    n_timeout, n_broken = letters[0]["n"], letters[1]["n"]
+
+    status, shown = call(dashboard, f"/api/letter?n={n_broken}")
+    assert status == 200 and orjson.loads(shown["payload"]) == {"id": "e1", "text": " "}
+    assert "cannot succeed" in shown["refusal"] or "would fail again" in shown["refusal"]
+    assert call(dashboard, "/api/letter?n=999")[0] == 404
+
+    as_json = {"Content-Type": "application/json"}
+    body = orjson.dumps({"n": n_timeout})
+    assert call(dashboard, "/api/letter/replay", body, {"Content-Type": "application/x-www-form-urlencoded"})[0] == 415
+    assert call(dashboard, "/api/letter/replay", body, {**as_json, "Origin": "https://elsewhere.example"})[0] == 403
+    assert call(dashboard, "/api/letter/replay", body, {**as_json, "Sec-Fetch-Site": "cross-site"})[0] == 403
+    status, answer = call(dashboard, "/api/letter/replay", orjson.dumps({"n": n_broken}), as_json)
+    assert status == 409 and "empty_body" in answer["error"]
+    status, answer = call(dashboard, "/api/letter/replay", body, as_json)
+    assert status == 503 and "does not answer" in answer["error"]  # no broker: nothing sent, not marked sent
+    assert dashboard.recent.replayed == {}
+    # the record page of a dead-lettered id lists its letter with the number of its payload
+    status, answer = call(dashboard, "/api/record?id=t1")
+    assert answer["found"] and [d["n"] for d in answer["letters"]] == [n_timeout]
