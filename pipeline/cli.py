@@ -406,18 +406,22 @@ def cmd_dashboard(args) -> int:
     from rich.console import Console
 
     from pipeline.monitoring import runfile
-    from pipeline.monitoring.dashboard import Dashboard, RecentData
+    from pipeline.monitoring.dashboard import BrokerFeed, Dashboard, RecentData
     from pipeline.monitoring.status import expected_workers, targets_of
-    from pipeline.streaming.tracker import DeliveryTracker
 
-    settings = runfile.resolve(_settings(args), args.bootstrap)
+    base = _settings(args)
+    try:
+        settings = runfile.resolve(base, args.bootstrap)
+    except RuntimeError:  # no broker known yet: the workers' numbers and the sinks, until one answers
+        settings = base
     which = _which_pipeline(settings, args.target, "pipeline dashboard")
     targets = targets_of(settings, args.target)
     recent = RecentData()
-    tracker = DeliveryTracker(settings.broker.bootstrap_servers, settings, lookback_s=args.lookback, keep_ids=False)
-    tracker.listeners.append(recent)
     dashboard = Dashboard(settings, targets, recent, port=args.port, fallback=args.port is None,
                           expected=expected_workers(settings, targets))
+    # receipts and dead letters once the broker answers (the page says so until then)
+    dashboard.feed = BrokerFeed(lambda: runfile.resolve(base, args.bootstrap), recent, args.lookback,
+                                on_broker=dashboard.set_broker)
     Console(stderr=True).print(f"dashboard {dashboard.url} (Ctrl-C to stop), reading {which}", highlight=False)
 
     def stop(signum, frame):
@@ -433,7 +437,38 @@ def cmd_dashboard(args) -> int:
         pass
     finally:
         dashboard.close()
-        tracker.close()
+    return 0
+
+
+def cmd_record(args) -> int:
+    """Where a record is (sinks, dead letters, still in a topic) and its content, by id or URL."""
+    import orjson
+
+    from pipeline.monitoring import lookup, runfile
+    from pipeline.redaction import redact
+
+    key = args.key.strip()
+    if not key:
+        print("pipeline record: give a record id or a URL (see `pipeline record --help`)", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    try:
+        settings = runfile.resolve(settings, args.bootstrap)
+    except RuntimeError:
+        pass  # no broker known: the sinks only (the result says the topics were not read)
+    targets = args.sink or runfile.run_sinks(settings)
+    result = lookup.find(settings, key, targets, topics=not args.no_topics, timeout_s=args.timeout)
+    if not result.found:
+        where = ", ".join(redact(t) for t in targets)
+        notes = "; ".join(result.notes) or ("topics not read (--no-topics)" if args.no_topics else "")
+        print(f"pipeline record: {key} not found in {where}"
+              + (" nor in the topics" if result.topics_read else "") + (f" ({notes})" if notes else ""),
+              file=sys.stderr)
+        return 1
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(result.as_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        sys.stdout.write(lookup.text(result))
     return 0
 
 
@@ -640,6 +675,23 @@ def build_parser() -> argparse.ArgumentParser:
                       help="read receipts and dead letters of this many seconds back (default: one hour)")
     dash.add_argument("--bootstrap", help="Kafka bootstrap servers (default: config, or the running pipeline)")
     dash.set_defaults(func=cmd_dashboard)
+
+    record = _command(sub, "record", "where a record is (sinks, dead letters, still in a topic) and its "
+                                     "content, by its id or its URL (every version of the page)", _examples(
+        ("the page that `pipeline replay --help`'s last example sent: where it is, and its content",
+         "pipeline record https://example.com/a"),
+        ("what the sinks hold of it, every version in full, as one JSON document",
+         "pipeline record https://example.com/a --no-topics --json"),
+        ("look in a Parquet folder only", "pipeline record https://example.com/a --sink parquet:out/parquet --no-topics")))
+    record.add_argument("key", metavar="ID|URL", help="a record id, or a page's URL")
+    record.add_argument("--json", action="store_true", help="one JSON document: every version, copy, dead letter "
+                                                             "and message in full")
+    record.add_argument("--sink", action="append", metavar="KIND:LOCATION",
+                        help="look in these sinks (default: the running `pipeline run`'s, else sink.targets)").complete = completion.SINK_TARGET
+    record.add_argument("--no-topics", action="store_true", help="the sinks only: read no topic")
+    record.add_argument("--timeout", type=float, default=10.0, help="seconds to read the topics (default 10)")
+    record.add_argument("--bootstrap", help="Kafka bootstrap servers (default: config, or the running pipeline)")
+    record.set_defaults(func=cmd_record)
 
     dead = _command(sub, "deadletter", "list dead letters, or send them back to their stage", _examples(
         ("the dead letters of the last two hours", "pipeline deadletter list --since 2h"),

@@ -213,7 +213,7 @@ def test_dashboard_in_headless_chromium_moves_during_a_replay(live_run, tmp_path
                 page.on("pageerror", lambda exc: errors.append(str(exc)))
                 page.goto(url)
                 try:
-                    page.wait_for_function("Number(document.getElementById('delivered-count').textContent"
+                    page.wait_for_function("() => Number(document.getElementById('delivered-count').textContent"
                                            ".replace(/,/g, '')) >= 3", timeout=30000)
                 except Exception:
                     page.screenshot(path=str(tmp_path / "failed.png"), full_page=True)
@@ -221,7 +221,7 @@ def test_dashboard_in_headless_chromium_moves_during_a_replay(live_run, tmp_path
                                          f"{_get(url + 'api/state')[1][:3000]} {errors}") from None
                 first = int(page.inner_text("#delivered-count").replace(",", ""))
                 time.sleep(4)
-                page.wait_for_function("document.querySelectorAll('#records tbody tr td.wrap').length >= 6")
+                page.wait_for_function("() => document.querySelectorAll('#records tbody tr td.wrap').length >= 6")
                 second = int(page.inner_text("#delivered-count").replace(",", ""))
                 assert second > first, (first, second)  # the numbers move
                 rows = page.locator("#stages tbody tr").all_inner_texts()
@@ -363,3 +363,193 @@ def _ready(base: str) -> bool:
         return _get(f"{base}/-/ready")[0] == 200
     except OSError:
         return False
+
+
+# --- finding a record: `pipeline record`, the dashboard's search, record page and dead letters -----------
+
+def _versions_of_a_page(token: str) -> tuple[dict, dict]:
+    """Two fetches of one page (a seed's text; the second edits a paragraph: version 2, a near
+    duplicate of the first) whose title carries markup that must stay text on every page."""
+    text = sorted(SEEDS.glob("*.txt"))[0].read_text()
+    title, _, body = text.partition("\n")
+    text = f"{title} <img src=x onerror=window.__xss=1> {token}\n{body}"
+    url = f"https://news.example/{token}"
+    edited = text.replace("Pada Selasa (29/9), pertumpahan darah", "Hingga Rabu (30/9), pertumpahan darah")
+    assert edited != text
+    return {"url": url, "text": text}, {"url": url, "text": edited}
+
+
+def test_pipeline_record_finds_a_record_in_the_sink_and_says_when_it_is_not_found(live_run):
+    token = f"rec{uuid.uuid4().hex[:10]}"
+    url = f"https://news.example/{token}"
+    before = live_run.scrape("sink").records_out
+    event = {"url": url, "text": sorted(SEEDS.glob("*.txt"))[1].read_text().replace("\n", f" {token}\n", 1)}
+    assert live_run.cli("replay", str(_replay_file(live_run.tmp, [event]))).returncode == 0
+    live_run.wait_delivered(before + 1)
+
+    found = live_run.cli("record", url, "--timeout", "10")
+    assert found.returncode == 0, found.stderr
+    assert re.search(r"^record [0-9a-f]{32}$", found.stdout, re.MULTILINE), found.stdout
+    assert f"jsonl:{live_run.tmp / 'out'}" in found.stdout and token in found.stdout
+    assert re.search(r"^  trace +clean .* ms · language", found.stdout, re.MULTILINE), found.stdout
+    assert "topics not read" not in found.stdout and "in flight" not in found.stdout
+    record_id = re.search(r"^record ([0-9a-f]{32})$", found.stdout, re.MULTILINE).group(1)
+
+    as_json = live_run.cli("record", record_id, "--json", "--timeout", "10")
+    assert as_json.returncode == 0, as_json.stderr
+    answer = json.loads(as_json.stdout)
+    assert answer["found"] and answer["topics_read"] and answer["letters"] == [] and answer["in_flight"] == []
+    (version,) = answer["versions"]
+    assert version["record"]["url"] == url and version["record"]["lang"]["code"] == "id"
+    assert [t["stage"] for t in version["record"]["trace"]][:2] == ["clean", "language"]
+
+    missing = live_run.cli("record", f"no-such-record-{token}", "--timeout", "10")
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr.count("\n") == 1 and "not found in jsonl:" in missing.stderr, missing.stderr
+    assert "nor in the topics" in missing.stderr
+
+
+def test_record_page_search_and_dead_letters_in_headless_chromium(live_run, tmp_path):
+    """Search a record, open its page (text with entities marked, time per stage, dedup and version
+    links), open dead letters' payloads, replay one. Screenshots go to $PIPELINE_SCREENSHOTS (default:
+    this test's tmp_path)."""
+    sync_playwright = _chromium_or_skip()
+    shots = Path(os.environ.get("PIPELINE_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    url = live_run.info["dashboard_url"]
+    token = f"pg{uuid.uuid4().hex[:10]}"
+    first, second = _versions_of_a_page(token)
+    no_text = {"id": f"nomain-{token}", "url": f"https://news.example/menu-{token}",
+               "html": "<html><head><title>menu</title></head><body><nav><a href='/'>Home</a></nav></body></html>"}
+    empty = {"id": f"empty-{token}", "text": "   "}
+    before = live_run.scrape("sink").records_out
+    assert live_run.cli("replay", str(_replay_file(live_run.tmp, [first, no_text, empty]))).returncode == 0
+    live_run.wait_delivered(before + 1)
+    assert live_run.cli("replay", str(_replay_file(live_run.tmp, [second]))).returncode == 0
+    live_run.wait_delivered(before + 2)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1000})
+        try:
+            page = browser.new_page()
+            errors = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(url)
+            # the search: text and filters, over what the dashboard holds and the JSONL sink
+            form = page.locator("#search-form")
+            form.locator("input[name=q]").fill(token)
+            form.locator("input[name=lang]").fill("id")
+            form.locator("input[name=entity]").fill("peskov")
+            form.locator("button").click()
+            page.wait_for_function("() => document.querySelectorAll('#results tbody a.record-link').length >= 2")
+            rows = page.locator("#results tbody tr").all_inner_texts()
+            assert len(rows) == 2 and all(token in r and "<img" in r for r in rows), rows
+            page.locator("#search").screenshot(path=str(shots / "search.png"))
+            form.locator("input[name=entity]").fill("no such entity anywhere")
+            form.locator("button").click()
+            page.wait_for_function("() => document.querySelector('#results tbody').innerText.includes('nothing matches')")
+            form.locator("input[name=entity]").fill("peskov")
+            form.locator("button").click()
+            page.wait_for_function("() => document.querySelectorAll('#results tbody a.record-link').length >= 2")
+
+            # the newest version's page
+            page.locator("#results tbody a.record-link").first.click()
+            page.wait_for_selector("#record-title")
+            assert page.inner_text("#record-title").endswith(f"<img src=x onerror=window.__xss=1> {token}")
+            assert page.evaluate("window.__xss") is None  # the page's markup stayed text
+            marks = page.locator("#text mark.ent")
+            assert marks.count() >= 10
+            assert "Rusia" in marks.all_inner_texts() and page.locator("#text mark.ent-PER").count() >= 1
+            stages = [r.split("\t")[0] for r in page.locator("#trace-table tbody tr").all_inner_texts()]
+            assert stages[:4] == ["clean", "language", "entities", "dedup"], stages
+            assert page.inner_text("#dedup-status") in ("near_duplicate", "exact_duplicate")
+            where = page.inner_text("#where")
+            assert f"jsonl:{live_run.tmp / 'out'}" in where, where
+            record = page.inner_text("#record")
+            previous = re.search(r"previous version ([0-9a-f]{32})", record)
+            assert previous and "version\n2 (changed" in record.replace("\t", "\n"), record
+            page.wait_for_selector("#versions-card:not([hidden])")
+            assert page.locator("#versions li").count() == 2
+            page.screenshot(path=str(shots / "record.png"), full_page=True)
+            assert page.get_attribute("#duplicate-of", "href").startswith("record?id=")  # the dedup link
+            # the version link leads to the first fetch
+            page.locator("#previous-version").click()
+            page.wait_for_function(f"() => location.search.includes('{previous.group(1)}') && "
+                                   "document.getElementById('record-title')")
+            assert "version\n1 (" in page.inner_text("#record").replace("\t", "\n")
+            # the topics too: the record is in the sink, in flight nowhere, no dead letter
+            page.locator("#read-topics").click()
+            page.wait_for_function("() => document.getElementById('where').innerText.includes('Read the topics again')")
+            assert "in flight" not in page.inner_text("#where")
+
+            # dead letters: their payloads, a replay of the one that can succeed again, none of the other
+            page.goto(url)
+            page.wait_for_function(f"() => document.getElementById('letters').innerText.includes('empty-{token}') && "
+                                   f"document.getElementById('letters').innerText.includes('nomain-{token}')",
+                                   timeout=30000)
+            links = {}
+            for name in ("nomain", "empty"):
+                row = page.locator("#letters tbody tr", has_text=f"{name}-{token}")
+                links[name] = row.locator("a.letter-link").get_attribute("href")
+            assert "not replayable" in page.locator("#letters tbody tr", has_text=f"empty-{token}").inner_text()
+            page.goto(url + links["empty"])
+            page.wait_for_selector("pre.payload")
+            assert json.loads(page.inner_text("pre.payload")) == empty
+            assert page.locator("button.replay").is_disabled()
+            assert "empty_body" in page.inner_text("#letters")
+            page.goto(url + links["nomain"])
+            page.wait_for_selector("pre.payload")
+            assert json.loads(page.inner_text("pre.payload"))["id"] == no_text["id"]
+            page.locator("button.replay").click()
+            page.wait_for_selector(".sent")
+            assert "sent to pages.raw" in page.inner_text(".sent")
+            page.screenshot(path=str(shots / "dead-letter.png"), full_page=True)
+            print(f"screenshots: {shots / 'search.png'}, {shots / 'record.png'}, {shots / 'dead-letter.png'}")
+            assert not errors, errors
+        finally:
+            browser.close()
+    # the replayed letter went through the clean stage again, and failed the same way
+    deadline = time.monotonic() + 30
+    while True:
+        letters = json.loads(_get(url + "api/state")[1])["data"]["letters"]
+        if sum(d["id"] == no_text["id"] for d in letters) >= 2:
+            break
+        assert time.monotonic() < deadline, letters
+        time.sleep(0.3)
+    assert all((shots / name).stat().st_size > 10000 for name in ("search.png", "record.png", "dead-letter.png"))
+
+
+def test_the_dashboard_starts_without_a_broker_and_picks_it_up(live_run):
+    import threading
+
+    from pipeline import config
+    from pipeline.monitoring import runfile
+    from pipeline.monitoring.dashboard import BrokerFeed, Dashboard, RecentData
+    from tests.conftest import CONFIG
+
+    live_run.wait_delivered(1)
+    settings = runfile.resolve(config.load(CONFIG, env=live_run.env))
+    back = threading.Event()  # the broker "answers" from then on
+    closed = settings.with_bootstrap(f"127.0.0.1:{free_port('127.0.0.1')}")
+    recent = RecentData()
+    board = Dashboard(settings.with_bootstrap(""), [], recent, port=0, sample_now=False)
+    board.feed = BrokerFeed(lambda: settings if back.is_set() else closed, recent, 3600,
+                            on_broker=board.set_broker, retry_s=0.2)
+    try:
+        deadline = time.monotonic() + 20
+        while "does not answer" not in (board.feed.error or ""):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        state = json.loads(_get(board.url + "api/state")[1])
+        assert "does not answer" in state["broker_error"] and state["data"]["delivered"] == 0
+        back.set()
+        while board.feed.error is not None or recent.delivered == 0:  # the last hour's receipts come in
+            assert time.monotonic() < deadline + 30, board.feed.error
+            time.sleep(0.1)
+        state = json.loads(_get(board.url + "api/state")[1])
+        assert state["broker_error"] is None and state["data"]["delivered"] > 0
+        assert board.settings.broker.bootstrap_servers == settings.broker.bootstrap_servers
+    finally:
+        board.close()
