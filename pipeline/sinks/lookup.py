@@ -10,9 +10,9 @@ sink is read the way it is cheapest:
   ``_staging/`` (records not turned into Parquet yet);
 - ``postgres:DSN``: one indexed query (the primary key, the ``url`` and ``canonical_url`` indexes).
 
-Typed sinks (Parquet, PostgreSQL) give their rows back as records of ``records.RECORD_FIELDS``:
-timestamps as ISO-8601 text, maps as objects, the ``extra`` JSON merged back. A kind of sink of
-your own (``sink.plugins``) cannot be read: it is named in the result's notes.
+Typed sinks (Parquet, PostgreSQL) give their rows back in the record's form through their own
+``record_of`` (times in RFC 3339, maps as objects, ``extra`` merged back). A kind of sink of your
+own (``sink.plugins``) cannot be read: it is named in the result's notes.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.records import RECORD_FIELDS, iso, parse_iso
+from pipeline.records import iso, parse_iso
 from pipeline.redaction import redact
 
 #: URL fields a URL lookup matches (each indexed in PostgreSQL)
@@ -266,60 +266,6 @@ def _folder(location: str, kind: str) -> Path:
     return folder
 
 
-# --- typed rows back to records ---------------------------------------------------------------------
-
-def _plain(kind: Any, value: Any) -> Any:
-    """A typed sink's value of a field of ``RECORD_FIELDS`` as the record holds it."""
-    if value is None:
-        return None
-    if isinstance(kind, dict):
-        if not isinstance(value, dict):
-            return value
-        return {k: v for k, v in ((k, _plain(kind.get(k), value.get(k))) for k in value) if v is not None}
-    if isinstance(kind, list):
-        container, item = kind
-        if container == "list":
-            return [_plain(item, v) for v in value] if isinstance(value, list) else value
-        if isinstance(value, list):  # Arrow's map: a list of (key, value) pairs
-            return {k: _plain(item, v) for k, v in value}
-        return value
-    if isinstance(value, datetime):
-        return iso(value)
-    return value
-
-
-def _merge_extra(record: dict[str, Any], extra: Any) -> dict[str, Any]:
-    if isinstance(extra, str | bytes):
-        try:
-            extra = orjson.loads(extra)
-        except orjson.JSONDecodeError:
-            return record
-    if isinstance(extra, dict):
-        for k, v in extra.items():
-            if isinstance(v, dict) and isinstance(record.get(k), dict):
-                record[k] = {**record[k], **v}
-            elif record.get(k) is None:
-                record[k] = v
-    return record
-
-
-def record_of_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A record from a typed sink's row (a Parquet row, a PostgreSQL row by column name): the fields
-    of ``RECORD_FIELDS`` (PostgreSQL splits ``lang`` and ``dedup`` into columns of their own), then
-    the ``extra`` fields."""
-    record: dict[str, Any] = {}
-    for name, kind in RECORD_FIELDS.items():
-        value = row.get(name)
-        if name == "lang" and not isinstance(value, dict | None):  # PostgreSQL: the code, and the detail
-            value = row.get("lang_detail") or {"code": value}
-        elif name == "dedup" and "dedup_status" in row:
-            parts = {"status": row.get("dedup_status"), "duplicate_of": row.get("duplicate_of"),
-                     "similarity": row.get("similarity")}
-            value = parts if any(v is not None for v in parts.values()) else None
-        record[name] = _plain(kind, value)
-    return _merge_extra(record, row.get("extra"))
-
-
 # --- Parquet ------------------------------------------------------------------------------------------
 
 def _parquet_files(folder: Path) -> list[Path]:
@@ -338,6 +284,8 @@ def _find_parquet(location: str, settings: Any, key: str) -> list[Copy]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from pipeline.sinks.parquet import record_of
+
     folder = _folder(location, "parquet")
     sink = f"parquet:{folder}"
     copies = _find_lines(_staged(folder), sink, key,
@@ -354,7 +302,7 @@ def _find_parquet(location: str, settings: Any, key: str) -> list[Copy]:
         for name in fields[1:]:
             expr = expr | (pc.field(name) == key)
         for row in pq.read_table(path, filters=expr, partitioning=None).to_pylist():
-            copies.append(Copy(record_of_row(row), sink, str(path)))
+            copies.append(Copy(record_of(row), sink, str(path)))
     return copies
 
 
@@ -365,6 +313,8 @@ _BRIEF_COLUMNS = ("id", "title", "site", "url", "lang", "fetched_at", "entity_su
 def _search_parquet(location: str, settings: Any, filters: Filters, limit: int) -> tuple[list[dict], str | None]:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
+
+    from pipeline.sinks.parquet import record_of
 
     folder = _folder(location, "parquet")
     found, _ = _search_lines(_staged(folder), filters, limit)
@@ -391,7 +341,7 @@ def _search_parquet(location: str, settings: Any, filters: Filters, limit: int) 
                               partitioning=None)
         rows += table.num_rows
         for row in table.to_pylist():
-            b = brief(record_of_row(row))
+            b = brief(record_of(row))
             if filters.matches(b):
                 found.append(b)
     found.sort(key=lambda b: b.get("fetched_at") or "", reverse=True)
@@ -418,9 +368,11 @@ def _pg_rows(location: str, settings: Any, sql: str, params: tuple) -> tuple[Any
 
 
 def _find_postgres(location: str, settings: Any, key: str) -> list[Copy]:
+    from pipeline.sinks.postgres import record_of
+
     sink, rows = _pg_rows(location, settings, "SELECT * FROM {table} WHERE id = %s OR url = %s OR canonical_url = %s",
                           (key, key, key))
-    return [Copy(record_of_row(row), sink.name, f"table {sink.table}, written {iso(row['written_at'])}"
+    return [Copy(record_of(row), sink.name, f"table {sink.table}, written {iso(row['written_at'])}"
                  if row.get("written_at") else f"table {sink.table}") for row in rows]
 
 
@@ -452,8 +404,10 @@ def _search_postgres(location: str, settings: Any, filters: Filters, limit: int)
     columns = "id, title, site, url, lang, fetched_at, entity_summary, dedup_status, story, version"
     sql = (f"SELECT {columns} FROM {{table}} {'WHERE ' + ' AND '.join(where) if where else ''} "
            "ORDER BY fetched_at DESC NULLS LAST LIMIT %s")
+    from pipeline.sinks.postgres import record_of
+
     _, rows = _pg_rows(location, settings, sql, (*params, limit))
-    return [brief(record_of_row(row)) for row in rows], None
+    return [brief(record_of(row)) for row in rows], None
 
 
 def _escape_like(text: str) -> str:

@@ -1,7 +1,8 @@
 """PostgreSQL sink: one row per record id, written with an upsert, batch by batch.
 
 The sink creates its table (and adds columns a newer version of this module names) on first
-use, with indexes on language, site, publication date, dedup status and story, and a view
+use, with indexes on language, site, publication date, dedup status, story and URL (``pipeline
+record URL``), and a view
 ``<table>_current`` with the newest version of each article (by URL). Records that belong to a
 story also keep the table ``<table>_stories`` up to date: one row per story with its running
 summary (the newest one: a record sent again does not take a story back). The columns derive from
@@ -108,7 +109,7 @@ _COLUMN_SPECS = [spec for name, kind in RECORD_FIELDS.items() for spec in _field
 #: the table's columns, derived from the record schema (``written_at``: when the sink last wrote the row)
 COLUMNS: list[tuple[str, str]] = [(name, sql) for name, sql, _ in _COLUMN_SPECS] + [
     ("written_at", "timestamptz NOT NULL DEFAULT now()")]
-INDEXED = ["lang", "site", "published_date", "dedup_status", "story_id"]
+INDEXED = ["lang", "site", "published_date", "dedup_status", "story_id", "url", "canonical_url"]
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 #: the type names PostgreSQL gives (``format_type``) for the types of ``COLUMNS``
 _TYPE_NAMES = {"timestamptz": "timestamp with time zone"}
