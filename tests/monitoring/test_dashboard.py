@@ -96,3 +96,38 @@ def test_replay_is_a_json_post_from_the_page_and_refuses_what_cannot_succeed(das
     # the record page of a dead-lettered id lists its letter with the number of its payload
     status, answer = call(dashboard, "/api/record?id=t1")
     assert answer["found"] and [d["n"] for d in answer["letters"]] == [n_timeout]
+
+
+def test_pipeline_dashboard_starts_while_the_broker_is_down(tmp_path):
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    from pipeline.monitoring.http import free_port
+    from tests.conftest import ROOT
+
+    down = f"127.0.0.1:{free_port('127.0.0.1')}"  # nothing listens there
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": down, "PIPELINE__RUN__LOG_DIR": str(tmp_path / "logs"),
+           "PIPELINE__MONITORING__DASHBOARD_PORT": "0"}
+    env.pop("PIPELINE_CONFIG", None)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "dashboard", "--port", "0", "--target",
+                             f"clean=127.0.0.1:{free_port('127.0.0.1')}"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        found = re.search(r"dashboard (http://\S+/)", line)
+        assert found, line + proc.stderr.read()
+        deadline = time.monotonic() + 20
+        while True:
+            with urllib.request.urlopen(found.group(1) + "api/state", timeout=5) as response:
+                state = json.loads(response.read())
+            if state["broker_error"] and "does not answer" in state["broker_error"]:
+                break
+            assert time.monotonic() < deadline, state
+            time.sleep(0.2)
+        assert down in state["broker_error"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
