@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from pipeline.config import Settings
+from pipeline.redaction import MASK, redact
 
 
 def path(settings: Settings) -> Path:
@@ -43,7 +44,7 @@ def write(settings: Settings, bootstrap: str, workers: list[dict[str, Any]] | No
     info = {"pid": os.getpid(), "bootstrap_servers": bootstrap, "profile": settings.profile_name,
             "started_at": started_at, "dashboard_url": dashboard_url, "workers": workers or [],
             "chain": list(settings.stages.chain), "plugins": dict(settings.stages.plugins),
-            "sinks": list(settings.sink.targets)}
+            "sinks": [redact(t) for t in settings.sink.targets]}  # a password never goes to disk
     _write_atomic(path(settings), orjson.dumps(info, option=orjson.OPT_INDENT_2))
     groups = [{"targets": [w["metrics_url"].split("://", 1)[-1]],
                "labels": {"pipeline_worker": w["name"]}}
@@ -84,10 +85,19 @@ def resolve(settings: Settings, explicit: str | None = None) -> Settings:
     stages = dataclasses.replace(settings.stages, chain=info.get("chain") or settings.stages.chain,
                                  plugins=info.get("plugins") or settings.stages.plugins)
     resolved = dataclasses.replace(settings, broker=broker, stages=stages)
-    return resolved.with_sinks(info["sinks"]) if info.get("sinks") else resolved
+    return resolved.with_sinks(_unmasked(info["sinks"], settings)) if info.get("sinks") else resolved
 
 
 def run_sinks(settings: Settings) -> list[str]:
     """The sinks of the live ``pipeline run`` here, else the configured ones."""
     info = running_info(settings)
-    return list(info["sinks"]) if info and info.get("sinks") else list(settings.sink.targets)
+    return _unmasked(info["sinks"], settings) if info and info.get("sinks") else list(settings.sink.targets)
+
+
+def _unmasked(targets: list[str], settings: Settings) -> list[str]:
+    """The run file's sink targets, each with the password it hides where this process knows it (a
+    configured target, ``DATABASE_URL``, ``sink.postgres_url`` that reads the same once masked);
+    one it does not know stays masked (a lookup says it cannot read it)."""
+    known = [*settings.sink.targets, *(f"postgres:{dsn}" for dsn in (os.environ.get("DATABASE_URL"),
+                                                                      settings.sink.postgres_url) if dsn)]
+    return [next((k for k in known if redact(k) == t), t) if MASK in t else t for t in targets]

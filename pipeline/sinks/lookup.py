@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from pipeline.records import iso, parse_iso
-from pipeline.redaction import redact
+from pipeline.redaction import MASK, redact
 
 #: URL fields a URL lookup matches (each indexed in PostgreSQL)
 URL_FIELDS = ("url", "canonical_url")
@@ -63,6 +63,10 @@ def find(targets: list[str], settings: Any, key: str) -> SinkResult:
     result = SinkResult()
     for target in targets:
         kind, _, location = target.partition(":")
+        if MASK in location:
+            result.notes.append(f"{target}: its password is not known here (the run file keeps none): "
+                                "give the sink with --sink, or its connection string in DATABASE_URL")
+            continue
         reader = _FINDERS.get(kind)
         if reader is None:
             result.notes.append(f"{redact(target)}: a {kind} sink cannot be read back here")
@@ -152,6 +156,9 @@ def search(targets: list[str], settings: Any, filters: Filters, limit: int = 50)
     notes: list[str] = []
     for target in targets:
         kind, _, location = target.partition(":")
+        if MASK in location:
+            notes.append(f"{target}: its password is not known here (the run file keeps none)")
+            continue
         reader = _SEARCHERS.get(kind)
         if reader is None:
             notes.append(f"{redact(target)}: a {kind} sink cannot be searched here")

@@ -183,3 +183,25 @@ def test_the_postgresql_lookup_by_id_or_url_is_an_index_scan(postgres):
         plan = "\n".join(r[0] for r in conn.execute(
             f"EXPLAIN SELECT * FROM {table} WHERE id = %s OR url = %s OR canonical_url = %s", (URL, URL, URL)))
     assert "Seq Scan" not in plan and plan.count("Index Scan") >= 3, plan
+
+
+def test_the_run_file_names_the_runs_sinks_without_their_password(settings, tmp_path, monkeypatch, jsonl):
+    import os
+
+    from pipeline.monitoring import runfile
+
+    secret = "pw-0f9e8d7c6b5a"
+    dsn = f"postgresql://bob:{secret}@127.0.0.1:5432/test"
+    settings = dataclasses.replace(settings, run=dataclasses.replace(settings.run, log_dir=str(tmp_path / "logs")))
+    runfile.write(settings.with_sinks([jsonl, f"postgres:{dsn}"]), "127.0.0.1:9092")
+    text = runfile.path(settings).read_text()
+    assert secret not in text and "postgres:postgresql://bob:***@127.0.0.1:5432/test" in text
+    assert os.getpid() == runfile.running_info(settings)["pid"]  # this process is the live "run"
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    masked = runfile.run_sinks(settings)
+    assert masked == [jsonl, "postgres:postgresql://bob:***@127.0.0.1:5432/test"]
+    result = sink_lookup.find(masked, settings.sink, "a" * 32)
+    assert len(result.copies) == 1 and "password is not known here" in result.notes[0]
+    monkeypatch.setenv("DATABASE_URL", dsn)  # where this process knows it, it is used
+    assert runfile.run_sinks(settings) == [jsonl, f"postgres:{dsn}"]
+    assert runfile.resolve(settings).sink.targets == [jsonl, f"postgres:{dsn}"]
