@@ -767,7 +767,41 @@ class _LastClientError:
         return "; ".join(self.messages)
 
 
+#: the exit status when the reader of our output went away (`pipeline enrich seeds/ | head -1`):
+#: 128 + SIGPIPE, what a shell reports for any Unix tool its reader left. Not 0: not everything was
+#: written (with `set -o pipefail` a script sees that `enrich` did not deliver all its records).
+EXIT_OUTPUT_CUT = 141
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # here a reader that left is seen, not as "Exception ignored" at exit
+    except BrokenPipeError:
+        return _output_cut()
+
+
+def _output_cut() -> int:
+    """Our standard output (or error) is a pipe whose reader left: end quietly, as a Unix tool
+    does. The broken stream is pointed at /dev/null, so that what is still buffered for it goes
+    nowhere at exit instead of raising again; a stream that still works keeps what it was given."""
+    import os
+    import select
+
+    poll = select.poll()
+    for fd in (1, 2):
+        poll.register(fd, 0)  # POLLERR is always reported: the pipe has no reader any more
+    broken = [fd for fd, events in poll.poll(0) if events & select.POLLERR]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in broken or [1]:
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    return EXIT_OUTPUT_CUT
+
+
+def _main(argv: list[str] | None) -> int:
     from pipeline import redaction
 
     redaction.install()  # no password or token leaves this process in its output

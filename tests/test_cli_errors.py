@@ -3,6 +3,7 @@ left running (no broker, no worker: the checks come before anything starts)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -129,3 +130,37 @@ def test_since_takes_times_durations_and_days():
     assert parse_since("today") - yesterday == timedelta(days=1)
     assert abs((datetime.now(UTC) - parse_since("2h")) - timedelta(hours=2)) < timedelta(seconds=5)
     assert parse_since("2026-12-01T10:00:00Z") == datetime(2026, 12, 1, 10, tzinfo=UTC)
+
+
+def run_cut(args: list[str], cut: str, cwd: Path) -> tuple[int, str]:
+    """Run ``pipeline ARGS`` with its standard ``cut`` ("stdout" or "stderr") a pipe whose reader is
+    already gone (``| head -1`` once head has left); (exit code, what the other stream received)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE__")}
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    kept = cwd / "kept"
+    try:
+        with kept.open("wb") as other:
+            streams = {"stdout": write_end, "stderr": other} if cut == "stdout" else {"stdout": other, "stderr": write_end}
+            proc = subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=environ,
+                                  stdin=subprocess.DEVNULL, timeout=60, **streams)
+    finally:
+        os.close(write_end)
+    return proc.returncode, kept.read_text()
+
+
+@pytest.mark.parametrize("args", [["enrich", str(SEEDS), "--stages", "clean"], ["doctor"]], ids=["enrich", "doctor"])
+def test_a_cut_output_ends_quietly_with_141(args, tmp_path):
+    code, err = run_cut(args, "stdout", tmp_path)
+    assert code == 141, err  # 128 + SIGPIPE, as a shell reports for any tool its reader left
+    assert err == ""  # no traceback, no "Exception ignored ... BrokenPipeError" at exit
+
+
+def test_a_cut_stderr_stops_enrich_and_the_records_written_stay(tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"url": "https://example.com/a", "text": "Presiden Joko Widodo meresmikan jalan tol."}\n'
+                      "not json\n"
+                      '{"url": "https://example.com/b", "text": "Another text, after the dead letter."}\n')
+    code, out = run_cut(["enrich", str(events), "--stages", "clean"], "stderr", tmp_path)
+    assert code == 141
+    assert [json.loads(line)["url"] for line in out.splitlines()] == ["https://example.com/a"]
