@@ -422,12 +422,12 @@ def cmd_dashboard(args) -> int:
     # receipts and dead letters once the broker answers (the page says so until then)
     dashboard.feed = BrokerFeed(lambda: runfile.resolve(base, args.bootstrap), recent, args.lookback,
                                 on_broker=dashboard.set_broker)
-    Console(stderr=True).print(f"dashboard {dashboard.url} (Ctrl-C to stop), reading {which}", highlight=False)
 
     def stop(signum, frame):
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGTERM, stop)  # before the address is out: whoever reads it may stop us at once
+    Console(stderr=True).print(f"dashboard {dashboard.url} (Ctrl-C to stop), reading {which}", highlight=False)
     try:
         while True:
             time.sleep(2.0)
