@@ -183,6 +183,7 @@ def cmd_enrich(args) -> int:
     from pipeline.enrich import OfflinePipeline, parse_stage_list
     from pipeline.sources import check_fetching, open_sources
     from pipeline.sources.base import acknowledge
+    from pipeline.sources.reading import read_sources
 
     _setup_logging("warn")
     settings = _settings(args)
@@ -198,6 +199,9 @@ def cmd_enrich(args) -> int:
               "give files, folders or urls:FILE to read those instead", file=sys.stderr)
     sources = open_sources(args.paths or ["-"], settings)
     check_fetching(sources, "fetch" in stages)
+    from pipeline.streaming import preflight
+
+    preflight.require_sources(sources)  # a port an endpoint cannot listen on: one line, before any stage loads
     store = args.dedup_store or settings.stages.dedup.store
     if "dedup" in stages and store.startswith(("redis://", "rediss://", "unix://")):
         from pipeline.streaming import preflight
@@ -215,8 +219,8 @@ def cmd_enrich(args) -> int:
     # ones (files, standard input, which may block in a read) are interrupted where they are
     stop = _stop_on_signals() if any(not s.bounded for s in sources) else threading.Event()
     try:
-        items = track(((s, item) for s in sources for item in s.items(stop=stop)), "enrich", total=total,
-                      enabled=show)
+        # an endless source is read alongside the others, not before them (pipeline.sources.reading)
+        items = track(read_sources(sources, stop), "enrich", total=total, enabled=show)
         current: list = [None]  # the source of the item in hand (enrich_items takes one at a time)
 
         def tagged():
@@ -240,6 +244,8 @@ def cmd_enrich(args) -> int:
         if args.stats:
             sys.stderr.write(orjson.dumps(pipeline.stats(), option=orjson.OPT_INDENT_2).decode() + "\n")
         pipeline.close()
+        for source in sources:
+            source.close()
     return 130 if stop.is_set() else 0
 
 

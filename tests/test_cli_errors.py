@@ -76,6 +76,11 @@ BAD = {
     "an unknown stage": (["enrich", "--stages", "nope", str(SEEDS)], {}, "unknown stage(s): nope"),
     "status of no running pipeline": (["status", "--once"], {"PIPELINE__RUN__LOG_DIR": "{file}.logs"},
                                       "no pipeline is running here (no live run file at"),
+    "waiting for the end of an endless source": (["run", "--replay", "ingest:127.0.0.1:{port}", str(SEEDS),
+                                                   "--exit-when-done"], {"PIPELINE__INGEST__TOKEN": "t"},
+                                                  "--exit-when-done: ingest:127.0.0.1:{port} never ends by itself"),
+    "an ingest endpoint without a port number": (["enrich", "ingest:localhost:http"], {"PIPELINE__INGEST__TOKEN": "t"},
+                                                 "ingest:localhost:http: give ingest:PORT or ingest:HOST:PORT"),
 }
 
 
@@ -164,3 +169,53 @@ def test_a_cut_stderr_stops_enrich_and_the_records_written_stay(tmp_path):
     code, out = run_cut(["enrich", str(events), "--stages", "clean"], "stderr", tmp_path)
     assert code == 141
     assert [json.loads(line)["url"] for line in out.splitlines()] == ["https://example.com/a"]
+
+
+TAKEN = {  # (args, environment, what the one line says); {taken}: a port another socket listens on
+    "worker, --metrics-port taken": (["worker", "clean", "--bootstrap", "127.0.0.1:{port}", "--metrics-port", "{taken}"],
+                                     {}, "give another with --metrics-port N"),
+    "worker, the stage's configured port taken": (["worker", "clean", "--bootstrap", "127.0.0.1:{port}"],
+                                                  {"PIPELINE__MONITORING__PORTS__CLEAN": "{taken}"},
+                                                  "set monitoring.ports.clean (PIPELINE__MONITORING__PORTS__CLEAN)"),
+    "run, the ingest endpoint's port taken": (["run", "--replay", "ingest:127.0.0.1:{taken}", str(SEEDS)],
+                                              {"PIPELINE__INGEST__TOKEN": "t"}, "PIPELINE__INGEST__PORT"),
+    "enrich, the ingest endpoint's port taken": (["enrich", "ingest:127.0.0.1:{taken}"],
+                                                 {"PIPELINE__INGEST__TOKEN": "t"}, "PIPELINE__INGEST__PORT"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAKEN))
+def test_a_taken_port_is_one_line_naming_it_and_what_moves_it(case, tmp_path):
+    args, env, expected = TAKEN[case]
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        fill = {"port": closed_port(), "taken": other.getsockname()[1]}
+        code, err, seconds = invoke([a.format(**fill) for a in args], tmp_path,
+                                    {k: v.format(**fill) for k, v in env.items()})
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, (code, err)
+    assert len(lines) == 1, err
+    assert f"cannot listen on 127.0.0.1:{fill['taken']}: it is taken" in lines[0] and expected in lines[0], lines[0]
+    assert seconds < 3, f"{seconds:.1f} s"
+    assert not (tmp_path / "out" / "broker").exists()  # found before anything started
+
+
+def test_a_metrics_port_taken_after_the_check_is_the_same_one_line():
+    """Between the worker's check and its bind another process may take the port: the same line."""
+    from pipeline import config
+    from pipeline.stages.base import StageStats
+    from pipeline.streaming.preflight import PreflightFailed
+    from pipeline.streaming.worker import start_metrics
+    from tests.conftest import CONFIG
+
+    settings = config.load(CONFIG, env={})
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        taken = other.getsockname()[1]
+        with pytest.raises(PreflightFailed) as failed:
+            start_metrics(settings, "clean", "clean@test", taken, StageStats)
+    (line,) = failed.value.problems
+    assert line == (f"the metrics of worker clean cannot listen on 127.0.0.1:{taken}: it is taken (another process "
+                    "listens there); give another with --metrics-port N (0: any free port)")

@@ -56,6 +56,11 @@ class Source:
         progress bar's total); None otherwise."""
         return None
 
+    def listens_on(self) -> list[tuple[str, int, str]]:
+        """The addresses it will listen on once read (an HTTP endpoint), as ``(host, port, what
+        changes it)``: checked before anything starts (``pipeline.streaming.preflight``)."""
+        return []
+
     def acknowledge(self, position: str) -> None:
         """Every item up to the checkpoint at ``position`` is durably sent (see ``SourceItem.checkpoint``).
         May raise ``OSError`` when the source cannot record it (a full disk): see :func:`acknowledge`."""

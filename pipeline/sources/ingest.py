@@ -114,13 +114,16 @@ class IngestSource(Source):
 
     @classmethod
     def open(cls, argument: str, settings: Any) -> IngestSource:
+        from pipeline.sources import UnknownSource
+
         options = settings.ingest
         if argument:
             host, _, port = argument.rpartition(":")
+            if not port.isdigit() or int(port) > 65535:
+                raise UnknownSource(f"ingest:{argument}: give ingest:PORT or ingest:HOST:PORT (a port number, "
+                                    "0 for any free one), or ingest: for ingest.host and ingest.port")
             options = dataclasses.replace(options, host=host or options.host, port=int(port))
         if not options.token:
-            from pipeline.sources import UnknownSource
-
             raise UnknownSource("ingest: set ingest.token (PIPELINE__INGEST__TOKEN) before accepting pushed events")
         return cls(options, settings)
 
@@ -137,8 +140,14 @@ class IngestSource(Source):
         self._tokens = itertools.count(1)
         self._lag: tuple[float, int | None] = (0.0, None)
         self._probe = None
-        self.ready = threading.Event()
+        self.ready = threading.Event()  # the server listens, or could not (``_listen_error``)
+        self._listen_error: OSError | None = None
         self.counts: dict[int, int] = {}  # answers by status
+
+    MOVE = "give another port as ingest:HOST:PORT, or set ingest.port (PIPELINE__INGEST__PORT)"
+
+    def listens_on(self) -> list[tuple[str, int, str]]:
+        return [(self.host, self.port, self.MOVE)]
 
     # --- the sending side (the replay's thread) --------------------------------------------------
 
@@ -148,6 +157,9 @@ class IngestSource(Source):
         server.start()
         if not self.ready.wait(15):
             raise RuntimeError(f"ingest: the HTTP server did not start on {self.host}:{self.port}")
+        if self._listen_error is not None:  # taken since the check before start-up, or never checked
+            raise RuntimeError(f"ingest: cannot listen on {self.host}:{self.port}: "
+                               f"{self._listen_error.strerror or self._listen_error}; {self.MOVE}")
         while not stop.is_set():
             try:
                 request = self.queue.get(timeout=0.2)
@@ -184,7 +196,13 @@ class IngestSource(Source):
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, self.host, self.port)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                self._listen_error = exc
+                self.ready.set()
+                await runner.cleanup()
+                return
             self.port = site._server.sockets[0].getsockname()[1]  # the port, when 0 asked for any
             log.info("ingest on http://%s:%d/ingest", self.host, self.port)
             self.ready.set()

@@ -5,7 +5,9 @@ them with the effective configuration."""
 
 from __future__ import annotations
 
+import errno
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pipeline import sinks
@@ -66,9 +68,57 @@ def _broker_check(bootstrap: str) -> list[str]:
             "broker.bootstrap_servers empty (and KAFKA_BOOTSTRAP_SERVERS unset) for the embedded broker"]
 
 
-def checks(settings: Settings, sink_targets: list[str] | None = None) -> list[Check]:
+def cannot_listen(host: str, port: int, what: str, change: str, exc: OSError) -> str:
+    """The one line for ``what`` failing to listen on ``host:port``: which port, why, and what
+    changes it (``change``: the setting, variable or flag)."""
+    why = "it is taken (another process listens there)" if exc.errno == errno.EADDRINUSE \
+        else (exc.strerror or str(exc))
+    return f"{what} cannot listen on {host}:{port}: {why}; {change}"
+
+
+def listen_problems(host: str, port: int, what: str, change: str) -> list[str]:
+    """[] when ``host:port`` can be listened on now (port 0, any free port, always can); else the
+    line of :func:`cannot_listen`. The servers set ``SO_REUSEADDR`` too, so a port left in
+    TIME_WAIT by a process that just ended counts as free, as it is for them."""
+    if not port:
+        return []
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:  # taken, a privileged port, an address not of this machine
+        return [cannot_listen(host, port, what, change, exc)]
+    return []
+
+
+def require_listen(host: str, port: int, what: str, change: str) -> None:
+    """Raise :class:`PreflightFailed` when ``host:port`` cannot be listened on."""
+    found = listen_problems(host, port, what, change)
+    if found:
+        raise PreflightFailed(found)
+
+
+def source_checks(sources: Iterable) -> list[Check]:
+    """The addresses the sources will listen on (``Source.listens_on``: an HTTP ingest endpoint),
+    free now: a taken one is found before the broker and the workers start, not after."""
+    out = []
+    for source in sources:
+        for host, port, change in source.listens_on():
+            out.append(Check(f"source {source} on {host}:{port}",
+                             listen_problems(host, port, f"source {source}", change)))
+    return out
+
+
+def require_sources(sources: Iterable) -> None:
+    """Raise :class:`PreflightFailed` when a source cannot listen where it will (see :func:`source_checks`)."""
+    found = [p for check in source_checks(sources) for p in check.problems]
+    if found:
+        raise PreflightFailed(found)
+
+
+def checks(settings: Settings, sink_targets: list[str] | None = None, sources: Iterable = ()) -> list[Check]:
     """Everything a run needs from outside this process: its sinks, the dedup index's Redis when it
-    is not the embedded one, and the broker when it is external."""
+    is not the embedded one, the broker when it is external, and the ports its sources listen on."""
     out = []
     for target in sink_targets or settings.sink.targets:
         out.append(Check(f"sink {redact(target)}", sinks.check_targets([target], settings.sink)))
@@ -79,15 +129,15 @@ def checks(settings: Settings, sink_targets: list[str] | None = None) -> list[Ch
             "(PIPELINE__STAGES__DEDUP__STORE=embedded) to let `pipeline run` start one")))
     if not settings.uses_embedded_broker:
         out.append(Check(f"broker {settings.broker.bootstrap_servers}", _broker_check(settings.broker.bootstrap_servers)))
-    return out
+    return out + source_checks(sources)
 
 
-def problems(settings: Settings, sink_targets: list[str] | None = None) -> list[str]:
-    return [p for check in checks(settings, sink_targets) for p in check.problems]
+def problems(settings: Settings, sink_targets: list[str] | None = None, sources: Iterable = ()) -> list[str]:
+    return [p for check in checks(settings, sink_targets, sources) for p in check.problems]
 
 
-def require(settings: Settings, sink_targets: list[str] | None = None) -> None:
+def require(settings: Settings, sink_targets: list[str] | None = None, sources: Iterable = ()) -> None:
     """Raise :class:`PreflightFailed` when anything a run needs is missing."""
-    found = problems(settings, sink_targets)
+    found = problems(settings, sink_targets, sources)
     if found:
         raise PreflightFailed(found)

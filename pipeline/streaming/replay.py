@@ -17,6 +17,8 @@ from pipeline.config import Settings
 from pipeline.records import BadInput, accept_raw, derive_id, encode, host_of, iso, utc_now
 from pipeline.sources import Source, SourceItem, open_source
 from pipeline.sources.base import acknowledge
+from pipeline.sources.reading import read_sources
+from pipeline.streaming import preflight
 
 
 @dataclass
@@ -86,53 +88,6 @@ def _paced(items: Iterable[tuple[Source, SourceItem]], rate: float | None,
         yield item
 
 
-def _passes(sources: list[Source], loop: bool, stop: threading.Event) -> Iterator[tuple[Source, SourceItem]]:
-    if sum(not s.bounded for s in sources) > 1:  # several endless sources (feeds, an endpoint): read together
-        yield from _merged(sources, stop)
-        return
-    while True:
-        for source in sources:
-            for item in source.items(stop=stop):
-                yield source, item
-        if not loop or stop.is_set() or not all(s.bounded for s in sources):
-            return
-
-
-def _merged(sources: list[Source], stop: threading.Event) -> Iterator[tuple[Source, SourceItem]]:
-    """Every source read in a thread of its own, their items in the order they come. The queue is
-    small, so a source waits while the sender is behind (backpressure), as it would alone."""
-    import queue
-
-    items: queue.Queue = queue.Queue(maxsize=256)
-    done = object()
-
-    def read(source: Source) -> None:
-        try:
-            for item in source.items(stop=stop):
-                while not stop.is_set():
-                    try:
-                        items.put((source, item), timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-        finally:
-            items.put((source, done))
-
-    threads = [threading.Thread(target=read, args=(s,), name=f"source-{s.kind}", daemon=True) for s in sources]
-    for thread in threads:
-        thread.start()
-    running = len(threads)
-    while running:
-        try:
-            source, item = items.get(timeout=0.2)
-        except queue.Empty:
-            continue
-        if item is done:
-            running -= 1
-            continue
-        yield source, item
-
-
 def check_targets(sources: list[Source], settings: Settings) -> None:
     """A source of URL events needs a chain that fetches them (``UnknownSource`` otherwise)."""
     from pipeline import registry
@@ -179,6 +134,7 @@ def replay(sources: list[Source | str], bootstrap: str, settings: Settings, rate
     stop = stop or threading.Event()
     sources = [s if isinstance(s, Source) else open_source(s, settings) for s in sources]
     check_targets(sources, settings)
+    preflight.require_sources(sources)  # a port an endpoint cannot listen on: one line, before any send
     track = track and all(s.bounded for s in sources)  # an endless source would keep every future
     from kafka.errors import KafkaError
 
@@ -194,7 +150,7 @@ def replay(sources: list[Source | str], bootstrap: str, settings: Settings, rate
     with progress_bar("replay", "events", enabled=progress) as bar:
         task = bar.add_task("replay", total=total)
         try:
-            for source, item in _paced(_passes(sources, loop, stop), rate, stop):
+            for source, item in _paced(read_sources(sources, stop, loop), rate, stop):
                 key, value = prepare(item, source.produces)
                 try:
                     future = producer.send(getattr(settings.topics, source.produces), key=key, value=value)
@@ -227,5 +183,7 @@ def replay(sources: list[Source | str], bootstrap: str, settings: Settings, rate
                     continue
                 result.sent.append(Sent(key.decode() if key else None, meta.partition, meta.offset))
             producer.close(timeout=10)
+            for source in sources:  # what they hold (an endpoint's lag probe) goes before the broker does
+                source.close()
     result.seconds = time.monotonic() - t0
     return result

@@ -218,6 +218,11 @@ class Supervisor:
             for i in range(self.settings.run.workers.get(stage, 1)):
                 worker = WorkerProcess(stage, i, self.log_dir / f"{stage}-{i}.log", host=host)
                 worker.metrics_port = self._metrics_port(worker)
+                configured = self.settings.monitoring.ports.get(stage, 0)
+                if configured and not worker.metrics_port:  # a scraper of the configured port would miss it
+                    self.console.print(f"[dim]{worker.name}: metrics port {configured + i} is taken; it serves "
+                                       f"on a free port (`pipeline status` and {runfile.path(self.settings)} "
+                                       "say which)[/dim]", highlight=False)
                 self.workers.append(worker)
                 self._spawn(worker)
 
@@ -466,8 +471,14 @@ class Supervisor:
             from pipeline.streaming.replay import check_targets
 
             check_targets(sources, self.settings)
-        # sinks, an external Redis or broker: what would fail later fails now, one line each
-        preflight.require(self.settings, self.sink_targets)
+            endless = [str(s) for s in sources if not s.bounded]
+            if exit_when_done and endless:  # it would wait for the end of a source that has none
+                raise preflight.PreflightFailed([
+                    f"--exit-when-done: {', '.join(endless)} never ends by itself; leave --exit-when-done "
+                    "out (Ctrl-C or SIGTERM stops the run), or replay only sources that end (files, urls:, warc:)"])
+        # sinks, an external Redis or broker, a port a source listens on: what would fail later fails
+        # now, one line each
+        preflight.require(self.settings, self.sink_targets, sources or ())
         stop = threading.Event()
         replaying = threading.Event()
 

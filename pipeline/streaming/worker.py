@@ -512,20 +512,43 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
     return app
 
 
+def metrics_port_of(settings: Settings, stage: str, port: int | None) -> int:
+    """The port a worker of ``stage`` serves its metrics on: ``port``, or (None) the stage's
+    configured one (a stage without one: 0, any free port)."""
+    return settings.monitoring.ports.get(stage, 0) if port is None else port
+
+
+def metrics_port_hint(stage: str, port: int | None) -> str:
+    """What moves a worker's metrics port: the flag it was given, else the stage's setting."""
+    if port is not None:
+        return "give another with --metrics-port N (0: any free port)"
+    return (f"set monitoring.ports.{stage} (PIPELINE__MONITORING__PORTS__{stage.upper()}), or give "
+            "--metrics-port N (0: any free port)")
+
+
 def start_metrics(settings: Settings, stage: str, worker: str, port: int | None, stats,
                   fallback: bool = False):
-    """The worker's metrics and their HTTP server (``port`` None: the configured port of the stage)."""
+    """The worker's metrics and their HTTP server (``port`` None: the configured port of the stage).
+    Without ``fallback`` a port it cannot listen on is :class:`PreflightFailed` (one line)."""
     from pipeline.monitoring.lag import OffsetsProbe
     from pipeline.monitoring.metrics import serve
+    from pipeline.streaming import preflight
 
     m = settings.monitoring
+    want = metrics_port_of(settings, stage, port)
     declared = () if stage == registry.SINK else getattr(stage_factory(stage, settings), "record_metrics", ())
     metrics = WorkerMetrics(stage, worker, stats, lag_cache_s=m.lag_cache_s, stall_after_s=m.stall_after_s,
                             record_metrics=declared)
     metrics.probe = OffsetsProbe(settings.broker.bootstrap_servers, options=settings.broker.client_options(),
                                  transactional=settings.exactly_once)
-    server = serve(metrics, m.host, m.ports[stage] if port is None else port, fallback=fallback,
-                   read_timeout_s=m.http_read_timeout_s, max_connections=m.http_max_connections)
+    try:
+        server = serve(metrics, m.host, want, fallback=fallback, read_timeout_s=m.http_read_timeout_s,
+                       max_connections=m.http_max_connections)
+    except OSError as exc:  # taken since run_worker looked
+        metrics.probe.close()
+        exc = OSError(exc.errno, os.strerror(exc.errno)) if exc.errno else exc
+        raise preflight.PreflightFailed([preflight.cannot_listen(
+            m.host, want, f"the metrics of worker {stage}", metrics_port_hint(stage, port), exc)]) from None
     return metrics, server
 
 
@@ -564,7 +587,11 @@ def run_worker(settings: Settings, stage: str, sink_targets: list[str] | None = 
     (None: the stage's configured port; 0: any free port); ``metrics_port_fallback``: a free port
     when that one is taken (``pipeline run``; the port is written next to ``ready_file``)."""
     from pipeline.monitoring.logs import logging_config
+    from pipeline.streaming import preflight
 
+    if not metrics_port_fallback:  # the port asked for, or one line before anything starts
+        preflight.require_listen(settings.monitoring.host, metrics_port_of(settings, stage, metrics_port),
+                                 f"the metrics of worker {stage}", metrics_port_hint(stage, metrics_port))
     if not settings.broker.bootstrap_servers:
         raise RuntimeError("no bootstrap servers: set broker.bootstrap_servers or KAFKA_BOOTSTRAP_SERVERS "
                            "(or use `pipeline run`, which starts the embedded broker)")

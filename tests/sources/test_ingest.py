@@ -155,6 +155,7 @@ def test_any_request_gets_a_described_answer_and_a_202_only_for_valid_events(ser
 
 
 def test_pipeline_enrich_takes_pushed_events_and_answers_once_their_records_are_out(tmp_path):
+    """`enrich ingest: seeds/`: the endpoint is read alongside the seeds (not before them: it never ends)."""
     import os
     import signal
     import subprocess
@@ -165,7 +166,8 @@ def test_pipeline_enrich_takes_pushed_events_and_answers_once_their_records_are_
     from tests.conftest import ROOT, SEEDS
 
     port = free_port("127.0.0.1")
-    enrich = subprocess.Popen([sys.executable, "-m", "pipeline", "enrich", f"ingest:127.0.0.1:{port}", "--no-progress"],
+    enrich = subprocess.Popen([sys.executable, "-m", "pipeline", "enrich", f"ingest:127.0.0.1:{port}", str(SEEDS),
+                               "--no-progress"],
                               cwd=ROOT, env={**os.environ, "PIPELINE__INGEST__TOKEN": TOKEN},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -189,5 +191,8 @@ def test_pipeline_enrich_takes_pushed_events_and_answers_once_their_records_are_
         enrich.send_signal(signal.SIGINT)
         out, _ = enrich.communicate(timeout=30)
     records = [orjson.loads(line) for line in out.splitlines() if line.startswith(b"{")]
-    assert [r["id"] for r in records] == ids and records[0]["lang"]["code"] == "id"
+    pushed = [r for r in records if r["url"] == "https://pushed.example/1"]
+    assert [r["id"] for r in pushed] == ids and pushed[0]["lang"]["code"] == "id"
+    # the seeds were read while the endpoint waited (before the push: their thread started first)
+    assert sorted(r["source"] for r in records if r is not pushed[0]) == sorted(str(p) for p in SEEDS.glob("*.txt"))
     assert enrich.returncode == 130  # stopped by the signal, between items

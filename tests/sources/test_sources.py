@@ -6,13 +6,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 
 import orjson
 import pytest
 
 from pipeline import config
-from pipeline.sources import UnknownSource, open_source
+from pipeline.sources import Source, SourceItem, UnknownSource, open_source
 from pipeline.sources.files import FilesSource
+from pipeline.sources.reading import read_sources
 from tests.conftest import CONFIG, ROOT, SEEDS
 from tests.toy_source import ENV, CountingSource
 
@@ -63,3 +65,52 @@ def test_a_missing_path_is_one_line_and_exit_code_2():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip() == "pipeline: no such file or folder: no/such/folder"
+
+
+class Endless(Source):
+    """An endless source: one item, then nothing until it is stopped (an endpoint nobody pushes
+    to). ``ended`` is set once its items returned."""
+
+    kind = "endless"
+    bounded = False
+
+    def __init__(self):
+        self.ended = threading.Event()
+
+    def items(self, after=None, stop=None):
+        try:
+            yield SourceItem("endless:1", event={"text": "pushed"})
+            stop.wait()
+        finally:
+            self.ended.set()
+
+
+class Failing(Source):
+    kind = "failing"
+
+    def items(self, after=None, stop=None):
+        yield SourceItem("failing:1", event={"text": "one"})
+        raise OSError("the disk went away")
+
+
+@pytest.mark.timeout(60)  # read one after another, the seeds would wait forever behind the endless source
+def test_an_endless_source_is_read_alongside_the_bounded_ones_which_keep_their_order():
+    endless, stop = Endless(), threading.Event()
+    alone = [i.origin for i in FilesSource([str(SEEDS)]).items()]
+    count = CountingSource("2")
+    stream = read_sources([endless, FilesSource([str(SEEDS)]), count], stop)
+    got: list[tuple[str, str]] = []
+    for source, item in stream:
+        got.append((source.kind, item.origin))
+        if len(got) == 1 + len(alone) + 2:
+            break
+    # bounded sources one after another in the order given, the endless one's item whenever it came
+    assert [origin for kind, origin in got if kind != "endless"] == alone + ["count:1", "count:2"]
+    assert ("endless", "endless:1") in got and not endless.ended.is_set()
+    stop.set()
+    assert list(stream) == [] and endless.ended.wait(10)  # it ends once stopped, the endless source too
+
+    endless, stop = Endless(), threading.Event()
+    with pytest.raises(OSError, match="the disk went away"):  # an error in a source's thread is the reader's
+        list(read_sources([endless, Failing()], stop))
+    assert endless.ended.wait(10) and not stop.is_set()  # the other sources are stopped, not the caller's event
