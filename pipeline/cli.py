@@ -836,6 +836,15 @@ def _main(argv: list[str] | None) -> int:
     except RuntimeError as exc:  # start-up failures the user can act on (broker, index, workers)
         print(f"pipeline: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        import errno
+
+        if exc.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
+            raise
+        # a server of this command cannot listen where it was told to (`pipeline dashboard --port N`)
+        print(f"pipeline: {exc.strerror or exc}; give it another port (`pipeline {args.command} --help` names "
+              "the option, 0 for any free port)", file=sys.stderr)
+        return 2
     except Exception as exc:
         from kafka.errors import KafkaError
 

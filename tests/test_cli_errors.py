@@ -173,14 +173,20 @@ def test_a_cut_stderr_stops_enrich_and_the_records_written_stay(tmp_path):
 
 TAKEN = {  # (args, environment, what the one line says); {taken}: a port another socket listens on
     "worker, --metrics-port taken": (["worker", "clean", "--bootstrap", "127.0.0.1:{port}", "--metrics-port", "{taken}"],
-                                     {}, "give another with --metrics-port N"),
+                                     {}, ": it is taken (another process listens there); give another with --metrics-port N"),
     "worker, the stage's configured port taken": (["worker", "clean", "--bootstrap", "127.0.0.1:{port}"],
                                                   {"PIPELINE__MONITORING__PORTS__CLEAN": "{taken}"},
-                                                  "set monitoring.ports.clean (PIPELINE__MONITORING__PORTS__CLEAN)"),
+                                                  ": it is taken (another process listens there); set "
+                                                  "monitoring.ports.clean (PIPELINE__MONITORING__PORTS__CLEAN)"),
     "run, the ingest endpoint's port taken": (["run", "--replay", "ingest:127.0.0.1:{taken}", str(SEEDS)],
-                                              {"PIPELINE__INGEST__TOKEN": "t"}, "PIPELINE__INGEST__PORT"),
+                                              {"PIPELINE__INGEST__TOKEN": "t"}, ": it is taken (another process "
+                                              "listens there); give another port as ingest:HOST:PORT, or set ingest.port "
+                                              "(PIPELINE__INGEST__PORT)"),
     "enrich, the ingest endpoint's port taken": (["enrich", "ingest:127.0.0.1:{taken}"],
-                                                 {"PIPELINE__INGEST__TOKEN": "t"}, "PIPELINE__INGEST__PORT"),
+                                                 {"PIPELINE__INGEST__TOKEN": "t"}, "(PIPELINE__INGEST__PORT)"),
+    "dashboard, --port taken": (["dashboard", "--port", "{taken}", "--target", "clean=127.0.0.1:{port}"], {},
+                                " for dashboard: Address already in use; give it another port "
+                                "(`pipeline dashboard --help` names the option"),
 }
 
 
@@ -196,7 +202,7 @@ def test_a_taken_port_is_one_line_naming_it_and_what_moves_it(case, tmp_path):
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2, (code, err)
     assert len(lines) == 1, err
-    assert f"cannot listen on 127.0.0.1:{fill['taken']}: it is taken" in lines[0] and expected in lines[0], lines[0]
+    assert f"cannot listen on 127.0.0.1:{fill['taken']}" in lines[0] and expected in lines[0], lines[0]
     assert seconds < 3, f"{seconds:.1f} s"
     assert not (tmp_path / "out" / "broker").exists()  # found before anything started
 
