@@ -4,7 +4,8 @@ later read can resume.
 A bounded source (files, a JSONL file, a WARC) ends; an unbounded one (a feed poller, an HTTP
 endpoint, a watched folder) yields until ``stop`` is set, and says so with ``bounded = False``.
 A source knows nothing of Kafka: `pipeline replay`, `pipeline run --replay` and `pipeline enrich`
-read every source through this interface (``pipeline.sources.open_sources``).
+open every source through this interface (``pipeline.sources.open_sources``) and read several as
+one stream with ``pipeline.sources.reading.read_sources`` (an endless one alongside the others).
 """
 
 from __future__ import annotations
