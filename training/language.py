@@ -18,6 +18,12 @@ Data recipe (see ``language_data.py``; nothing of the lingua *report* half is us
   the raw score is above ``ms_threshold``: where the calibrated P(Malay) passes 0.5, or higher if
   needed to keep ``MIN_NER_RECALL`` of the NER sentences and ``MIN_ID_RECALL`` of the lingua fit
   Indonesian sentences (out of fold) Indonesian; Indonesian feeds must not turn Malay.
+* NusaX Indonesian (``language_data.nusax_samples``, the 600 Indonesian sentences: reviews, tweets,
+  colloquial one-liners with "gue", "banget", "deh") are Indonesian training text too, weighted
+  ``NUSAX_WEIGHT``: trained on the lingua and NER text alone, the model calls one colloquial
+  Indonesian sentence in twelve Malay. The weight was chosen by 5-fold cross-validation grouped by
+  NusaX row (bench/language/README.md); the bench's NusaX figures use a discriminator trained
+  without the held-out fold (``exclude_nusax_fold``).
 * Hyper-parameters (C, ner_weight) by 5-fold cross-validation on that training text: the pair with
   the best Malay recall on the lingua fit sentences at its threshold (ties: Indonesian recall).
 * Document model (``identifier.DocumentModel``): the segments (``features.segment_tokens``) of every
@@ -55,6 +61,7 @@ from training.language_data import (
     default_eval_dir,
     lingua_samples,
     ner_sentences,
+    nusax_samples,
     split_lingua,
 )
 
@@ -62,6 +69,7 @@ LENGTH_EDGES = [8, 16, 32, 64, 128, 256]
 C_GRID = (10.0, 30.0, 100.0)
 NER_WEIGHT_GRID = (0.03, 0.1)
 FOLDS = 5
+NUSAX_WEIGHT = 1.0                  # weight of a NusaX Indonesian sentence (a lingua item weighs 1)
 MIN_NER_RECALL = 0.97
 MIN_ID_RECALL = 0.95
 PRUNE_BELOW = 1e-4
@@ -80,7 +88,11 @@ def _isotonic(xs, ys, weights=None) -> IsotonicMap:
     return IsotonicMap(list(reg.X_thresholds_), list(reg.y_thresholds_))
 
 
-def train_discriminator(eval_dir: Path, log) -> dict:
+def train_discriminator(eval_dir: Path, log, exclude_nusax_fold: int | None = None,
+                        settings: tuple[float, float] | None = None, document: bool = True) -> dict:
+    """The discriminator's model (the JSON written to ``DISCRIMINATOR_FILE``). ``exclude_nusax_fold``:
+    train without that NusaX fold (cross-validation); ``settings``: (C, ner_weight) instead of the
+    grid search; ``document=False``: no document model (the answer keeps none)."""
     import numpy as np
     from sklearn.feature_extraction import DictVectorizer
     from sklearn.linear_model import LogisticRegression
@@ -88,18 +100,20 @@ def train_discriminator(eval_dir: Path, log) -> dict:
     fit, _ = split_lingua(lingua_samples(eval_dir))
     lingua = [s for s in fit if s.lang in ("id", "ms")]
     ner = ner_sentences(eval_dir, "train")
-    texts = [s.text for s in lingua] + ner
-    labels = np.array([s.lang == "ms" for s in lingua] + [False] * len(ner))
-    is_lingua = np.array([True] * len(lingua) + [False] * len(ner))
-    is_sentence = np.array([s.kind == "sentences" for s in lingua] + [False] * len(ner))
+    nusax = [s.text for s in nusax_samples(eval_dir) if s.lang == "id" and s.fold != exclude_nusax_fold]
+    texts = [s.text for s in lingua] + ner + nusax
+    labels = np.array([s.lang == "ms" for s in lingua] + [False] * (len(ner) + len(nusax)))
+    is_lingua = np.array([True] * len(lingua) + [False] * (len(ner) + len(nusax)))
+    is_ner = np.array([False] * len(lingua) + [True] * len(ner) + [False] * len(nusax))
+    is_sentence = np.array([s.kind == "sentences" for s in lingua] + [False] * (len(ner) + len(nusax)))
     vectorizer = DictVectorizer()
     matrix = vectorizer.fit_transform([features(t) for t in texts])
-    log(f"discriminator: {len(lingua)} lingua fit items, {len(ner)} NER sentences, "
-        f"{matrix.shape[1]} features")
+    log(f"discriminator: {len(lingua)} lingua fit items, {len(ner)} NER sentences, {len(nusax)} NusaX "
+        f"Indonesian sentences, {matrix.shape[1]} features")
     folds = np.arange(len(texts)) % FOLDS
 
     def weights_for(ner_weight: float):
-        return np.where(is_lingua, 1.0, ner_weight)
+        return np.where(is_lingua, 1.0, np.where(is_ner, ner_weight, NUSAX_WEIGHT))
 
     def out_of_fold(c: float, ner_weight: float, segment_margins: list | None = None):
         """Out-of-fold P(Malay) of every training text; with ``segment_margins`` (a list to fill),
@@ -120,33 +134,34 @@ def train_discriminator(eval_dir: Path, log) -> dict:
         return oof
 
     best = None
-    for c in C_GRID:
-        for ner_weight in NER_WEIGHT_GRID:
-            oof = out_of_fold(c, ner_weight)
-            cal = _isotonic(oof[is_lingua], labels[is_lingua])
-            # the Malay threshold on the raw score: where the calibrated P(Malay) passes 0.5, or higher
-            # if needed to keep MIN_NER_RECALL of the NER sentences (out of fold) Indonesian
-            half = min((x for x, y in zip(cal.xs, cal.ys, strict=True) if y > 0.5), default=1.0)
-            threshold = max(half, float(np.quantile(oof[~is_lingua], MIN_NER_RECALL)),
-                            float(np.quantile(oof[is_sentence & ~labels], MIN_ID_RECALL)))
-            decided = oof > threshold
-            sent = is_sentence
-            id_recall = float(np.mean(~decided[sent & ~labels]))
-            ms_recall = float(np.mean(decided[sent & labels]))
-            ner_recall = float(np.mean(~decided[~is_lingua]))
-            log(f"  C={c:g} ner_weight={ner_weight:g} Malay above {threshold:.3f}: fit-sentence id "
-                f"{id_recall:.3f} ms {ms_recall:.3f}, NER id {ner_recall:.3f} (out of fold)")
-            if best is None or (ms_recall, id_recall) > best[0]:
-                best = ((ms_recall, id_recall), c, ner_weight, cal, threshold)
+    for c, ner_weight in [settings] if settings else [(c, w) for c in C_GRID for w in NER_WEIGHT_GRID]:
+        oof = out_of_fold(c, ner_weight)
+        cal = _isotonic(oof[is_lingua], labels[is_lingua])
+        # the Malay threshold on the raw score: where the calibrated P(Malay) passes 0.5, or higher
+        # if needed to keep MIN_NER_RECALL of the NER sentences (out of fold) Indonesian
+        half = min((x for x, y in zip(cal.xs, cal.ys, strict=True) if y > 0.5), default=1.0)
+        threshold = max(half, float(np.quantile(oof[is_ner], MIN_NER_RECALL)),
+                        float(np.quantile(oof[is_sentence & ~labels], MIN_ID_RECALL)))
+        decided = oof > threshold
+        sent = is_sentence
+        id_recall = float(np.mean(~decided[sent & ~labels]))
+        ms_recall = float(np.mean(decided[sent & labels]))
+        ner_recall = float(np.mean(~decided[is_ner]))
+        log(f"  C={c:g} ner_weight={ner_weight:g} Malay above {threshold:.3f}: fit-sentence id "
+            f"{id_recall:.3f} ms {ms_recall:.3f}, NER id {ner_recall:.3f} (out of fold)")
+        if best is None or (ms_recall, id_recall) > best[0]:
+            best = ((ms_recall, id_recall), c, ner_weight, cal, threshold)
     if best is None:
         raise SystemExit("no setting keeps the NER sentences Indonesian; widen the grid")
     _, c, ner_weight, cal, threshold = best
-    segment_margins: list = [None] * len(texts)
-    out_of_fold(c, ner_weight, segment_margins)
-    document = fit_document_model(
-        [(s.text, m, s.lang == "ms") for m, s in zip(segment_margins, lingua, strict=False)
-         if s.kind == "sentences"],
-        list(zip(ner, segment_margins[len(lingua):], strict=True)), log)
+    documents = None
+    if document:
+        segment_margins: list = [None] * len(texts)
+        out_of_fold(c, ner_weight, segment_margins)
+        documents = fit_document_model(
+            [(s.text, m, s.lang == "ms") for m, s in zip(segment_margins, lingua, strict=False)
+             if s.kind == "sentences"],
+            list(zip(ner, segment_margins[len(lingua):len(lingua) + len(ner)], strict=True)), log)
     model = LogisticRegression(C=c, max_iter=5000)
     model.fit(matrix, labels, sample_weight=weights_for(ner_weight))
     names = vectorizer.get_feature_names_out()
@@ -154,9 +169,10 @@ def train_discriminator(eval_dir: Path, log) -> dict:
                if abs(w) >= PRUNE_BELOW}
     log(f"chosen C={c:g} ner_weight={ner_weight:g}; {len(weights)} weights kept")
     return {"bias": float(model.intercept_[0]), "weights": weights, "calibration": cal.as_dict(),
-            "ms_threshold": round(threshold, 6), "document": document.as_list(),
+            "ms_threshold": round(threshold, 6), "document": documents.as_list() if documents else None,
             "trained": {"C": c, "ner_weight": ner_weight, "lingua_items": len(lingua),
-                        "ner_sentences": len(ner), "split_seed": "evaldata.SEED"}}
+                        "ner_sentences": len(ner), "nusax_sentences": len(nusax), "nusax_weight": NUSAX_WEIGHT,
+                        "split_seed": "evaldata.SEED"}}
 
 
 def pack_documents(items: list, min_chars: int, seed: int) -> list[list[tuple[float, int]]]:

@@ -269,24 +269,38 @@ def nusax_report(stage: LanguageStage, eval_dir: Path, shipped) -> dict:
 
     results = {}
     saved = identifier.regional
+    shipped_discriminator = identifier.discriminator
     try:
-        identifier.regional = None
-        samples_now = samples
-        started = time.process_time()
-        results["before"] = nusax_scores(samples, answers())
-        before_cpu = time.process_time() - started
-        print_nusax(f"NusaX ({len(samples)} sentences), BEFORE (regional classifier off); "
-                    f"{len(samples) / before_cpu:,.0f} sentences per CPU-s", results["before"])
         try:
             from training.language_regional import cross_validate, training_items
+            # the discriminator trains on NusaX Indonesian: each fold is answered by one trained without it
+            discriminators = [fold_discriminator(eval_dir, shipped_discriminator, k) for k in range(NUSAX_FOLDS)]
         except ImportError as exc:   # scikit-learn missing
-            print(f"  (cross-validation skipped: {exc}; pip install -e '.[train]')")
+            print(f"  (cross-validation skipped: {exc}; pip install -e '.[train]'; the discriminator's "
+                  "NusaX Indonesian figures below are in sample)")
+            discriminators = None
+        identifier.regional = None
+        before_answers: dict[int, tuple[str, str, float]] = {}
+        started = time.process_time()
+        for k in range(NUSAX_FOLDS) if discriminators else [None]:
+            if k is not None:
+                identifier.discriminator = discriminators[k]
+            samples_now = [s for s in samples if k is None or s.fold == k]
+            for s, a in zip(samples_now, answers(), strict=True):
+                before_answers[id(s)] = a
+        results["before"] = nusax_scores(samples, [before_answers[id(s)] for s in samples])
+        before_cpu = time.process_time() - started
+        print_nusax(f"NusaX ({len(samples)} sentences), BEFORE (regional classifier off; the Indonesian/Malay "
+                    f"discriminator cross-validated as below); {len(samples) / before_cpu:,.0f} sentences per CPU-s",
+                    results["before"])
+        if discriminators is None:
             return results
         cv = cross_validate(training_items(eval_dir), lambda message: None)
         cv_answers: dict[int, tuple[str, str, float]] = {}
         cpu = 0.0
         for k in range(NUSAX_FOLDS):
             identifier.regional = cv.fold_model(k)
+            identifier.discriminator = discriminators[k]
             samples_now = [s for s in samples if s.fold == k]
             started = time.process_time()
             for s, a in zip(samples_now, answers(), strict=True):
@@ -298,13 +312,35 @@ def nusax_report(stage: LanguageStage, eval_dir: Path, shipped) -> dict:
                     results["after_cv"])
         if shipped is not None:
             identifier.regional = shipped
+            identifier.discriminator = shipped_discriminator
             samples_now = samples
             results["after_shipped_in_sample"] = r = nusax_scores(samples, answers())
             print(f"  (shipped model, trained on all of NusaX, in sample: id/en/jv/su {r['id_en_jv_su_accuracy']:.3f}, "
                   f"regional named {r['regional_named']:.3f}: optimistic, not a result)")
     finally:
         identifier.regional = saved
+        identifier.discriminator = shipped_discriminator
     return results
+
+
+def fold_discriminator(eval_dir: Path, shipped, k: int):
+    """The Indonesian/Malay discriminator trained as the shipped one (its C and NER weight, its
+    document model) but without NusaX fold ``k``'s Indonesian sentences, which it trains on."""
+    import gzip
+    import json
+
+    from pipeline.stages.language.identifier import DISCRIMINATOR_FILE, IsotonicMap, MalayDiscriminator
+    from training.language import train_discriminator
+
+    with gzip.open(DISCRIMINATOR_FILE, "rt", encoding="utf-8") as handle:
+        trained = json.load(handle)["trained"]
+    if not trained.get("nusax_sentences"):
+        return shipped  # trained without NusaX: nothing to hold out
+    data = train_discriminator(eval_dir, lambda message: None, exclude_nusax_fold=k,
+                               settings=(trained["C"], trained["ner_weight"]), document=False)
+    cal = data["calibration"]
+    return MalayDiscriminator(data["weights"], data["bias"], IsotonicMap(cal["x"], cal["y"]),
+                              data["ms_threshold"], shipped.document)
 
 
 def regional_speed(stage: LanguageStage, regional, sets: dict[str, list[str] | None], eval_dir: Path,
