@@ -50,7 +50,6 @@ import xxhash
 
 from pipeline.stages.stories.state import Change, StoryState
 
-WORD = re.compile(r"\w+")
 #: a capitalised word (Latin letters) and the capitalised words right after it
 CAPITALISED = re.compile(r"\b[A-ZÀ-ÖØ-Þ][\w'’.-]*(?:[ \t]+[A-ZÀ-ÖØ-Þ][\w'’.-]*)*")
 YEAR = re.compile(r"(?<!\d)(?:19[5-9]\d|20\d\d)(?!\d)")  # a year an article mentions: 1950-2099
@@ -71,6 +70,7 @@ TRIES = 50  # decisions tried before giving up when other workers keep committin
 TERM_CACHE = 1 << 17  # words whose hashed id is remembered (two generations of this many)
 #: a bigram's id mixes its two words' ids (64-bit multiply-xorshift; no string is made or hashed)
 _PAIR_MULT = np.uint64(0x9E3779B97F4A7C15)
+_ENTITY_SALT = np.uint64(0xC2B2AE3D27D4EB4F)  # the stand-in's entity words are hashed apart from the text's words
 _MIX_MULT = np.uint64(0xFF51AFD7ED558CCD)
 _SHIFT = np.uint64(33)
 _NO_TERMS = np.zeros(0, dtype=np.uint32)  # term ids are below 2**df_bits <= 2**32
@@ -152,7 +152,6 @@ class Features:
     entities: np.ndarray
     names: tuple[str, ...]
     year: int | None = None
-    keys: dict[str, int] = field(default_factory=dict)  # entity name as compared (folded) -> term id
     days: tuple[int, ...] = ()  # days of the year the article is dated or mentions
 
 
@@ -196,13 +195,15 @@ class Story:
     years: dict[str, int] = field(default_factory=dict)  # main year of its members -> members
     days: dict[str, int] = field(default_factory=dict)  # day of the year its members mention -> members
     summary: bytes | None = None
+    main_year: int | None = -1  # year() as stored with the story (-1: not known, ask year())
 
     def encode(self) -> bytes:
         if self.summary is not None:
             raise ValueError(f"story {self.id}: encoded before its summary was read")
         head = orjson.dumps({
             "id": self.id, "seq": self.seq, "n": self.articles, "first": self.first, "last": self.last,
-            "ts": self.title_similarity, "k": len(self.terms), "p": self.indexed, "y": self.years, "d": self.days})
+            "ts": self.title_similarity, "k": len(self.terms), "p": self.indexed, "y": self.years, "d": self.days,
+            "yr": self.year()})
         summary = orjson.dumps({"title": self.title, "e": self.entities, "o": self.outlets, "l": self.languages})
         return b"".join((head, b"\n", summary, b"\n", self.terms.astype("<u4").tobytes(),
                          self.weights.astype("<f4").tobytes()))
@@ -227,7 +228,8 @@ class Story:
             weights.append(raw[body + 4 * k:])
             stories.append(cls(id=d["id"], seq=d["seq"], articles=d["n"], first=d["first"], last=d["last"],
                                title="", title_similarity=d["ts"], terms=_NO_TERMS, weights=_NO_WEIGHTS,
-                               indexed=d["p"], years=d["y"] or {}, days=d["d"] or {}, summary=raw[cut + 1:body - 1]))
+                               indexed=d["p"], years=d["y"] or {}, days=d["d"] or {}, summary=raw[cut + 1:body - 1],
+                               main_year=d.get("yr", -1)))
         all_terms = np.frombuffer(b"".join(terms), "<u4").astype(np.uint32)
         all_weights = np.frombuffer(b"".join(weights), "<f4").astype(np.float64)
         at = 0
@@ -282,6 +284,10 @@ class _WordHasher:
         word = "".join(re.findall(r"\w", every)).encode("utf-32-le")
         self.table = np.zeros(0x110000, dtype=bool)
         self.table[np.frombuffer(word, dtype=np.uint32)] = True
+        self.token_chars = self.table.copy()  # what a capitalised token is made of (see CAPITALISED)
+        self.token_chars[[ord(c) for c in "'’.-"]] = True
+        self.capitals = np.zeros(0x110000, dtype=bool)  # what starts one
+        self.capitals[[*range(ord("A"), ord("Z") + 1), *range(0xC0, 0xD7), *range(0xD8, 0xDF)]] = True
         self.powers = np.zeros(0, dtype=np.uint64)
         self.inverses = np.zeros(0, dtype=np.uint64)
 
@@ -457,7 +463,7 @@ class StoryAssigner:
         self.state = state
         self._mask = (1 << options.df_bits) - 1
         self._ids = _TermIds(self._mask)
-        self._names: dict[str, tuple[str, int, tuple[int, ...]]] = {}  # see _name
+        self._names: dict[str, tuple[str, int]] = {}  # see _name
         self.retries = 0  # decisions made again because another worker committed first
 
     # --- features ---------------------------------------------------------------------------
@@ -480,15 +486,14 @@ class StoryAssigner:
         terms, counts = np.unique(self._ids_of(text), return_counts=True)
         return Counter(dict(zip(terms.tolist(), counts.tolist(), strict=True)))
 
-    def _name(self, name: str) -> tuple[str, int, tuple[int, ...]]:
-        """A name as compared (folded), its term id and the term ids of its words (remembered)."""
+    def _name(self, name: str) -> tuple[str, int]:
+        """A name as compared (folded) and its term id (remembered)."""
         known = self._names.get(name)
         if known is None:
             if len(self._names) >= TERM_CACHE:
                 self._names.clear()
             folded = _fold(name)
-            known = self._names[name] = (folded, self._term(ENTITY_PREFIX + folded),
-                                         tuple(self._term(ENTITY_PREFIX + w) for w in WORD.findall(folded)))
+            known = self._names[name] = (folded, self._term(ENTITY_PREFIX + folded))
         return known
 
     def features(self, article: Article) -> Features:
@@ -496,22 +501,18 @@ class StoryAssigner:
         canonical entities (``article.entities``), capitalised word sequences stand in for them."""
         text = f"{article.title}\n{article.text}"
         title = article.title.lower()  # (lowercase may be longer: "İ")
-        words, starts = _word_hasher()(f"{title}\n{article.text.lower()}")
+        lowered = f"{title}\n{article.text.lower()}"
+        words, starts = _word_hasher()(lowered)
         cut = int(np.searchsorted(starts, len(title)))  # the title's words start before its end
         text_ids, title_ids = self._terms_of(words[cut:]), self._terms_of(words[:cut])
-        mentions = Counter(article.entities or capitalised_phrases(text))  # name -> mentions
-        keys: dict[str, int] = {}
-        entity_ids: list[int] = []
-        entity_counts: list[int] = []
-        by_words = self.options.entity_tokens and not article.entities  # the stand-in's names: their words
-        for name, count in mentions.items():
-            folded, term, name_words = self._name(name)
-            keys[folded] = term
-            for t in name_words if by_words else (term,):
-                entity_ids.append(t)
-                entity_counts.append(count)
-        terms, where = np.unique(np.concatenate((text_ids, title_ids, np.array(entity_ids, dtype=np.uint32))),
-                                 return_inverse=True)
+        if article.entities or not self.options.entity_tokens:  # one term per name
+            mentions = Counter(article.entities or capitalised_phrases(text))  # name -> mentions
+            entity_ids = np.fromiter((self._name(name)[1] for name in mentions), dtype=np.uint32, count=len(mentions))
+            entity_counts = np.fromiter(mentions.values(), dtype=np.float64, count=len(mentions))
+        else:  # the stand-in's names: the words of the capitalised phrases, as the text has them
+            mentions, entity_ids = self._stand_in(text, lowered, words, starts)
+            entity_counts = np.ones(len(entity_ids))
+        terms, where = np.unique(np.concatenate((text_ids, title_ids, entity_ids)), return_inverse=True)
         n_text, n_title = len(text_ids), len(title_ids)
         words = np.bincount(where[:n_text], minlength=len(terms)).astype(np.float64)
         entities = np.bincount(where[n_text + n_title:], weights=entity_counts, minlength=len(terms))
@@ -528,7 +529,45 @@ class StoryAssigner:
         days = set(mentioned_days(text, self.options.month_names))
         if article.when is not None:
             days.add(_day_of_year(article.when.day, article.when.month) or 1)
-        return Features(terms, words, title, entities, tuple(mentions), year, keys, tuple(sorted(days)))
+        return Features(terms, words, title, entities, tuple(mentions), year, tuple(sorted(days)))
+
+    def _stand_in(self, text: str, lowered: str, words: np.ndarray, starts: np.ndarray
+                  ) -> tuple[Counter[str], np.ndarray]:
+        """The stand-in's names in ``text`` (title, line break, text) with how often each is found,
+        and their entity terms: a term for each word of a capitalised token (a run of word
+        characters, apostrophes, dots and hyphens whose first word starts with a capital), so "Tara
+        Reid" and "Reid's" share "reid"; a name is a run of such tokens with only spaces or tabs
+        between them (``CAPITALISED``). A word's term is its hash in the text (``words``, starting at
+        ``starts`` in ``lowered``) mixed with ``_ENTITY_SALT``. Where lowercasing moved positions
+        ("İ"), the names are found with ``CAPITALISED`` and hashed again on their own."""
+        mask = np.uint64(self._mask)
+        if len(lowered) != len(text):
+            mentions = Counter(capitalised_phrases(text))
+            hashes = _word_hasher()("\n".join(name.lower() for name in mentions.elements()))[0]
+            return mentions, (_mix(hashes ^ _ENTITY_SALT) & mask).astype(np.uint32)
+        if not len(starts):
+            return Counter(), _NO_TERMS
+        hasher = _word_hasher()
+        codes = np.frombuffer(text.encode("utf-32-le", "replace"), dtype=np.uint32)
+        inside = np.zeros(len(codes) + 2, dtype=bool)
+        inside[1:-1] = hasher.token_chars[codes]
+        edges = np.flatnonzero(inside[1:] != inside[:-1])
+        token_starts, token_ends = edges[0::2], edges[1::2]
+        first = np.searchsorted(starts, token_starts)  # each token's first word (len(starts): none after it)
+        has_word = first < len(starts)
+        first = np.minimum(first, len(starts) - 1)
+        capital = has_word & (starts[first] < token_ends) & hasher.capitals[codes[starts[first]]]
+        in_name = capital[np.searchsorted(token_starts, starts, side="right") - 1]  # each word's token's
+        terms = (_mix(words[in_name] ^ _ENTITY_SALT) & mask).astype(np.uint32)
+        names = np.flatnonzero(capital)
+        if not len(names):
+            return Counter(), terms
+        blanks = np.zeros(len(codes) + 1, dtype=np.int64)  # characters that are not a space or a tab, up to each
+        np.cumsum((codes != 32) & (codes != 9), out=blanks[1:])
+        joined = (names[1:] == names[:-1] + 1) & (blanks[token_starts[names[1:]]] == blanks[token_ends[names[:-1]]])
+        begins = starts[first[names]][np.concatenate(([True], ~joined))]
+        ends = token_ends[names][np.concatenate((~joined, [True]))]
+        return Counter([text[b:e] for b, e in zip(begins.tolist(), ends.tolist(), strict=True)]), terms
 
     def vector(self, features: Features, df: np.ndarray, docs: int) -> Vector:
         """Unit vector of the article: the word block (title terms weigh ``title_weight`` more) and
@@ -590,7 +629,7 @@ class StoryAssigner:
             if o.half_life_days and gap:
                 sim *= 0.5 ** (gap / (o.half_life_days * 86400))
             if year is not None and story.years:
-                story_year = story.year()
+                story_year = story.year() if story.main_year == -1 else story.main_year
                 if story_year is not None and year != story_year:
                     sim *= o.year_mismatch
             if o.day_mismatch != 1.0 and days:
@@ -608,7 +647,8 @@ class StoryAssigner:
         """``JOIN_FEATURES`` of the article with each (open) candidate story and its cosine."""
         if not scored:
             return []
-        idf = {t: max(self.idf(df.get(t, 0), docs), 0.0) for t in features.keys.values()}
+        keys = dict(map(self._name, features.names))  # name as compared (folded) -> its term
+        idf = {t: max(self.idf(df.get(t, 0), docs), 0.0) for t in keys.values()}
         entity_mass = sum(idf.values())
         title_idf = {t: max(self.idf(df.get(t, 0), docs), 0.0) for t in features.terms[features.title].tolist()}
         title_mass = sum(title_idf.values())
@@ -616,8 +656,8 @@ class StoryAssigner:
         rows = []
         for story, sim in scored:
             folded = {_fold(n): c for n, c in story.entities.items()}
-            shared = [k for k in features.keys if k in folded]
-            entity_share = sum(idf[features.keys[k]] for k in shared) / entity_mass if entity_mass else 0.0
+            shared = [k for k in keys if k in folded]
+            entity_share = sum(idf[keys[k]] for k in shared) / entity_mass if entity_mass else 0.0
             story_total = sum(folded.values())
             story_share = sum(folded[k] for k in shared) / story_total if story_total else 0.0
             story_title = self._counts(story.title)
@@ -738,14 +778,16 @@ class StoryAssigner:
             story.indexed = terms[order[:o.index_terms]].tolist()
             order.sort()  # kept by term id (``terms`` is sorted): candidates' centroids compare faster
             story.terms, story.weights = terms[order], weights[order]
-        for name in features.names:
-            story.entities[name] = story.entities.get(name, 0) + 1
+        entities = Counter(story.entities)
+        entities.update(features.names)  # (counted in C)
+        story.entities = dict(entities)
         for day in features.days:
             story.days[str(day)] = story.days.get(str(day), 0) + 1
         if len(story.days) > o.max_days:
             story.days = dict(sorted(story.days.items(), key=lambda dc: (-dc[1], int(dc[0])))[:o.max_days])
         if features.year is not None:
             story.years[str(features.year)] = story.years.get(str(features.year), 0) + 1
+            story.main_year = -1  # year() again
             if len(story.years) > o.max_entities:
                 story.years = dict(sorted(story.years.items(), key=lambda yc: (-yc[1], yc[0]))[:o.max_entities])
         if len(story.entities) > o.max_entities:

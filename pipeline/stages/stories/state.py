@@ -42,7 +42,8 @@ import orjson
 from pipeline.records import TemporaryFailure
 
 EXPIRE_PER_COMMIT = 8  # stories deleted at most per commit (the oldest first)
-FORMAT = "2"  # of the Redis state (1: counters in a BITFIELD string, stories as one JSON line)
+FORMAT = "3"  # of the Redis state (1: counters in a BITFIELD string, stories as one JSON line; 2: the
+#              stand-in's entity words hashed apart from the text's words)
 SNAPSHOT_EVERY = 8192  # versions between snapshots of the document frequencies in Redis
 LOG_MARGIN = 1024  # log entries kept before the snapshot (a worker that far behind needs no snapshot)
 DF_ARRAY_BITS = 24  # the memory state counts term ids below 2**24 in an array of 4-byte counters (a dict above)
