@@ -52,6 +52,10 @@ log = logging.getLogger("pipeline.dashboard")
 
 KEEP_POINTS_S = 900.0  # the charts show the last 15 minutes
 RATE_WINDOW_S = 10.0  # records/s and latency quantiles over the last 10 s
+#: while no record moves (no stage reads, writes or has lag) and nobody has the page open, the
+#: workers and the broker are sampled this often instead of every monitoring.sample_interval_s
+IDLE_SAMPLE_S = 10.0
+VIEWER_S = 60.0  # the page counts as open this long after it last asked for its data
 NEWEST = 15
 STORIES_KEPT = 500  # stories the dashboard follows (the least recently active are forgotten)
 STORY_ARTICLES = 5  # newest articles shown per story
@@ -59,6 +63,9 @@ HTML = "text/html; charset=utf-8"
 JSON = "application/json"
 INDEX_KEPT = 5000  # receipts the search looks through before the sinks (about 1 KB each)
 LETTERS_KEPT = 100  # dead letters held whole (payload up to records.DEADLETTER_PAYLOAD_LIMIT each)
+#: entities a minute of the top-entities window keeps once it is over (its most mentioned): the
+#: window's memory stays bounded however many distinct names an hour brings
+ENTITIES_KEPT_PER_MINUTE = 1000
 SEARCH_LIMIT = 50
 #: what a search result and the index keep of a receipt (``sinks.lookup.brief`` has the same fields)
 BRIEF_FIELDS = ("id", "title", "site", "url", "lang", "fetched_at", "dedup_status", "entities", "version")
@@ -75,7 +82,7 @@ class RecentData:
         self.stories: dict[str, dict[str, Any]] = {}  # story id -> its newest summary and articles
         self.window_s = window_s
         self.languages = SlidingCounter(window_s, 60.0, clock=time.time)
-        self.entities = SlidingCounter(window_s, 60.0, clock=time.time)
+        self.entities = SlidingCounter(window_s, 60.0, clock=time.time, max_keys=ENTITIES_KEPT_PER_MINUTE)
         self.dedup = SlidingCounter(window_s, 60.0, clock=time.time)
         self.delivered = 0  # receipts: records the sink wrote, or skipped because they were written before
         self.skipped_written = 0
@@ -166,7 +173,9 @@ class RecentData:
         n = self._letter_numbers
         self.held_letters[n] = letter
         while len(self.held_letters) > LETTERS_KEPT:
-            self.held_letters.pop(next(iter(self.held_letters)))
+            oldest = next(iter(self.held_letters))
+            del self.held_letters[oldest]
+            self.replayed.pop(oldest, None)  # only a held letter can be sent back from the page
         return letter_summary(letter, n, at)
 
     def hold(self, letters: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -354,6 +363,8 @@ class Dashboard:
                                  post_routes={"/api/letter/replay": self._replay})
         self._thread = threading.Thread(target=self._run, name="dashboard-sampler", daemon=True)
         self._started = False
+        self._wake = threading.Event()  # sample now (someone opened the page while sampling was slow; close)
+        self._viewed_at: float | None = None  # when the page last asked for its data (monotonic)
         if sample_now:
             self._start_sampling()
 
@@ -377,17 +388,36 @@ class Dashboard:
         self.collector.set_broker(settings)
 
     def _run(self) -> None:
-        interval = self.settings.monitoring.sample_interval_s
         while not self._stop.is_set():
             started = time.monotonic()
+            moving = True
             try:
                 self.collector.sample()
-                self._summarise()
+                moving = self._summarise()
             except Exception:  # noqa: BLE001 - the page shows the last good state
                 log.exception("dashboard sample failed")
-            self._stop.wait(max(0.05, interval - (time.monotonic() - started)))
+            self._wake.wait(max(0.05, self.pause(moving) - (time.monotonic() - started)))
+            self._wake.clear()
 
-    def _summarise(self) -> None:
+    def pause(self, moving: bool, now: float | None = None) -> float:
+        """Seconds between two samples: ``monitoring.sample_interval_s`` while records move or
+        someone has the page open, else ``IDLE_SAMPLE_S`` (an idle pipeline is not asked for its
+        state every second for nobody)."""
+        interval = self.settings.monitoring.sample_interval_s
+        now = time.monotonic() if now is None else now
+        viewed = self._viewed_at is not None and now - self._viewed_at < VIEWER_S
+        return interval if moving or viewed else max(interval, IDLE_SAMPLE_S)
+
+    def _viewed(self) -> None:
+        """The page or its data was asked for: sample at the full rate (at once, if it was slow)."""
+        now = time.monotonic()
+        if self._viewed_at is None or now - self._viewed_at >= VIEWER_S:
+            self._wake.set()
+        self._viewed_at = now
+
+    def _summarise(self) -> bool:
+        """The status and a chart point from the samples; whether any record moves (a stage
+        reads, writes, or has records waiting)."""
         history = self.collector.history()
         health = self.settings.monitoring.health
         status = summarise(history, health, self.expected, window_s=RATE_WINDOW_S,
@@ -401,6 +431,7 @@ class Dashboard:
             self.points.append(point)
             while self.points and self.points[0]["t"] < status.at - KEEP_POINTS_S:
                 self.points.popleft()
+        return any(s.in_per_s or s.out_per_s or s.lag for s in status.stages)
 
     def state(self) -> dict[str, Any]:
         with self._lock:
@@ -410,10 +441,12 @@ class Dashboard:
                 "broker_error": self.feed.error if self.feed is not None else None}
 
     def _state(self, query: str):
+        self._viewed()
         self._start_sampling()
         return 200, JSON, orjson.dumps(self.state(), option=orjson.OPT_NON_STR_KEYS)
 
     def _page(self, query: str):
+        self._viewed()
         self._start_sampling()
         return 200, HTML, page()
 
@@ -551,6 +584,7 @@ class Dashboard:
         if self.feed is not None:
             self.feed.close()
         self._stop.set()
+        self._wake.set()
         if self._started:
             self._thread.join(timeout=5)
         self.server.close()

@@ -77,6 +77,9 @@ PREFIX = "news_pipeline"
 PROCESSING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 END_TO_END_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200)
+#: keys a minute of a TopOf window keeps once it is over (its most counted): memory stays bounded
+#: however many distinct keys (entity names) an hour brings
+TOP_KEYS_PER_MINUTE = 1000
 
 
 @dataclass
@@ -317,7 +320,8 @@ class WorkerMetrics:
                 self.sizes.append((declared, Histogram(f"{PREFIX}_{declared.name}", declared.help, ["stage"],
                                                        buckets=declared.buckets, registry=r).labels(stage)))
             elif isinstance(declared, TopOf):
-                self.tops.append((declared, SlidingCounter(declared.window_s, 60.0)))
+                self.tops.append((declared, SlidingCounter(declared.window_s, 60.0,
+                                                           max_keys=max(TOP_KEYS_PER_MINUTE, 10 * declared.n))))
             else:
                 raise TypeError(f"record_metrics of {stage}: {declared!r} is not a CountBy, SizeOf or TopOf")
         if stage == "sink":

@@ -11,13 +11,17 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 class SlidingCounter:
     """Counts of keys over the last ``window_s`` seconds, kept in ``slot_s``-second slots.
 
-    Memory is bounded by the distinct keys of the window; a slot that leaves the window is
-    dropped whole, so a count is exact to within one slot. Thread-safe."""
+    A slot that leaves the window is dropped whole, so a count is exact to within one slot.
+    Memory is bounded by the distinct keys of the window, and with ``max_keys`` by that many keys
+    per slot: a slot keeps only its ``max_keys`` most counted keys once the next one starts (for a
+    top-n of the window, with n well below ``max_keys``; a key cut from some slots is counted
+    short by what it had there). Thread-safe."""
 
     def __init__(self, window_s: float = 3600.0, slot_s: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, max_keys: int | None = None):
         self.window_s = window_s
         self.slot_s = slot_s
+        self.max_keys = max_keys
         self._clock = clock
         self._slots: deque[tuple[int, Counter]] = deque()
         self._lock = threading.Lock()
@@ -37,8 +41,18 @@ class SlidingCounter:
         with self._lock:
             self._expire(now)
             if not self._slots or self._slots[-1][0] != slot:
+                if self.max_keys is not None and self._slots and len(self._slots[-1][1]) > self.max_keys:
+                    finished = self._slots[-1][1]
+                    kept = Counter(dict(finished.most_common(self.max_keys)))
+                    finished.clear()
+                    finished.update(kept)
                 self._slots.append((slot, Counter()))
             self._slots[-1][1].update(keys)
+
+    def keys_held(self) -> int:
+        """Keys held over every slot (what the memory grows with)."""
+        with self._lock:
+            return sum(len(counts) for _, counts in self._slots)
 
     def totals(self) -> Counter:
         with self._lock:

@@ -49,7 +49,8 @@ def _consumer(settings: Settings, group: str | None):
 
     return KafkaConsumer(bootstrap_servers=settings.broker.bootstrap_servers.split(","), group_id=group,
                          enable_auto_commit=False, auto_offset_reset="earliest", client_id="pipeline-deadletter",
-                         fetch_max_wait_ms=settings.profile.fetch_max_wait_ms,
+                         # it reads up to an end and stops: a partition with nothing new answers soon
+                         fetch_max_wait_ms=min(settings.profile.fetch_max_wait_ms, 100),
                          session_timeout_ms=int(settings.profile.session_timeout_s * 1000),
                          heartbeat_interval_ms=int(settings.profile.heartbeat_interval_s * 1000),
                          **settings.consumer_options())

@@ -34,6 +34,30 @@ class Tally:
     first_at: float | None = None
     last_at: float | None = None
 
+    def add_receipt(self, receipt: dict, keep_ids: bool) -> None:
+        """Count a receipt; ``keep_ids``: also note its id (a run waiting for particular records),
+        else nothing in here grows with the stream (a continuous run)."""
+        self.receipt_count += 1
+        self.statuses[receipt.get("dedup_status")] += 1
+        outcome = receipt.get("outcome") or "written"
+        self.outcomes[outcome] += 1
+        if keep_ids:
+            self.delivered[receipt.get("id")] = receipt.get("dedup_status")
+            self.receipts[receipt.get("id")] += 1
+            if outcome == "written":
+                self.written.add(receipt.get("id"))
+
+    def add_dead_letter(self, letter: dict, keep_ids: bool, raw_topic: str) -> None:
+        """Count a dead letter (by stage and reason); ``keep_ids``: also note its record id and,
+        for a raw event, its position in ``raw_topic``."""
+        self.dead_letters[(letter.get("stage"), letter.get("reason"))] += 1
+        if not keep_ids:
+            return
+        if letter.get("id"):
+            self.dead_ids.add(letter["id"])
+        if letter.get("topic") == raw_topic and letter.get("partition") is not None:
+            self.dead_raw_positions.add((letter["partition"], letter["offset"]))
+
 
 Listener = Callable[[str, dict, float], None]  # kind ("receipt" | "dead_letter"), message, timestamp (s)
 
@@ -95,29 +119,11 @@ class DeliveryTracker:
                             continue
                         kind = "receipt" if tp.topic == delivered_topic else "dead_letter"
                         if kind == "receipt":
-                            self.tally.receipt_count += 1
-                            self.tally.statuses[value.get("dedup_status")] += 1
-                            outcome = value.get("outcome") or "written"
-                            self.tally.outcomes[outcome] += 1
-                            if self.keep_ids:
-                                self.tally.delivered[value.get("id")] = value.get("dedup_status")
-                                self.tally.receipts[value.get("id")] += 1
-                                if outcome == "written":
-                                    self.tally.written.add(value.get("id"))
+                            self.tally.add_receipt(value, self.keep_ids)
                         else:
-                            self._dead_letter(value)
+                            self.tally.add_dead_letter(value, self.keep_ids, self.raw_topic)
                         for listener in self.listeners:
                             listener(kind, value, (message.timestamp or 0) / 1000.0 or time.time())
-
-    def _dead_letter(self, letter: dict) -> None:
-        t = self.tally
-        t.dead_letters[(letter.get("stage"), letter.get("reason"))] += 1
-        if not self.keep_ids:
-            return
-        if letter.get("id"):
-            t.dead_ids.add(letter["id"])
-        if letter.get("topic") == self.raw_topic and letter.get("partition") is not None:
-            t.dead_raw_positions.add((letter["partition"], letter["offset"]))
 
     def outstanding(self, sent: list[Sent]) -> list[Sent]:
         with self._lock:

@@ -13,7 +13,17 @@ import orjson
 import pytest
 
 from pipeline import config
-from pipeline.monitoring.dashboard import BrokerFeed, Dashboard, RecentData
+from pipeline.monitoring.dashboard import (
+    ENTITIES_KEPT_PER_MINUTE,
+    IDLE_SAMPLE_S,
+    LETTERS_KEPT,
+    NEWEST,
+    VIEWER_S,
+    BrokerFeed,
+    Dashboard,
+    RecentData,
+)
+from pipeline.monitoring.window import SlidingCounter
 from pipeline.records import dead_letter
 from tests.conftest import CONFIG
 from tests.monitoring.test_lookup import FIRST, OTHER, lines
@@ -131,3 +141,38 @@ def test_pipeline_dashboard_starts_while_the_broker_is_down(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
+
+
+def test_an_idle_pipeline_nobody_looks_at_is_sampled_seldom(tmp_path):
+    settings = config.load(CONFIG, env={})
+    board = Dashboard(settings, [], RecentData(), port=0, sample_now=False)
+    try:
+        interval = settings.monitoring.sample_interval_s
+        assert board.pause(moving=False) == max(interval, IDLE_SAMPLE_S) > interval
+        assert board.pause(moving=True) == interval  # records move: every sample_interval_s
+        status, _ = call(board, "/api/state")  # someone opens the page
+        assert status == 200 and board.pause(moving=False) == interval
+        assert board.pause(moving=False, now=time.monotonic() + VIEWER_S + 1) > interval  # and left
+    finally:
+        board.close()
+
+
+def test_what_the_dashboard_holds_is_bounded_however_long_it_runs():
+    recent = RecentData()
+    for i in range(LETTERS_KEPT * 3):
+        recent(kind="dead_letter", message={"id": f"r{i}", "stage": "clean", "reason": "timeout"}, at=1000.0 + i)
+        if i % 7 == 0:
+            numbers = [n for n in recent.held_letters]
+            recent.mark_replayed(numbers[-1])
+    assert len(recent.held_letters) == LETTERS_KEPT and recent.dead == LETTERS_KEPT * 3
+    assert set(recent.replayed) <= set(recent.held_letters)  # no note of a letter no longer held
+    unbounded = SlidingCounter(3600.0, 60.0, clock=time.time)
+    start = time.time() - 7200
+    for minute in range(120):  # two hours of receipts, each naming 3,000 entities never seen before
+        entities = [{"canonical": f"name-{minute}-{k}", "label": "PER", "count": 1} for k in range(3000)]
+        entities.append({"canonical": "Jakarta", "label": "LOC", "count": 5})
+        recent(kind="receipt", message={"id": f"m{minute}", "entities": entities}, at=start + minute * 60)
+        unbounded.add({(e["label"], e["canonical"]): e["count"] for e in entities}, at=start + minute * 60)
+    assert recent.entities.keys_held() <= 60 * ENTITIES_KEPT_PER_MINUTE + 3001 < unbounded.keys_held()
+    assert recent.entities.top(1) == unbounded.top(1) and unbounded.top(1)[0][0] == ("LOC", "Jakarta")
+    assert len(recent.records) == NEWEST and len(recent.index) == 120

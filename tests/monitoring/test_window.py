@@ -31,3 +31,16 @@ def test_events_can_be_placed_at_their_own_time():
     counter.add(["old"], at=clock.now - 4000)  # read back from a topic, older than the window
     counter.add(["new"], at=clock.now - 10)
     assert counter.totals() == {"new": 1}
+
+
+def test_with_max_keys_a_finished_slot_keeps_only_its_most_counted_keys():
+    clock = Clock()
+    bounded = SlidingCounter(window_s=3600, slot_s=60, clock=clock, max_keys=10)
+    exact = SlidingCounter(window_s=3600, slot_s=60, clock=clock)
+    for minute in range(90):
+        counts = {f"once-{minute}-{k}": 1 for k in range(100)} | {"often": 7, f"twice-{minute % 3}": 2}
+        bounded.add(counts)
+        exact.add(counts)
+        clock.now += 60
+    assert bounded.keys_held() <= 60 * 10 + 102 < exact.keys_held()
+    assert bounded.top(4) == exact.top(4)

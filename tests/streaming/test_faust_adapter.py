@@ -67,3 +67,49 @@ def test_no_other_module_imports_faust_or_its_libraries():
             if any(n.split(".")[0] in ("faust", "mode") for n in names):
                 importers.append(str(path.relative_to(ROOT)))
     assert set(importers) == {str(Path("pipeline/streaming/faust_adapter.py"))}
+
+
+class _Stream:
+    """What take_batches uses of a Faust stream: its events, and acknowledging one."""
+
+    def __init__(self):
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.acked: list = []
+        self.enable_acks = True
+
+    async def events(self):
+        while True:
+            item = await self.queue.get()
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+    async def ack(self, event) -> None:
+        self.acked.append(event)
+
+
+def test_take_batches_acknowledges_a_batch_once_handled_and_waits_for_the_first_event_without_a_limit():
+    async def scenario():
+        stream = _Stream()
+        for n in range(5):
+            stream.queue.put_nowait(n)
+        batches = faust_adapter.take_batches(stream, max_records=2, within_s=0.05, gap_s=0.01)
+        assert await anext(batches) == [0, 1] and stream.acked == [] and stream.enable_acks is False
+        assert await anext(batches) == [2, 3] and stream.acked == [0, 1]
+        assert await anext(batches) == [4] and stream.acked == [0, 1, 2, 3]  # the rest, after gap_s
+        waiting = asyncio.ensure_future(anext(batches))
+        for _ in range(100):  # nothing comes: the next batch waits, whatever within_s is
+            await asyncio.sleep(0)
+        assert not waiting.done() and stream.acked == [0, 1, 2, 3, 4]
+        stream.queue.put_nowait(5)
+        assert await waiting == [5]
+        stream.queue.put_nowait(RuntimeError("the channel failed"))
+        try:
+            await anext(batches)
+        except RuntimeError as exc:
+            assert str(exc) == "the channel failed"
+        else:
+            raise AssertionError("the stream's error did not reach the agent")
+        await batches.aclose()
+
+    asyncio.run(scenario())

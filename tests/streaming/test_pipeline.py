@@ -145,3 +145,23 @@ def test_malformed_events_are_dead_lettered_while_good_ones_flow(running):
     # no worker crashed or was restarted
     assert running.worker_pids() == pids_before
     assert all(w.proc.poll() is None and w.restarts == 0 for w in running.supervisor.workers)
+
+
+def test_the_clean_workers_html_parsers_compute_on_one_numeric_thread(running):
+    """The worker pins numeric libraries to one thread in itself (tests/streaming/test_worker_threads.py)
+    and in the processes it starts: the clean stage's HTML parsers, seen from outside."""
+    import psutil
+
+    from pipeline.sources.base import SourceItem
+    from pipeline.streaming.worker import NUMERIC_THREAD_VARIABLES
+
+    body = "<p>Hujan deras sejak pagi membuat sejumlah ruas jalan di Jakarta tergenang air.</p>" * 20
+    page = {"url": "https://news.example/banjir", "html": f"<html><body><article>{body}</article></body></html>"}
+    sent, _ = running.replay_items([SourceItem("threads", event=page)])
+    running.wait(sent)
+    parsers = psutil.Process(running.worker_pids()["clean-0"]).children(recursive=True)
+    assert parsers  # the process pool's server and its parser
+    for child in parsers:
+        environment = child.environ()
+        assert {name: environment.get(name) for name in NUMERIC_THREAD_VARIABLES} == \
+            dict.fromkeys(NUMERIC_THREAD_VARIABLES, "1")
