@@ -615,24 +615,28 @@ class StoryAssigner:
             dots = np.bincount(owner[hit], weights=weights[hit] * vec.weights[where[hit]],
                                minlength=len(stories)).tolist()
         out: list[float | None] = []
+        quiet = o.quiet_days * 86400
+        half_life = o.half_life_days * 86400
+        by_year = year is not None and o.year_mismatch != 1.0
+        by_day = o.day_mismatch != 1.0 and bool(days)
         for story, dot, norm in zip(stories, dots, norms, strict=True):
             gap = 0.0
             if when is not None and story.last is not None and story.first is not None:
                 gap = max(when - story.last, story.first - when, 0.0)
-                if gap > o.quiet_days * 86400:
+                if gap > quiet:
                     out.append(None)
                     continue
             if not norm:
                 out.append(0.0)
                 continue
             sim = dot / norm
-            if o.half_life_days and gap:
-                sim *= 0.5 ** (gap / (o.half_life_days * 86400))
-            if year is not None and story.years:
+            if half_life and gap:
+                sim *= 0.5 ** (gap / half_life)
+            if by_year and story.years:
                 story_year = story.year() if story.main_year == -1 else story.main_year
                 if story_year is not None and year != story_year:
                     sim *= o.year_mismatch
-            if o.day_mismatch != 1.0 and days:
+            if by_day and story.days:
                 day = day_gap(days, story.days)
                 if day is not None and day > o.day_window:
                     sim *= o.day_mismatch
