@@ -365,6 +365,7 @@ class Dashboard:
         self._started = False
         self._wake = threading.Event()  # sample now (someone opened the page while sampling was slow; close)
         self._viewed_at: float | None = None  # when the page last asked for its data (monotonic)
+        self._lag_seen: dict[str, int | None] = {}  # stage -> its lag in the last sample
         if sample_now:
             self._start_sampling()
 
@@ -417,7 +418,8 @@ class Dashboard:
 
     def _summarise(self) -> bool:
         """The status and a chart point from the samples; whether any record moves (a stage
-        reads, writes, or has records waiting)."""
+        reads or writes, or a lag changed since the sample before; a lag that stays put is no
+        motion: idle runs here showed a lag of 1 per stage that never changed)."""
         history = self.collector.history()
         health = self.settings.monitoring.health
         status = summarise(history, health, self.expected, window_s=RATE_WINDOW_S,
@@ -431,7 +433,9 @@ class Dashboard:
             self.points.append(point)
             while self.points and self.points[0]["t"] < status.at - KEEP_POINTS_S:
                 self.points.popleft()
-        return any(s.in_per_s or s.out_per_s or s.lag for s in status.stages)
+        lag = {s.stage: s.lag for s in status.stages}
+        moved, self._lag_seen = lag != self._lag_seen, lag
+        return moved or any(s.in_per_s or s.out_per_s for s in status.stages)
 
     def state(self) -> dict[str, Any]:
         with self._lock:

@@ -227,6 +227,7 @@ async def take_batches(stream, max_records: int, within_s: float, gap_s: float) 
         try:
             async for event in stream.events():
                 await handoff.put(event)
+            await handoff.put(None)  # the stream ended (it stops with the worker)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - raised again in the agent's task
@@ -239,8 +240,9 @@ async def take_batches(stream, max_records: int, within_s: float, gap_s: float) 
 
     reader = asyncio.get_running_loop().create_task(read(), name="take-batches")
     try:
-        while True:
-            batch = [checked(await handoff.get())]
+        event = checked(await handoff.get())
+        while event is not None:
+            batch = [event]
             deadline = time.monotonic() + within_s
             while len(batch) < max_records:
                 if handoff.empty():
@@ -253,10 +255,14 @@ async def take_batches(stream, max_records: int, within_s: float, gap_s: float) 
                         break
                 else:
                     event = handoff.get_nowait()
-                batch.append(checked(event))
+                if checked(event) is None:
+                    break
+                batch.append(event)
             yield batch
-            for event in batch:
-                await stream.ack(event)
+            for done in batch:
+                await stream.ack(done)
+            if event is not None:
+                event = checked(await handoff.get())
     finally:
         reader.cancel()
 

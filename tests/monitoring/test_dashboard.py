@@ -176,3 +176,23 @@ def test_what_the_dashboard_holds_is_bounded_however_long_it_runs():
     assert recent.entities.keys_held() <= 60 * ENTITIES_KEPT_PER_MINUTE + 3001 < unbounded.keys_held()
     assert recent.entities.top(1) == unbounded.top(1) and unbounded.top(1)[0][0] == ("LOC", "Jakarta")
     assert len(recent.records) == NEWEST and len(recent.index) == 120
+
+
+def test_a_lag_that_stays_put_is_no_motion_but_one_that_changes_is():
+    from pipeline.monitoring.lag import PartitionLag
+    from pipeline.monitoring.status import Sample
+
+    settings = config.load(CONFIG, env={})
+    board = Dashboard(settings, [], RecentData(), port=0, sample_now=False)
+    try:
+        def sample_with(committed: int, end: int) -> bool:
+            at = time.time()
+            board.collector.samples.append(Sample(at, [], {"clean": [PartitionLag("pages.raw", 0, committed, end)]}))
+            return board._summarise()
+
+        assert sample_with(10, 11) is True  # the first lag seen
+        assert sample_with(10, 11) is False  # the same one record waiting, nothing read or written
+        assert sample_with(10, 14) is True  # more came
+        assert sample_with(14, 14) is True  # and went
+    finally:
+        board.close()

@@ -82,6 +82,8 @@ class _Stream:
             item = await self.queue.get()
             if isinstance(item, Exception):
                 raise item
+            if item is None:  # the stream stops
+                return
             yield item
 
     async def ack(self, event) -> None:
@@ -111,5 +113,11 @@ def test_take_batches_acknowledges_a_batch_once_handled_and_waits_for_the_first_
         else:
             raise AssertionError("the stream's error did not reach the agent")
         await batches.aclose()
+
+        ending = _Stream()
+        for item in (7, 8, None):
+            ending.queue.put_nowait(item)
+        assert [batch async for batch in faust_adapter.take_batches(ending, 5, 0.05, 0.01)] == [[7, 8]]
+        assert ending.acked == [7, 8]
 
     asyncio.run(scenario())
