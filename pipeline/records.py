@@ -130,6 +130,18 @@ def iso(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def json_scalar(kind: Any, value: Any) -> Any:
+    """A scalar of a ``RECORD_FIELDS`` type as a typed store gives it back (datetime, date), in the
+    record's JSON form (RFC 3339, ISO-8601); other values as they are."""
+    if value is None:
+        return None
+    if kind == "time":
+        return iso(value)
+    if kind == "date":
+        return value.isoformat()
+    return value
+
+
 def parse_iso(value: str) -> datetime:
     """Parse ISO-8601; a time without zone is taken as UTC. Raises ``ValueError``."""
     dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))

@@ -282,9 +282,11 @@ def _parquet_files(folder: Path) -> list[Path]:
 
 
 def _staged(folder: Path) -> list[Path]:
+    """The Parquet sink's part files not written as Parquet yet (the sink is not opened: nothing is made)."""
+    from pipeline.sinks.parquet import ParquetSink
     from pipeline.sinks.staging import PART_SUFFIX
 
-    return _newest_first(list((folder / "_staging").glob(f"*{PART_SUFFIX}")))
+    return _newest_first(list(ParquetSink(folder).staging_dir().glob(f"*{PART_SUFFIX}")))
 
 
 def _find_parquet(location: str, settings: Any, key: str) -> list[Copy]:

@@ -28,7 +28,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.records import RECORD_FIELDS, STORY_UPDATE_FIELDS, iso, parse_iso
+from pipeline.records import RECORD_FIELDS, STORY_UPDATE_FIELDS, json_scalar, parse_iso
 from pipeline.sinks.base import FileSink
 from pipeline.sinks.staging import PART_SUFFIX, fsync_dir
 
@@ -82,11 +82,7 @@ def _plain(kind: Any, value: Any) -> Any:
         if container == "list":
             return [_plain(item, v) for v in value]
         return {k: _plain(item, v) for k, v in value}
-    if kind == "time":
-        return iso(value)
-    if kind == "date":
-        return value.isoformat()
-    return value
+    return json_scalar(kind, value)
 
 
 def record_of(row: dict[str, Any]) -> dict[str, Any]:

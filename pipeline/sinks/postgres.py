@@ -32,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.records import RECORD_FIELDS, TemporaryFailure, iso, parse_iso
+from pipeline.records import RECORD_FIELDS, TemporaryFailure, json_scalar, parse_iso
 from pipeline.redaction import redact
 from pipeline.sinks.base import Sink
 
@@ -174,16 +174,6 @@ def row_of(record: dict[str, Any]) -> tuple:
     return tuple(get(record) for _, _, get in _COLUMN_SPECS)
 
 
-def _plain(kind: Any, value: Any) -> Any:
-    if value is None:
-        return None
-    if kind == "time":
-        return iso(value)
-    if kind == "date":
-        return value.isoformat()
-    return value
-
-
 def record_of(row: dict[str, Any]) -> dict[str, Any]:
     """A row of the table (a dict of its columns) in the record's form, the inverse of ``row_of``:
     times in RFC 3339 (UTC), dates in ISO-8601, ``extra`` merged back; a field without a value is
@@ -195,7 +185,7 @@ def record_of(row: dict[str, Any]) -> dict[str, Any]:
             parts = {key: row.get(c) for c, key in SPLIT[name].items() if key is not None}
             value = whole if whole is not None else (parts if any(v is not None for v in parts.values()) else None)
         else:
-            value = _plain(kind, row.get(name))
+            value = json_scalar(kind, row.get(name))
         if value is not None:
             record[name] = value
     for name, value in (row.get("extra") or {}).items():
