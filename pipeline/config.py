@@ -138,7 +138,7 @@ class TopicSettings:
 @dataclass(frozen=True)
 class CleanSettings:
     html_timeout_s: float
-    html_processes: int
+    html_processes: int = field(metadata={"min": 0})  # 0: one per core this process may use
     html_recycle_after: int
     include_comments: bool
     max_input_bytes: int

@@ -8,7 +8,7 @@ from pipeline.records import BadInput
 from pipeline.stages.base import Context
 from pipeline.stages.clean import CleanStage, not_after_fetch
 from pipeline.stages.clean.dates import find_date
-from pipeline.stages.clean.html_page import clean_article_text, is_news_furniture
+from pipeline.stages.clean.html_page import clean_article_text, extract_in_process, is_news_furniture
 from pipeline.stages.clean.line_model import LineClassifier, PageLines
 from pipeline.stages.clean.metadata import (
     choose_title,
@@ -23,6 +23,7 @@ from pipeline.stages.clean.text_page import extract_text_page
 from tests.conftest import seed_files
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
+_EXTRACT_IN_PROCESS = extract_in_process  # the real one, for a child running a test's stand-in
 RELATED_HEADLINES = {
     0: "Kremlin Risih Joe Biden Jadikan Rusia Sebagai Ancaman Nomor Satu AS",
     2: "Jokowi Tak Serius Dukung RK-Suswono",
@@ -340,6 +341,71 @@ def test_html_extraction_has_a_time_limit(settings):
     assert "real text" in page.text
     extractor.close()
     assert dataclasses.is_dataclass(page)
+
+
+def test_a_batch_of_pages_is_extracted_in_flight_in_order_with_each_failure_its_own(settings, monkeypatch):
+    """The stage hands a whole batch to its pool (two children here), finishes the records in
+    order, and a page that hangs is that page's dead letter only; the answers are the ones the
+    stage gives page by page."""
+    import dataclasses
+
+    from pipeline.stages.clean import html_page
+
+    clean = dataclasses.replace(settings.stages.clean, html_processes=2, html_timeout_s=3.0)
+    stage = CleanStage(clean)
+    monkeypatch.setattr(html_page, "extract_in_process", _hang_when_asked)
+    body = "".join(f"<p>Sentence {i} of an article on the harbour works and the new ferry line.</p>"
+                   for i in range(12))
+
+    def page(n: int, marker: str = "") -> dict:
+        return {"id": f"p{n}", "url": f"https://news.example.org/{n}", "fetched_at": "2026-11-20T10:00:00Z",
+                "html": f"<html><head><title>Harbour story {n}</title></head><body><article>"
+                        f"<h1>Harbour story {n}</h1>{marker}{body}</article></body></html>"}
+
+    batch = [page(1), page(2, "<p>HANG</p>"), page(3), {"id": "t4", "fetched_at": "2026-11-20T10:00:00Z", "text": SEED_LIKE_TEXT},
+             {"id": "p5", "html": "<html><body><script>x=1</script></body></html>"}, page(6)]
+    contexts = [Context(worker="t") for _ in batch]
+    try:
+        results = stage.run_many([dict(r) for r in batch], contexts)
+        assert [type(r).__name__ for r in results] == ["dict", "BadInput", "dict", "dict", "BadInput", "dict"]
+        assert results[1].reason == "timeout" and results[4].reason == "no_main_text"
+        assert [results[i]["title"] for i in (0, 2, 5)] == ["Harbour story 1", "Harbour story 3", "Harbour story 6"]
+        for i in (0, 2, 3, 5):
+            one = stage.run(dict(batch[i]), Context(worker="t"))
+            assert {k: v for k, v in one.items() if k not in ("trace", "ingested_at")} == \
+                   {k: v for k, v in results[i].items() if k not in ("trace", "ingested_at")}
+            assert results[i]["trace"][-1]["stage"] == "clean" and results[i]["trace"][-1]["ms"] > 0
+        assert stage.stats.extra["html_pages"] >= 4 and stage.stats.failed["timeout"] == 1
+    finally:
+        stage.close()
+
+
+SEED_LIKE_TEXT = ("Warga Menyambut Kapal Baru di Pelabuhan\n"
+                  + "\n".join(f"Kapal feri baru mulai berlayar dari pelabuhan kota pada pekan ini, kata pejabat "
+                               f"dinas perhubungan dalam keterangan ke-{i} kepada wartawan di kantor mereka."
+                               for i in range(8)))
+
+
+def test_usable_cores_follow_a_container_cpu_limit(tmp_path):
+    from pipeline.stages.clean.html_page import usable_cores
+
+    limit = tmp_path / "cpu.max"
+    affinity = usable_cores(str(tmp_path / "none"))
+    assert affinity >= 1
+    limit.write_text("max 100000\n")
+    assert usable_cores(str(limit)) == affinity
+    limit.write_text("50000 100000\n")  # half a core: one child
+    assert usable_cores(str(limit)) == 1
+    limit.write_text(f"{150000 * affinity} 100000\n")  # above the affinity: the affinity
+    assert usable_cores(str(limit)) == affinity
+
+
+def _hang_when_asked(html, *args, **kwargs):
+    import time
+
+    if "HANG" in html:
+        time.sleep(60)
+    return _EXTRACT_IN_PROCESS(html, *args, **kwargs)
 
 
 def _hang(*args, **kwargs):

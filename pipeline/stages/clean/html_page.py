@@ -15,13 +15,19 @@ In the child (``extract_in_process``), per page:
 
 trafilatura is not thread-safe, can hang on pathological pages and grows in long runs, so it runs
 in a small pool of child processes: each page has a time limit (the child is killed when it runs
-out) and each child is replaced after a number of pages.
+out) and each child is replaced after a number of pages. The stage submits a batch's pages at once
+(``submit``), so every child is kept busy while the stage's own process reads the next records and
+finishes the pages already extracted.
 """
 
 from __future__ import annotations
 
+import math
 import multiprocessing
+import os
 import re
+import time
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +57,7 @@ class HtmlPage:
     canonical_url: str | None
     declared_lang: str | None
     notes: dict[str, int] = field(default_factory=dict)  # counters for the stage's stats
+    child_ms: float = 0.0  # the extraction's time in its child process
 
 
 def _key(text: str) -> str:
@@ -100,6 +107,7 @@ def extract_in_process(html: str, url: str | None, include_comments: bool,
 
     from pipeline.stages.clean.metadata import fallback_date, page_metadata, parse_html
 
+    started = time.perf_counter()
     notes: dict[str, int] = {}
     if len(html) > SLIM_ABOVE_CHARS:
         notes["html_slimmed"] = 1
@@ -123,7 +131,24 @@ def extract_in_process(html: str, url: str | None, include_comments: bool,
     text, dropped = clean_article_text(text, meta.title)
     notes["html_lines_dropped"] = dropped
     return {"title": meta.title, "text": text, "date": meta.published, "authors": meta.authors,
-            "site": meta.site, "url": meta.canonical_url, "language": meta.declared_lang, "notes": notes}
+            "site": meta.site, "url": meta.canonical_url, "language": meta.declared_lang, "notes": notes,
+            "ms": (time.perf_counter() - started) * 1000.0}
+
+
+def usable_cores(cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
+    """The cores this process may use: its CPU affinity, lowered by a cgroup CPU quota (a
+    container's CPU limit, rounded up), at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = open(cpu_max, encoding="ascii").read().split()[:2]
+        if quota != "max":
+            cores = min(cores, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
 
 
 class HtmlExtractor:
@@ -132,7 +157,7 @@ class HtmlExtractor:
     def __init__(self, timeout_s: float, processes: int = 1, recycle_after: int = 500,
                  include_comments: bool = False, max_parse_chars: int = 5_000_000):
         self.timeout_s = timeout_s
-        self.processes = processes
+        self.processes = processes or usable_cores()
         self.recycle_after = recycle_after
         self.include_comments = include_comments
         self.max_parse_chars = max_parse_chars
@@ -148,10 +173,16 @@ class HtmlExtractor:
                                      initializer=_warm_up)
         return self._pool
 
-    def extract(self, html: str, url: str | None) -> HtmlPage:
-        future = self._ensure_pool().schedule(
+    def submit(self, html: str, url: str | None) -> Future:
+        """Start extracting a page in the pool (queued when every child is busy); its time limit
+        counts from when a child takes it. :meth:`result` gives the page."""
+        return self._ensure_pool().schedule(
             extract_in_process, args=(html, url, self.include_comments, self.max_parse_chars),
             timeout=self.timeout_s)
+
+    def result(self, future: Future, url: str | None) -> HtmlPage:
+        """The page a :meth:`submit` started, once its child is done; ``BadInput`` when it ran out
+        of time or failed."""
         try:
             data = future.result()
         except FutureTimeout:
@@ -171,7 +202,12 @@ class HtmlExtractor:
             canonical_url=data.get("url") or url,
             declared_lang=data.get("language"),
             notes=data.get("notes") or {},
+            child_ms=float(data.get("ms") or 0.0),
         )
+
+    def extract(self, html: str, url: str | None) -> HtmlPage:
+        """One page, start to end."""
+        return self.result(self.submit(html, url), url)
 
     def close(self) -> None:
         if self._pool is not None:
