@@ -141,6 +141,29 @@ def test_undated_articles_never_close(assigner):
     assert assigner.assign(article("q2", QUAKE_2, when=None))["id"] == "q1"
 
 
+def test_canonical_entities_weigh_by_their_mentions_whole_or_as_the_words_of_their_names():
+    import math
+
+    text = "Tara Reid checked into Promises. Reid's rep spoke."
+    rehab = article("r1", text, entities=("Tara Reid", "Promises", "Reid"), mentions=(3, 2, 1))
+
+    def entity_block(options: StoryOptions, a: Article) -> dict[int, float]:
+        f = StoryAssigner(options, MemoryStoryState()).features(a)
+        return {t: w for t, w in zip(f.terms.tolist(), f.entities.tolist(), strict=True) if w}
+
+    whole = entity_block(StoryOptions(name_words=False), rehab)
+    assert sorted(whole.values()) == pytest.approx(sorted(1 + math.log(c) for c in (3, 2, 1)))
+    words = entity_block(StoryOptions(name_words=True), rehab)  # tara 3, promises 2, reid 3 + 1
+    assert sorted(words.values()) == pytest.approx(sorted(1 + math.log(c) for c in (3, 2, 4)))
+    # the words are the stand-in's terms: an article without entities meets them
+    stand_in = entity_block(StoryOptions(), article("r2", "Reid left Promises on Monday."))
+    assert len(set(words) & set(stand_in)) == 2  # reid, promises (not monday, nor tara)
+    assert not set(whole) & set(stand_in)
+    with pytest.raises(ValueError, match="2 mention counts for 3 entities"):
+        StoryAssigner(StoryOptions(), MemoryStoryState()).features(article("r3", text, entities=rehab.entities,
+                                                                           mentions=(1, 2)))
+
+
 def test_options_are_checked():
     with pytest.raises(ValueError):
         StoryOptions(quiet_days=5, expire_days=2)

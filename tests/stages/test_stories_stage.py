@@ -25,6 +25,11 @@ def test_what_the_stage_reads_of_a_record():
     a = article_of(record)
     assert (a.id, a.title, a.lang, a.outlet, a.duplicate_of) == ("r1", "Banjir", "id", "news.example", "r0")
     assert a.entities == ("Jakarta", "Joko Widodo") and a.when.isoformat() == "2026-11-30T08:00:00+07:00"
+    assert a.mentions == (2, 1)  # the summary's counts (no summary: the mentions of ``entities``)
+    mentions = [{"text": "Jokowi", "canonical": "Joko Widodo", "label": "PER"}, {"text": "Widodo", "label": "PER"},
+                {"text": "Jokowi", "canonical": "Joko Widodo", "label": "PER"}, {"text": "Senin", "label": "DATE"}]
+    b = article_of({**record, "entity_summary": [], "entities": mentions})
+    assert (b.entities, b.mentions) == (("Joko Widodo", "Widodo"), (2, 1))
     # no publication date: the time is unknown (the fetch time is not the article's)
     assert article_of({**record, "published": "not a date"}).when is None
     assert article_of({"id": "r2", "text": "x", "site": "Kompas.com"}).outlet == "Kompas.com"

@@ -11,6 +11,7 @@ answers one would, and a restarted worker goes on where the stream was.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -62,15 +63,23 @@ def _when(record: dict[str, Any]):
 def article_of(record: dict[str, Any]) -> Article:
     """What the model reads of a record."""
     summary = record.get("entity_summary")
+    mentions: Counter[str] = Counter()  # canonical name -> mentions, most mentioned first as the summary has them
     if isinstance(summary, list) and summary:
-        names = [e.get("canonical") for e in summary if isinstance(e, dict) and e.get("label") in ENTITY_LABELS]
+        for e in summary:
+            if isinstance(e, dict) and e.get("label") in ENTITY_LABELS and isinstance(e.get("canonical"), str):
+                count = e.get("count")
+                mentions[e["canonical"]] += count if isinstance(count, int) and count > 0 else 1
     else:
-        names = [e.get("canonical") or e.get("text") for e in record.get("entities") or []
-                 if isinstance(e, dict) and e.get("label") in ENTITY_LABELS]
+        for e in record.get("entities") or []:
+            if isinstance(e, dict) and e.get("label") in ENTITY_LABELS:
+                name = e.get("canonical") or e.get("text")
+                if isinstance(name, str):
+                    mentions[name] += 1
+    mentions.pop("", None)
     url = record.get("canonical_url") or record.get("url")
     outlet = record.get("site") or (urlsplit(url).hostname if isinstance(url, str) and url else None)
     return Article(id=record["id"], title=record.get("title") or "", text=record.get("text") or "",
-                   entities=tuple(dict.fromkeys(n for n in names if isinstance(n, str) and n)),
+                   entities=tuple(mentions), mentions=tuple(mentions.values()),
                    lang=(record.get("lang") or {}).get("code"), outlet=outlet, when=_when(record),
                    duplicate_of=(record.get("dedup") or {}).get("duplicate_of"))
 

@@ -113,6 +113,9 @@ class StoryOptions:
     entity_tokens: bool = True  # without canonical entities, the entity block holds the words of the stand-in's
     #                             names, not whole names: "Tara Reid" and "Reid" share a term (off: one term per name)
     size_exponent: float = 0.2  # a story of n articles is joined from threshold * n ** -size_exponent (0: flat)
+    name_words: bool = False  # canonical entities enter the entity block as the words of their names (salted as the
+    #                           stand-in's), each weighing 1 + ln(mentions of the names holding it); off: one term
+    #                           per name weighing 1 + ln(its mentions)
 
     def __post_init__(self) -> None:
         if self.expire_days < self.quiet_days:
@@ -126,12 +129,14 @@ class StoryOptions:
 @dataclass(frozen=True)
 class Article:
     """What the stories stage reads of a record. ``when``: published (aware, or UTC; None: unknown);
-    ``entities``: canonical entity names; ``duplicate_of``: the dedup stage's original."""
+    ``entities``: canonical entity names; ``mentions``: how often each is mentioned (aligned with
+    ``entities``; empty: once each); ``duplicate_of``: the dedup stage's original."""
 
     id: str
     title: str
     text: str
     entities: tuple[str, ...] = ()
+    mentions: tuple[int, ...] = ()
     lang: str | None = None
     outlet: str | None = None
     when: datetime | None = None
@@ -505,8 +510,11 @@ class StoryAssigner:
         words, starts = _word_hasher()(lowered)
         cut = int(np.searchsorted(starts, len(title)))  # the title's words start before its end
         text_ids, title_ids = self._terms_of(words[cut:]), self._terms_of(words[:cut])
-        if article.entities or not self.options.entity_tokens:  # one term per name
-            mentions = Counter(article.entities or capitalised_phrases(text))  # name -> mentions
+        if article.entities and self.options.name_words:  # the words of the canonical names
+            mentions = self._mentions(article)
+            entity_ids, entity_counts = self._name_words(mentions)
+        elif article.entities or not self.options.entity_tokens:  # one term per name
+            mentions = self._mentions(article) if article.entities else Counter(capitalised_phrases(text))
             entity_ids = np.fromiter((self._name(name)[1] for name in mentions), dtype=np.uint32, count=len(mentions))
             entity_counts = np.fromiter(mentions.values(), dtype=np.float64, count=len(mentions))
         else:  # the stand-in's names: the words of the capitalised phrases, as the text has them
@@ -530,6 +538,34 @@ class StoryAssigner:
         if article.when is not None:
             days.add(_day_of_year(article.when.day, article.when.month) or 1)
         return Features(terms, words, title, entities, tuple(mentions), year, tuple(sorted(days)))
+
+    @staticmethod
+    def _mentions(article: Article) -> Counter[str]:
+        """Canonical name -> its mentions in the article (``mentions``, else once each)."""
+        if not article.mentions:
+            return Counter(article.entities)
+        if len(article.mentions) != len(article.entities):
+            raise ValueError(f"article {article.id}: {len(article.mentions)} mention counts for "
+                             f"{len(article.entities)} entities")
+        mentions: Counter[str] = Counter()
+        for name, count in zip(article.entities, article.mentions, strict=True):
+            mentions[name] += max(int(count), 1)
+        return mentions
+
+    def _name_words(self, mentions: Counter[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Entity terms of the words of canonical names (hashed and salted as the stand-in's: an
+        article without entities meets them) and, aligned, the mentions of the name each comes from
+        (a word is counted once per name; the features add up the names holding it)."""
+        names = [name.lower() for name in mentions]
+        hashes, starts = _word_hasher()("\n".join(names))
+        if not len(hashes):
+            return _NO_TERMS, _NO_WEIGHTS
+        name_starts = np.cumsum([0] + [len(name) + 1 for name in names[:-1]])
+        owner = np.searchsorted(name_starts, starts, side="right") - 1
+        terms = (_mix(hashes ^ _ENTITY_SALT) & np.uint64(self._mask)).astype(np.uint32)
+        pairs = np.unique(np.stack((owner, terms.astype(np.int64))), axis=1)  # each word once per name
+        counts = np.fromiter(mentions.values(), dtype=np.float64, count=len(mentions))
+        return pairs[1].astype(np.uint32), counts[pairs[0]]
 
     def _stand_in(self, text: str, lowered: str, words: np.ndarray, starts: np.ndarray
                   ) -> tuple[Counter[str], np.ndarray]:
