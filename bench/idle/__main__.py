@@ -48,9 +48,10 @@ def cpu_seconds(root: psutil.Process) -> dict[int, tuple[str, float]]:
 
 
 class Run:
-    """One `pipeline run` in a folder of its own, its console read in a thread."""
+    """One `pipeline run` in a folder of its own, its console read in a thread;
+    ``overrides``: settings of its own on top (e.g. ``PIPELINE__RUN__WORKERS``)."""
 
-    def __init__(self, out: Path, broker: str, extra: list[str]):
+    def __init__(self, out: Path, broker: str, extra: list[str], overrides: dict[str, str] | None = None):
         out.mkdir(parents=True, exist_ok=True)
         self.out = out
         env = dict(os.environ)
@@ -61,6 +62,7 @@ class Run:
             "PIPELINE__EMBEDDED_BROKER__KIND": broker,
             "PIPELINE__EMBEDDED_INDEX__DIR": str(out / "dedup-index"),
             "PIPELINE__MONITORING__PORTS": "{clean = 0, language = 0, entities = 0, dedup = 0, sink = 0}",
+            **(overrides or {}),
         })
         cmd = [sys.executable, "-m", "pipeline", "run", "--replay", str(REPO / "seeds"), *extra,
                "--dashboard-port", "0", "--sink", f"jsonl:{out / 'enriched'}"]
