@@ -7,12 +7,14 @@ Every article gets one decision when it arrives, never revised (no batch re-clus
 3. Otherwise the article becomes a vector: word unigrams and bigrams of its title and text
    (sublinear term frequency, title words weighted ``title_weight`` more) and, in a block of
    their own weighted ``entity_weight``, its canonical entities (language-independent, so they
-   link stories across languages; when the record has none, capitalised word sequences stand in
-   for them). Terms are hashed into ``2**df_bits`` ids; the inverse document frequency of each
-   comes from the stream itself (document frequencies kept in the shared state). It is compared
-   by cosine with the centroid (sum of the members' vectors, cut to its ``max_terms`` heaviest
-   terms) of a few candidate stories, found through an inverted index from each story's
-   ``index_terms`` heaviest terms (the article's ``query_terms`` heaviest terms are looked up).
+   link stories across languages; with ``name_words`` the words of their names, each weighing
+   1 + ln(mentions of the names holding it), so "Tara Reid" and "Reid" meet; when the record has
+   none, capitalised word sequences stand in for them). Terms are hashed into ``2**df_bits`` ids;
+   the inverse document frequency of each comes from the stream itself (document frequencies kept
+   in the shared state). It is compared by cosine with the centroid (sum of the members' vectors,
+   cut to its ``max_terms`` heaviest terms) of a few candidate stories, found through an inverted
+   index from each story's ``index_terms`` heaviest terms (the article's ``query_terms`` heaviest
+   terms are looked up).
    A story that heard nothing for ``quiet_days`` before the article (or that starts more than
    that after it) is closed and not a candidate; with ``half_life_days`` the similarity also
    decays with the time between the article and the story. The most similar open story among
@@ -83,9 +85,9 @@ _HASH_INVERSE = pow(_HASH_BASE, -1, 1 << 64)
 class StoryOptions:
     """How articles are compared and how long stories and answers live."""
 
-    threshold: float = 0.21  # cosine similarity to the centroid needed to join a story of one article (see size_exponent)
+    threshold: float = 0.18  # cosine similarity to the centroid needed to join a story of one article (see size_exponent)
     title_weight: float = 2.5  # added to a term's (sublinear) frequency when it is in the title
-    entity_weight: float = 0.5  # share of the vector's squared norm given to the entity block
+    entity_weight: float = 0.3  # share of the vector's squared norm given to the entity block
     idf_offset: float = 0.0  # idf = ln((docs + 1) / (df + 1)) + idf_offset, the article itself counted
     bigrams: bool = True  # word bigrams as well as single words
     quiet_days: float = 3.0  # a story with nothing new for this long is closed
@@ -113,7 +115,7 @@ class StoryOptions:
     entity_tokens: bool = True  # without canonical entities, the entity block holds the words of the stand-in's
     #                             names, not whole names: "Tara Reid" and "Reid" share a term (off: one term per name)
     size_exponent: float = 0.2  # a story of n articles is joined from threshold * n ** -size_exponent (0: flat)
-    name_words: bool = False  # canonical entities enter the entity block as the words of their names (salted as the
+    name_words: bool = True  # canonical entities enter the entity block as the words of their names (salted as the
     #                           stand-in's), each weighing 1 + ln(mentions of the names holding it); off: one term
     #                           per name weighing 1 + ln(its mentions)
 
