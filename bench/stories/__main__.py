@@ -40,6 +40,7 @@ from sklearn.model_selection import GroupKFold
 from bench.common import CACHE, Progress, eval_dir
 from pipeline.stages.stories.model import Article, StoryAssigner, StoryOptions
 from pipeline.stages.stories.state import MemoryStoryState, RedisStoryState
+from pipeline.streaming.worker import BATCH_MAX
 from training.stories_data import SEEDS, arrival_order, bcubed, load_docs, run_order, with_entities
 
 #: the parameters searched by cross-validation (everything else: the defaults)
@@ -135,6 +136,13 @@ def throughput(docs, order, runs: int) -> None:
           f"{max(sizes)} at most)")
 
 
+def in_batches(assigner: StoryAssigner, articles: list[Article]) -> list[dict]:
+    """The answers of ``articles`` given in batches of ``BATCH_MAX`` (what a stories worker takes at
+    most at once from its topic), in order."""
+    return [answer for k in range(0, len(articles), BATCH_MAX)
+            for answer in assigner.assign_many(articles[k:k + BATCH_MAX])]
+
+
 def redis_run(url: str, docs, orders, memory_preds: list[dict[str, str]]) -> None:
     """The defaults through RedisStoryState for every order: identical to the memory state?"""
     import redis
@@ -145,7 +153,9 @@ def redis_run(url: str, docs, orders, memory_preds: list[dict[str, str]]) -> Non
     for order, expected in zip(orders, memory_preds, strict=True):
         state = RedisStoryState(client, prefix=f"bench-stories-{uuid.uuid4().hex[:8]}")
         t0, c0 = time.perf_counter(), time.process_time()
-        got = run_order(StoryOptions(), docs, order, state=state)
+        articles = [docs[i].article for i in order]  # decided in the stage's batches
+        got = {a.id: answer["id"] for a, answer in zip(articles, in_batches(StoryAssigner(StoryOptions(), state),
+                                                                            articles), strict=True)}
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         rates.append((len(order) / wall, len(order) / cpu))
         identical &= got == expected
@@ -221,14 +231,14 @@ def _rss_bytes() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def open_stories_run(docs, open_stories: int, batch: int, runs: int, redis_url: str | None) -> None:
+def open_stories_run(docs, open_stories: int, batch: int, runs: int, redis_url: str | None) -> list[dict]:
     """Fills the state with ``open_stories`` stories (one synthetic article each, all dated within
-    the last two days, so all open), then measures docs per CPU-second of ``assign`` (features
-    included) on ``runs`` batches of ``batch`` new ~3 KB articles, one after the other on the same
-    state: half new articles of open stories (chosen at random), half first articles of new stories.
-    The fill runs the stage's ``assign`` too, with a threshold no similarity reaches (every article
-    starts its story) and no candidates compared. With Redis, the CPU of redis-server (INFO cpu)
-    counts with this process's."""
+    the last two days, so all open), then measures docs per CPU-second of ``assign_many`` in the
+    stage's batches (features included) on ``runs`` runs of ``batch`` new ~3 KB articles, one after
+    the other on the same state: half new articles of open stories (chosen at random), half first
+    articles of new stories. The fill decides too, with a threshold no similarity reaches (every
+    article starts its story) and no candidates compared. With Redis, the CPU of redis-server (INFO
+    cpu) counts with this process's. Returns the answers of the measured runs."""
     options = StoryOptions()
     fill_options = dataclasses.replace(options, threshold=math.inf, candidates=0, join_model="")
     synthetic = SyntheticStories(docs)
@@ -249,11 +259,11 @@ def open_stories_run(docs, open_stories: int, batch: int, runs: int, redis_url: 
     t0, c0 = time.perf_counter(), time.process_time()
     r0 = _redis_cpu(client) if client else 0.0
     with Progress(f"fill {name} state", total=open_stories, unit="stories") as bar:
-        for k in range(open_stories):
-            when = start + timedelta(seconds=172800 * k / open_stories)
-            filler.assign(synthetic.article(k, 0, when))
-            if k % 1000 == 999:
-                bar.advance(1000)
+        for k0 in range(0, open_stories, 1000):
+            stories = range(k0, min(k0 + 1000, open_stories))
+            in_batches(filler, [synthetic.article(k, 0, start + timedelta(seconds=172800 * k / open_stories))
+                                for k in stories])
+            bar.advance(len(stories))
     fill_wall, fill_cpu = time.perf_counter() - t0, time.process_time() - c0
     fill_server = _redis_cpu(client) - r0 if client else 0.0
     if client:
@@ -274,7 +284,7 @@ def open_stories_run(docs, open_stories: int, batch: int, runs: int, redis_url: 
           f"({open_stories / (fill_cpu + fill_server):.0f} per CPU-second); {memory}")
     assigner = StoryAssigner(options, state)
     rng = random.Random(7)
-    results = []
+    results, given = [], []
     for run in range(runs):
         articles, expected = [], []  # the story each should join (None: it starts one)
         for i in range(batch):
@@ -288,7 +298,8 @@ def open_stories_run(docs, open_stories: int, batch: int, runs: int, redis_url: 
                 expected.append(None)
         t0, c0 = time.perf_counter(), time.process_time()
         r0 = _redis_cpu(client) if client else 0.0
-        answers = [assigner.assign(a) for a in articles]
+        answers = in_batches(assigner, articles)
+        given += answers
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         server = _redis_cpu(client) - r0 if client else 0.0
         statuses = Counter(a["status"] for a in answers)
@@ -310,6 +321,7 @@ def open_stories_run(docs, open_stories: int, batch: int, runs: int, redis_url: 
     if client:
         state.clear()
         client.close()
+    return given
 
 
 def main(argv=None) -> int:
@@ -329,9 +341,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     docs = load_docs(eval_dir(args.eval_dir))
     if args.open_stories:
-        open_stories_run(docs, args.open_stories, args.batch, args.runs, None)
+        memory = open_stories_run(docs, args.open_stories, args.batch, args.runs, None)
         if args.redis:
-            open_stories_run(docs, args.open_stories, args.batch, args.runs, args.redis)
+            shared = open_stories_run(docs, args.open_stories, args.batch, args.runs, args.redis)
+            print(f"Redis answers of the {len(shared)} articles measured identical to the memory state's: "
+                  f"{'yes' if shared == memory else 'NO'}")
         return 0
     if not args.stand_in:
         docs = with_entities(docs, CACHE / "stories")

@@ -286,3 +286,49 @@ def test_the_seed_pages_form_their_two_events():
     assert len(story) == 5
     assert story["000"] == story["001"] == story["003"]
     assert story["002"] == story["004"] != story["000"]
+
+
+def batch_stream() -> list[Article]:
+    """A dated stream over ten days in which stories close and expire (expire_days 2 below), with a
+    redelivery and near duplicates whose original comes in the same batch or an earlier one."""
+    texts = [QUAKE, QUAKE_2, FOOTBALL, ELECTION, *BACKGROUND]
+    articles = [article(f"n{i}", f"{texts[i % len(texts)]} Update {i}.", when=DAY0 + timedelta(hours=5 * i))
+                for i in range(30)]
+    articles.insert(4, article("d1", "A copy of the first report.", duplicate_of="n0", when=DAY0 + timedelta(hours=9)))
+    articles.insert(12, articles[7])  # delivered again, in the same batch
+    articles.insert(20, article("d2", "A copy.", duplicate_of="n1", when=DAY0 + timedelta(days=9)))  # its story gone
+    articles.insert(25, article("d3", "A copy of a copy.", duplicate_of="d1", when=DAY0 + timedelta(days=2)))
+    return articles
+
+
+def test_batches_give_the_answers_of_one_by_one(redis_client, redis_namespace):
+    """``assign_many`` on Redis (a few round trips per batch, decisions made locally in order) gives
+    what ``assign`` on the memory state gives one article at a time, whatever the batches, while
+    stories expire inside a batch; a worker whose batch was overtaken by another's commit decides
+    again; batches delivered again get the answers they had."""
+    options = StoryOptions(quiet_days=1, expire_days=2)
+    articles = batch_stream()
+    memory = StoryAssigner(options, MemoryStoryState())
+    one = [memory.assign(a) for a in articles]
+    assert any(a["status"] == "joined" for a in one) and len(memory.state.stories) < len({a["id"] for a in one})
+    for size in (1, 4, len(articles)):
+        state = RedisStoryState(redis_client, prefix=f"{redis_namespace}:{size}")
+        batches = StoryAssigner(options, state)
+        got = [a for k in range(0, len(articles), size) for a in batches.assign_many(articles[k:k + size])]
+        assert got == one
+        assert batches.assign_many(articles) == one  # delivered again
+    # two workers: the second commits while the first is between its read and its first commit
+    state = RedisStoryState(redis_client, prefix=f"{redis_namespace}:race")
+    first, second = StoryAssigner(options, state), StoryAssigner(options, RedisStoryState(redis_client,
+                                                                                           prefix=state.prefix))
+    read_many = state.read_many
+
+    def read_then_lose_the_race(*args, **kwargs):
+        read = read_many(*args, **kwargs)
+        if not first.retries:
+            second.assign_many(articles[:3])
+        return read
+
+    state.read_many = read_then_lose_the_race
+    assert first.assign_many(articles[:20]) == one[:20] and first.retries == 1
+    assert second.assign_many(articles[20:]) == one[20:]

@@ -43,6 +43,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
+from itertools import chain, islice
 from operator import itemgetter
 from pathlib import Path
 
@@ -753,17 +754,14 @@ class StoryAssigner:
         or when there was nothing to compare with) and the story's ``summary`` as it stands.
         ``features``: the article's, when computed already (benchmarks reuse them across runs)."""
         features = features or self.features(article)
-        terms = features.terms
         when = _seconds(article.when)
         for _ in range(TRIES):
-            view = self.state.begin(article.id, terms, article.duplicate_of)
+            view = self.state.begin(article.id, features.terms, article.duplicate_of)
             if view.answer is not None:
                 return view.answer
             if view.original is not None:  # a near duplicate: its original's story, at once
-                story = Story.decode(view.original)
-                self._add(story, article, features, when, None, view.version)
-                answer = self._answer(story, "joined", None)
-                change = self._change(article, story, answer, when, view.newest, [], count_doc=False)
+                answer, change = self._join_original(article, features, when, view.original, view.version,
+                                                     view.newest)
             else:
                 vec = self.vector(features, view.df, view.docs)
                 query = vec.heaviest(self.options.query_terms)
@@ -771,30 +769,55 @@ class StoryAssigner:
                 if version != view.version:
                     self.retries += 1
                     continue
-                model = self.join_model
-                stories, *centroids = Story.decode_many(found)
-                if model:
-                    stories = [story.read_summary() for story in stories]
-                sims = (self.similarities(vec, stories, when, centroids=centroids) if model else
-                        self.similarities(vec, stories, when, features.year, features.days, centroids))
-                scored = [(story, sim) for story, sim in zip(stories, sims, strict=True) if sim is not None]
-                best, best_sim = self.decide(article, features, _Df(terms, view.df), view.docs, scored)
-                if best is not None:
-                    story, status = best.read_summary(), "joined"
-                    old_index = list(best.indexed)
-                    self._add(story, article, features, when, vec, view.version, best_sim)
-                else:
-                    story = Story(id=article.id, seq=0, articles=0, first=when, last=when, title=article.title,
-                                  title_similarity=0.0, terms=_NO_TERMS, weights=_NO_WEIGHTS, indexed=[])
-                    status, old_index = "started", []
-                    self._add(story, article, features, when, vec, view.version)
-                answer = self._answer(story, status, None if best_sim is None else round(best_sim, 4))
-                change = self._change(article, story, answer, when, view.newest, old_index, count_doc=True,
-                                      terms=terms)
+                answer, change = self._decide_new(article, features, when, view.df, view.docs, view.version,
+                                                  view.newest, vec, query, found)
             if self.state.commit(view.version, change):
                 return answer
             self.retries += 1
         raise RuntimeError(f"story of {article.id}: the state kept changing under {TRIES} tries")
+
+    def assign_many(self, articles: list[Article], features: list[Features] | None = None) -> list[dict]:
+        """``assign`` of each article, in order: the same answers. A state that reads and commits for
+        several articles at once (``RedisStoryState``) is asked a few times per batch instead of three
+        times per article (see ``_Batch``)."""
+        features = features or [self.features(article) for article in articles]
+        if not hasattr(self.state, "read_many"):
+            return [self.assign(article, f) for article, f in zip(articles, features, strict=True)]
+        return _Batch(self, articles, features).run()
+
+    def _join_original(self, article: Article, features: Features, when: float | None, original: bytes,
+                       version: int, newest: float | None) -> tuple[dict, Change]:
+        """A near duplicate joins its original's story (encoded: ``original``) at ``version``."""
+        story = Story.decode(original)
+        self._add(story, article, features, when, None, version)
+        answer = self._answer(story, "joined", None)
+        return answer, self._change(article, story, answer, when, newest, [], count_doc=False, original=story.id)
+
+    def _decide_new(self, article: Article, features: Features, when: float | None, df: np.ndarray, docs: int,
+                    version: int, newest: float | None, vec: Vector, query: list[int], found: list[bytes]
+                    ) -> tuple[dict, Change]:
+        """The decision on an article that is no near duplicate: join the best of the candidate stories
+        ``found`` (encoded) or start a story, at ``version``."""
+        model = self.join_model
+        stories, *centroids = Story.decode_many(found)
+        if model:
+            stories = [story.read_summary() for story in stories]
+        sims = (self.similarities(vec, stories, when, centroids=centroids) if model else
+                self.similarities(vec, stories, when, features.year, features.days, centroids))
+        scored = [(story, sim) for story, sim in zip(stories, sims, strict=True) if sim is not None]
+        best, best_sim = self.decide(article, features, _Df(features.terms, df), docs, scored)
+        if best is not None:
+            story, status = best.read_summary(), "joined"
+            old_index = list(best.indexed)
+            self._add(story, article, features, when, vec, version, best_sim)
+        else:
+            story = Story(id=article.id, seq=0, articles=0, first=when, last=when, title=article.title,
+                          title_similarity=0.0, terms=_NO_TERMS, weights=_NO_WEIGHTS, indexed=[])
+            status, old_index = "started", []
+            self._add(story, article, features, when, vec, version)
+        answer = self._answer(story, status, None if best_sim is None else round(best_sim, 4))
+        return answer, self._change(article, story, answer, when, newest, old_index, count_doc=True,
+                                    terms=features.terms, query=query)
 
     def _add(self, story: Story, article: Article, features: Features, when: float | None,
              vec: Vector | None, version: int, similarity: float | None = None) -> None:
@@ -847,7 +870,8 @@ class StoryAssigner:
             "top_entities": [name for name, _ in top]}}
 
     def _change(self, article: Article, story: Story, answer: dict, when: float | None, newest: float | None,
-                old_index: list[int], count_doc: bool, terms: np.ndarray | None = None) -> Change:
+                old_index: list[int], count_doc: bool, terms: np.ndarray | None = None, query: list[int] | None = None,
+                original: str = "") -> Change:
         o = self.options
         if when is not None:
             newest = when if newest is None else max(newest, when)
@@ -857,4 +881,196 @@ class StoryAssigner:
             last_seen=story.last, index_add=list(story.indexed),
             index_remove=[t for t in old_index if t not in new_index],
             df_terms=terms if count_doc and terms is not None else _NO_TERMS, newest=newest, posting_size=o.posting_size,
-            expire_seconds=o.expire_days * 86400, answer_seconds=int(o.answer_days * 86400))
+            expire_seconds=o.expire_days * 86400, answer_seconds=int(o.answer_days * 86400), query=query or [],
+            original=original)
+
+
+ANSWERED, DUPLICATE, NEW = "answered", "duplicate", "new"  # what an article of a batch is to the state
+LOOKAHEAD = 16  # articles whose candidates are found per round trip (those of the next ones, ahead)
+
+
+class _Batch:
+    """``StoryAssigner.assign_many`` on a state that reads and commits for several articles at once
+    (``RedisStoryState``), giving the answers ``assign`` gives one by one.
+
+    A pass reads, at one version, every article's answer and its original's story, and brings the
+    worker's counters to that version. Whether each article is answered already, a near duplicate or
+    new does not depend on the decisions (only on the answers and stories found), so the counters,
+    vectors and queries of all of them are computed first, each counting the new articles before it.
+    Then the articles are decided in order, locally: each sees the answers and stories the earlier
+    ones of the pass gave or changed. A new article's candidates are found by the state after the
+    decisions before it are committed (one ``step``: commit, then the candidates of it and of the next
+    ``LOOKAHEAD`` new articles); candidates found ahead stay right as long as no decision since
+    changed the postings of the article's query terms (the only thing they depend on: a story changed
+    is re-indexed under every term it is found by). The version read is checked by every commit, so
+    the decisions form the one sequence ``assign`` would give, whatever other workers do; when it
+    moved, or a commit deleted stories the later decisions read, or an article turns out other than
+    foreseen, the batch goes on with a new pass from the first article not committed."""
+
+    def __init__(self, assigner: StoryAssigner, articles: list[Article], features: list[Features]):
+        self.assigner, self.state, self.options = assigner, assigner.state, assigner.options
+        self.articles, self.features = articles, features
+        self.whens = [_seconds(article.when) for article in articles]
+        self.answers: list[dict | None] = [None] * len(articles)
+
+    def run(self) -> list[dict]:
+        done, tries = 0, 0
+        while done < len(self.articles):
+            before = done
+            done = self._pass(done)
+            if done > before:
+                tries = 0
+                continue
+            self.assigner.retries += 1
+            tries += 1
+            if tries >= TRIES:
+                raise RuntimeError(f"story of {self.articles[done].id}: the state kept changing under {TRIES} tries")
+        self.state.save_snapshot_if_due()
+        return self.answers  # type: ignore[return-value]
+
+    def _pass(self, start: int) -> int:
+        """Decides and commits from ``start`` on; returns how far the answers are final."""
+        state, assigner, o = self.state, self.assigner, self.options
+        n = len(self.articles)
+        rest = self.articles[start:]
+        read = state.read_many([a.id for a in rest], [a.duplicate_of for a in rest])
+        # foresee: what each article is, and for the new ones their counters, vector and query
+        kinds: list[str] = []
+        plan: dict[int, tuple[np.ndarray, int, Vector, list[int]]] = {}
+        ahead: list[tuple[int, np.ndarray]] = []  # new articles counted ahead in the state's counters
+        given: set[str] = set()  # articles given an answer in this pass
+        docs = read.docs
+        committed = start  # articles before this one have their answers final
+        try:
+            for j, article in enumerate(rest, start):
+                i = j - start
+                original = read.originals[i]
+                if article.id in given or read.answers[i] is not None:
+                    kinds.append(ANSWERED)
+                    continue
+                given.add(article.id)
+                if article.duplicate_of and (article.duplicate_of in given or
+                                             (original is not None and original[1] is not None)):
+                    kinds.append(DUPLICATE)
+                    continue
+                kinds.append(NEW)
+                features = self.features[j]
+                df = state.df.of(features.terms)
+                vec = assigner.vector(features, df, docs)
+                plan[j] = (df, docs, vec, vec.heaviest(o.query_terms))
+                if len(features.terms):
+                    state.df.add(features.terms)
+                    ahead.append((j, features.terms))
+                    docs += 1
+            # decide, in order
+            version = read.version  # as decided locally (the state's: ``stepped``)
+            stepped = read.version
+            newest = read.newest
+            answers: dict[str, dict] = {}  # article id -> its answer, given in this pass
+            stories: dict[str, bytes] = {}  # story id -> the story, as changed in this pass
+            gone: set[str] = set()  # stories deleted by this pass's commits
+            touched: dict[int, int] = {}  # term id -> the last version that changed its posting
+            found: dict[int, tuple[int, list[str]]] = {}  # article -> version its candidates were found at, ids
+            bodies: dict[str, bytes | None] = {}  # stories read (unchanged since, unless in ``stories``)
+            pending: list[tuple[int, dict, Change | None]] = []  # decided, not committed yet
+
+            def fresh(j: int) -> bool:
+                at = found.get(j)
+                return at is not None and all(touched.get(t, 0) <= at[0] for t in plan[j][3])
+
+            def step(window: list[int]) -> bool:
+                """Commits ``pending``, then finds the candidates of ``window``; False when not all of
+                it could be committed (the pass ends at ``committed``)."""
+                nonlocal stepped, committed, pending
+                changes = [change for _, _, change in pending if change is not None]
+                if not changes and not window:
+                    done = pending
+                else:
+                    result = state.step(stepped, changes, [plan[k][3] for k in window], o.candidates)
+                    if result.applied < 0:
+                        return False
+                    stepped = result.version
+                    for t in result.gone_terms:
+                        touched[t] = stepped
+                    gone.update(result.gone_ids)
+                    applied, cut = 0, len(pending)
+                    for at, (_, _, change) in enumerate(pending):
+                        if change is not None:
+                            if applied == result.applied:
+                                cut = at
+                                break
+                            applied += 1
+                    done = pending[:cut]
+                    for k, ids in zip(window, result.candidates, strict=False):
+                        found[k] = (stepped, ids)
+                    if cut < len(pending):
+                        self._finish(done)
+                        committed = pending[cut][0]
+                        state.counted_ahead(stepped)
+                        pending = []
+                        return False
+                    missing = list(dict.fromkeys(s for k in window for s in found[k][1]
+                                                 if s not in bodies and s not in stories))
+                    bodies.update(zip(missing, state.stories(missing), strict=True))
+                self._finish(done)
+                if done:
+                    committed = done[-1][0] + 1
+                state.counted_ahead(stepped)
+                pending = []
+                return True
+
+            j = start
+            while j < n:
+                article, features, when = self.articles[j], self.features[j], self.whens[j]
+                i = j - start
+                kind, body = NEW, None
+                if article.id in answers or read.answers[i] is not None:
+                    kind = ANSWERED
+                elif article.duplicate_of:
+                    sid = (answers[article.duplicate_of]["id"] if article.duplicate_of in answers else
+                           read.originals[i][0] if read.originals[i] is not None else None)
+                    if sid is not None and sid not in gone:
+                        body = stories.get(sid)
+                        if body is None and read.originals[i] is not None and read.originals[i][0] == sid:
+                            body = read.originals[i][1]
+                        if body is not None:
+                            kind = DUPLICATE
+                if kind != kinds[i]:  # foreseen otherwise: what comes after it was counted wrongly
+                    step([])
+                    committed = min(committed, j)
+                    return committed
+                if kind == ANSWERED:
+                    answer = answers.get(article.id) or orjson.loads(read.answers[i])
+                    pending.append((j, answer, None))
+                    j += 1
+                    continue
+                if kind == DUPLICATE:
+                    answer, change = assigner._join_original(article, features, when, body, version, newest)
+                else:
+                    if not fresh(j):
+                        window = [j, *islice((k for k in range(j + 1, n) if kinds[k - start] == NEW and not fresh(k)),
+                                             LOOKAHEAD - 1)]
+                        if not step(window):
+                            return committed
+                    df, docs_then, vec, query = plan[j]
+                    raws = [stories.get(s) or bodies.get(s) for s in found[j][1] if s not in gone]
+                    answer, change = assigner._decide_new(article, features, when, df, docs_then, version, newest,
+                                                          vec, query, [raw for raw in raws if raw is not None])
+                version += 1
+                answers[article.id] = answer
+                stories[change.story_id] = change.story
+                for t in chain(change.index_add, change.index_remove):
+                    touched[t] = version
+                newest = change.newest
+                pending.append((j, answer, change))
+                j += 1
+            step([])
+            return committed
+        finally:  # the new articles not committed are not counted any more (the next pass reads the log)
+            for j, terms in ahead:
+                if j >= committed:
+                    state.df.subtract(terms)
+
+    def _finish(self, entries: list[tuple[int, dict, Change | None]]) -> None:
+        for j, answer, _ in entries:
+            self.answers[j] = answer

@@ -20,10 +20,17 @@ Both keep the same things and follow the same steps, so they give the same answe
   seen more than ``expire_seconds`` before the newest article are deleted (a few per commit);
 - the answer given to each article, kept ``answer_seconds`` (wall clock), for redeliveries.
 
+Redis answers a batch of articles in a few round trips (``read_many``, then ``step``: commit what
+was decided, find the next articles' candidates; ``StoryAssigner.assign_many`` decides in between,
+in order, in the worker): the candidates are ranked by Redis itself (ZUNIONSTORE of the query's
+postings, see ``POSTING_OFFSET``) and their stories read with one MGET; no script sorts or copies
+stories.
+
 Redis keys under the prefix ``ns``: ``ns:meta`` (hash: format, v, docs, newest, dfbase: the version
 before the log's first entry, dfsnap: the snapshot's version), ``ns:dflog`` (list: the term ids
 each version counted, little-endian uint32), ``ns:dfsnap`` (the counters at version dfsnap),
-``ns:s:<story>``, ``ns:p:<term>`` (sorted sets), ``ns:live`` (sorted set), ``ns:a:<article>``.
+``ns:s:<story>``, ``ns:p:<term>`` (sorted sets scored ``POSTING_OFFSET`` + version), ``ns:live`` (sorted set),
+``ns:a:<article>``, ``ns:top`` (a script's scratch, deleted before it ends).
 """
 
 from __future__ import annotations
@@ -42,8 +49,15 @@ import orjson
 from pipeline.records import TemporaryFailure
 
 EXPIRE_PER_COMMIT = 8  # stories deleted at most per commit (the oldest first)
-FORMAT = "3"  # of the Redis state (1: counters in a BITFIELD string, stories as one JSON line; 2: the
-#              stand-in's entity words hashed apart from the text's words)
+FORMAT = "4"  # of the Redis state (1: counters in a BITFIELD string, stories as one JSON line; 2: the
+#              stand-in's entity words hashed apart from the text's words; 3: postings scored by the version
+#              alone)
+#: a posting scores a story ``POSTING_OFFSET + version``: ZUNIONSTORE over the query's postings weighted by
+#: rank then sums to ``(POSTING_OFFSET + version) * rank weights``, which orders by the rank weights first and
+#: the version second, exactly in doubles while the weights' sum is below 2**9 (``MAX_QUERY_TERMS``) and
+#: versions below 2**35
+POSTING_OFFSET = 1 << 44
+MAX_QUERY_TERMS = 31
 SNAPSHOT_EVERY = 8192  # versions between snapshots of the document frequencies in Redis
 LOG_MARGIN = 1024  # log entries kept before the snapshot (a worker that far behind needs no snapshot)
 DF_ARRAY_BITS = 24  # the memory state counts term ids below 2**24 in an array of 4-byte counters (a dict above)
@@ -84,6 +98,11 @@ class Change:
     posting_size: int
     expire_seconds: float
     answer_seconds: int
+    #: what the decision read beside the article's own answer and counts: the query looked up in the
+    #: inverted index and the story of its original (a near duplicate); a commit of several changes
+    #: stops before one whose reads a story deleted earlier in it changed (see ``RedisStoryState.step``)
+    query: list[int] = dataclasses.field(default_factory=list)
+    original: str = ""
 
 
 class StoryState(Protocol):
@@ -253,6 +272,16 @@ class _Counts:
         counts.large = {int(t): int(c) for t, c in orjson.loads(raw[8 + 4 * n:])}
         return counts
 
+    def subtract(self, terms: np.ndarray) -> None:
+        """Undo ``add(terms)``."""
+        ids = np.asarray(terms, dtype=np.int64)
+        n = len(self.small)
+        self.small[ids[ids < n]] -= np.uint32(1)
+        for t in ids[ids >= n].tolist():
+            self.large[t] -= 1
+            if not self.large[t]:
+                del self.large[t]
+
     def add(self, terms: np.ndarray) -> None:
         """Count one more document holding each of ``terms`` (distinct ids)."""
         ids = np.asarray(terms, dtype=np.int64)
@@ -330,80 +359,217 @@ end
 return 1
 """
 
-# ARGV: prefix, limit, the query's term ids, first the heaviest (one argument, separated by spaces). Returns the version, then
-# the encoded stories indexed under the most query terms (rank-weighted; ties: most recent).
-_CANDIDATES = """
-local ns = ARGV[1]
-local limit = tonumber(ARGV[2])
-local query = {}
-for term in string.gmatch(ARGV[3], '%d+') do query[#query + 1] = term end
-local n = #query
-local score, seq, order = {}, {}, {}
-for i = 3, n + 2 do
-  local members = redis.call('ZRANGE', ns .. ':p:' .. query[i - 2], 0, -1, 'WITHSCORES')
-  for j = 1, #members, 2 do
-    local id = members[j]
-    if not score[id] then
-      score[id] = 0; seq[id] = tonumber(members[j + 1]); order[#order + 1] = id
-    end
-    score[id] = score[id] + n - (i - 3)
-  end
+# The stories of the inverted index best matching a query (a space-separated string of term ids,
+# the heaviest first): ZUNIONSTORE of the query terms' postings weighted by rank (see POSTING_OFFSET),
+# the ``limit`` best ids (most rank-weighted terms, then the most recent).
+_TOP = """
+local function top(pre, query, limit)
+  local args, n = {'ZUNIONSTORE', pre .. 'top', 0}, 0
+  for term in string.gmatch(query, '%d+') do n = n + 1; args[n + 3] = pre .. 'p:' .. term end
+  if n == 0 or limit <= 0 then return {} end
+  args[3] = n
+  args[n + 4] = 'WEIGHTS'
+  for r = 1, n do args[n + 4 + r] = n - r + 1 end
+  redis.call(unpack(args))
+  local ids = redis.call('ZREVRANGE', pre .. 'top', 0, limit - 1)
+  redis.call('DEL', pre .. 'top')
+  return ids
 end
-table.sort(order, function(a, b)
-  if score[a] ~= score[b] then return score[a] > score[b] end
-  return seq[a] > seq[b]
-end)
-local out = {redis.call('HGET', ns .. ':meta', 'v') or '0'}
-for i = 1, math.min(limit, #order) do
-  local story = redis.call('GET', ns .. ':s:' .. order[i])
+"""
+
+# ARGV: prefix, limit, the query's term ids, first the heaviest (one argument, separated by spaces). Returns the
+# version, then the encoded stories indexed under the most query terms (rank-weighted; ties: most recent).
+_CANDIDATES = _TOP + """
+local pre = ARGV[1] .. ':'
+local out = {redis.call('HGET', pre .. 'meta', 'v') or '0'}
+for _, id in ipairs(top(pre, ARGV[3], tonumber(ARGV[2]))) do
+  local story = redis.call('GET', pre .. 's:' .. id)
   if story then out[#out + 1] = story end
 end
 return out
 """
 
-# ARGV: prefix, version read, article id, answer, answer seconds, story id, story, last seen ('' if
-# none), newest ('' if none), expire before ('' if none), posting size, count the article (0/1),
-# the term ids to index the story under, those to remove it from (each one argument, separated by
-# spaces), then the log entry (the counted term ids as little-endian uint32; '' if none). 1 if committed, 0 if the version moved
-# (nothing written).
-_COMMIT = """
-local ns = ARGV[1]
-local meta = ns .. ':meta'
-if (redis.call('HGET', meta, 'v') or '0') ~= ARGV[2] then return 0 end
-local v = tonumber(ARGV[2]) + 1
-local sid = ARGV[6]
-redis.call('SET', ns .. ':a:' .. ARGV[3], ARGV[4], 'EX', ARGV[5])
-redis.call('SET', ns .. ':s:' .. sid, ARGV[7])
-if ARGV[8] ~= '' then redis.call('ZADD', ns .. ':live', ARGV[8], sid) end
-local size = tonumber(ARGV[11])
-for term in string.gmatch(ARGV[13], '%d+') do
-  local key = ns .. ':p:' .. term
-  redis.call('ZADD', key, v, sid)
-  local extra = redis.call('ZCARD', key) - size
-  if extra > 0 then redis.call('ZREMRANGEBYRANK', key, 0, extra - 1) end
+# Reads for a batch of articles. ARGV: prefix, the version this worker's counters are at, how many
+# articles, their ids, then their originals' ids ('' if none). Returns the version, the articles
+# counted, the newest time ('' if none), the snapshot's version, then per article its answer (or nil),
+# then per article {its original's story id, that story (or nil)} (or nil: no original, or it has no
+# answer), then 'log' and the log entries from the worker's version to the current one, or 'snapshot'
+# (see _BEGIN).
+_READ = """
+local pre = ARGV[1] .. ':'
+local m = redis.call('HMGET', pre .. 'meta', 'v', 'docs', 'newest', 'dfbase', 'format', 'dfsnap')
+if m[1] and m[5] ~= '{FORMAT}' then
+  return redis.error_reply('the stories state under ' .. ARGV[1] .. ' was written by an older version (format ' ..
+    tostring(m[5] or 1) .. '): delete its keys or choose another stages.stories.namespace')
 end
-for term in string.gmatch(ARGV[14], '%d+') do
-  redis.call('ZREM', ns .. ':p:' .. term, sid)
-end
-redis.call('RPUSH', ns .. ':dflog', ARGV[15])
-if ARGV[12] == '1' then redis.call('HINCRBY', meta, 'docs', 1) end
-if ARGV[9] ~= '' then redis.call('HSET', meta, 'newest', ARGV[9]) end
-if ARGV[10] ~= '' then
-  local old = redis.call('ZRANGEBYSCORE', ns .. ':live', '-inf', '(' .. ARGV[10], 'LIMIT', 0, {EXPIRE})
-  for _, id in ipairs(old) do
-    local story = redis.call('GET', ns .. ':s:' .. id)
-    if story then
-      for _, term in ipairs(cjson.decode(string.sub(story, 1, string.find(story, '\\n', 1, true) - 1))['p']) do
-        redis.call('ZREM', ns .. ':p:' .. string.format('%d', term), id)
-      end
+local n = tonumber(ARGV[3])
+local answers, originals = {}, {}
+for i = 1, n do
+  answers[i] = redis.call('GET', pre .. 'a:' .. ARGV[3 + i])
+  originals[i] = false
+  local dup = ARGV[3 + n + i]
+  if dup ~= '' then
+    local given = redis.call('GET', pre .. 'a:' .. dup)
+    if given then
+      local sid = cjson.decode(given)['id']
+      originals[i] = {sid, redis.call('GET', pre .. 's:' .. sid)}
     end
-    redis.call('DEL', ns .. ':s:' .. id)
-    redis.call('ZREM', ns .. ':live', id)
   end
 end
-redis.call('HSET', meta, 'v', v, 'format', '{FORMAT}')
-return 1
-""".replace("{EXPIRE}", str(EXPIRE_PER_COMMIT)).replace("{FORMAT}", FORMAT)
+local out = {m[1] or '0', m[2] or '0', m[3] or '', m[6] or '0', answers, originals}
+local known, v, base = tonumber(ARGV[2]), tonumber(m[1] or '0'), tonumber(m[4] or '0')
+if known < base or known > v then out[7] = 'snapshot'; return out end
+out[7] = 'log'
+if known < v then
+  for _, entry in ipairs(redis.call('LRANGE', pre .. 'dflog', known - base, v - base - 1)) do
+    out[#out + 1] = entry
+  end
+end
+return out
+""".replace("{FORMAT}", FORMAT)
+
+# Commits changes decided one after the other, then finds the candidates of the next articles.
+# ARGV: prefix, the version read, how many changes, posting size, answer seconds, candidates per
+# query, then per change 12 fields: article id, answer, story id, story, last seen ('' if none), newest
+# ('' if none), expire before ('' if none), term ids to index the story under, term ids to remove it
+# from, the log entry (the counted term ids as little-endian uint32; '' if the article is not
+# counted), the query it looked up (term ids), its original's story id ('' if none); then the queries
+# of the next articles. Nothing is written if the version moved (returns {-1}). The changes are
+# applied in order, each as one commit of its own (its version, then the oldest stories deleted);
+# once a commit deleted stories, a later change whose query meets a deleted story's index terms, or
+# that reads or writes a deleted story, is not applied, nor any after it (it was decided on a state
+# that no longer is). Returns the changes applied, the version, the term ids whose postings lost a
+# deleted story (one string), the deleted stories' ids (a list), then, when every change was
+# applied, per query the ids of its candidates (see _TOP).
+_STEP = _TOP + """
+local pre = ARGV[1] .. ':'
+local meta = pre .. 'meta'
+local m = redis.call('HMGET', meta, 'v', 'format')
+if m[1] and m[2] ~= '{FORMAT}' then
+  return redis.error_reply('the stories state under ' .. ARGV[1] .. ' was written by an older version (format ' ..
+    tostring(m[2] or 1) .. '): delete its keys or choose another stages.stories.namespace')
+end
+if (m[1] or '0') ~= ARGV[2] then return {-1} end
+local v = tonumber(ARGV[2])
+local changes, size, seconds, limit = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local live = pre .. 'live'
+local min_live = nil  -- at most the oldest story's last time in live (nil: not read yet)
+local function oldest()
+  local o = redis.call('ZRANGE', live, 0, 0, 'WITHSCORES')
+  return o[2] and tonumber(o[2]) or math.huge
+end
+local gone_terms, gone_ids, gone, gone_list = {}, {}, false, {}
+local log, docs, newest, done = {}, 0, nil, 0
+for c = 0, changes - 1 do
+  local a = 7 + 12 * c
+  local sid = ARGV[a + 2]
+  if gone then
+    local hit = gone_ids[sid] or (ARGV[a + 11] ~= '' and gone_ids[ARGV[a + 11]])
+    if not hit then
+      for term in string.gmatch(ARGV[a + 10], '%d+') do
+        if gone_terms[term] then hit = true; break end
+      end
+    end
+    if hit then break end
+  end
+  v = v + 1
+  redis.call('SET', pre .. 'a:' .. ARGV[a], ARGV[a + 1], 'EX', seconds)
+  redis.call('SET', pre .. 's:' .. sid, ARGV[a + 3])
+  if ARGV[a + 4] ~= '' then
+    redis.call('ZADD', live, ARGV[a + 4], sid)
+    if min_live then min_live = math.min(min_live, tonumber(ARGV[a + 4])) end
+  end
+  local score = {OFFSET} + v
+  for term in string.gmatch(ARGV[a + 7], '%d+') do
+    local key = pre .. 'p:' .. term
+    if redis.call('ZADD', key, score, sid) == 1 then redis.call('ZREMRANGEBYRANK', key, 0, -size - 1) end
+  end
+  for term in string.gmatch(ARGV[a + 8], '%d+') do
+    redis.call('ZREM', pre .. 'p:' .. term, sid)
+  end
+  log[#log + 1] = ARGV[a + 9]
+  if ARGV[a + 9] ~= '' then docs = docs + 1 end
+  if ARGV[a + 5] ~= '' then newest = ARGV[a + 5] end
+  if ARGV[a + 6] ~= '' then
+    if not min_live then min_live = oldest() end
+    if tonumber(ARGV[a + 6]) > min_live then
+      local old = redis.call('ZRANGEBYSCORE', live, '-inf', '(' .. ARGV[a + 6], 'LIMIT', 0, {EXPIRE})
+      for _, id in ipairs(old) do
+        local story = redis.call('GET', pre .. 's:' .. id)
+        if story then
+          for _, t in ipairs(cjson.decode(string.sub(story, 1, string.find(story, '\\n', 1, true) - 1))['p']) do
+            local term = string.format('%d', t)
+            redis.call('ZREM', pre .. 'p:' .. term, id)
+            gone_terms[term] = true
+          end
+        end
+        redis.call('DEL', pre .. 's:' .. id)
+        redis.call('ZREM', live, id)
+        gone_ids[id] = true
+        gone_list[#gone_list + 1] = id
+        gone = true
+      end
+      min_live = oldest()
+    end
+  end
+  done = c + 1
+end
+if done > 0 then
+  for i = 1, #log, 1000 do
+    redis.call('RPUSH', pre .. 'dflog', unpack(log, i, math.min(i + 999, #log)))
+  end
+  if docs > 0 then redis.call('HINCRBY', meta, 'docs', docs) end
+  if newest then redis.call('HSET', meta, 'newest', newest) end
+  redis.call('HSET', meta, 'v', v, 'format', '{FORMAT}')
+end
+local terms = {}
+for term in pairs(gone_terms) do terms[#terms + 1] = term end
+local out = {done, tostring(v), table.concat(terms, ' '), gone_list}
+if done < changes then return out end
+for q = 7 + 12 * changes, #ARGV do
+  out[#out + 1] = top(pre, ARGV[q], limit)
+end
+return out
+""".replace("{EXPIRE}", str(EXPIRE_PER_COMMIT)).replace("{FORMAT}", FORMAT).replace("{OFFSET}", str(POSTING_OFFSET))
+
+
+@dataclass(frozen=True)
+class BatchRead:
+    """The state for a batch of articles at one version (``RedisStoryState.read_many``): per article
+    its answer (JSON, or None) and its original's story id and encoded story (None: no original with
+    an answer; the story None: deleted)."""
+
+    version: int
+    docs: int
+    newest: float | None
+    answers: list[bytes | None]
+    originals: list[tuple[str, bytes | None] | None]
+
+
+@dataclass(frozen=True)
+class Step:
+    """What ``RedisStoryState.step`` did: how many changes it applied (-1: none, the version had
+    moved), the version then, the term ids and story ids of the stories its commits deleted, and the
+    ids of each query's candidates (best first; empty unless every change was applied)."""
+
+    applied: int
+    version: int
+    gone_terms: list[int]
+    gone_ids: list[str]
+    candidates: list[list[str]]
+
+
+def _terms(terms) -> str:
+    """Term ids as one argument of a script (separated by spaces)."""
+    return " ".join(map(str, terms))
+
+
+def _query(query: list[int]) -> str:
+    """A query's term ids as one argument of a script (see ``POSTING_OFFSET`` for its limit)."""
+    if len(query) > MAX_QUERY_TERMS:
+        raise ValueError(f"the Redis stories state looks up at most {MAX_QUERY_TERMS} query terms "
+                         f"(stages.stories.options.query_terms), not {len(query)}")
+    return _terms(query)
 
 
 def _number(value: float | None) -> str:
@@ -426,7 +592,8 @@ class RedisStoryState:
         self.snapshot_every, self.log_margin = snapshot_every, log_margin
         self._begin = client.register_script(_BEGIN)
         self._candidates = client.register_script(_CANDIDATES)
-        self._commit = client.register_script(_COMMIT)
+        self._read = client.register_script(_READ)
+        self._step = client.register_script(_STEP)
         self._snapshot = client.register_script(_SNAPSHOT)
         self._save = client.register_script(_SAVE)
         self.df = _Counts()
@@ -479,26 +646,76 @@ class RedisStoryState:
         self.snapshots_loaded += 1
 
     def candidates(self, query: list[int], limit: int) -> tuple[int, list[bytes]]:
-        got = self._call(self._candidates, [self.prefix, limit, " ".join(map(str, query))])
+        got = self._call(self._candidates, [self.prefix, limit, _query(query)])
         return int(got[0]), list(got[1:])
 
     def commit(self, version: int, change: Change) -> bool:
         counted = np.asarray(change.df_terms, dtype="<u4")
-        args = [self.prefix, version, change.article_id, change.answer, change.answer_seconds, change.story_id,
-                change.story, _number(change.last_seen), _number(change.newest), _number(_expire_before(change)),
-                change.posting_size, 1 if len(counted) else 0, " ".join(map(str, change.index_add)),
-                " ".join(map(str, change.index_remove)), counted.tobytes()]
-        if not self._call(self._commit, args):
+        if self.step(version, [change], [], 0).applied != 1:
             return False
         if self.df_version == version:  # the counters were at the version decided on: this commit's entry is next
             if len(counted):
                 self.df.add(counted)
             self.df_version = version + 1
-            if self.df_version - self.snapshot_version >= self.snapshot_every:
-                if self._call(self._save, [self.prefix, self.df_version, self.df.encode(), self.log_margin]):
-                    self.snapshots_saved += 1
-                self.snapshot_version = self.df_version
+            self.save_snapshot_if_due()
         return True
+
+    # --- batches: decisions for several articles per round trip (``StoryAssigner.assign_many``) ---
+
+    def read_many(self, article_ids: list[str], duplicates: list[str | None]) -> BatchRead:
+        """What the state holds for a batch of articles, at one version: their answers, their originals'
+        stories; this worker's counters brought to that version (they must count nothing ahead)."""
+        for _ in range(3):
+            got = self._call(self._read, [self.prefix, self.df_version, len(article_ids), *article_ids,
+                                          *(d or "" for d in duplicates)])
+            version, docs, newest, snapshot, answers, originals = got[:6]
+            self.snapshot_version = int(snapshot)
+            if got[6] == b"snapshot":
+                self._load_snapshot()
+                continue
+            for entry in got[7:]:
+                if entry:
+                    self.df.add(np.frombuffer(entry, dtype="<u4"))
+            self.df_version = int(version)
+            newest_s = _text(newest)
+            return BatchRead(int(version), int(docs), float(newest_s) if newest_s else None, answers,
+                             [None if o is None else (_text(o[0]), o[1]) for o in originals])
+        raise TemporaryFailure("stories state: the document frequencies' snapshot kept moving")
+
+    def step(self, version: int, changes: list[Change], queries: list[list[int]], limit: int) -> Step:
+        """Commit ``changes`` (decided one after the other from ``version``) and find the candidates of
+        ``queries`` after them (see ``_STEP``). The counters of this worker are not touched but for
+        their version: the caller counted the applied changes' terms ahead (``df.add``)."""
+        args: list = [self.prefix, version, len(changes), changes[0].posting_size if changes else 0,
+                      changes[0].answer_seconds if changes else 0, limit]
+        for c in changes:
+            args += [c.article_id, c.answer, c.story_id, c.story, _number(c.last_seen), _number(c.newest),
+                     _number(_expire_before(c)), _terms(c.index_add), _terms(c.index_remove),
+                     np.asarray(c.df_terms, dtype="<u4").tobytes(), _terms(c.query), c.original]
+        args += [_query(q) for q in queries]
+        got = self._call(self._step, args)
+        applied = int(got[0])
+        if applied < 0:
+            return Step(-1, version, [], [], [])
+        found = [[_text(i) for i in ids] for ids in got[4:]]
+        gone_terms = [int(t) for t in _text(got[2]).split()]
+        return Step(applied, int(got[1]), gone_terms, [_text(i) for i in got[3]], found)
+
+    def counted_ahead(self, version: int) -> None:
+        """The counters (this worker counted the terms of its applied changes ahead) are at ``version``."""
+        self.df_version = version
+
+    def stories(self, story_ids: list[str]) -> list[bytes | None]:
+        """The encoded stories of these ids (None: none), in one read."""
+        return self.client.mget([f"{self.prefix}:s:{sid}" for sid in story_ids]) if story_ids else []
+
+    def save_snapshot_if_due(self) -> None:
+        """Save the counters as a snapshot when ``snapshot_every`` versions passed since the last
+        (they must count nothing ahead of ``df_version``)."""
+        if self.df_version - self.snapshot_version >= self.snapshot_every:
+            if self._call(self._save, [self.prefix, self.df_version, self.df.encode(), self.log_margin]):
+                self.snapshots_saved += 1
+            self.snapshot_version = self.df_version
 
     def memory_bytes(self) -> int:
         """Bytes Redis uses for this prefix's keys (MEMORY USAGE)."""
