@@ -553,3 +553,40 @@ def test_the_dashboard_starts_without_a_broker_and_picks_it_up(live_run):
         assert board.settings.broker.bootstrap_servers == settings.broker.bootstrap_servers
     finally:
         board.close()
+
+
+def test_bench_pipeline_sampler_and_follower_see_the_run(live_run, tmp_path):
+    """bench.pipeline's measuring parts against the live run (no figure is checked, only what
+    they see): the sampler names every process of the run by its role, with CPU and memory, and
+    the CPU of the stage workers grows while a replay goes through; the follower reads the
+    replayed events' receipts with their latency."""
+    import psutil
+
+    from bench.pipeline.session import DONE_TOPICS, Follower, Sampler, replay, stop_process
+
+    sampler = Sampler(psutil.Process(live_run.proc.pid))
+    first = sampler.take()
+    roles = {"supervisor", "broker", "dedup-index", *(f"{role}-worker" for role in ROLES)}
+    assert roles <= set(first["cpu"]) and roles <= set(first["rss_mib"])
+    assert all(first["rss_mib"][role] > 1 for role in roles)
+    follower = Follower(live_run.info["bootstrap_servers"], DONE_TOPICS)
+    follower.start()
+    try:
+        t0 = time.time()
+        events = _replay_file(tmp_path, [{"url": f"https://bench.example/smoke/{i}", "text": text}
+                                         for i, text in enumerate(p.read_text() for p in sorted(SEEDS.iterdir()))])
+        feeder = replay(events, live_run.info["bootstrap_servers"])
+        deadline = time.monotonic() + 60
+        while len(follower.since(t0, DONE_TOPICS)) < 5:
+            assert time.monotonic() < deadline, "the replayed events did not complete in 60 s"
+            time.sleep(0.2)
+        stop_process(feeder)
+    finally:
+        follower.stop()
+    receipts = [s for s in follower.since(t0, ("pages.delivered",))]
+    assert len(receipts) == 5 and all(s[2] and s[3] is not None and s[3] >= 0 for s in receipts)
+    second = sampler.take()
+    assert all(second["cpu"][f"{stage}-worker"] > first["cpu"][f"{stage}-worker"]
+               for stage in ("clean", "language", "entities", "dedup"))
+    middle = sampler.cpu_at((first["t"] + second["t"]) / 2)
+    assert all(first["cpu"][role] <= middle[role] <= second["cpu"][role] for role in roles)
