@@ -62,6 +62,15 @@ def layout(spec: str) -> dict[str, int]:
     return out
 
 
+def code_state() -> dict:
+    """The commit measured, and the files of pipeline/ changed beside it (other work in the same
+    checkout changes what a run measures)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    return {"head": git("rev-parse", "--short", "HEAD"), "changed": git("status", "--porcelain", "pipeline").splitlines()}
+
+
 def compute(kind: str, n: int, eval_path: Path) -> dict:
     done = subprocess.run([sys.executable, "-m", "bench.pipeline.compute", kind, str(n), str(eval_path)], cwd=REPO,
                           capture_output=True, text=True)
@@ -106,8 +115,10 @@ def session_record(session: Session, phases: dict) -> dict:
 
 
 def one_run(kind: str, bodies: list[str], args, out: Path, run: int, eval_path: Path, chain: list[str]) -> dict:
-    result: dict = {"run": run, "load_average_before": load_average()}
-    print(f"[{kind} run {run + 1}] compute bound over {args.records} events (load {load_average()})", flush=True)
+    result: dict = {"run": run, "load_average_before": load_average(), "code": code_state()}
+    changed = f"; changed beside it: {' '.join(result['code']['changed'])}" if result["code"]["changed"] else ""
+    print(f"[{kind} run {run + 1}] compute bound over {args.records} events (load {load_average()}; "
+          f"HEAD {result['code']['head']}{changed})", flush=True)
     result["compute"] = c = compute(kind, args.records, eval_path)
     print(f"  {c['cpu_ms_per_event']:.1f} CPU-ms per event ("
           + ", ".join(f"{k} {v['cpu_ms_per_event']:.1f}" for k, v in c["stages"].items())

@@ -35,13 +35,14 @@ def write_events(bodies: list[str], kind: str, n: int, tag: str, target: Path) -
 
 
 def cpu_with_children(proc: psutil.Process) -> float:
-    """CPU seconds (user + system) of ``proc``, the children it reaped and the live ones."""
-    t = proc.cpu_times()
-    total = t.user + t.system + t.children_user + t.children_system
-    for child in proc.children(recursive=True):
+    """CPU seconds (user + system) of ``proc`` and every live descendant, each with the children
+    it reaped: the clean stage's HTML parsers are replaced every ``html_recycle_after`` pages, and
+    one that ended is reaped by its parent (a forkserver, itself a child), not by this process."""
+    total = 0.0
+    for p in (proc, *proc.children(recursive=True)):
         try:
-            c = child.cpu_times()
+            t = p.cpu_times()
         except psutil.Error:
             continue
-        total += c.user + c.system
+        total += t.user + t.system + t.children_user + t.children_system
     return total
