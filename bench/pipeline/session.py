@@ -200,13 +200,15 @@ class Session:
         follower = follower or self.follower
         t0 = time.time()
         feeder = replay(events, self.bootstrap, raw_topic=raw_topic)
-        with self.sampler.lock:
-            self.sampler.extra["replay"] = psutil.Process(feeder.pid)
-        deadline = time.monotonic() + 120 + n / 2
-        while len(follower.since(t0, done_topics)) < n and time.monotonic() < deadline:
-            time.sleep(0.25)
-        time.sleep(2.5)  # a CPU sample after the last completion
-        stop_process(feeder)
+        try:
+            with self.sampler.lock:
+                self.sampler.extra["replay"] = psutil.Process(feeder.pid)
+            deadline = time.monotonic() + 120 + n / 2
+            while len(follower.since(t0, done_topics)) < n and time.monotonic() < deadline:
+                time.sleep(0.25)
+            time.sleep(2.5)  # a CPU sample after the last completion
+        finally:
+            stop_process(feeder)
         got = follower.since(t0, done_topics)
         done = sorted(s[0] for s in got)
         if len(done) < n:
@@ -227,10 +229,12 @@ class Session:
         """Receipts' ingestion-to-sink latency at ``rate`` events/s, over ``seconds`` after ``warmup_s``."""
         t0 = time.time()
         feeder = replay(events, self.bootstrap, rate=rate)
-        with self.sampler.lock:
-            self.sampler.extra["replay"] = psutil.Process(feeder.pid)
-        time.sleep(warmup_s + seconds)
-        stop_process(feeder)
+        try:
+            with self.sampler.lock:
+                self.sampler.extra["replay"] = psutil.Process(feeder.pid)
+            time.sleep(warmup_s + seconds)
+        finally:
+            stop_process(feeder)
         t_lo, t_hi = t0 + warmup_s, t0 + warmup_s + seconds
         got = [s for s in self.follower.since(t_lo, DONE_TOPICS) if s[0] <= t_hi]
         latencies = [s[3] for s in got if s[3] is not None]
@@ -348,12 +352,14 @@ class PeerSession(Session):
         """The seed pages through every peer stage (models loaded, groups joined)."""
         t0 = time.time()
         seeds = replay(REPO / "seeds", self.bootstrap, raw_topic=self.topics[0])
-        deadline = time.monotonic() + timeout_s
-        while len(self.follower.since(t0, (self.topics[-1],))) < 5 and time.monotonic() < deadline:
-            if any(p.poll() is not None for p in self.procs):
-                raise RuntimeError(f"a peer process ended: see {self.out}/peer-*.log")
-            time.sleep(0.5)
-        stop_process(seeds)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while len(self.follower.since(t0, (self.topics[-1],))) < 5 and time.monotonic() < deadline:
+                if any(p.poll() is not None for p in self.procs):
+                    raise RuntimeError(f"a peer process ended: see {self.out}/peer-*.log")
+                time.sleep(0.5)
+        finally:
+            stop_process(seeds)
         if len(self.follower.since(t0, (self.topics[-1],))) < 5:
             raise RuntimeError(f"the peer did not pass the seed pages in {timeout_s:g} s: see {self.out}/peer-*.log")
 
