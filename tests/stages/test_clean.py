@@ -202,6 +202,26 @@ def test_html_metadata_from_meta_tags_and_byline():
     assert page.canonical_url == "https://dailyexample.com/a"
 
 
+@pytest.mark.parametrize("declared, shown, expected", [
+    # the day a reader sees wins over the UTC day of the markup (late evening in New York)
+    ("2019-11-19T02:30:00Z", "November 18, 2019", "2019-11-18"),
+    # ... over a day-only or zone-less date one day off, whose zone nobody knows
+    ("2019-11-19", "Nov. 18, 2019", "2019-11-18"),
+    ("2019-11-19 19:31:39", "November 18, 2019 -- 19:14 GMT", "2019-11-18"),
+    # not a day that UTC instant never falls on in any zone (a photo caption of the day before)
+    ("2019-11-19T21:57:01Z", "FILE PHOTO: Traders on the floor in New York, U.S., November 18, 2019.", "2019-11-19"),
+    # not when the markup gives its own offset (the masthead's date of the day after)
+    ("2019-11-19T06:30:42-05:00", "Nov. 20, 2019", "2019-11-19"),
+])
+def test_a_day_shown_near_the_headline_wins_only_where_it_can_be_the_local_day(declared, shown, expected):
+    html = (f'<html><head><meta property="article:published_time" content="{declared}"></head><body>'
+            f"<article><h1>Oil slips as supply worries return</h1><p>{shown}</p>"
+            "<p>Oil prices fell sharply on Tuesday on oversupply concerns while stocks drifted near their highs, "
+            "traders said, as doubts about a trade deal crept back into markets around the world.</p>"
+            "</article></body></html>")
+    assert page_metadata(parse_html(html), "https://news.example.com/a").published[:10] == expected
+
+
 def test_html_article_through_the_stage(stage):
     record = stage.run({"html": ARTICLE_HTML, "url": "https://www.example.co.id/dunia/rusia-desak-turki",
                         "fetched_at": "2020-10-01T00:00:00Z"}, Context(worker="t"))

@@ -14,7 +14,7 @@ import html as htmllib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -520,11 +520,24 @@ def visible_byline(tree, headline_el, site_keys: list[str]) -> list[str]:
     return []
 
 
-def _one_day_apart(a: str, b: str) -> bool:
+def _shown_day_fits(shown: str, declared: str) -> bool:
+    """Whether the day a page shows may be the local day of the date its markup declares: one day
+    apart from a date or a time without a zone; for a UTC instant, the other day it falls on in
+    some zone (UTC-12 to UTC+14). A declared date with another offset gives its local day already, so a
+    different day shown near the headline is something else (a photo caption, the masthead's date)."""
     try:
-        return abs((datetime.fromisoformat(a[:10]) - datetime.fromisoformat(b[:10])).days) == 1
+        day = datetime.fromisoformat(shown[:10]).date()
+        if len(declared) <= 10:  # a date only: perhaps the UTC day of a local one
+            return abs((day - datetime.fromisoformat(declared).date()).days) == 1
+        instant = datetime.fromisoformat(declared.replace("Z", "+00:00"))
     except ValueError:
         return False
+    if instant.utcoffset() is None:  # a local time of an unknown zone
+        return abs((day - instant.date()).days) == 1
+    if instant.utcoffset() != timedelta(0):
+        return False
+    earliest, latest = (instant - timedelta(hours=12)).date(), (instant + timedelta(hours=14)).date()
+    return earliest <= day <= latest and day != instant.date()
 
 
 def _usable_date(value: str | None) -> str | None:
@@ -610,7 +623,7 @@ def page_metadata(tree, url: str | None) -> PageMetadata:
                 break
     if headline_el is not None:
         shown = dateline_near(headline_el)
-        if shown and (not out.published or _one_day_apart(shown, out.published)):
+        if shown and (not out.published or _shown_day_fits(shown, out.published)):
             out.published = shown  # the day the reader sees, not the UTC day of the markup
 
     # canonical URL and declared language
