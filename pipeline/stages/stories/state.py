@@ -603,6 +603,7 @@ class RedisStoryState:
         self.snapshots_saved = 0
 
     def _call(self, script, args: list):
+        """Runs ``script`` (or any call taking ``keys`` and ``args``)."""
         import redis
 
         try:
@@ -707,7 +708,9 @@ class RedisStoryState:
 
     def stories(self, story_ids: list[str]) -> list[bytes | None]:
         """The encoded stories of these ids (None: none), in one read."""
-        return self.client.mget([f"{self.prefix}:s:{sid}" for sid in story_ids]) if story_ids else []
+        if not story_ids:
+            return []
+        return self._call(lambda keys, args: self.client.mget(args), [f"{self.prefix}:s:{sid}" for sid in story_ids])
 
     def save_snapshot_if_due(self) -> None:
         """Save the counters as a snapshot when ``snapshot_every`` versions passed since the last
