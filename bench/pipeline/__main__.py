@@ -215,6 +215,10 @@ def derive(run: dict, chain: list[str]) -> dict:
             f[f"{name}_ratio"] = sat["events_per_s"] / bound
             o = overhead(sat, sat["stage_ms"], cms, chain)
             f[f"{name}_cpu_ms"] = o["cpu_ms_per_event"]
+            # on a shared machine the run gets only part of the cores: how many it used, and the
+            # share of its CPU that was the stages' own work (compute bound CPU / the run's CPU)
+            f[f"{name}_cores_used"] = o["cpu_ms_per_event"] * sat["events_per_s"] / 1000
+            f[f"{name}_cpu_efficiency"] = cms / o["cpu_ms_per_event"] if o["cpu_ms_per_event"] else None
             f[f"{name}_transport_share"] = o["transport_share"]
             f[f"{name}_transport_vs_compute_share"] = o["transport_vs_compute_share"]
             f[f"{name}_client_transport_ms"] = o["client_transport_vs_compute_ms"]
@@ -235,6 +239,8 @@ def derive(run: dict, chain: list[str]) -> dict:
         f["peer_steady_rate"] = peer.get("steady_events_per_s")
         f["peer_ratio"] = peer["events_per_s"] / bound
         f["peer_cpu_ms"] = o["cpu_ms_per_event"]
+        f["peer_cores_used"] = o["cpu_ms_per_event"] * peer["events_per_s"] / 1000
+        f["peer_cpu_efficiency"] = cms / o["cpu_ms_per_event"] if o["cpu_ms_per_event"] else None
         f["peer_transport_share"] = o["transport_share"]
         f["peer_transport_vs_compute_share"] = o["transport_vs_compute_share"]
         f["peer_client_transport_ms"] = o["client_transport_vs_compute_ms"]
@@ -259,6 +265,8 @@ ROWS = [
     ("  events/s between 10 and 90 % of completions", "default_steady_rate", "{:.1f}"),
     ("  ratio to the compute bound", "default_ratio", "{:.2f}"),
     ("  CPU ms per event, every process", "default_cpu_ms", "{:.1f}"),
+    ("  cores the run used", "default_cores_used", "{:.2f}"),
+    ("  compute-bound CPU / the run's CPU", "default_cpu_efficiency", "{:.2f}"),
     ("  transport share of traced stage time", "default_transport_share", "{:.0%}"),
     ("  transport share of compute-bound CPU", "default_transport_vs_compute_share", "{:.0%}"),
     ("  stage workers' CPU beyond the bound, ms", "default_client_transport_ms", "{:.1f}"),
@@ -269,6 +277,8 @@ ROWS = [
     ("streaming, tuned layout: events/s, replay start to last", "tuned_rate", "{:.1f}"),
     ("  events/s between 10 and 90 % of completions", "tuned_steady_rate", "{:.1f}"),
     ("  ratio to the compute bound", "tuned_ratio", "{:.2f}"),
+    ("  cores the run used", "tuned_cores_used", "{:.2f}"),
+    ("  compute-bound CPU / the run's CPU", "tuned_cpu_efficiency", "{:.2f}"),
     ("  transport share of traced stage time", "tuned_transport_share", "{:.0%}"),
     ("  transport share of compute-bound CPU", "tuned_transport_vs_compute_share", "{:.0%}"),
     ("latency at 25 %: p50 / p95 / p99 ms", ("lat25_p50_ms", "lat25_p95_ms", "lat25_p99_ms"), "{:.0f}"),
@@ -279,6 +289,8 @@ ROWS = [
     ("  events/s between 10 and 90 % of completions", "peer_steady_rate", "{:.1f}"),
     ("  ratio to the compute bound", "peer_ratio", "{:.2f}"),
     ("  CPU ms per event (peer processes + broker)", "peer_cpu_ms", "{:.1f}"),
+    ("  cores it used", "peer_cores_used", "{:.2f}"),
+    ("  compute-bound CPU / its CPU", "peer_cpu_efficiency", "{:.2f}"),
     ("  transport share of traced stage time", "peer_transport_share", "{:.0%}"),
     ("  transport share of compute-bound CPU", "peer_transport_vs_compute_share", "{:.0%}"),
     ("  stage processes' CPU beyond the bound, ms", "peer_client_transport_ms", "{:.1f}"),
@@ -335,7 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-peer", action="store_true", help="no Quix Streams peer")
     ap.add_argument("--out", default=None, help="folder for pipeline.json, the plots and the runs' folders")
     ap.add_argument("--eval-dir", default=None)
+    ap.add_argument("--report", metavar="JSON", help="only the table of an earlier run's pipeline.json")
     args = ap.parse_args(argv)
+    if args.report:
+        return report(Path(args.report))
     if args.records < 50 or args.runs < 1 or args.seconds <= 0:
         ap.error("--records >= 50, --runs >= 1, --seconds > 0")
     layout(args.tuned)
@@ -379,6 +394,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nmedians of {args.runs} run(s) (values per run in brackets); machine: {machine}")
     print(results["table"])
     print(f"\n{out / 'pipeline.json'}; plots {out}/*.png")
+    return 0
+
+
+def report(path: Path) -> int:
+    """The table of a pipeline.json again (figures derived anew from its raw measurements)."""
+    from pipeline import config, registry
+
+    try:
+        results = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise SystemExit(f"cannot read {path}: {exc}") from None
+    chain = registry.chain(config.load())
+    figures = {kind: [derive(r, chain) for r in part["runs"]] for kind, part in results["kinds"].items()}
+    print(f"machine: {results['machine']}")
+    print(table(figures))
     return 0
 
 
