@@ -98,7 +98,8 @@ class Sampler(threading.Thread):
 class Follower(threading.Thread):
     """Every message of ``topics`` from their end at the start: (time it was read, topic, receipt
     id, latency ms) in ``seen``. The time read, not the message's timestamp: Quix Streams passes
-    the input message's timestamp on to what it produces."""
+    the input message's timestamp on to what it produces (so on the peer's last topic, the time
+    read minus the timestamp is its latency from the replay)."""
 
     def __init__(self, bootstrap: str, topics: tuple[str, ...]):
         from kafka import KafkaConsumer, TopicPartition
@@ -124,6 +125,8 @@ class Follower(threading.Thread):
                         if m.topic == "pages.delivered":
                             value = orjson.loads(m.value)
                             rid, latency = value.get("id"), value.get("latency_ms")
+                        elif m.topic not in DONE_TOPICS:  # the peer's last topic: Quix keeps the
+                            latency = (now - m.timestamp / 1000) * 1000  # replayed message's timestamp
                         self.seen.append((now, m.topic, rid, latency))
         finally:
             self.consumer.close()
