@@ -613,6 +613,33 @@ def test_text_page_title_is_the_heading_about_the_article():
     assert _find_title(texts, words, [False] * len(texts), 6) == 1
 
 
+def test_the_learned_headline_model_reads_the_url_and_falls_back_to_the_rule():
+    from pipeline.stages.clean import text_page
+    from pipeline.stages.clean.title_model import TitleModel
+
+    model = text_page.packaged_title_model()
+    assert model is not None and tuple(model.features) == text_page.TITLE_FEATURES
+    # two headline-like lines before the body: the one the URL names is the article's
+    lines = ["Beranda", "Harga Emas Antam Naik Lagi Hari Ini di Pegadaian", "Kemarin",
+             "Kremlin Desak Turki Hentikan Pertempuran di Nagorno-Karabakh", "Selasa, 29 September 2020 | 10:15 WIB",
+             *ARTICLE_LINES]
+    raw = "\n".join(lines)
+    url = "https://www.example.co.id/dunia/2020/09/29/kremlin-desak-turki-hentikan-pertempuran-di-nagorno-karabakh"
+    page = extract_text_page(raw, NOW, url=url)
+    assert page.title == "Kremlin Desak Turki Hentikan Pertempuran di Nagorno-Karabakh"
+    assert page.published == "2020-09-29T10:15:00+07:00" and page.title not in page.text
+    gold_url = "https://www.example.co.id/ekonomi/2020/09/29/harga-emas-antam-naik-lagi-hari-ini-di-pegadaian"
+    assert extract_text_page(raw, NOW, url=gold_url).title == "Harga Emas Antam Naik Lagi Hari Ini di Pegadaian"
+    # a model that trusts no candidate leaves the headline to the rule
+    unsure = TitleModel(list(model.features), model.mean.tolist(), model.scale.tolist(), model.coef.tolist(),
+                        model.intercept, threshold=1.01)
+    assert extract_text_page(raw, NOW, url=gold_url, title_model=unsure).title == \
+        "Kremlin Desak Turki Hentikan Pertempuran di Nagorno-Karabakh"
+    # a model trained on other features is refused in one line, not used
+    with pytest.raises(ValueError, match="retrain"):
+        TitleModel.load(features=("words",))
+
+
 @pytest.mark.parametrize("line, expected", [
     ("11/19/2019", "2019-11-19"),                     # month first when the first number cannot be a month
     ("Published Tue, Nov 19 20197:05 AM EST", "2019-11-19T07:05:00-05:00"),

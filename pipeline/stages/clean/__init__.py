@@ -146,7 +146,7 @@ class CleanStage(Stage):
     def _finish(self, begun: _Begun) -> dict[str, Any]:
         event, out, fetched = begun.event, begun.out, begun.fetched
         if begun.extraction is None:
-            page = extract_text_page(event.body, not_after=fetched, classifier=self.text_classifier)
+            page = extract_text_page(event.body, not_after=fetched, classifier=self.text_classifier, url=event.url)
             self.stats.extra["text_pages"] += 1
             out.update(title=page.title, text=page.text, authors=page.authors,
                        site=page.site or site_of(event.url), **published_fields(page.published))

@@ -9,8 +9,10 @@ Such pages have no markup, so the article is found from the lines themselves:
    ("Baca juga: ...", "Read also", comment prompts: ``boilerplate``) and runs of teasers whose
    headline runs into their summary ("...Student-AthleteA 24-year-old woman ..."), which never
    are; a short line (subhead, short quote) between two body lines stays with them;
-3. the headline is the best title-like line before the body (or its first line); it becomes
-   ``title`` and leaves the body;
+3. the headline is the line a learned model (``title_model``, trained by ``training.clean_title``)
+   scores highest among the lines before the body and its first line, reading their form, their
+   place, the words they share with the article and with the URL (the rule ``_find_title`` when no
+   model is packaged or it trusts no line); it becomes ``title`` and leaves the body;
 4. date, author and site come from the lines around the headline ("RABU, 20 SEPTEMBER 2023 |
    06:12 WIB | LAPORAN: RENI ERINA", "Kompas.com - 01/10/2020, 15:32 WIB", "Penulis" lines); such
    date/byline lines inside the body are dropped from it.
@@ -23,11 +25,14 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from urllib.parse import unquote, urlsplit
 
+from pipeline.stages.clean import title_model
 from pipeline.stages.clean.boilerplate import is_boilerplate, is_credit_or_pager, starts_comments
 from pipeline.stages.clean.dates import find_date as _find_date
 from pipeline.stages.clean.line_model import LineClassifier, PageLines
 from pipeline.stages.clean.metadata import split_authors
+from pipeline.stages.clean.title_model import TitleModel
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _AUTHOR_LABEL = re.compile(
@@ -48,6 +53,7 @@ EDGE_FRAGMENT_WORDS = 2      # a first or last body line this short, without a f
 _SENTENCE_END = (".", "!", "?", "…", '"', "”", "’", "»", ")")
 LABEL_GAP_MIN_WORDS = 20     # a paragraph this long after a bare "BACA JUGA:" label is still the article
 TITLE_WINDOW = 40            # the headline is looked for in this many lines before the body
+TITLE_MIN_WORDS = 2           # a one-word line is never a headline candidate (half the lines, few headlines)
 TOPIC_WEIGHT = 8.0           # how much sharing words with the article's first lines counts for a headline
 _CONTENT_WORD = re.compile(r"[^\W\d_]{4,}", re.UNICODE)
 _BYLINE_START = re.compile(
@@ -84,6 +90,14 @@ def packaged_classifier() -> LineClassifier:
     return LineClassifier.load()
 
 
+@lru_cache(maxsize=1)
+def packaged_title_model() -> TitleModel | None:
+    """The packaged headline model (None until one is trained: the rule alone picks the headline)."""
+    if not title_model.MODEL_PATH.exists():
+        return None
+    return TitleModel.load(features=TITLE_FEATURES)
+
+
 def _words(text: str) -> int:
     return len(_WORD.findall(text))
 
@@ -110,30 +124,125 @@ def _title_score(text: str, words: int, boilerplate: bool, distance: int) -> flo
 
 
 def _find_title(texts: list[str], words: list[int], boilerplate: list[bool], body_start: int) -> int | None:
-    """Index of the headline: the best title-like line of the TITLE_WINDOW lines before the body (a
-    line the page repeats, as pages repeat their headline in breadcrumbs and share boxes, gets a
-    bonus)."""
-    seen = Counter(texts)
-    topic = set()
-    for line in texts[body_start:body_start + 4]:
-        topic |= _stems(line)
+    """Index of the headline by rule: the best title-like line of the TITLE_WINDOW lines before the
+    body (see ``_rule_scores``)."""
     best, best_score = None, 0.0
-    for i in range(max(0, body_start - TITLE_WINDOW), body_start):
+    for i, score in _rule_scores(texts, words, boilerplate, body_start).items():
+        if score > best_score:
+            best, best_score = i, score
+    return best
+
+
+def _rule_scores(texts: list[str], words: list[int], boilerplate: list[bool], body_start: int,
+                 facts: _WindowFacts | None = None) -> dict[int, float]:
+    """The rule's score of each title-like line of the TITLE_WINDOW lines before the body (a line
+    the page repeats, as pages repeat their headline in breadcrumbs and share boxes, gets a bonus;
+    so does one sharing words with the article's first lines, or followed by a byline/dateline)."""
+    facts = facts or _WindowFacts(texts, body_start)
+    seen, topic = facts.seen, facts.topic
+    scores = {}
+    for i in range(facts.start, body_start):
         score = _title_score(texts[i], words[i], boilerplate[i], body_start - 1 - i)
         if score <= 0:
             continue
         if seen[texts[i]] > 1:
             score += 2.0
-        stems = _stems(texts[i])
+        stems = facts.stems(i)
         if stems and topic:
             shared = len(stems & topic)
             # the headline is about what the article says; a line sharing no word with it rarely is
             score += TOPIC_WEIGHT * shared / len(stems) if shared else -3.0
-        if any(_is_dateline(t) or _BYLINE_START.match(t) for t in texts[i + 1:i + 4]):
+        if facts.meta_follows(i):
             score += 2.0  # a byline or dateline follows the headline
-        if score > best_score:
-            best, best_score = i, score
-    return best
+        scores[i] = score
+    return scores
+
+
+class _WindowFacts:
+    """What the headline's choice asks about the lines of the title window, each computed once."""
+
+    def __init__(self, texts: list[str], body_start: int):
+        self.texts = texts
+        self.start = max(0, body_start - TITLE_WINDOW)
+        self.seen = Counter(texts)
+        self.topic = _topic(texts, body_start)
+        self._stems: dict[int, set[str]] = {}
+        self._meta: dict[int, bool] = {}
+
+    def stems(self, i: int) -> set[str]:
+        found = self._stems.get(i)
+        if found is None:
+            found = self._stems[i] = _stems(self.texts[i])
+        return found
+
+    def is_meta(self, i: int) -> bool:
+        """A dateline or a byline."""
+        found = self._meta.get(i)
+        if found is None:
+            text = self.texts[i]
+            found = self._meta[i] = _is_dateline(text) or bool(_BYLINE_START.match(text))
+        return found
+
+    def meta_follows(self, i: int) -> bool:
+        return any(self.is_meta(j) for j in range(i + 1, min(i + 4, len(self.texts))))
+
+
+def _topic(texts: list[str], body_start: int) -> set[str]:
+    topic: set[str] = set()
+    for line in texts[body_start:body_start + 4]:
+        topic |= _stems(line)
+    return topic
+
+
+def slug_stems(url: str | None) -> set[str]:
+    """The word stems of a URL's path ("/2019/11/18/thousands-of-wework-employees-laid-off/")."""
+    if not url:
+        return set()
+    return _stems(unquote(urlsplit(url).path))  # letter runs: hyphens, slashes and digits split words
+
+
+TITLE_FEATURES = ("words", "few_words", "many_words", "capitalised", "ends_period", "ends_question", "has_date",
+                  "byline_start", "separator", "glued_credit", "boilerplate", "distance", "in_body", "repeated",
+                  "topic_share", "no_topic", "meta_follows", "slug_share", "line_prob", "rule_score", "rule_best",
+                  "after_short_line", "first_candidate")
+
+
+def title_candidates(texts: list[str], words: list[int], boilerplate: list[bool], body_start: int,
+                     line_probs: list[float], url: str | None = None) -> tuple[list[int], list[list[float]]]:
+    """Lines that may be the headline (the TITLE_WINDOW lines before the body and the body's first
+    line) and their features (``TITLE_FEATURES``), for the learned title model."""
+    facts = _WindowFacts(texts, body_start)
+    seen, topic = facts.seen, facts.topic
+    slug = slug_stems(url)
+    rules = _rule_scores(texts, words, boilerplate, body_start, facts)
+    best_rule = max(rules, key=rules.get) if rules else None
+    candidates, rows = [], []
+    first = True
+    for i in range(facts.start, min(len(texts), body_start + 1)):
+        text, n = texts[i], words[i]
+        if n < TITLE_MIN_WORDS or n > 40:
+            continue
+        stems = facts.stems(i)
+        shared = len(stems & topic) if stems and topic else 0
+        tokens = text.split()
+        rows.append([
+            min(n, 30) / 30.0, float(n < 3), float(n > 30),
+            sum(1 for t in tokens if t[:1].isupper() or t[:1].isdigit()) / max(1, len(tokens)),
+            float(text.endswith((".", ":")) and not text.endswith("...")), float(text.endswith(("?", "!"))),
+            float(find_date(text) is not None),
+            float(bool(_BYLINE_START.match(text) or _DATE_WORDS.match(text))),
+            float("|" in text or " - " in text or " – " in text or " — " in text),
+            float(bool(_GLUED_CREDIT.search(text))), float(boilerplate[i]),
+            max(0, body_start - 1 - i) / TITLE_WINDOW, float(i >= body_start), float(seen[text] > 1),
+            shared / len(stems) if stems else 0.0, float(bool(stems and topic and not shared)),
+            float(facts.meta_follows(i)),
+            len(stems & slug) / len(stems) if stems and slug else 0.0,
+            float(line_probs[i]), max(-5.0, min(rules.get(i, 0.0), 25.0)) / 25.0, float(i == best_rule),
+            float(i > 0 and words[i - 1] <= 3), float(first),
+        ])
+        candidates.append(i)
+        first = False
+    return candidates, rows
 
 
 def _is_dateline(text: str, not_after: datetime | None = None) -> bool:
@@ -198,13 +307,25 @@ def _is_meta_line(text: str, not_after: datetime | None) -> bool:
     return find_date(text, not_after) is not None and words <= 12
 
 
-def extract_text_page(raw: str, not_after: datetime | None = None,
-                      classifier: LineClassifier | None = None) -> TextPage:
+@dataclass
+class PageReading:
+    """A rendered page's lines as the stage reads them: each line's text, words, boilerplate flag
+    and article-text probability, the body lines kept, and where the body starts."""
+    texts: list[str]
+    words: list[int]
+    boilerplate: list[bool]
+    probs: list[float]
+    kept: list[int]
+    body_start: int
+
+
+def read_page(raw: str, classifier: LineClassifier | None = None) -> PageReading | None:
+    """The page's lines and its body (None: no lines)."""
     find_date.cache_clear()
     page = PageLines.split(raw)
     texts = page.texts
     if not texts:
-        return TextPage(None, "", None, [], None, 0, 0)
+        return None
     model = classifier or packaged_classifier()
     probs = model.probabilities(page)
     boilerplate = page.furniture or [is_boilerplate(t) or is_credit_or_pager(t) for t in texts]
@@ -247,8 +368,23 @@ def extract_text_page(raw: str, not_after: datetime | None = None,
             and split_authors(texts[kept[-1]].lstrip("•·-–* ")):
         kept.pop()
     body_start = kept[0] if kept else len(texts)
+    return PageReading(texts, words, boilerplate, probs.tolist(), kept, body_start)
 
-    title_idx = _find_title(texts, words, boilerplate, body_start)
+
+def extract_text_page(raw: str, not_after: datetime | None = None,
+                      classifier: LineClassifier | None = None, url: str | None = None,
+                      title_model: TitleModel | None = None) -> TextPage:
+    reading = read_page(raw, classifier)
+    if reading is None:
+        return TextPage(None, "", None, [], None, 0, 0)
+    texts, words, boilerplate, kept, body_start = (reading.texts, reading.words, reading.boilerplate,
+                                                   reading.kept, reading.body_start)
+    model = title_model if title_model is not None else packaged_title_model()
+    title_idx = None
+    if model is not None:  # the learned headline, when it is sure enough; else the rule's
+        title_idx = model.choose(*title_candidates(texts, words, boilerplate, body_start, reading.probs, url))
+    if title_idx is None:
+        title_idx = _find_title(texts, words, boilerplate, body_start)
     if title_idx is None and kept and words[kept[0]] <= 30 and not texts[kept[0]].endswith("."):
         title_idx = kept[0]
     title = texts[title_idx] if title_idx is not None else None
@@ -273,9 +409,11 @@ def extract_text_page(raw: str, not_after: datetime | None = None,
 
     body = []
     zone_end = meta_start + len(meta_zone)
+    # the headline leaves the body, unless it is all the body there is (a one-paragraph page)
+    drop_title = title is not None and any(texts[i] != title for i in kept)
     for i in kept:
         line = texts[i]
-        if title is not None and line == title:
+        if drop_title and line == title:
             continue
         if meta_start <= i < zone_end and _is_meta_line(line, not_after):
             continue  # the dateline / byline under the headline
