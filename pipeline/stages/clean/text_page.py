@@ -297,6 +297,16 @@ def _authors(lines: list[str], not_after: datetime | None = None) -> list[str]:
     return []
 
 
+def _is_dateline_candidate(line: str) -> bool:
+    """A line that may be the article's dateline, not a sentence that names a day: short, or a
+    labelled one ("Published ... | Updated ...", "By HNN Staff | November 18, 2019 at 2:26 PM HST -
+    Updated ...")."""
+    if line.endswith("."):
+        return False
+    words = _words(line)
+    return words <= 16 or (words <= 30 and bool(_DATE_WORDS.match(line) or _BYLINE_START.match(line)))
+
+
 def _is_meta_line(text: str, not_after: datetime | None) -> bool:
     """A dateline or byline ("Kompas.com - 01/10/2020, 15:32 WIB", "Penulis"), not article text."""
     words = _words(text)
@@ -392,14 +402,26 @@ def extract_text_page(raw: str, not_after: datetime | None = None,
     meta_start = title_idx if title_idx is not None else max(body_start - 3, 0)
     meta_zone = texts[meta_start:max(meta_start + META_LINES_AFTER_TITLE, body_start + 1)]
     published = None
-    # the first dateline after the headline, else the nearest one just before it
+    # the first dateline after the headline, else the nearest one just before it; then the same
+    # around the page's other copies of the headline (a gallery repeats it right above the body,
+    # away from the dateline under the first)
     around = meta_zone + texts[max(0, meta_start - 4):meta_start][::-1]
+    if title is not None:
+        for i in (i for i, t in enumerate(texts) if t == title and i != title_idx):
+            around += texts[i + 1:i + 1 + META_LINES_AFTER_TITLE] + texts[max(0, i - 4):i][::-1]
     for line in around:
-        if _words(line) <= 16 and not line.endswith("."):  # a dateline, not a sentence that names a day
+        if _is_dateline_candidate(line):
             found = find_date(line, not_after)
             if found:
                 published = found[0]
                 break
+    if published is None:  # a labelled dateline elsewhere ("By ... | Nov 19, 2019", "Published ..."), the first
+        for line in texts:
+            if (_DATE_WORDS.match(line) or _BYLINE_START.match(line)) and _is_dateline_candidate(line):
+                found = find_date(line, not_after)
+                if found:
+                    published = found[0]
+                    break
     site = None
     for line in meta_zone:
         m = _SITE_DATELINE.match(line)
