@@ -299,6 +299,29 @@ class _Counts:
             self.large[t] = self.large.get(t, 0) + 1
 
 
+# Lua the reading scripts share. _LUA_META: the state's head (``m``: version, articles counted, newest
+# time, the log's first version, format, the snapshot's version), a state of another format refused.
+# _LUA_LOG_TAIL: appends to ``out`` 'log' and the log entries from the worker's version ``known`` to
+# the current ``v``, or 'snapshot' when the log does not hold them (trimmed below ``base``; or the
+# worker is ahead: the state was emptied), and returns ``out``.
+_LUA_META = """
+local m = redis.call('HMGET', pre .. 'meta', 'v', 'docs', 'newest', 'dfbase', 'format', 'dfsnap')
+if m[1] and m[5] ~= '{FORMAT}' then
+  return redis.error_reply('the stories state under ' .. ARGV[1] .. ' was written by an older version (format ' ..
+    tostring(m[5] or 1) .. '): delete its keys or choose another stages.stories.namespace')
+end
+""".strip().replace("{FORMAT}", FORMAT)
+_LUA_LOG_TAIL = """
+if known < base or known > v then out[#out + 1] = 'snapshot'; return out end
+out[#out + 1] = 'log'
+if known < v then
+  for _, entry in ipairs(redis.call('LRANGE', pre .. 'dflog', known - base, v - base - 1)) do
+    out[#out + 1] = entry
+  end
+end
+return out
+""".strip()
+
 # ARGV: prefix, article id, its original's id ('' if none), the version this worker's counters are
 # at. Returns the answer given to the article already (or nil), the version, the articles counted,
 # the newest time ('' if none), the original's story (or nil); then (not when the answer or the
@@ -306,33 +329,22 @@ class _Counts:
 # the worker's version to the current one, or 'snapshot' when the log does not hold them (trimmed;
 # or the worker is ahead: the state was emptied).
 _BEGIN = """
-local ns = ARGV[1]
-local m = redis.call('HMGET', ns .. ':meta', 'v', 'docs', 'newest', 'dfbase', 'format', 'dfsnap')
-if m[1] and m[5] ~= '{FORMAT}' then
-  return redis.error_reply('the stories state under ' .. ns .. ' was written by an older version (format ' ..
-    tostring(m[5] or 1) .. '): delete its keys or choose another stages.stories.namespace')
-end
+local pre = ARGV[1] .. ':'
+{HEAD}
 local head = {m[1] or '0', m[2] or '0', m[3] or ''}
-local answer = redis.call('GET', ns .. ':a:' .. ARGV[2])
+local answer = redis.call('GET', pre .. 'a:' .. ARGV[2])
 if answer then return {answer, head[1], head[2], head[3], false} end
 local original = false
 if ARGV[3] ~= '' then
-  local given = redis.call('GET', ns .. ':a:' .. ARGV[3])
-  if given then original = redis.call('GET', ns .. ':s:' .. cjson.decode(given)['id']) end
+  local given = redis.call('GET', pre .. 'a:' .. ARGV[3])
+  if given then original = redis.call('GET', pre .. 's:' .. cjson.decode(given)['id']) end
 end
 local out = {false, head[1], head[2], head[3], original}
 if original then return out end
 local known, v, base = tonumber(ARGV[4]), tonumber(head[1]), tonumber(m[4] or '0')
 out[#out + 1] = m[6] or '0'
-if known < base or known > v then out[#out + 1] = 'snapshot'; return out end
-out[#out + 1] = 'log'
-if known < v then
-  for _, entry in ipairs(redis.call('LRANGE', ns .. ':dflog', known - base, v - base - 1)) do
-    out[#out + 1] = entry
-  end
-end
-return out
-""".replace("{FORMAT}", FORMAT)
+{LOG_TAIL}
+""".replace("{HEAD}", _LUA_META).replace("{LOG_TAIL}", _LUA_LOG_TAIL)
 
 # ARGV: prefix. Returns the snapshot's version and the counters then ('' with version 0: none yet).
 _SNAPSHOT = """
@@ -397,11 +409,7 @@ return out
 # (see _BEGIN).
 _READ = """
 local pre = ARGV[1] .. ':'
-local m = redis.call('HMGET', pre .. 'meta', 'v', 'docs', 'newest', 'dfbase', 'format', 'dfsnap')
-if m[1] and m[5] ~= '{FORMAT}' then
-  return redis.error_reply('the stories state under ' .. ARGV[1] .. ' was written by an older version (format ' ..
-    tostring(m[5] or 1) .. '): delete its keys or choose another stages.stories.namespace')
-end
+{HEAD}
 local n = tonumber(ARGV[3])
 local answers, originals = {}, {}
 for i = 1, n do
@@ -418,15 +426,8 @@ for i = 1, n do
 end
 local out = {m[1] or '0', m[2] or '0', m[3] or '', m[6] or '0', answers, originals}
 local known, v, base = tonumber(ARGV[2]), tonumber(m[1] or '0'), tonumber(m[4] or '0')
-if known < base or known > v then out[7] = 'snapshot'; return out end
-out[7] = 'log'
-if known < v then
-  for _, entry in ipairs(redis.call('LRANGE', pre .. 'dflog', known - base, v - base - 1)) do
-    out[#out + 1] = entry
-  end
-end
-return out
-""".replace("{FORMAT}", FORMAT)
+{LOG_TAIL}
+""".replace("{HEAD}", _LUA_META).replace("{LOG_TAIL}", _LUA_LOG_TAIL)
 
 # Commits changes decided one after the other, then finds the candidates of the next articles.
 # ARGV: prefix, the version read, how many changes, posting size, answer seconds, candidates per
@@ -629,16 +630,23 @@ class RedisStoryState:
                         original=original)
             if len(got) == 5:  # answered already, or a near duplicate: no counters needed
                 return view
-            self.snapshot_version = int(got[5])
-            if got[6] == b"snapshot":
-                self._load_snapshot()
+            if not self._follow_log(got[5], got[6:]):
                 continue
-            for entry in got[7:]:
-                if entry:
-                    self.df.add(np.frombuffer(entry, dtype="<u4"))
             self.df_version = view.version
             return dataclasses.replace(view, df=self.df.of(terms))
         raise TemporaryFailure("stories state: the document frequencies' snapshot kept moving")
+
+    def _follow_log(self, snapshot_version, tail: list) -> bool:
+        """Bring this worker's counters forward by a read's log tail (``_LUA_LOG_TAIL``: 'log' and
+        the entries, or 'snapshot'); False when the snapshot was loaded instead (read again)."""
+        self.snapshot_version = int(snapshot_version)
+        if tail[0] == b"snapshot":
+            self._load_snapshot()
+            return False
+        for entry in tail[1:]:
+            if entry:
+                self.df.add(np.frombuffer(entry, dtype="<u4"))
+        return True
 
     def _load_snapshot(self) -> None:
         version, raw = self._call(self._snapshot, [self.prefix])
@@ -670,13 +678,8 @@ class RedisStoryState:
             got = self._call(self._read, [self.prefix, self.df_version, len(article_ids), *article_ids,
                                           *(d or "" for d in duplicates)])
             version, docs, newest, snapshot, answers, originals = got[:6]
-            self.snapshot_version = int(snapshot)
-            if got[6] == b"snapshot":
-                self._load_snapshot()
+            if not self._follow_log(snapshot, got[6:]):
                 continue
-            for entry in got[7:]:
-                if entry:
-                    self.df.add(np.frombuffer(entry, dtype="<u4"))
             self.df_version = int(version)
             newest_s = _text(newest)
             return BatchRead(int(version), int(docs), float(newest_s) if newest_s else None, answers,
