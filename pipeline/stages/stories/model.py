@@ -99,7 +99,7 @@ class StoryOptions:
     index_terms: int = 16  # a story's heaviest terms that find it (inverted index)
     query_terms: int = 16  # an article's heaviest terms looked up in the inverted index
     posting_size: int = 32  # the most recently updated stories kept per indexed term
-    candidates: int = 16  # stories compared per article (those sharing the most query terms)
+    candidates: int = 8  # stories compared per article (those sharing the most query terms)
     df_bits: int = 22  # terms are hashed into 2**df_bits ids (document frequencies: 4 bytes each)
     max_entities: int = 32  # entity counts kept per story
     top_entities: int = 5  # entities shown in the summary
