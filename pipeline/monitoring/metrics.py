@@ -24,7 +24,8 @@ Every worker, whatever its stage, exports (``stage`` label on each):
     news_pipeline_consumer_position{topic,partition}             next offset this worker reads
     news_pipeline_produced_offset{topic,partition}               next offset after the last one it produced
     process_cpu_seconds_total, process_resident_memory_bytes, ... (prometheus_client's process collector)
-    news_pipeline_children_cpu_seconds_total / _children_resident_memory_bytes   helper processes (trafilatura)
+    news_pipeline_children_cpu_seconds_total / _children_resident_memory_bytes   helper processes (trafilatura;
+                                                                                    CPU of ended ones too)
 
 and what each stage declares it counts in its records (``record_metrics`` on the stage class,
 see ``pipeline/stage_metrics.py``); the built-in stages declare:
@@ -251,27 +252,41 @@ class _ConsumerCollector(Collector):
 
 
 class _ChildrenCollector(Collector):
-    """CPU and memory of the worker's helper processes (the clean stage's trafilatura pool)."""
+    """CPU and memory of the worker's helper processes (the clean stage's trafilatura pool).
+
+    The CPU counts every helper the worker ever had, not only the live ones: a helper that ended
+    and was waited for is counted in its parent's children times (the worker's, or a live helper's:
+    the pool's processes are started and reaped by a forkserver), so a recycled parser's CPU stays
+    in the counter, which never goes down."""
+
+    def __init__(self) -> None:
+        self._reported = 0.0
 
     def collect(self):
         import psutil
 
-        cpu = rss = 0.0
+        rss = 0.0
         try:
-            for child in psutil.Process().children(recursive=True):
+            me = psutil.Process()
+            mine = me.cpu_times()
+            cpu = mine.children_user + mine.children_system  # helpers that ended, with theirs
+            for child in me.children(recursive=True):
                 try:
                     times = child.cpu_times()
-                    cpu += times.user + times.system
+                    cpu += times.user + times.system + times.children_user + times.children_system
                     rss += child.memory_info().rss
                 except psutil.Error:
                     continue
         except psutil.Error:
             return
-        c = CounterMetricFamily(f"{PREFIX}_children_cpu_seconds", "CPU time of the worker's live helper processes.")
-        c.add_metric([], cpu)
+        # a helper ending between the two readings is in neither for a moment: never report less
+        self._reported = max(self._reported, cpu)
+        c = CounterMetricFamily(f"{PREFIX}_children_cpu_seconds",
+                                "CPU time of the worker's helper processes, ended ones included.")
+        c.add_metric([], self._reported)
         yield c
         g = GaugeMetricFamily(f"{PREFIX}_children_resident_memory_bytes",
-                              "Resident memory of the worker's helper processes.")
+                              "Resident memory of the worker's live helper processes.")
         g.add_metric([], rss)
         yield g
 

@@ -162,3 +162,38 @@ def test_histogram_quantiles_interpolate_like_prometheus():
     assert window.count == 10 and window.buckets[0.1] == 10 and window.quantile(0.5) == pytest.approx(0.05)
     restarted = HistogramSample({0.1: 1.0, math.inf: 1.0}, 1.0, 0.05)
     assert (restarted - h).count == 1  # a reset counts from zero
+
+
+def test_helper_cpu_keeps_the_helpers_that_ended():
+    """The helper processes' CPU counter holds what a helper used after it ended (a recycled
+    trafilatura child is reaped by the pool's forkserver, a helper of the worker too), and never
+    goes down."""
+    import multiprocessing
+    import time
+
+    from pipeline.monitoring.metrics import _ChildrenCollector
+
+    def helper_cpu(collector) -> float:
+        family = next(f for f in collector.collect() if f.name.endswith("children_cpu_seconds"))
+        return family.samples[0].value
+
+    collector = _ChildrenCollector()
+    before = helper_cpu(collector)
+    # a forkserver (a helper) starts a helper that burns CPU and ends, as pebble's pool does
+    context = multiprocessing.get_context("forkserver")
+    worker = context.Process(target=_burn, args=(0.3,))
+    worker.start()
+    worker.join()
+    readings = [helper_cpu(collector) for _ in range(3)]
+    assert readings[0] - before >= 0.2  # the ended helper's CPU is there
+    assert readings == sorted(readings)
+    time.sleep(0.05)
+    assert helper_cpu(collector) >= readings[-1]
+
+
+def _burn(seconds: float) -> None:
+    import time
+
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
