@@ -15,7 +15,7 @@ Model: logistic regression over the candidates' features (scikit-learn, L2; stan
 features). ``C`` and the threshold under which the rule picks the headline instead are chosen by
 5-fold cross-validation grouped by page on the trafilatura pages (page accuracy: the chosen line is
 the silver headline). The AEB pages' gold titles (bench/clean/metadata_gold.jsonl) never choose
-anything: they give the cross-set score, printed beside the rule's on the same pages. Deterministic
+anything: they give the cross-set score (``python -m bench.clean --metadata --mode text``). Deterministic
 (the solver is; no sampling).
 """
 
@@ -31,8 +31,9 @@ import numpy as np
 from pipeline.stages.clean import title_model
 from pipeline.stages.clean.metadata import page_metadata, parse_html
 from pipeline.stages.clean.text_page import TITLE_FEATURES, read_page, title_candidates
+from training.clean import DEFAULT_EVAL_DIR
+from training.clean import _read as read_rows
 
-REPO = Path(__file__).resolve().parent.parent
 C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
 THRESHOLDS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 
@@ -43,11 +44,9 @@ def key(text: str | None) -> str:
 
 def silver_pages(eval_path: Path) -> list[dict]:
     """Pages of the trafilatura set with their rendered text and the headline of their HTML."""
-    from bench.common import read_jsonl_gz
-
-    html = {row["id"]: row for row in read_jsonl_gz(eval_path / "extraction-trafilatura.jsonl.gz")}
+    html = {row["id"]: row for row in read_rows(eval_path / "extraction-trafilatura.jsonl.gz")}
     pages = []
-    for row in read_jsonl_gz(eval_path / "textmode" / "textmode-trafilatura.jsonl.gz"):
+    for row in read_rows(eval_path / "textmode" / "textmode-trafilatura.jsonl.gz"):
         source = html.get(row["id"])
         if not source or not row.get("text"):
             continue
@@ -119,43 +118,13 @@ def cross_validate(x, y, groups, pages) -> tuple[float, float, dict]:
     return c, t, table
 
 
-def aeb_gold_scores(eval_path: Path, model: title_model.TitleModel | None) -> tuple[float, int]:
-    """Exact title rate on the AEB pages' gold (the bench's verdict), with ``model`` (None: the rule)."""
-    from bench.clean.metadata_bench import load_gold, title_verdict
-    from bench.common import read_jsonl_gz
-    from pipeline.stages.clean.text_page import extract_text_page
-
-    gold = {g["id"]: g for g in load_gold()}
-    right = n = 0
-    for row in read_jsonl_gz(eval_path / "textmode" / "textmode-aeb.jsonl.gz"):
-        g = gold.get(row["id"])
-        if not g:
-            continue
-        page = extract_text_page(row["text"], url=row.get("url"), title_model=model or _RULE)
-        n += 1
-        right += title_verdict(page.title, g) == "ok"
-    return right / max(1, n), n
-
-
-class _Rule:
-    """A stand-in model that always lets the rule decide."""
-
-    def choose(self, candidates, rows):
-        return None
-
-
-_RULE = _Rule()
-
-
 def main(argv: list[str] | None = None) -> int:
-    from bench.common import eval_dir
-
     ap = argparse.ArgumentParser(prog="python -m training.clean_title", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--eval-dir")
+    ap.add_argument("--eval-dir", type=Path, default=DEFAULT_EVAL_DIR)
     ap.add_argument("--out", type=Path, default=title_model.MODEL_PATH)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
-    path = eval_dir(args.eval_dir)
+    path = args.eval_dir
     pages = silver_pages(path)
     x, y, groups, kept = examples(pages)
     print(f"trafilatura set: {len(pages)} pages with an HTML headline, {len(kept)} with it among the "
@@ -170,9 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     model = title_model.TitleModel(list(TITLE_FEATURES), mean.tolist(), scale.tolist(), coef.tolist(), intercept,
                                    threshold, {"C": c, "trained_on": "trafilatura set, silver headlines from HTML",
                                                "pages": len(kept), "candidates": int(len(y))})
-    rule_gold, n = aeb_gold_scores(path, None)
-    model_gold, _ = aeb_gold_scores(path, model)
-    print(f"cross-set, AEB gold titles ({n} pages), exact: rule {rule_gold:.3f}, model {model_gold:.3f}")
+    print("cross-set score (the AEB pages' gold titles): python -m bench.clean --metadata --mode text")
     for name, w in sorted(zip(TITLE_FEATURES, coef, strict=True), key=lambda kv: -abs(kv[1])):
         print(f"  {name:18s} {w:+.3f}")
     if not args.no_write:
