@@ -383,11 +383,28 @@ def test_a_batch_of_pages_is_extracted_in_flight_in_order_with_each_failure_its_
                         f"<h1>Harbour story {n}</h1>{marker}{body}</article></body></html>"}
 
     batch = [page(1), page(2, "<p>HANG</p>"), page(3), {"id": "t4", "fetched_at": "2026-11-20T10:00:00Z", "text": SEED_LIKE_TEXT},
-             {"id": "p5", "html": "<html><body><script>x=1</script></body></html>"}, page(6)]
+             {"id": "p5", "html": "<html><body><script>x=1</script></body></html>"}, page(6),
+             *(page(n) for n in range(7, 13))]
     contexts = [Context(worker="t") for _ in batch]
+    in_flight, most = [0], [0]
+    submit, result = stage.html.submit, stage.html.result
+
+    def counted_submit(*args):
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        return submit(*args)
+
+    def counted_result(*args):
+        in_flight[0] -= 1
+        return result(*args)
+
+    monkeypatch.setattr(stage.html, "submit", counted_submit)
+    monkeypatch.setattr(stage.html, "result", counted_result)
     try:
         results = stage.run_many([dict(r) for r in batch], contexts)
-        assert [type(r).__name__ for r in results] == ["dict", "BadInput", "dict", "dict", "BadInput", "dict"]
+        # the pool is given the pages ahead, never the whole batch of 11 at once
+        assert most[0] == 1 + 2 * 2 and in_flight[0] == 0
+        assert [type(r).__name__ for r in results] == ["dict", "BadInput", "dict", "dict", "BadInput", *["dict"] * 7]
         assert results[1].reason == "timeout" and results[4].reason == "no_main_text"
         assert [results[i]["title"] for i in (0, 2, 5)] == ["Harbour story 1", "Harbour story 3", "Harbour story 6"]
         for i in (0, 2, 3, 5):

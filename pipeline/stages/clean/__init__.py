@@ -68,6 +68,9 @@ def site_of(url: str | None) -> str | None:
     return host[4:] if host.startswith("www.") else (host or None)
 
 
+IN_FLIGHT_PER_CHILD = 2  # pages handed to the extraction pool ahead of the one being finished, per child
+
+
 @dataclass
 class _Begun:
     """A record the clean stage has read and, for HTML, handed to its extraction pool."""
@@ -95,21 +98,29 @@ class CleanStage(Stage):
         return self._finish(self._begin(record, ctx))
 
     def process_many(self, records: list[dict[str, Any]], contexts: list[Context]) -> list[Result]:
-        """Pipelined: every HTML page of the batch goes to the extraction pool first (as many
-        extracted at once as there are child processes), then the records are finished in order.
-        A record's trace time is its own work: the stage's share here plus its child's."""
-        begun: list[_Begun | Exception] = []
-        spent: list[float] = []
-        for record, ctx in zip(records, contexts, strict=True):
-            t0 = time.perf_counter()
-            begun.append(self._guarded(str(record.get("id") or "?"), self._begin, record, ctx))
-            spent.append((time.perf_counter() - t0) * 1000.0)
+        """Pipelined: the HTML pages ahead go to the extraction pool while the records are finished
+        in order, so every child process has a page to work on. At most ``IN_FLIGHT_PER_CHILD``
+        pages per child are handed over ahead of the record being finished (a batch of large pages
+        is not copied to the pool all at once). A record's trace time is its own work: the stage's
+        share here plus its child's."""
+        n = len(records)
+        begun: list[_Begun | Exception | None] = [None] * n
+        spent = [0.0] * n
+        ahead = IN_FLIGHT_PER_CHILD * self.html.processes
+        started = 0
         results: list[Result] = []
-        for item, ms, record in zip(begun, spent, records, strict=True):
+        for i in range(n):
+            while started < min(n, i + 1 + ahead):  # begin the records up to `ahead` past this one
+                t0 = time.perf_counter()
+                begun[started] = self._guarded(str(records[started].get("id") or "?"), self._begin,
+                                               records[started], contexts[started])
+                spent[started] = (time.perf_counter() - t0) * 1000.0
+                started += 1
+            item = begun[i]
             t0 = time.perf_counter()
             result = item if isinstance(item, Exception) else \
-                self._guarded(str(record.get("id") or "?"), self._finish, item)
-            own = ms + (time.perf_counter() - t0) * 1000.0
+                self._guarded(str(records[i].get("id") or "?"), self._finish, item)
+            own = spent[i] + (time.perf_counter() - t0) * 1000.0
             if isinstance(item, _Begun) and item.extraction is not None:
                 # the wait for the child is not this record's work; the child's time is
                 own += item.child_ms - item.waited_ms
