@@ -15,9 +15,9 @@ In the child (``extract_in_process``), per page:
 
 trafilatura is not thread-safe, can hang on pathological pages and grows in long runs, so it runs
 in a small pool of child processes: each page has a time limit (the child is killed when it runs
-out) and each child is replaced after a number of pages. The stage submits a batch's pages at once
-(``submit``), so every child is kept busy while the stage's own process reads the next records and
-finishes the pages already extracted.
+out) and each child is replaced after a number of pages. The stage submits the pages ahead of the
+one it finishes (``submit``, two per child), so every child is kept busy while the stage's own
+process reads the next records and finishes the pages already extracted.
 """
 
 from __future__ import annotations
