@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -173,20 +174,23 @@ class Stage:
         timings = self._record_ms
         for record, ctx in zip(records, contexts, strict=True):
             t0 = time.perf_counter()
-            result: Result
-            try:
-                try:
-                    self.clock.start(str(record.get("id") or "?"))
-                    result = self.process(record, ctx)
-                finally:
-                    self.clock.stop()
-            except TemporaryFailure:
-                raise
-            except Exception as exc:  # noqa: BLE001 - reported per record by the caller (RecordTimeout too)
-                result = exc
-            results.append(result)
+            results.append(self.timed_step(record, self.process, record, ctx))
             timings.append((time.perf_counter() - t0) * 1000.0)
         return results
+
+    def timed_step(self, record: dict[str, Any], step: Callable[..., Any], *args: Any) -> Any:
+        """``step(*args)`` for ``record`` under the per-record time limit (``clock``); what it
+        raised, as the value, but ``TemporaryFailure``, which fails the batch."""
+        try:
+            try:
+                self.clock.start(str(record.get("id") or "?"))
+                return step(*args)
+            finally:
+                self.clock.stop()
+        except TemporaryFailure:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported per record by the caller (RecordTimeout too)
+            return exc
 
     def run_many(self, records: list[dict[str, Any]], contexts: list[Context]) -> list[Result]:
         """Validate, process, trace and count a batch. A record's trace ``ms`` is its own time when

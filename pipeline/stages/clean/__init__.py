@@ -36,7 +36,6 @@ from pipeline.records import (
     TOO_LARGE,
     BadInput,
     RawEvent,
-    TemporaryFailure,
     accept_raw,
     new_record,
     parse_iso,
@@ -112,14 +111,13 @@ class CleanStage(Stage):
         for i in range(n):
             while started < min(n, i + 1 + ahead):  # begin the records up to `ahead` past this one
                 t0 = time.perf_counter()
-                begun[started] = self._guarded(str(records[started].get("id") or "?"), self._begin,
-                                               records[started], contexts[started])
+                begun[started] = self.timed_step(records[started], self._begin, records[started],
+                                                 contexts[started])
                 spent[started] = (time.perf_counter() - t0) * 1000.0
                 started += 1
             item = begun[i]
             t0 = time.perf_counter()
-            result = item if isinstance(item, Exception) else \
-                self._guarded(str(records[i].get("id") or "?"), self._finish, item)
+            result = item if isinstance(item, Exception) else self.timed_step(records[i], self._finish, item)
             own = spent[i] + (time.perf_counter() - t0) * 1000.0
             if isinstance(item, _Begun) and item.extraction is not None:
                 # the wait for the child is not this record's work; the child's time is
@@ -127,19 +125,6 @@ class CleanStage(Stage):
             results.append(result)
             self._record_ms.append(own)
         return results
-
-    def _guarded(self, record_id: str, step, *args):
-        """A step of one record under the stage's per-record time limit; its exception as a value."""
-        try:
-            try:
-                self.clock.start(record_id)
-                return step(*args)
-            finally:
-                self.clock.stop()
-        except TemporaryFailure:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a dead letter of this record (RecordTimeout too)
-            return exc
 
     def _begin(self, record: dict[str, Any], ctx: Context) -> _Begun:
         event = accept_raw(record, ctx.received_at)
