@@ -74,3 +74,27 @@ def test_an_unreachable_story_state_is_a_temporary_failure_not_a_dead_letter():
                              "fetched_at": "2026-12-05T10:00:00Z"}], [Context(worker="t")])
     finally:
         stage.close()
+
+
+def test_a_state_other_workers_keep_changing_is_retried_not_dead_lettered():
+    """When every commit loses to another worker's (the version moved each time), the stage gives up
+    for now with a TemporaryFailure: the worker retries the batch; no record becomes a dead letter."""
+    from pipeline.records import TemporaryFailure
+    from pipeline.stages.stories.state import MemoryStoryState
+
+    class Overtaken(MemoryStoryState):
+        def commit(self, version, change):
+            self.commits_tried = getattr(self, "commits_tried", 0) + 1
+            return False  # another worker committed first, every time
+
+    settings = config.load(CONFIG, env={"PIPELINE__STAGES__CHAIN": CHAIN, "PIPELINE__STAGES__STORIES__STORE": "memory"})
+    stage = build_stage("stories", settings)
+    stage.assigner.state = Overtaken()
+    record = {"schema": "news-pipeline/record/1", "id": "b", "title": "Gempa di Cianjur", "trace": [],
+              "text": "Gempa mengguncang Cianjur pada Senin siang.", "fetched_at": "2026-12-05T10:00:00Z"}
+    try:
+        with pytest.raises(TemporaryFailure, match="kept changing"):
+            stage.run_many([dict(record)], [Context(worker="t")])
+        assert stage.assigner.state.commits_tried >= 2 and not stage.stats.failed
+    finally:
+        stage.close()

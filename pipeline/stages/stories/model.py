@@ -51,6 +51,7 @@ import numpy as np
 import orjson
 import xxhash
 
+from pipeline.records import TemporaryFailure
 from pipeline.stages.stories.state import Change, StoryState
 
 #: a capitalised word (Latin letters) and the capitalised words right after it
@@ -774,7 +775,8 @@ class StoryAssigner:
             if self.state.commit(view.version, change):
                 return answer
             self.retries += 1
-        raise RuntimeError(f"story of {article.id}: the state kept changing under {TRIES} tries")
+        # other workers kept committing first: the batch is tried again later, not dead-lettered
+        raise TemporaryFailure(f"story of {article.id}: the state kept changing under {TRIES} tries")
 
     def assign_many(self, articles: list[Article], features: list[Features] | None = None) -> list[dict]:
         """``assign`` of each article, in order: the same answers. A state that reads and commits for
@@ -924,7 +926,8 @@ class _Batch:
             self.assigner.retries += 1
             tries += 1
             if tries >= TRIES:
-                raise RuntimeError(f"story of {self.articles[done].id}: the state kept changing under {TRIES} tries")
+                raise TemporaryFailure(f"story of {self.articles[done].id}: the state kept changing under "
+                                       f"{TRIES} tries")
         self.state.save_snapshot_if_due()
         return self.answers  # type: ignore[return-value]
 
