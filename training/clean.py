@@ -83,7 +83,8 @@ def _collapse(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
-def _read(path: Path) -> list[dict]:
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a gzipped JSON-lines file of the shared data."""
     with gzip.open(path, "rt", encoding="utf-8") as f:
         return [json.loads(line) for line in f]
 
@@ -141,7 +142,7 @@ def _silver_outputs(eval_dir: Path) -> dict[str, str]:
     print("silver labels: running trafilatura on the trafilatura set's HTML (once, cached) ...",
           file=sys.stderr, flush=True)
     out = {}
-    for row in _read(path):
+    for row in read_rows(path):
         out[str(row["id"])] = trafilatura.extract(row["html"], include_comments=False, include_tables=True,
                                                   include_formatting=False) or ""
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -152,7 +153,7 @@ def _silver_outputs(eval_dir: Path) -> dict[str, str]:
 def load_training_pages(eval_dir: Path, sets: list[str] | tuple[str, ...] = SETS) -> list[TrainingPage]:
     pages = []
     if "aeb" in sets:
-        for row in _read(eval_dir / "textmode" / "textmode-aeb.jsonl.gz"):
+        for row in read_rows(eval_dir / "textmode" / "textmode-aeb.jsonl.gz"):
             lines = PageLines.split(row["text"])
             if not lines.texts:
                 continue
@@ -160,7 +161,7 @@ def load_training_pages(eval_dir: Path, sets: list[str] | tuple[str, ...] = SETS
             pages.append(TrainingPage("aeb", str(row["id"]), lines, labels, np.full(len(labels), GOLD_WEIGHT)))
     if "trafilatura" in sets:
         silver = _silver_outputs(eval_dir)
-        for row in _read(eval_dir / "textmode" / "textmode-trafilatura.jsonl.gz"):
+        for row in read_rows(eval_dir / "textmode" / "textmode-trafilatura.jsonl.gz"):
             lines = PageLines.split(row["text"])
             if not lines.texts:
                 continue

@@ -31,8 +31,7 @@ import numpy as np
 from pipeline.stages.clean import title_model
 from pipeline.stages.clean.metadata import page_metadata, parse_html
 from pipeline.stages.clean.text_page import TITLE_FEATURES, read_page, title_candidates
-from training.clean import DEFAULT_EVAL_DIR
-from training.clean import _read as read_rows
+from training.clean import DEFAULT_EVAL_DIR, read_rows
 
 C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
 THRESHOLDS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
