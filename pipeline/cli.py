@@ -50,7 +50,7 @@ def cmd_run(args) -> int:
     console = Console(stderr=True)
     supervisor = Supervisor(settings, sink_targets=args.sink, console=console, log_level=args.log_level,
                             log_format=args.log_format, dashboard=not args.no_dashboard,
-                            dashboard_port=args.dashboard_port)
+                            dashboard_port=args.dashboard_port, layout=args.layout)
     summary = supervisor.run(replay or None, exit_when_done=args.exit_when_done, rate=args.rate, loop=args.loop,
                              timeout_s=args.timeout)
     out = Console()
@@ -561,6 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=LOG_FORMATS, help="worker logs as text or JSON lines (run.log_format)")
     run.add_argument("--dashboard-port", type=int, help="port of the web dashboard (monitoring.dashboard_port)")
     run.add_argument("--no-dashboard", action="store_true", help="serve no web dashboard")
+    run.add_argument("--layout", choices=("fixed", "auto"),
+                     help="workers per stage: run.workers (fixed), or more where a stage falls behind and a core "
+                          "is spare (auto; run.workers is the floor) (default: run.layout)")
     run.set_defaults(func=cmd_run)
 
     worker = _command(sub, "worker", "run one stage worker (a Faust app in its own consumer group)", _examples(

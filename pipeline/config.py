@@ -276,6 +276,8 @@ class RunSettings:
     log_dir: str
     log_level: str
     log_format: str
+    layout: str  # "fixed": run.workers; "auto": run.workers as the floor, more where a stage falls behind
+    layout_interval_s: float
 
 
 @dataclass(frozen=True)
@@ -640,6 +642,9 @@ def _validate(s: Settings) -> None:
         raise ConfigError("sink.targets is empty")
     if s.run.log_format not in ("text", "json"):
         raise ConfigError(f"run.log_format must be \"text\" or \"json\", got {s.run.log_format!r}")
+    if s.run.layout not in ("fixed", "auto") or s.run.layout_interval_s < 1:
+        raise ConfigError(f"run.layout must be \"fixed\" or \"auto\" (got {s.run.layout!r}) and "
+                          f"run.layout_interval_s at least 1 (got {s.run.layout_interval_s})")
     m = s.monitoring
     unknown = set(m.ports) - set(roles) - set(registry.BUILT_IN)  # a built-in stage off the chain: unused
     if unknown:  # a stage without a port gets any free one

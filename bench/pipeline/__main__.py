@@ -53,13 +53,21 @@ STAGE_ROLES = ("clean-worker", "language-worker", "entities-worker", "dedup-work
 
 
 def layout(spec: str) -> dict[str, int]:
+    """Workers per stage of ``STAGE=N[,STAGE=N]``; an ``auto`` among them (``--tuned auto``) is
+    `pipeline run --layout auto` with these as its floor (see :func:`auto_layout`)."""
     out = dict(DEFAULT_LAYOUT)
     for part in filter(None, spec.split(",")):
+        if part.strip() == "auto":
+            continue
         stage, _, count = part.partition("=")
         if stage.strip() not in out or not count.strip().isdigit():
-            raise SystemExit(f"--tuned: STAGE=N[,STAGE=N], stages {', '.join(out)}; got {part!r}")
+            raise SystemExit(f"--tuned: STAGE=N[,STAGE=N] and/or auto, stages {', '.join(out)}; got {part!r}")
         out[stage.strip()] = int(count)
     return out
+
+
+def auto_layout(spec: str) -> bool:
+    return "auto" in (part.strip() for part in spec.split(","))
 
 
 def code_state() -> dict:
@@ -186,7 +194,7 @@ def one_run(kind: str, bodies: list[str], args, out: Path, run: int, eval_path: 
 
     folder = out / f"{kind}-tuned-{run}"
     print(f"[{kind} run {run + 1}] pipeline run, tuned layout {args.tuned} ({folder})", flush=True)
-    session = Session(folder, layout(args.tuned))
+    session = Session(folder, layout(args.tuned), auto=auto_layout(args.tuned))
     try:
         t = time.time()
         sat = session.saturate(sat_events, args.records)
@@ -343,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle-seconds", type=float, default=30.0)
     ap.add_argument("--settle", type=float, default=10.0, help="after the seed pages, before the idle window")
     ap.add_argument("--skip-idle", action="store_true")
-    ap.add_argument("--tuned", default="clean=2", help="the tuned layout, workers per stage (default: clean=2)")
+    ap.add_argument("--tuned", default="clean=2", help="the tuned layout, workers per stage, and/or auto: `pipeline run --layout auto` with "
+                    "them as the floor and run.layout_interval_s 5 (default: clean=2)")
     ap.add_argument("--skip-peer", action="store_true", help="no Quix Streams peer")
     ap.add_argument("--out", default=None, help="folder for pipeline.json, the plots and the runs' folders")
     ap.add_argument("--eval-dir", default=None)

@@ -162,8 +162,10 @@ def stop_process(proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
 class Session:
     """`pipeline run` with ``workers`` per stage in ``out``, ready, sampled and followed."""
 
-    def __init__(self, out: Path, workers: dict[str, int], broker: str = "kafka"):
+    def __init__(self, out: Path, workers: dict[str, int], broker: str = "kafka", auto: bool = False):
         overrides = {"PIPELINE__RUN__WORKERS": "{" + ", ".join(f"{k} = {v}" for k, v in workers.items()) + "}"}
+        if auto:  # a saturation run lasts a minute or two: the layout is measured every 5 s, not 20
+            overrides |= {"PIPELINE__RUN__LAYOUT": "auto", "PIPELINE__RUN__LAYOUT_INTERVAL_S": "5"}
         self.out = out
         self.run = Run(out, broker, [], overrides)
         self.run.wait_ready(180)

@@ -29,11 +29,13 @@ from pipeline import registry, sinks
 from pipeline.config import Settings
 from pipeline.monitoring import runfile
 from pipeline.monitoring.http import port_is_free
+from pipeline.monitoring.lag import OffsetsProbe
 from pipeline.records import iso, utc_now
 from pipeline.streaming import preflight, processes
 from pipeline.streaming.broker import EmbeddedKafka, TansuBroker, embedded_broker, wait_for_kafka
 from pipeline.streaming.folders import FolderInUse, FolderLock
 from pipeline.streaming.index_server import EmbeddedIndexServer
+from pipeline.streaming.layout import LayoutChange, LayoutPlanner, LoadProbe, StageLoad
 from pipeline.streaming.topics import ensure_topics
 
 RESTART_BACKOFF_S = 2.0
@@ -136,7 +138,7 @@ START_RETRIES = 2  # a worker that exits while the run starts is started again t
 class Supervisor:
     def __init__(self, settings: Settings, sink_targets: list[str] | None = None, console: Console | None = None,
                  log_level: str | None = None, log_format: str | None = None, dashboard: bool = True,
-                 dashboard_port: int | None = None):
+                 dashboard_port: int | None = None, layout: str | None = None):
         self.sink_targets = sink_targets or settings.sink.targets
         # the run's sinks (`--sink`) in its settings: the run file and the dashboard read them there
         self.settings = settings.with_sinks(self.sink_targets)
@@ -160,6 +162,10 @@ class Supervisor:
         self._published_at = 0.0
         self._stopping = False
         self._locks: list[FolderLock] = []
+        self.layout = layout or settings.run.layout
+        self._layout: tuple[LayoutPlanner, LoadProbe, OffsetsProbe] | None = None
+        self._layout_due = 0.0
+        self.layout_loads: list[StageLoad] = []  # the last measurement of `--layout auto`
 
     # --- start-up --------------------------------------------------------------------------------
 
@@ -366,7 +372,54 @@ class Supervisor:
             for worker in extra:
                 self.workers.remove(worker)
             processes.stop([w.proc for w in extra if w.proc is not None], timeout=20.0)
+        if self.dashboard is not None and self.dashboard.expected is not None:
+            self.dashboard.expected = {**self.dashboard.expected, stage: count}
         self.publish(force=True)
+
+    # --- `--layout auto` -------------------------------------------------------------------------
+
+    def adapt_layout(self, now: bool = False) -> LayoutChange | None:
+        """With ``layout = "auto"``: every ``run.layout_interval_s`` (``now``: at once), measure the
+        stages (kept in ``layout_loads``) and make the planner's change, if any (see
+        pipeline/streaming/layout.py). A window in which a worker was restarting is not used."""
+        if self.layout != "auto" or self._stopping:
+            return None
+        if not now and time.monotonic() < self._layout_due:
+            return None
+        self._layout_due = time.monotonic() + self.settings.run.layout_interval_s
+        if self._layout is None:  # the first window starts now
+            from pipeline.stages.clean.html_page import usable_cores
+
+            offsets = OffsetsProbe(self.bootstrap, options=self.settings.broker.client_options(),
+                                   transactional=self.settings.exactly_once)
+            planner = LayoutPlanner(floor=dict(self.settings.run.workers), cores=usable_cores())
+            self._layout = (planner, LoadProbe(self._backlog_of), offsets)
+        planner, probe, _ = self._layout
+        pids: dict[str, list[int]] = {}
+        for w in self.workers:
+            pids.setdefault(w.stage, []).extend([w.proc.pid] if w.proc is not None and w.proc.poll() is None else [])
+        try:
+            loads, idle = probe.measure(pids)
+        except Exception as exc:  # noqa: BLE001 - the broker did not answer: the next window tells
+            self.console.print(f"[dim]layout: no measurement ({type(exc).__name__}: {exc})[/dim]", highlight=False)
+            return None
+        self.layout_loads = loads
+        if sum(len(p) for p in pids.values()) < len(self.workers):
+            return None  # a worker is restarting
+        change = planner.decide(loads, idle)
+        if change is not None:
+            self.console.print(f"[dim]{time.strftime('%H:%M:%S')} layout: {change.stage} "
+                               f"{len([w for w in self.workers if w.stage == change.stage])} -> {change.workers} "
+                               f"workers ({change.reason})[/dim]", highlight=False)
+            self.scale(change.stage, change.workers)
+        return change
+
+    def _backlog_of(self, stage: str) -> tuple[int, int]:
+        """Records waiting for ``stage`` in its source topic, and that topic's partitions."""
+        topic = registry.stage_topics(self.settings, stage).source
+        partitions = self.settings.topics.partitions_of(topic)
+        lags = self._layout[2].group_lag(registry.consumer_group(self.settings, stage), topic, list(range(partitions)))
+        return sum(lag.lag or 0 for lag in lags), partitions
 
     def restart(self, worker: WorkerProcess) -> None:
         """Start ``worker`` again (after it exited or was killed)."""
@@ -441,6 +494,9 @@ class Supervisor:
 
     def stop(self) -> None:
         self.stop_workers()
+        if self._layout is not None:
+            self._layout[2].close()
+            self._layout = None
         if self.dashboard is not None:
             self.dashboard.close()
             self.dashboard = None
@@ -574,6 +630,7 @@ class Supervisor:
 
             def on_progress(done: int, total: int) -> None:
                 self.check_workers()
+                self.adapt_layout()
                 self.publish()
                 bar.update(task, completed=done)
 
@@ -640,6 +697,7 @@ class Supervisor:
         last_retention = time.monotonic()
         while while_():
             self.check_workers()
+            self.adapt_layout()
             self.publish()
             if time.monotonic() - last_retention > RETENTION_CHECK_S:
                 last_retention = time.monotonic()

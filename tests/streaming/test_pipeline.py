@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import orjson
 import pytest
@@ -165,3 +166,36 @@ def test_the_clean_workers_html_parsers_compute_on_one_numeric_thread(running):
         environment = child.environ()
         assert {name: environment.get(name) for name in NUMERIC_THREAD_VARIABLES} == \
             dict.fromkeys(NUMERIC_THREAD_VARIABLES, "1")
+
+
+def test_the_auto_layout_reads_every_stage_of_a_live_pipeline(running):
+    """`--layout auto` measures the real processes and the broker: every stage with its workers,
+    its source topic's partitions and its backlog (the seeds sent between two measurements are
+    all finished, so no backlog is left), and a quiet pipeline changes nothing."""
+    from pipeline import registry
+    from pipeline.sources.base import SourceItem
+
+    supervisor = running.supervisor
+    supervisor.layout = "auto"
+    try:
+        assert supervisor.adapt_layout(now=True) is None  # the first window starts
+        page = {"url": "https://news.example/layout", "text": "Hujan deras sejak pagi di Jakarta. " * 20}
+        sent, _ = running.replay_items([SourceItem("layout", event=page)])
+        running.wait(sent)
+        deadline = time.monotonic() + 15  # the workers commit what they finished every 0.5 s
+        first = None
+        while True:
+            assert supervisor.adapt_layout(now=True) is None
+            loads = {load.stage: load for load in supervisor.layout_loads}
+            first = first or loads
+            if all(load.lag == 0 for load in loads.values()) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        supervisor.layout = "fixed"
+    assert set(loads) == set(registry.roles(running.settings))
+    for stage, load in loads.items():
+        topic = registry.stage_topics(running.settings, stage).source
+        assert (load.workers, load.max_workers, load.lag) == (1, running.settings.topics.partitions_of(topic), 0), load
+        assert load.cpu_cores >= 0 and load.demand_cores >= load.cpu_cores
+    assert first["clean"].cpu_cores > 0  # it cleaned the page in the first window
