@@ -382,10 +382,8 @@ local function top(pre, query, limit)
   args[3] = n
   args[n + 4] = 'WEIGHTS'
   for r = 1, n do args[n + 4 + r] = n - r + 1 end
-  redis.call(unpack(args))
-  local ids = redis.call('ZREVRANGE', pre .. 'top', 0, limit - 1)
-  redis.call('DEL', pre .. 'top')
-  return ids
+  redis.call(unpack(args))  -- (replaces the scratch of the query before: deleted once, by the caller)
+  return redis.call('ZREVRANGE', pre .. 'top', 0, limit - 1)
 end
 """
 
@@ -398,6 +396,7 @@ for _, id in ipairs(top(pre, ARGV[3], tonumber(ARGV[2]))) do
   local story = redis.call('GET', pre .. 's:' .. id)
   if story then out[#out + 1] = story end
 end
+redis.call('DEL', pre .. 'top')
 return out
 """
 
@@ -411,9 +410,13 @@ _READ = """
 local pre = ARGV[1] .. ':'
 {HEAD}
 local n = tonumber(ARGV[3])
-local answers, originals = {}, {}
+local answers, originals, keys = {}, {}, {}
+for i = 1, n do keys[i] = pre .. 'a:' .. ARGV[3 + i] end
+for i = 1, n, 1000 do  -- one MGET per thousand answers, not a GET each
+  local got = redis.call('MGET', unpack(keys, i, math.min(i + 999, n)))
+  for k = 1, #got do answers[i + k - 1] = got[k] end
+end
 for i = 1, n do
-  answers[i] = redis.call('GET', pre .. 'a:' .. ARGV[3 + i])
   originals[i] = false
   local dup = ARGV[3 + n + i]
   if dup ~= '' then
@@ -480,7 +483,7 @@ for c = 0, changes - 1 do
     redis.call('ZADD', live, ARGV[a + 4], sid)
     if min_live then min_live = math.min(min_live, tonumber(ARGV[a + 4])) end
   end
-  local score = {OFFSET} + v
+  local score = string.format('%d', {OFFSET} + v)  -- (as text once, not once per posting)
   for term in string.gmatch(ARGV[a + 7], '%d+') do
     local key = pre .. 'p:' .. term
     if redis.call('ZADD', key, score, sid) == 1 then redis.call('ZREMRANGEBYRANK', key, 0, -size - 1) end
@@ -530,6 +533,7 @@ if done < changes then return out end
 for q = 7 + 12 * changes, #ARGV do
   out[#out + 1] = top(pre, ARGV[q], limit)
 end
+redis.call('DEL', pre .. 'top')
 return out
 """.replace("{EXPIRE}", str(EXPIRE_PER_COMMIT)).replace("{FORMAT}", FORMAT).replace("{OFFSET}", str(POSTING_OFFSET))
 
