@@ -80,6 +80,7 @@ class OffsetsProbe:
         self._admin = None
         self._reader = None
         self._lock = threading.Lock()
+        self._one_group_per_request = False  # the broker takes one group per OffsetFetch (Tansu)
 
     def _client(self):
         if self._admin is None:
@@ -100,10 +101,25 @@ class OffsetsProbe:
 
     def committed(self, group: str) -> dict[tuple[str, int], int]:
         """``{(topic, partition): next offset to read}`` of ``group`` (only partitions it committed)."""
-        def ask(admin):
-            offsets = admin.list_group_offsets({group: None}).get(group, {})
-            return {(tp.topic, tp.partition): meta.offset for tp, meta in offsets.items()
+        return self.committed_of([group])[group]
+
+    def committed_of(self, groups: list[str]) -> dict[str, dict[tuple[str, int], int]]:
+        """``committed`` of each of ``groups``, in one request where the broker takes several groups
+        in one OffsetFetch (Apache Kafka 3.0+), else one request per group (Tansu)."""
+        from kafka.errors import UnsupportedVersionError
+
+        def offsets_of(answer) -> dict[tuple[str, int], int]:
+            return {(tp.topic, tp.partition): meta.offset for tp, meta in answer.items()
                     if meta is not None and meta.offset is not None and meta.offset >= 0}
+
+        def ask(admin):
+            if len(groups) > 1 and not self._one_group_per_request:
+                try:
+                    answer = admin.list_group_offsets({group: None for group in groups})
+                    return {group: offsets_of(answer.get(group, {})) for group in groups}
+                except UnsupportedVersionError:
+                    self._one_group_per_request = True
+            return {group: offsets_of(admin.list_group_offsets({group: None}).get(group, {})) for group in groups}
         return self._call(ask)
 
     def ends(self, partitions: list[tuple[str, int]], earliest: bool = False) -> dict[tuple[str, int], int]:
@@ -123,19 +139,29 @@ class OffsetsProbe:
     def group_lag(self, group: str, topic: str, partitions: list[int],
                   seen_end: dict[int, int] | None = None) -> list[PartitionLag]:
         """Lag of ``group`` on ``topic``'s ``partitions``, the end corrected by ``seen_end``."""
-        committed = self.committed(group)
-        tps = [(topic, p) for p in partitions]
+        return self.groups_lag({group: (topic, partitions, seen_end)})[group]
+
+    def groups_lag(self, wanted: dict[str, tuple[str, list[int], dict[int, int] | None]]) -> dict[str, list[PartitionLag]]:
+        """``group_lag`` of several groups (group -> its topic, partitions and ``seen_end``), with one
+        request for their committed offsets and one for the end offsets of all their partitions
+        (a dashboard sample of a 5-stage pipeline: 2-3 requests instead of 15)."""
+        committed = self.committed_of(list(wanted))
+        tps = list(dict.fromkeys((topic, p) for topic, partitions, _ in wanted.values() for p in partitions))
         ends = self.ends(tps)
-        never = [tp for tp in tps if tp not in committed]
+        never = list(dict.fromkeys((topic, p) for group, (topic, partitions, _) in wanted.items() for p in partitions
+                                   if (topic, p) not in committed[group]))
         starts = self.ends(never, earliest=True) if never else {}
-        seen_end = seen_end or {}
-        lags = [PartitionLag(topic, p, committed.get((topic, p)), ends.get((topic, p)), seen_end.get(p),
-                             starts.get((topic, p), 0)) for p in partitions]
-        if self.transactional:
-            for lag in lags:
-                if lag.committed is not None and lag.broker_end is not None and 0 < (lag.lag or 0) <= self.EXACT_BELOW:
-                    lag.skipped = self.skipped_offsets(topic, lag.partition, lag.committed, lag.broker_end)
-        return lags
+        out = {}
+        for group, (topic, partitions, seen_end) in wanted.items():
+            seen_end = seen_end or {}
+            lags = [PartitionLag(topic, p, committed[group].get((topic, p)), ends.get((topic, p)), seen_end.get(p),
+                                 starts.get((topic, p), 0)) for p in partitions]
+            if self.transactional:
+                for lag in lags:
+                    if lag.committed is not None and lag.broker_end is not None and 0 < (lag.lag or 0) <= self.EXACT_BELOW:
+                        lag.skipped = self.skipped_offsets(topic, lag.partition, lag.committed, lag.broker_end)
+            out[group] = lags
+        return out
 
     def skipped_offsets(self, topic: str, partition: int, start: int, end: int) -> int:
         """Offsets in ``[start, end)`` of the partition that hold no committed record (markers,

@@ -257,10 +257,26 @@ class _ChildrenCollector(Collector):
     The CPU counts every helper the worker ever had, not only the live ones: a helper that ended
     and was waited for is counted in its parent's children times (the worker's, or a live helper's:
     the pool's processes are started and reaped by a forkserver), so a recycled parser's CPU stays
-    in the counter, which never goes down."""
+    in the counter, which never goes down.
 
-    def __init__(self) -> None:
+    Finding the helpers reads every process of the machine (``Process.children`` walks /proc: ~2
+    CPU-ms a scrape with 100 processes, and the dashboard scrapes every worker every second while
+    records move), so the list is looked up again at most every ``rescan_s`` seconds, or when a
+    helper in it has ended; in between, only the helpers in it are read (a new helper's CPU shows
+    up to ``rescan_s`` late, all of it: the counter catches up)."""
+
+    def __init__(self, rescan_s: float = 5.0) -> None:
+        self.rescan_s = rescan_s
         self._reported = 0.0
+        self._children: list = []
+        self._found_at = -1e9
+
+    def _helpers(self, me) -> list:
+        now = time.monotonic()
+        if now - self._found_at >= self.rescan_s or not all(child.is_running() for child in self._children):
+            self._children = me.children(recursive=True)
+            self._found_at = now
+        return self._children
 
     def collect(self):
         import psutil
@@ -270,7 +286,7 @@ class _ChildrenCollector(Collector):
             me = psutil.Process()
             mine = me.cpu_times()
             cpu = mine.children_user + mine.children_system  # helpers that ended, with theirs
-            for child in me.children(recursive=True):
+            for child in self._helpers(me):
                 try:
                     times = child.cpu_times()
                     cpu += times.user + times.system + times.children_user + times.children_system

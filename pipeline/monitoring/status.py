@@ -135,13 +135,15 @@ class StatusCollector:
             for offsets in (w.position, w.highwater, w.produced):
                 for key, value in offsets.items():
                     seen[key] = max(seen.get(key, 0), value)
-        out = {}
+        wanted, group_of = {}, {}
         for stage in registry.roles(self.settings):
             topic = registry.stage_topics(self.settings, stage).source
             parts = list(range(self.settings.topics.partitions_of(topic)))
             seen_end = {p: int(seen[(topic, p)]) for p in parts if (topic, p) in seen}
-            out[stage] = self.probe.group_lag(registry.consumer_group(self.settings, stage), topic, parts, seen_end)
-        return out
+            group_of[stage] = group = registry.consumer_group(self.settings, stage)
+            wanted[group] = (topic, parts, seen_end)
+        lags = self.probe.groups_lag(wanted)  # every stage's group in one round of requests
+        return {stage: lags[group] for stage, group in group_of.items()}
 
     def history(self) -> list[Sample]:
         with self._lock:

@@ -177,7 +177,7 @@ def test_helper_cpu_keeps_the_helpers_that_ended():
         family = next(f for f in collector.collect() if f.name.endswith("children_cpu_seconds"))
         return family.samples[0].value
 
-    collector = _ChildrenCollector()
+    collector = _ChildrenCollector(rescan_s=0.0)  # the helpers looked up at every scrape (see below)
     before = helper_cpu(collector)
     # a forkserver (a helper) starts a helper that burns CPU and ends, as pebble's pool does
     context = multiprocessing.get_context("forkserver")
@@ -189,6 +189,31 @@ def test_helper_cpu_keeps_the_helpers_that_ended():
     assert readings == sorted(readings)
     time.sleep(0.05)
     assert helper_cpu(collector) >= readings[-1]
+
+
+def test_helpers_are_looked_up_again_once_one_has_ended():
+    """Between two look-ups of the helper processes (every rescan_s) the collector reads only the
+    ones it knows; one of them ending makes it look again, so its replacement is counted."""
+    import multiprocessing
+
+    from pipeline.monitoring.metrics import _ChildrenCollector
+
+    collector = _ChildrenCollector(rescan_s=3600.0)
+    first = multiprocessing.get_context("spawn").Process(target=_burn, args=(0.0,))
+    first.start()
+    try:
+        list(collector.collect())
+        assert first.pid in [c.pid for c in collector._children]
+    finally:
+        first.join()
+    second = multiprocessing.get_context("spawn").Process(target=_burn, args=(0.0,))
+    second.start()
+    try:
+        list(collector.collect())  # the first ended: looked up again
+        pids = [c.pid for c in collector._children]
+        assert second.pid in pids and first.pid not in pids
+    finally:
+        second.join()
 
 
 def _burn(seconds: float) -> None:
