@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.stages.stories.model import Article, Story, StoryAssigner, StoryOptions
+from pipeline.stages.stories.model import Article, Story, StoryAssigner, StoryOptions, Vector
 from pipeline.stages.stories.state import MemoryStoryState, RedisStoryState
 from training.stories_data import bcubed
 
@@ -162,6 +162,20 @@ def test_canonical_entities_weigh_by_their_mentions_whole_or_as_the_words_of_the
     with pytest.raises(ValueError, match="2 mention counts for 3 entities"):
         StoryAssigner(StoryOptions(), MemoryStoryState()).features(article("r3", text, entities=rehab.entities,
                                                                            mentions=(1, 2)))
+
+
+def test_the_year_the_texts_mention_and_the_publication_year_weigh_the_similarity():
+    """A story's own centroid compared with it (cosine 1): times ``year_match`` for an article whose
+    text mentions most the year its story's texts mention most, whatever the publication years;
+    ``year_mismatch`` for one published in another year than the story's articles; else untouched."""
+    assigner = primed(StoryAssigner(StoryOptions(year_match=1.5, year_mismatch=0.5), MemoryStoryState()))
+    assigner.assign(article("q1", f"{QUAKE} The last quake this strong hit the city in 1969.", "Lisbon quake"))
+    story = Story.decode(assigner.state.stories["q1"])  # as stored
+    assert (story.year(), story.text_year()) == (DAY0.year, 1969)
+    own = Vector(story.terms, story.weights)
+    sims = [assigner.similarities(own, [story], None, year, text_year=text_year)[0]
+            for year, text_year in ((DAY0.year, 1969), (2023, None), (2023, 1969), (DAY0.year, 2020), (None, None))]
+    assert sims == pytest.approx([1.5, 0.5, 0.75, 1.0, 1.0])
 
 
 def test_options_are_checked():

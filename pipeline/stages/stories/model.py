@@ -25,9 +25,11 @@ Every article gets one decision when it arrives, never revised (no batch re-clus
    The idf counts ``idf_prior`` pseudo-documents holding no term (cold start: the first articles
    of a stream can join each other). The similarity is
    multiplied by ``year_mismatch`` when the article's year (its publication year, else the year it
-   mentions most) is not the story's, and by ``day_mismatch`` when every date it gives (published,
-   or day/month in digits in its text) is more than ``day_window`` days from every date of the
-   story. With ``join_model`` set, a logistic regression on a few features of each candidate
+   mentions most) is not the story's, by ``year_match`` when the year its text mentions most is the one
+   the texts of the story's articles mention most (an event signature: sibling events are often years
+   apart; publication years are not used here, since an open story's are nearly always the
+   article's), and by ``day_mismatch`` when every date it gives (published, or day/month in digits
+   in its text) is more than ``day_window`` days from every date of the story. With ``join_model`` set, a logistic regression on a few features of each candidate
    (``JOIN_FEATURES``, weights from ``python -m training.stories``) decides instead.
 
 The decision is made here, in Python, on what the state held at one version; the state commits it
@@ -87,7 +89,7 @@ _HASH_INVERSE = pow(_HASH_BASE, -1, 1 << 64)
 class StoryOptions:
     """How articles are compared and how long stories and answers live."""
 
-    threshold: float = 0.18  # cosine similarity to the centroid needed to join a story of one article (see size_exponent)
+    threshold: float = 0.21  # cosine similarity to the centroid needed to join a story of one article (see size_exponent)
     title_weight: float = 2.5  # added to a term's (sublinear) frequency when it is in the title
     entity_weight: float = 0.3  # share of the vector's squared norm given to the entity block
     idf_offset: float = 0.0  # idf = ln((docs + 1) / (df + 1)) + idf_offset, the article itself counted
@@ -106,7 +108,8 @@ class StoryOptions:
     top_entities: int = 5  # entities shown in the summary
     max_outlets: int = 32  # outlets and languages kept per story
     year_mismatch: float = 0.7  # similarity factor when the article's main year is not the story's (1: off)
-    year_match: float = 1.0  # similarity factor when the article's main year is the story's (1: off)
+    year_match: float = 1.8  # similarity factor when the year the article's text mentions most is the one its story's
+    #                          texts mention most (publication years aside; 1: off)
     idf_prior: float = 10.0  # pseudo-documents holding no term: idf = ln((docs + 2 + prior) / (df + 2)) (cold start)
     join_model: str = ""  # learned join decision (JSON beside this file; trained with entity_tokens off); "": threshold
     join_probability: float = 0.0  # probability needed to join (0: the one stored with the join model)
@@ -117,7 +120,7 @@ class StoryOptions:
     month_names: bool = False  # dates written with month names count too ("September 20"; else digits only)
     entity_tokens: bool = True  # without canonical entities, the entity block holds the words of the stand-in's
     #                             names, not whole names: "Tara Reid" and "Reid" share a term (off: one term per name)
-    size_exponent: float = 0.2  # a story of n articles is joined from threshold * n ** -size_exponent (0: flat)
+    size_exponent: float = 0.4  # a story of n articles is joined from threshold * n ** -size_exponent (0: flat)
     name_words: bool = True  # canonical entities enter the entity block as the words of their names (salted as the
     #                           stand-in's), each weighing 1 + ln(mentions of the names holding it); off: one term
     #                           per name weighing 1 + ln(its mentions)
@@ -154,7 +157,8 @@ class Features:
     word bigrams, title terms and entity terms; sorted, distinct) and, aligned with them, the
     sublinear frequency ``1 + ln(count)`` in the text (0: not in it), whether the term is in the
     title, and the entity block's sublinear frequency; the entity names it mentions (for the
-    story's summary), and the year it mentions most (ties: the latest; None: none)."""
+    story's summary), its year (published, else the year it mentions most: ties the latest; None: none),
+    and the year its text mentions most (``text_year``, whether dated or not)."""
 
     terms: np.ndarray
     words: np.ndarray
@@ -163,6 +167,7 @@ class Features:
     names: tuple[str, ...]
     year: int | None = None
     days: tuple[int, ...] = ()  # days of the year the article is dated or mentions
+    text_year: int | None = None  # the year its title and text mention most (ties: the latest)
 
 
 @dataclass(frozen=True, eq=False)
@@ -204,6 +209,7 @@ class Story:
     languages: list[str] = field(default_factory=list)
     years: dict[str, int] = field(default_factory=dict)  # main year of its members -> members
     days: dict[str, int] = field(default_factory=dict)  # day of the year its members mention -> members
+    text_years: dict[str, int] = field(default_factory=dict)  # the year a member's text mentions most -> members
     summary: bytes | None = None
     main_year: int | None = -1  # year() as stored with the story (-1: not known, ask year())
 
@@ -213,7 +219,7 @@ class Story:
         head = orjson.dumps({
             "id": self.id, "seq": self.seq, "n": self.articles, "first": self.first, "last": self.last,
             "ts": self.title_similarity, "k": len(self.terms), "p": self.indexed, "y": self.years, "d": self.days,
-            "yr": self.year()})
+            "yr": self.year(), "ty": self.text_years})
         summary = orjson.dumps({"title": self.title, "e": self.entities, "o": self.outlets, "l": self.languages})
         return b"".join((head, b"\n", summary, b"\n", self.terms.astype("<u4").tobytes(),
                          self.weights.astype("<f4").tobytes()))
@@ -239,7 +245,7 @@ class Story:
             stories.append(cls(id=d["id"], seq=d["seq"], articles=d["n"], first=d["first"], last=d["last"],
                                title="", title_similarity=d["ts"], terms=_NO_TERMS, weights=_NO_WEIGHTS,
                                indexed=d["p"], years=d["y"] or {}, days=d["d"] or {}, summary=raw[cut + 1:body - 1],
-                               main_year=d.get("yr", -1)))
+                               main_year=d.get("yr", -1), text_years=d.get("ty") or {}))
         all_terms = np.frombuffer(b"".join(terms), "<u4").astype(np.uint32)
         all_weights = np.frombuffer(b"".join(weights), "<f4").astype(np.float64)
         at = 0
@@ -260,6 +266,11 @@ class Story:
     def year(self) -> int | None:
         """The main year its members mention most often (ties: the latest)."""
         return int(max(self.years, key=lambda y: (self.years[y], int(y)))) if self.years else None
+
+    def text_year(self) -> int | None:
+        """The year its members' texts mention most (each member's own most mentioned year; ties: the latest)."""
+        years = self.text_years
+        return int(max(years, key=lambda y: (years[y], int(y)))) if years else None
 
 
 class _TermIds(dict):
@@ -549,15 +560,14 @@ class StoryAssigner:
         for counts in (words, entities):  # count -> 1 + ln(count), 0 stays 0
             present = counts > 0
             counts[present] = 1.0 + np.log(counts[present])
-        if article.when is not None:  # dated: the year it appeared (years it mentions are often the past's)
-            year = article.when.year
-        else:
-            years = Counter(int(y) for y in YEAR.findall(text))
-            year = max(years, key=lambda y: (years[y], y)) if years else None
+        years = Counter(int(y) for y in YEAR.findall(text))
+        text_year = max(years, key=lambda y: (years[y], y)) if years else None
+        # dated: the year it appeared (years it mentions are often the past's)
+        year = article.when.year if article.when is not None else text_year
         days = set(mentioned_days(text, self.options.month_names))
         if article.when is not None:
             days.add(_day_of_year(article.when.day, article.when.month) or 1)
-        return Features(terms, words, title, entities, tuple(mentions), year, tuple(sorted(days)))
+        return Features(terms, words, title, entities, tuple(mentions), year, tuple(sorted(days)), text_year)
 
     @staticmethod
     def _mentions(article: Article) -> Counter[str]:
@@ -648,8 +658,8 @@ class StoryAssigner:
     # --- decisions --------------------------------------------------------------------------
 
     def similarities(self, vec: Vector, stories: list[Story], when: float | None, year: int | None = None,
-                     days: tuple[int, ...] = (), centroids: tuple[np.ndarray, np.ndarray] | None = None
-                     ) -> list[float | None]:
+                     days: tuple[int, ...] = (), centroids: tuple[np.ndarray, np.ndarray] | None = None,
+                     text_year: int | None = None) -> list[float | None]:
         """Cosine of the article with each story's centroid, decayed by time; None for a story that
         is closed for this article (quiet for ``quiet_days`` before it, or starting that long after).
         ``centroids``: the stories' terms and weights one after the other, when at hand."""
@@ -673,7 +683,8 @@ class StoryAssigner:
         out: list[float | None] = []
         quiet = o.quiet_days * 86400
         half_life = o.half_life_days * 86400
-        by_year = year is not None and (o.year_mismatch != 1.0 or o.year_match != 1.0)
+        by_year = year is not None and o.year_mismatch != 1.0
+        by_text_year = text_year is not None and o.year_match != 1.0
         by_day = o.day_mismatch != 1.0 and bool(days)
         for story, dot, norm in zip(stories, dots, norms, strict=True):
             gap = 0.0
@@ -690,8 +701,10 @@ class StoryAssigner:
                 sim *= 0.5 ** (gap / half_life)
             if by_year and story.years:
                 story_year = story.year() if story.main_year == -1 else story.main_year
-                if story_year is not None:
-                    sim *= o.year_match if year == story_year else o.year_mismatch
+                if story_year is not None and year != story_year:
+                    sim *= o.year_mismatch
+            if by_text_year and story.text_years and story.text_year() == text_year:
+                sim *= o.year_match
             if by_day and story.days:
                 day = day_gap(days, story.days)
                 if day is not None and day > o.day_window:
@@ -821,7 +834,7 @@ class StoryAssigner:
         if model:
             stories = [story.read_summary() for story in stories]
         sims = (self.similarities(vec, stories, when, centroids=centroids) if model else
-                self.similarities(vec, stories, when, features.year, features.days, centroids))
+                self.similarities(vec, stories, when, features.year, features.days, centroids, features.text_year))
         scored = [(story, sim) for story, sim in zip(stories, sims, strict=True) if sim is not None]
         best, best_sim = self.decide(article, features, _Df(features.terms, df), docs, scored)
         if best is not None:
@@ -879,6 +892,11 @@ class StoryAssigner:
             story.main_year = -1  # year() again
             if len(story.years) > o.max_entities:
                 story.years = dict(sorted(story.years.items(), key=lambda yc: (-yc[1], yc[0]))[:o.max_entities])
+        if features.text_year is not None:
+            key = str(features.text_year)
+            story.text_years[key] = story.text_years.get(key, 0) + 1
+            if len(story.text_years) > o.max_entities:
+                story.text_years = dict(sorted(story.text_years.items(), key=lambda yc: (-yc[1], yc[0]))[:o.max_entities])
         if len(story.entities) > o.max_entities:
             story.entities = dict(_most_counted(story.entities)[:o.max_entities])
         if article.outlet and article.outlet not in story.outlets and len(story.outlets) < o.max_outlets:

@@ -49,9 +49,9 @@ import orjson
 from pipeline.records import TemporaryFailure
 
 EXPIRE_PER_COMMIT = 8  # stories deleted at most per commit (the oldest first)
-FORMAT = "4"  # of the Redis state (1: counters in a BITFIELD string, stories as one JSON line; 2: the
+FORMAT = "5"  # of the Redis state (1: counters in a BITFIELD string, stories as one JSON line; 2: the
 #              stand-in's entity words hashed apart from the text's words; 3: postings scored by the version
-#              alone)
+#              alone; 4: a story without the years its members' texts mention most, ``ty``)
 #: a posting scores a story ``POSTING_OFFSET + version``: ZUNIONSTORE over the query's postings weighted by
 #: rank then sums to ``(POSTING_OFFSET + version) * rank weights``, which orders by the rank weights first and
 #: the version second, exactly in doubles while the weights' sum is below 2**9 (``MAX_QUERY_TERMS``) and
