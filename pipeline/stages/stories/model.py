@@ -58,7 +58,7 @@ from pipeline.stages.stories.state import Change, StoryState
 
 #: a capitalised word (Latin letters) and the capitalised words right after it
 CAPITALISED = re.compile(r"\b[A-ZÀ-ÖØ-Þ][\w'’.-]*(?:[ \t]+[A-ZÀ-ÖØ-Þ][\w'’.-]*)*")
-YEAR = re.compile(r"(?<!\d)(?:19[5-9]\d|20\d\d)(?!\d)")  # a year an article mentions: 1950-2099
+FIRST_YEAR, LAST_YEAR = 1950, 2099  # the years an article is read to mention (four digits, a word of their own)
 #: day and month written as digits (day first: d/m or d/m/yyyy, as Indonesian and most of the world write)
 NUMERIC_DATE = re.compile(r"(?<![\d/.])(\d{1,2})/(\d{1,2})(?:/(?:\d{4}|\d{2}))?(?![\d/])")
 #: English and Indonesian month names (and their short forms)
@@ -348,6 +348,25 @@ def _word_hasher() -> _WordHasher:
     return _WordHasher()
 
 
+@cache
+def _year_words() -> tuple[np.ndarray, np.ndarray]:
+    """The word hashes (``_WordHasher``) of the years ``FIRST_YEAR``-``LAST_YEAR`` written in digits,
+    sorted, and aligned with them the years."""
+    years = np.arange(FIRST_YEAR, LAST_YEAR + 1)
+    hashes = _word_hasher()("\n".join(map(str, years.tolist())))[0]
+    order = np.argsort(hashes)
+    return hashes[order], years[order]
+
+
+def mentioned_years(words: np.ndarray) -> Counter[int]:
+    """Year -> how often a text whose word hashes are ``words`` writes it as a word of its own
+    ("2008"; not "1950s" nor "FY2008"): a look-up of hashes the features have already, no regex."""
+    hashes, years = _year_words()
+    at = np.searchsorted(hashes, words)
+    np.minimum(at, len(hashes) - 1, out=at)
+    return Counter(years[at[hashes[at] == words]].tolist())
+
+
 def _pair_ids(first: np.ndarray, second: np.ndarray, mask: int) -> np.ndarray:
     """Ids of the bigrams (first[i], second[i]) from their words' hashes (uint64 arrays)."""
     with np.errstate(over="ignore"):
@@ -539,6 +558,7 @@ class StoryAssigner:
         title = article.title.lower()  # (lowercase may be longer: "İ")
         lowered = f"{title}\n{article.text.lower()}"
         words, starts = _word_hasher()(lowered)
+        years = mentioned_years(words)  # (before ``words`` is reused below)
         cut = int(np.searchsorted(starts, len(title)))  # the title's words start before its end
         text_ids, title_ids = self._terms_of(words[cut:]), self._terms_of(words[:cut])
         if article.entities and self.options.name_words:  # the words of the canonical names
@@ -560,7 +580,6 @@ class StoryAssigner:
         for counts in (words, entities):  # count -> 1 + ln(count), 0 stays 0
             present = counts > 0
             counts[present] = 1.0 + np.log(counts[present])
-        years = Counter(int(y) for y in YEAR.findall(text))
         text_year = max(years, key=lambda y: (years[y], y)) if years else None
         # dated: the year it appeared (years it mentions are often the past's)
         year = article.when.year if article.when is not None else text_year
