@@ -96,7 +96,30 @@ def check_targets(sources: list[Source], settings: Settings) -> None:
     check_fetching(sources, registry.fetches(settings))
 
 
-CHECKPOINT_WINDOW = 100_000  # futures kept between two checkpoints when nothing else keeps them
+COMPACT_AT = 2_000  # sends kept since the last checkpoint before the answered ones are let go
+
+
+def _compact(sent: list, result: ReplayResult, report: bool) -> list:
+    """The sends since the last checkpoint that still matter: those the broker has not answered
+    yet, and one marker (None) if any failed, so the next checkpoint is not acknowledged (a failure
+    goes to ``result.rejected`` here when ``report``). The written ones are let go: a source without
+    checkpoints (a file replayed in a loop for days) keeps no memory of its sends; a future with its
+    latch and lock costs about 1.5 KB, and the 100,000 kept before grew `pipeline run --loop`'s
+    process by ~3.5 MB a minute at 20 events/s for 80 minutes."""
+    kept: list = []
+    failed = False
+    for entry in sent:
+        if entry is None:
+            failed = True
+            continue
+        origin, future = entry
+        if not future.is_done:
+            kept.append(entry)
+        elif future.failed():
+            failed = True
+            if report:
+                result.rejected.append((origin, f"{type(future.exception).__name__}: {future.exception}"))
+    return [None, *kept] if failed else kept
 
 
 def _checkpoint(producer, source: Source, item: SourceItem, sent: list, result: ReplayResult,
@@ -147,6 +170,7 @@ def replay(sources: list[Source | str], bootstrap: str, settings: Settings, rate
     sizes = [s.size() for s in sources]
     total = None if loop or None in sizes else sum(sizes)
     since_checkpoint: list = []  # (origin, future) since the last checkpoint; None: one was refused
+    compact_at = COMPACT_AT
     with progress_bar("replay", "events", enabled=progress) as bar:
         task = bar.add_task("replay", total=total)
         try:
@@ -167,8 +191,9 @@ def replay(sources: list[Source | str], bootstrap: str, settings: Settings, rate
                 if item.checkpoint:
                     _checkpoint(producer, source, item, since_checkpoint, result, report=not track)
                     since_checkpoint = []
-                elif not track and len(since_checkpoint) > CHECKPOINT_WINDOW:
-                    since_checkpoint = since_checkpoint[-CHECKPOINT_WINDOW:]
+                elif len(since_checkpoint) >= compact_at:
+                    since_checkpoint = _compact(since_checkpoint, result, report=not track)
+                    compact_at = max(COMPACT_AT, 2 * len(since_checkpoint))  # many unanswered: not again at once
         except KeyboardInterrupt:
             stop.set()
         finally:
