@@ -53,6 +53,9 @@ class BrokerProfile:
     # (the sink writes each id once either way); "exactly_once": Kafka transactions, outputs and
     # offsets committed together (Apache Kafka only)
     processing_guarantee: str = "at_least_once"
+    # how long the broker may hold a fetch that asks for every partition a worker has (an idle
+    # worker's fetch); 0: fetch_max_wait_ms. Only for brokers that answer as soon as a record comes.
+    fetch_idle_wait_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -565,6 +568,9 @@ def _validate(s: Settings) -> None:
                               "session_timeout_s")
         if p.session_timeout_s > p.request_timeout_s:
             raise ConfigError(f"profiles.{name}: session_timeout_s must not exceed request_timeout_s")
+        if not 0 <= p.fetch_idle_wait_ms < p.request_timeout_s * 1000:
+            raise ConfigError(f"profiles.{name}: fetch_idle_wait_ms must be >= 0 (0: fetch_max_wait_ms) and "
+                              "below request_timeout_s")
     b = s.broker
     if b.security_protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
         raise ConfigError("broker.security_protocol must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, "

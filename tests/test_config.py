@@ -59,6 +59,14 @@ def test_external_profile_below_kafka_minimum_is_refused():
                                  "PIPELINE__PROFILES__EXTERNAL__HEARTBEAT_INTERVAL_S": "1.0"})
 
 
+def test_idle_fetch_wait_is_checked_and_kept_short_for_tansu():
+    s = config.load(CONFIG, env={})
+    assert s.profiles["embedded"].fetch_idle_wait_ms > s.profiles["embedded"].fetch_max_wait_ms
+    assert s.profiles["tansu"].fetch_idle_wait_ms == 0  # Tansu holds every fetch for its whole wait
+    with pytest.raises(ConfigError, match="fetch_idle_wait_ms"):
+        config.load(CONFIG, env={"PIPELINE__PROFILES__EMBEDDED__FETCH_IDLE_WAIT_MS": "30000"})
+
+
 def test_memory_dedup_store_with_several_dedup_workers_is_refused():
     with pytest.raises(ConfigError, match="private to one process"):
         config.load(CONFIG, env={"PIPELINE__STAGES__DEDUP__STORE": "memory",

@@ -84,6 +84,21 @@ class TansuBroker:
         self.stop()
 
 
+#: the embedded node's own settings for a quiet idle (bench/idle): a node serving one pipeline on
+#: a few cores needs few threads, and each idle thread wakes several times a second (request
+#: handlers poll their queue every 300 ms); the controller appends a no-op record to the metadata
+#: log (and syncs it to disk) every 500 ms by default; 5 s is enough for one node.
+IDLE_PROPERTIES = {
+    "num.network.threads": "1",
+    "num.io.threads": "2",
+    "background.threads": "2",
+    "metadata.max.idle.interval.ms": "5000",
+}
+#: its JVM: C1 compiles only (no C2 compiler, which kept compiling the idle paths minutes into a
+#: run, about 2 % of a core), no performance-data sampling (jstat), one GC thread of each kind
+IDLE_JVM_OPTIONS = ["-XX:TieredStopAtLevel=1", "-XX:-UsePerfData", "-XX:ParallelGCThreads=1", "-XX:ConcGCThreads=1"]
+
+
 class EmbeddedKafka:
     """One Apache Kafka node (KRaft, broker and controller) with its data in
     ``embedded_broker.data_dir``: topics, records and committed offsets survive a crash of the
@@ -114,10 +129,11 @@ class EmbeddedKafka:
             # raw events up to the clean stage's input limit are taken (and dead-lettered there with
             # a reason); what workers produce is limited by the profile's max_message_bytes
             "message.max.bytes": str(max(profile.max_message_bytes, settings.stages.clean.max_input_bytes) + (1 << 20)),
+            **IDLE_PROPERTIES,
         }
         self.node = KafkaNode(node_id=1, folder=self.folder, port=0, controller_port=0, voters={},
                               host=e.host, heap_mb=e.heap_mb, log_level=e.log_level, properties=props,
-                              libs=kafka_libs(e.kafka_libs), log_file=self.log_path)
+                              libs=kafka_libs(e.kafka_libs), log_file=self.log_path, jvm_options=IDLE_JVM_OPTIONS)
         self.bootstrap = ""
 
     @property

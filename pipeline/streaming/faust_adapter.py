@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import faust
+from aiokafka.consumer.fetcher import Fetcher as AIOKafkaFetcher
+from aiokafka.protocol.fetch import FetchRequest
 from faust.assignor import PartitionAssignor
-from faust.sensors import Sensor
+from faust.sensors import Monitor, Sensor
 from faust.tables.manager import TableManager
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -39,6 +41,9 @@ RELIED_ON: list[tuple[Any, str, str]] = [
     (faust_aiokafka.Producer, "commit_transactions", "commits a partition's records and offsets together"),
     (TableManager, "_update_channels", "what the table manager does at start, without its one-second pause"),
     (faust.Worker, "_sentinel_task", "replaced: mode waits a second before closing a stopped worker's loop"),
+    (Monitor, "_sampler", "replaced: Faust's statistics (unused here) are sampled every second"),
+    (AIOKafkaFetcher, "_get_actions_per_node", "wrapped: a fetch that asks for every partition waits longer"),
+    (AIOKafkaFetcher, "_select_read_replica", "the node a partition is fetched from"),
 ]
 #: attributes of instances (Faust sets them in __init__): checked on real objects by the test
 RELIED_ON_INSTANCES: list[tuple[str, str, str]] = [
@@ -48,6 +53,8 @@ RELIED_ON_INSTANCES: list[tuple[str, str, str]] = [
     ("worker", "_on_sigterm", "wrapped to end the process at the latest a grace time after SIGTERM"),
     ("worker", "_on_sigint", "the same for SIGINT"),
     ("aiokafka_consumer", "_fetch_max_wait_ms", "set from the broker profile"),
+    ("aiokafka_consumer", "_consumer_timeout", "how often aiokafka's fetch loop looks around while it waits"),
+    ("fetch_request", "_max_wait_ms", "how long the broker may hold the fetch (lengthened when idle)"),
 ]
 
 
@@ -63,6 +70,10 @@ if _missing:
 
 _fetch_max_wait_ms: int | None = None
 _original_create_worker_consumer = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
+#: aiokafka's fetch loop waits for its fetch's answer, for records to be taken and for changes of
+#: assignment, each of which wakes it; besides, it looks around every ``consumer_timeout_ms`` (200
+#: by default: 5 wake-ups a second in an idle worker's consumer thread for nothing)
+FETCH_LOOP_POLL_S = 2.0
 
 
 def _create_worker_consumer(self, transport):
@@ -70,10 +81,42 @@ def _create_worker_consumer(self, transport):
     consumer = _original_create_worker_consumer(self, transport)
     if _fetch_max_wait_ms is not None:
         consumer._fetch_max_wait_ms = _fetch_max_wait_ms
+    consumer._consumer_timeout = FETCH_LOOP_POLL_S
     return consumer
 
 
 faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
+
+_fetch_idle_wait_ms: int = 0
+_original_actions_per_node = AIOKafkaFetcher._get_actions_per_node
+
+
+def asks_for_all(request: FetchRequest, partitions_of_node: int) -> bool:
+    """Whether a fetch asks for every partition the consumer has on its node."""
+    return sum(len(partitions) for _, partitions in request.topics) >= partitions_of_node
+
+
+def _actions_per_node(self, assignment):
+    """aiokafka's fetch plan, where a fetch that asks for every partition the consumer has on its
+    node may be held by the broker for the profile's ``fetch_idle_wait_ms`` instead of
+    ``fetch_max_wait_ms``. Kafka answers a fetch as soon as any partition it names has a record,
+    so that adds no latency; but aiokafka sends one fetch per node at a time, leaving out the
+    partitions whose records are not taken yet (or are paused), so a fetch that leaves any out
+    keeps the short wait: a partition emptied meanwhile waits for that fetch to come back. An idle
+    worker's consumer asks the broker every few seconds instead of twice a second."""
+    actions = _original_actions_per_node(self, assignment)
+    if _fetch_idle_wait_ms and actions[0]:
+        per_node: dict[int, int] = {}
+        for tp in assignment.tps:
+            node = self._select_read_replica(tp)
+            per_node[node] = per_node.get(node, 0) + 1
+        for node, request in actions[0]:
+            if asks_for_all(request, per_node.get(node, 0)):
+                request._max_wait_ms = max(request._max_wait_ms, _fetch_idle_wait_ms)
+    return actions
+
+
+AIOKafkaFetcher._get_actions_per_node = _actions_per_node
 
 _faust_transactions_commit = faust_consumer.TransactionManager.commit
 
@@ -128,6 +171,16 @@ class BalancedAssignor(PartitionAssignor):
         super().__init__(app, replicas=0)
 
 
+class QuietMonitor(Monitor):
+    """Faust's monitor without its sampler, which computes Faust's own rates every second
+    (``app.monitor``: nothing here reads them; a worker's metrics are its own, see
+    ``pipeline.monitoring.metrics``)."""
+
+    @Monitor.task
+    async def _sampler(self) -> None:
+        return
+
+
 class TablelessManager(TableManager):
     """Faust's table manager without the second it waits at start for tables to be declared
     (``TableManager.on_start``: ``sleep(1.0)``) before the consumer subscribes: our workers declare
@@ -143,12 +196,13 @@ class TablelessManager(TableManager):
 
 
 def make_app(settings: Settings, stage: str, datadir: Path | None = None) -> faust.App:
-    global _fetch_max_wait_ms
+    global _fetch_max_wait_ms, _fetch_idle_wait_ms
     if not settings.broker.bootstrap_servers:
         raise ValueError("no bootstrap servers: set broker.bootstrap_servers or KAFKA_BOOTSTRAP_SERVERS "
                          "(or use `pipeline run`, which starts the embedded broker)")
     profile: BrokerProfile = settings.profile
     _fetch_max_wait_ms = profile.fetch_max_wait_ms
+    _fetch_idle_wait_ms = profile.fetch_idle_wait_ms
     datadir = datadir or Path(tempfile.mkdtemp(prefix=f"pipeline-{stage}-"))
     return faust.App(
         registry.consumer_group(settings, stage),
@@ -177,6 +231,7 @@ def make_app(settings: Settings, stage: str, datadir: Path | None = None) -> fau
         processing_guarantee=profile.processing_guarantee,
         PartitionAssignor=BalancedAssignor,
         TableManager=TablelessManager,
+        Monitor=QuietMonitor,
     )
 
 

@@ -141,6 +141,7 @@ class KafkaNode:
     libs: Path = field(default_factory=kafka_libs)
     listener: str = "PLAINTEXT"  # the clients' listener: its name is its security protocol (SASL_PLAINTEXT, SSL, ...)
     log_file: Path | None = None  # default: broker.log in the node's folder
+    jvm_options: list[str] = field(default_factory=list)  # more options for the broker's JVM
     proc: subprocess.Popen | None = None
 
     @property
@@ -189,7 +190,7 @@ class KafkaNode:
         if heap_mb:
             # a fixed heap, touched at start: the broker's memory is as large on day 3 as at minute 1
             opts += [f"-Xms{heap_mb}m", f"-Xmx{heap_mb}m", "-XX:+AlwaysPreTouch", "-XX:+UseG1GC",
-                     "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError"]
+                     "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError", *self.jvm_options]
         return [java, *opts, "-cp", str(self.libs / "*"), main, *args]
 
     def format(self, cluster_id: str) -> None:

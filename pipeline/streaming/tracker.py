@@ -59,6 +59,13 @@ class Tally:
             self.dead_raw_positions.add((letter["partition"], letter["offset"]))
 
 
+#: how long one poll of the tracker's consumer waits for messages (and so how long ``close`` may
+#: wait for it); a poll returns as soon as messages come
+POLL_MS = 500
+#: messages taken per poll: the consumer asks the broker again only for partitions whose messages
+#: were all taken, so a poll takes more than a busy run brings in one fetch (~300 bytes a receipt)
+MAX_RECORDS = 10000
+
 Listener = Callable[[str, dict, float], None]  # kind ("receipt" | "dead_letter"), message, timestamp (s)
 
 
@@ -78,7 +85,8 @@ class DeliveryTracker:
         self._stop = threading.Event()
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
-            client_id="pipeline-tracker", fetch_max_wait_ms=settings.profile.fetch_max_wait_ms,
+            client_id="pipeline-tracker",
+            fetch_max_wait_ms=settings.profile.fetch_idle_wait_ms or settings.profile.fetch_max_wait_ms,
             consumer_timeout_ms=200, **settings.consumer_options(),
         )
         parts = []
@@ -103,7 +111,7 @@ class DeliveryTracker:
     def _run(self) -> None:
         delivered_topic = self.settings.topics.delivered
         while not self._stop.is_set():
-            batches = self._consumer.poll(timeout_ms=200, max_records=2000)
+            batches = self._consumer.poll(timeout_ms=POLL_MS, max_records=MAX_RECORDS)
             now = time.monotonic()
             with self._lock:
                 for tp, messages in batches.items():

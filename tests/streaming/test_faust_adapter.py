@@ -8,6 +8,12 @@ import ast
 import asyncio
 from pathlib import Path
 
+from aiokafka.client import AIOKafkaClient
+from aiokafka.consumer.fetcher import Fetcher
+from aiokafka.consumer.subscription_state import SubscriptionState
+from aiokafka.protocol.fetch import FetchRequest
+from aiokafka.structs import TopicPartition
+
 from pipeline import config
 from pipeline.streaming import faust_adapter
 from tests.conftest import CONFIG, ROOT
@@ -24,7 +30,8 @@ def test_every_internal_the_adapter_relies_on_exists():
 
     aiokafka_consumer = asyncio.run(consumer_of_aiokafka())
     owners = {"consumer": app.consumer, "producer": app.producer, "worker": worker,
-              "aiokafka_consumer": aiokafka_consumer}
+              "aiokafka_consumer": aiokafka_consumer,
+              "fetch_request": FetchRequest(500, 1, 1 << 20, 0, [("pages.raw", [(0, 0, 1 << 20)])])}
     missing = [f"{owner}.{name} ({why})" for owner, name, why in faust_adapter.RELIED_ON_INSTANCES
                if not hasattr(owners[owner], name)]
     assert missing == []
@@ -32,6 +39,50 @@ def test_every_internal_the_adapter_relies_on_exists():
     # the assignor learns topic groups from the group leader at assignment; as it would:
     app.assignor._topic_groups["pages.raw"] = 0
     assert faust_adapter.transactional_id(app, "pages.raw", 3) == f"{app.conf.id}-0-3"
+
+
+def test_a_fetch_for_every_partition_waits_the_idle_wait_and_one_that_leaves_a_partition_out_does_not():
+    """aiokafka's own fetch plan (a real Fetcher, the adapter's wrapper around it) for a consumer
+    with four partitions on one node: all four asked for, the broker may hold the fetch for the
+    profile's idle wait; one of them paused (as Faust pauses a partition whose buffer is full),
+    the fetch leaves it out and keeps the short wait, so that partition is not stuck behind it."""
+    settings = config.load(CONFIG, env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"})
+    faust_adapter.make_app(settings, "clean")  # takes the profile's fetch waits
+    profile = settings.profile
+
+    class OneNode:  # the cluster's metadata: node 1 leads every partition
+        def leader_for_partition(self, tp):
+            return 1
+
+        def broker_metadata(self, node_id):
+            return object()
+
+    async def plans() -> list[list[tuple[int, int, int]]]:
+        client = AIOKafkaClient(bootstrap_servers="127.0.0.1:1")  # never connects here
+        client.cluster = OneNode()
+        subscription = SubscriptionState()
+        partitions = [TopicPartition("pages.raw", p) for p in range(4)]
+        subscription.assign_from_user(set(partitions))
+        fetcher = Fetcher(client, subscription, fetch_max_wait_ms=profile.fetch_max_wait_ms)
+        assignment = subscription.subscription.assignment
+        for tp in partitions:
+            assignment.state_value(tp).seek(0)
+        out = []
+        try:
+            for paused in (None, partitions[2]):
+                if paused is not None:
+                    assignment.state_value(paused).pause()
+                requests = fetcher._get_actions_per_node(assignment)[0]
+                out.append([(node, sum(len(p) for _, p in r.topics), r._max_wait_ms) for node, r in requests])
+        finally:
+            await fetcher.close()
+            await client.close()
+        return out
+
+    idle, one_paused = asyncio.run(plans())
+    assert profile.fetch_idle_wait_ms > profile.fetch_max_wait_ms
+    assert idle == [(1, 4, profile.fetch_idle_wait_ms)]
+    assert one_paused == [(1, 3, profile.fetch_max_wait_ms)]
 
 
 def test_a_worker_that_joins_last_gets_partitions_from_the_workers_app_assignor():
