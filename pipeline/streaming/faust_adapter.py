@@ -44,6 +44,11 @@ RELIED_ON: list[tuple[Any, str, str]] = [
     (Monitor, "_sampler", "replaced: Faust's statistics (unused here) are sampled every second"),
     (AIOKafkaFetcher, "_get_actions_per_node", "wrapped: a fetch that asks for every partition waits longer"),
     (AIOKafkaFetcher, "_select_read_replica", "the node a partition is fetched from"),
+    (faust_consumer.Consumer, "_commit_handler", "replaced: commits every commit interval while records are "
+     "acknowledged, and sleeps while none are"),
+    (faust_consumer.Consumer, "_commit_livelock_detector", "replaced: the same check, every 10 s"),
+    (faust_consumer.Consumer, "ack", "wrapped: an acknowledged record wakes the commit loop"),
+    (faust_consumer.Consumer, "verify_all_partitions_active", "what the livelock check runs"),
 ]
 #: attributes of instances (Faust sets them in __init__): checked on real objects by the test
 RELIED_ON_INSTANCES: list[tuple[str, str, str]] = [
@@ -133,6 +138,58 @@ async def _transactions_commit(self, offsets, start_new_transaction: bool = True
 
 
 faust_consumer.TransactionManager.commit = _transactions_commit
+
+_faust_ack = faust_consumer.Consumer.ack
+#: how often a worker's consumer checks that every partition with records moves (Faust: every 2.5
+#: commit intervals, 1.25 s here); it warns of partitions stuck for minutes
+LIVELOCK_CHECK_S = 10.0
+
+
+def _acks_waiting(consumer) -> asyncio.Event:
+    """Set when a record was acknowledged since the consumer's last commit."""
+    event = consumer.__dict__.get("_acks_waiting")
+    if event is None:
+        event = consumer._acks_waiting = asyncio.Event()
+    return event
+
+
+def _ack(self, message) -> bool:
+    acked = _faust_ack(self, message)
+    if acked:
+        _acks_waiting(self).set()
+    return acked
+
+
+async def _commit_when_acknowledged(self) -> None:
+    """The consumer's commit loop: a commit at most one commit interval after a record was
+    acknowledged, as Faust's, which wakes every interval (twice a second here) whether or not
+    anything was acknowledged; this one sleeps until something is. At least once stays as it
+    was: offsets are committed only as far as records were acknowledged, and a stopping consumer
+    commits what is left (Faust's stop, unchanged)."""
+    acks = _acks_waiting(self)
+    while not self.should_stop:
+        if (await self.wait(acks)).stopped:
+            return
+        acks.clear()
+        await self.sleep(self.commit_interval)
+        if self.should_stop:
+            return
+        await self.commit()
+
+
+async def _check_partitions_move(self) -> None:
+    """Faust's livelock check (a warning for a partition whose records have not moved for
+    minutes), every ``LIVELOCK_CHECK_S``."""
+    interval = max(LIVELOCK_CHECK_S, self.commit_interval * 2.5)
+    while not self.should_stop:
+        await self.sleep(interval)
+        if not self.should_stop and not self.app.rebalancing:
+            await self.verify_all_partitions_active()
+
+
+faust_consumer.Consumer.ack = _ack
+faust_consumer.Consumer._commit_handler = faust_consumer.Consumer.task(_commit_when_acknowledged)
+faust_consumer.Consumer._commit_livelock_detector = faust_consumer.Consumer.task(_check_partitions_move)
 
 
 def broker_urls(bootstrap: str) -> list[str]:

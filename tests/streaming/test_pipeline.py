@@ -47,6 +47,13 @@ def test_seeds_flow_through_every_stage_and_match_offline_enrich(running):
         trace_pids = {t["stage"]: int(t["worker"].rsplit(":", 1)[1]) for t in record["trace"]}
         assert trace_pids == {stage: pids[f"{stage}-0"] for stage in trace_pids}
 
+    # while the workers run, every stage commits what it handled (its commit loop sleeps while no
+    # record is acknowledged, and wakes when one is): nothing waits for any stage
+    deadline = time.monotonic() + 15
+    while any((waiting := running.supervisor.waiting()).values()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert waiting and not any(waiting.values()), waiting
+
     # `pipeline enrich` gives the same records for the same events (fresh in-memory dedup index)
     offline = OfflinePipeline(config.load(CONFIG), dedup_store="memory")
     try:
@@ -79,8 +86,6 @@ def test_redelivered_event_keeps_its_verdict_and_is_written_once(running):
     # the very same message again, as after a crash before the commit
     again = running.send(running.settings.topics.raw, [(sent[0].id.encode(), payloads[0])])
     deadline_receipts = 2
-    import time
-
     deadline = time.monotonic() + 60
     while running.tracker.snapshot().receipts[sent[0].id] < deadline_receipts and time.monotonic() < deadline:
         time.sleep(0.05)
