@@ -184,7 +184,10 @@ def test_the_auto_layout_reads_every_stage_of_a_live_pipeline(running):
     supervisor.layout = "auto"
     try:
         assert supervisor.adapt_layout(now=True) is None  # the first window starts
-        page = {"url": "https://news.example/layout", "text": "Hujan deras sejak pagi di Jakarta. " * 20}
+        # an HTML page: its parse costs the clean worker tens of CPU-ms, which the process clock
+        # (10 ms ticks) sees; a short text page may cost it less than one tick beside an idle worker's
+        body = "<p>Hujan deras sejak pagi membuat sejumlah ruas jalan di Jakarta tergenang air.</p>" * 200
+        page = {"url": "https://news.example/layout", "html": f"<html><body><article>{body}</article></body></html>"}
         sent, _ = running.replay_items([SourceItem("layout", event=page)])
         running.wait(sent)
         deadline = time.monotonic() + 15  # the workers commit what they finished every 0.5 s
