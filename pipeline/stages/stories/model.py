@@ -79,6 +79,7 @@ _PAIR_MULT = np.uint64(0x9E3779B97F4A7C15)
 _ENTITY_SALT = np.uint64(0xC2B2AE3D27D4EB4F)  # the stand-in's entity words are hashed apart from the text's words
 _MIX_MULT = np.uint64(0xFF51AFD7ED558CCD)
 _SHIFT = np.uint64(33)
+_LOW16 = np.uint64(0xFFFF)
 _NO_TERMS = np.zeros(0, dtype=np.uint32)  # term ids are below 2**df_bits <= 2**32
 _NO_WEIGHTS = np.zeros(0, dtype=np.float64)
 _HASH_BASE = 0x100000001B3  # words are hashed as polynomials of their code points in this base, modulo 2**64
@@ -349,22 +350,23 @@ def _word_hasher() -> _WordHasher:
 
 
 @cache
-def _year_words() -> tuple[np.ndarray, np.ndarray]:
-    """The word hashes (``_WordHasher``) of the years ``FIRST_YEAR``-``LAST_YEAR`` written in digits,
-    sorted, and aligned with them the years."""
-    years = np.arange(FIRST_YEAR, LAST_YEAR + 1)
-    hashes = _word_hasher()("\n".join(map(str, years.tolist())))[0]
-    order = np.argsort(hashes)
-    return hashes[order], years[order]
+def _year_words() -> tuple[np.ndarray, dict[int, int]]:
+    """Which low 16 bits the word hashes (``_WordHasher``) of the years ``FIRST_YEAR``-``LAST_YEAR``
+    written in digits have (a table of 2**16 flags), and year by hash."""
+    years = range(FIRST_YEAR, LAST_YEAR + 1)
+    hashes = _word_hasher()("\n".join(map(str, years)))[0]
+    low = np.zeros(1 << 16, dtype=bool)
+    low[(hashes & _LOW16).astype(np.intp)] = True
+    return low, dict(zip(hashes.tolist(), years, strict=True))
 
 
 def mentioned_years(words: np.ndarray) -> Counter[int]:
     """Year -> how often a text whose word hashes are ``words`` writes it as a word of its own
-    ("2008"; not "1950s" nor "FY2008"): a look-up of hashes the features have already, no regex."""
-    hashes, years = _year_words()
-    at = np.searchsorted(hashes, words)
-    np.minimum(at, len(hashes) - 1, out=at)
-    return Counter(years[at[hashes[at] == words]].tolist())
+    ("2008"; not "1950s" nor "FY2008"): a look-up of hashes the features have already, no regex (the
+    words whose low bits are a year's are looked up)."""
+    low, year_of = _year_words()
+    maybe = words[low[(words & _LOW16).astype(np.intp)]].tolist()
+    return Counter(year for year in map(year_of.get, maybe) if year is not None)
 
 
 def _pair_ids(first: np.ndarray, second: np.ndarray, mask: int) -> np.ndarray:
