@@ -176,6 +176,10 @@ def test_the_year_the_texts_mention_and_the_publication_year_weigh_the_similarit
     sims = [assigner.similarities(own, [story], None, year, text_year=text_year)[0]
             for year, text_year in ((DAY0.year, 1969), (2023, None), (2023, 1969), (DAY0.year, 2020), (None, None))]
     assert sims == pytest.approx([1.5, 0.5, 0.75, 1.0, 1.0])
+    # the year it was published, mentioned most, tells no event from another; undated, it is the text's year
+    own_year = f"{QUAKE} The worst of {DAY0.year} so far; in {DAY0.year} the city had been spared."
+    assert assigner.features(article("q2", own_year)).text_year is None
+    assert assigner.features(article("q3", own_year, when=None)).text_year == DAY0.year
 
 
 def test_options_are_checked():

@@ -110,7 +110,8 @@ class StoryOptions:
     max_outlets: int = 32  # outlets and languages kept per story
     year_mismatch: float = 0.7  # similarity factor when the article's main year is not the story's (1: off)
     year_match: float = 1.8  # similarity factor when the year the article's text mentions most is the one its story's
-    #                          texts mention most (publication years aside; 1: off)
+    #                          texts mention most (publication years aside, and a text year that is the article's own
+    #                          publication year: most of a year's news mention it; 1: off)
     idf_prior: float = 10.0  # pseudo-documents holding no term: idf = ln((docs + 2 + prior) / (df + 2)) (cold start)
     join_model: str = ""  # learned join decision (JSON beside this file; trained with entity_tokens off); "": threshold
     join_probability: float = 0.0  # probability needed to join (0: the one stored with the join model)
@@ -159,7 +160,7 @@ class Features:
     sublinear frequency ``1 + ln(count)`` in the text (0: not in it), whether the term is in the
     title, and the entity block's sublinear frequency; the entity names it mentions (for the
     story's summary), its year (published, else the year it mentions most: ties the latest; None: none),
-    and the year its text mentions most (``text_year``, whether dated or not)."""
+    and the year its text mentions most (``text_year``, dated or not; not its publication year)."""
 
     terms: np.ndarray
     words: np.ndarray
@@ -168,7 +169,8 @@ class Features:
     names: tuple[str, ...]
     year: int | None = None
     days: tuple[int, ...] = ()  # days of the year the article is dated or mentions
-    text_year: int | None = None  # the year its title and text mention most (ties: the latest)
+    text_year: int | None = None  # the year its title and text mention most (ties: the latest; None when it is
+    #                               the year it was published)
 
 
 @dataclass(frozen=True, eq=False)
@@ -585,6 +587,8 @@ class StoryAssigner:
         text_year = max(years, key=lambda y: (years[y], y)) if years else None
         # dated: the year it appeared (years it mentions are often the past's)
         year = article.when.year if article.when is not None else text_year
+        if year == text_year and article.when is not None:  # its own year, as most news of a year write it:
+            text_year = None  # no sign of which event (year_match)
         days = set(mentioned_days(text, self.options.month_names))
         if article.when is not None:
             days.add(_day_of_year(article.when.day, article.when.month) or 1)
