@@ -183,14 +183,18 @@ class KafkaNode:
         log4j.write_text(LOG4J2.format(level={"warn": "warn", "warning": "warn"}.get(self.log_level, self.log_level)))
         return props, log4j
 
-    def _java(self, main: str, *args: str, heap_mb: int | None = None) -> list[str]:
+    def _java(self, main: str, *args: str, broker: bool = False) -> list[str]:
+        """The command of a Kafka tool, or (``broker``) of the node itself, with its heap and
+        ``jvm_options``."""
         java, _ = check_available(self.libs)
         log4j = self.folder / "log4j2.properties"
         opts = [f"-Dlog4j2.configurationFile={log4j}", "-Djava.awt.headless=true"]
-        if heap_mb:
+        if broker and self.heap_mb:
             # a fixed heap, touched at start: the broker's memory is as large on day 3 as at minute 1
-            opts += [f"-Xms{heap_mb}m", f"-Xmx{heap_mb}m", "-XX:+AlwaysPreTouch", "-XX:+UseG1GC",
-                     "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError", *self.jvm_options]
+            opts += [f"-Xms{self.heap_mb}m", f"-Xmx{self.heap_mb}m", "-XX:+AlwaysPreTouch", "-XX:+UseG1GC",
+                     "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError"]
+        if broker:
+            opts += self.jvm_options
         return [java, *opts, "-cp", str(self.libs / "*"), main, *args]
 
     def format(self, cluster_id: str) -> None:
@@ -207,7 +211,7 @@ class KafkaNode:
 
     def start(self) -> None:
         props, _ = self._write_config()
-        cmd = self._java(KAFKA_MAIN, str(props), heap_mb=self.heap_mb)
+        cmd = self._java(KAFKA_MAIN, str(props), broker=True)
         self.proc = processes.spawn(cmd, self.log_path)
 
     def alive(self) -> bool:

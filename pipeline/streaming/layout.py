@@ -112,8 +112,9 @@ class LoadProbe:
     the worker processes (their own and their children's, reaped ones included), lag from the
     broker (committed offsets of the stage's group against the end of its source topic)."""
 
-    def __init__(self, lag_of, clock=time.monotonic):
-        self.lag_of = lag_of  # stage -> (records waiting, partitions of its source topic)
+    def __init__(self, backlogs, clock=time.monotonic):
+        # stages -> {stage: (records waiting, partitions of its source topic)}, in one round of requests
+        self.backlogs = backlogs
         self.clock = clock
         self._seen: dict[int, tuple[float, float]] = {}  # pid -> (CPU, CPU + run delay) at the last measurement
         self._lag: dict[str, int] = {}
@@ -167,6 +168,7 @@ class LoadProbe:
         self._machine, self._at = machine, now
         loads = []
         seen: dict[int, tuple[float, float]] = {}
+        backlogs = self.backlogs(list(workers))
         for stage, pids in workers.items():
             used = wanted = 0.0
             for pid in pids:
@@ -177,7 +179,7 @@ class LoadProbe:
                 if pid in self._seen:
                     used += max(0.0, now_s[0] - self._seen[pid][0])
                     wanted += max(0.0, now_s[1] - self._seen[pid][1])
-            lag, partitions = self.lag_of(stage)
+            lag, partitions = backlogs[stage]
             growth = lag - self._lag.get(stage, lag)
             self._lag[stage] = lag
             loads.append(StageLoad(stage, len(pids), used / window, wanted / window, lag, growth, partitions))

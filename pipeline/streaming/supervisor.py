@@ -393,7 +393,7 @@ class Supervisor:
             offsets = OffsetsProbe(self.bootstrap, options=self.settings.broker.client_options(),
                                    transactional=self.settings.exactly_once)
             planner = LayoutPlanner(floor=dict(self.settings.run.workers), cores=usable_cores())
-            self._layout = (planner, LoadProbe(self._backlog_of), offsets)
+            self._layout = (planner, LoadProbe(self._backlogs), offsets)
         planner, probe, _ = self._layout
         pids: dict[str, list[int]] = {}
         for w in self.workers:
@@ -414,12 +414,17 @@ class Supervisor:
             self.scale(change.stage, change.workers)
         return change
 
-    def _backlog_of(self, stage: str) -> tuple[int, int]:
-        """Records waiting for ``stage`` in its source topic, and that topic's partitions."""
-        topic = registry.stage_topics(self.settings, stage).source
-        partitions = self.settings.topics.partitions_of(topic)
-        lags = self._layout[2].group_lag(registry.consumer_group(self.settings, stage), topic, list(range(partitions)))
-        return sum(lag.lag or 0 for lag in lags), partitions
+    def _backlogs(self, stages: list[str]) -> dict[str, tuple[int, int]]:
+        """Per stage: records waiting in its source topic, and that topic's partitions (every
+        stage's group in one round of broker requests)."""
+        wanted = {}
+        for stage in stages:
+            topic = registry.stage_topics(self.settings, stage).source
+            wanted[stage] = (registry.consumer_group(self.settings, stage), topic,
+                             list(range(self.settings.topics.partitions_of(topic))))
+        lags = self._layout[2].groups_lag({group: (topic, parts, None) for group, topic, parts in wanted.values()})
+        return {stage: (sum(lag.lag or 0 for lag in lags[group]), len(parts))
+                for stage, (group, _, parts) in wanted.items()}
 
     def restart(self, worker: WorkerProcess) -> None:
         """Start ``worker`` again (after it exited or was killed)."""

@@ -80,7 +80,7 @@ def test_the_probe_counts_a_workers_children_and_the_backlog_growth():
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])
     backlog = {"clean": 100, "sink": 0}
     try:
-        probe = LoadProbe(lambda stage: (backlog[stage], 4))
+        probe = LoadProbe(lambda stages: {stage: (backlog[stage], 4) for stage in stages})
         time.sleep(0.7)  # the burning child has started
         probe.measure({"clean": [parent.pid], "sink": [sleeper.pid]})
         time.sleep(1.5)
