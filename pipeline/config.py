@@ -281,6 +281,8 @@ class RunSettings:
     log_format: str
     layout: str  # "fixed": run.workers; "auto": run.workers as the floor, more where a stage falls behind
     layout_interval_s: float
+    # a stage worker's batch: what its stage works through in this long (0: up to 200 records)
+    batch_ms: float = field(default=100.0, metadata={"min": 0})
 
 
 @dataclass(frozen=True)

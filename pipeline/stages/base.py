@@ -142,6 +142,13 @@ class Stage:
     #: whose records take long, however cheap they are (the fetch stage waits for hosts), takes
     #: fewer, so a batch never keeps the worker from Kafka for minutes
     batch_max: int | None = None
+    #: True: its worker takes as many records as the stage is expected to work through in
+    #: ``run.batch_ms`` (``pipeline.streaming.batching``: a batch's records are handed on when it
+    #: is done, so a long batch holds its first records), at least ``batch_least``, at most
+    #: ``batch_max``; False: batches of up to ``batch_max`` whatever they take (a stage whose
+    #: records wait on something else concurrently: a batch takes about as long whatever its size)
+    batches_by_time: bool = True
+    batch_least: int = 1
     #: what its worker counts in the records it passes on (``pipeline/stage_metrics.py``)
     record_metrics: tuple[RecordMetric, ...] = ()
     #: False: the input must be an enriched record of the current schema (checked before process).

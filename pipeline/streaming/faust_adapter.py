@@ -319,11 +319,13 @@ class _StreamFailed(NamedTuple):
     error: BaseException
 
 
-async def take_batches(stream, max_records: int, within_s: float, gap_s: float) -> AsyncIterator[list]:
-    """The events of an agent's ``stream`` in batches of at most ``max_records``: the first event
-    of a batch is awaited without a time limit, then the events that follow it, each within
-    ``gap_s`` of the one before, for at most ``within_s`` in all. A backlog (events that are
-    there already) fills a batch; a lone event waits ``gap_s`` for company, not ``within_s``.
+async def take_batches(stream, max_records: int | Callable[[Any], int], within_s: float,
+                       gap_s: float) -> AsyncIterator[list]:
+    """The events of an agent's ``stream`` in batches of at most ``max_records`` (or, a callable,
+    as many as it says for a batch's first event, once that is in hand): the first event of a batch is
+    awaited without a time limit, then the events that follow it, each within ``gap_s`` of the
+    one before, for at most ``within_s`` in all. A backlog (events that are there already) fills
+    a batch; a lone event waits ``gap_s`` for company, not ``within_s``.
     Each batch's events are acknowledged (their offsets may then be committed) when the caller
     asks for the next batch, that is once it has handled this one.
 
@@ -356,7 +358,8 @@ async def take_batches(stream, max_records: int, within_s: float, gap_s: float) 
         while event is not None:
             batch = [event]
             deadline = time.monotonic() + within_s
-            while len(batch) < max_records:
+            limit = max_records(event) if callable(max_records) else max_records
+            while len(batch) < limit:
                 if handoff.empty():
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:

@@ -50,12 +50,16 @@ from pipeline.stages import build_stage, stage_factory
 from pipeline.stages.base import Stage, StageStats, worker_name
 from pipeline.stages.runner import Message, Origin, handle_messages
 from pipeline.streaming import faust_adapter
+from pipeline.streaming.batching import BatchSizer
 
 log = logging.getLogger("pipeline.worker")
 
-BATCH_MAX = 200
+BATCH_MAX = 200  # records in a batch at most (a stage's batch_max instead); fewer by time: run.batch_ms
 BATCH_WITHIN_S = 0.02  # a batch is taken within this ...
-BATCH_GAP_S = 0.005  # ... of events each at most this long after the one before (a backlog fills it)
+# ... of events each at most this long after the one before: a backlog (events that are there)
+# fills a batch within it, and every lone event waits this long at every hop (5 ms before: 25 ms
+# of a record's latency over the 5 hops of the chain)
+BATCH_GAP_S = 0.001
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 30.0
 STATS_EVERY_S = 30.0
@@ -420,7 +424,7 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
     outputs_by_name = {name: app.topic(name, key_type=bytes, value_type=bytes)
                        for name in {topics.target, settings.topics.deadletter, *story_updates}}
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{stage}-stage")
-    batch_max = (processor.stage.batch_max if isinstance(processor, StageProcessor) else None) or BATCH_MAX
+    sizer = batch_sizer(settings, processor)
     busy = asyncio.Lock()  # a batch, a roll and a release never overlap
     last_stats = [time.monotonic()]
 
@@ -508,9 +512,15 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
         except Exception as exc:  # noqa: BLE001 - see stop_loudly
             stop_loudly(f"the {stage} agent", exc)
 
+    def batch_limit(first) -> int:
+        """The records a batch takes, given its first event (sent when its timestamp says)."""
+        sent = first.message.timestamp
+        return sizer.size(max(0.0, time.time() - sent) if sent else 0.0)
+
     async def process_stream(stream) -> None:
         loop = asyncio.get_running_loop()
-        async with contextlib.aclosing(faust_adapter.take_batches(stream, batch_max, BATCH_WITHIN_S, BATCH_GAP_S)) as batches:
+        async with contextlib.aclosing(faust_adapter.take_batches(stream, batch_limit, BATCH_WITHIN_S,
+                                                                  BATCH_GAP_S)) as batches:
             async for events in batches:
                 await handle_batch(loop, events)
 
@@ -522,7 +532,10 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
             await roll_if_due()
             delay = RETRY_FIRST_S
             while pending:
+                started = time.perf_counter()
                 outputs, pending = await loop.run_in_executor(executor, processor.process, pending)
+                if not pending and delay == RETRY_FIRST_S:  # done at the first try: what the stage costs
+                    sizer.observe(len(items), time.perf_counter() - started)
                 await send_all(outputs)
                 if pending:
                     await asyncio.sleep(delay)
@@ -536,6 +549,17 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
     app.executor = executor
     app.committed_offsets = committed_offsets
     return app
+
+
+def batch_sizer(settings: Settings, processor) -> BatchSizer:
+    """How a worker sizes its batches: a stage by time (``run.batch_ms``, see
+    ``pipeline.streaming.batching``) unless it says otherwise (``Stage.batches_by_time``); the
+    sink always up to ``BATCH_MAX`` (its records cost little, and each batch a write to every sink)."""
+    stage = processor.stage if isinstance(processor, StageProcessor) else None
+    most = (stage.batch_max if stage is not None else None) or BATCH_MAX
+    if stage is None or not stage.batches_by_time:
+        return BatchSizer(0.0, most)
+    return BatchSizer(settings.run.batch_ms / 1000.0, most, least=stage.batch_least)
 
 
 def metrics_port_of(settings: Settings, stage: str, port: int | None) -> int:

@@ -172,3 +172,23 @@ def test_take_batches_acknowledges_a_batch_once_handled_and_waits_for_the_first_
         assert ending.acked == [7, 8]
 
     asyncio.run(scenario())
+
+
+def test_take_batches_asks_a_callable_for_each_batch_s_size_given_its_first_event():
+    async def scenario():
+        stream = _Stream()
+        for n in range(6):
+            stream.queue.put_nowait(n)
+        sizes = iter([1, 3, 5])
+        asked: list[tuple[int, int]] = []
+
+        def size(first) -> int:
+            asked.append((first, len(stream.acked)))  # and what was handled when the batch began
+            return next(sizes)
+
+        batches = faust_adapter.take_batches(stream, size, within_s=0.05, gap_s=0.01)
+        assert [await anext(batches) for _ in range(3)] == [[0], [1, 2, 3], [4, 5]]
+        assert asked == [(0, 0), (1, 1), (4, 4)]
+        await batches.aclose()
+
+    asyncio.run(scenario())

@@ -91,6 +91,7 @@ class CleanStage(Stage):
         self.html = HtmlExtractor(settings.html_timeout_s, settings.html_processes,
                                   settings.html_recycle_after, settings.include_comments,
                                   settings.html_max_parse_chars)
+        self.batch_least = self.html.processes  # a batch sized by time: a page for every extraction process
         self.text_classifier: LineClassifier | None = None  # None: the packaged model
 
     def process(self, record: dict[str, Any], ctx: Context) -> dict[str, Any]:

@@ -152,6 +152,7 @@ class FetchStage(Stage):
     # one host's URLs share a partition: 200 of them at a 1 s crawl-delay would hold a batch for
     # over 3 minutes, near Kafka's max.poll.interval.ms (300 s); 20 take 20 s
     batch_max = 20
+    batches_by_time = False  # a batch's URLs are fetched concurrently, each host at its own pace
     record_metrics = (CountBy("fetch_statuses", "HTTP answers of the fetch stage, by status.", "status",
                               "fetch_status"),)
 

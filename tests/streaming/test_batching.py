@@ -1,0 +1,95 @@
+"""How a stage worker sizes its batches (``pipeline.streaming.batching``), without a broker."""
+
+import dataclasses
+
+import pytest
+
+from pipeline.stages.base import Stage
+from pipeline.streaming.batching import BatchSizer
+from pipeline.streaming.worker import BATCH_MAX, SinkProcessor, StageProcessor, batch_sizer
+
+
+def test_a_batch_takes_what_the_stage_works_through_in_the_target_time():
+    sizer = BatchSizer(target_s=0.1, most=200, least=2)
+    assert sizer.size() == 2  # nothing measured yet: the fewest
+    sizer.observe(2, 0.028)  # 14 ms a record
+    assert sizer.size() == 7
+    for _ in range(20):
+        sizer.observe(7, 7 * 0.014)
+    assert sizer.size() == 7
+    for _ in range(20):  # a cheap stage takes many, up to the most
+        sizer.observe(200, 200 * 0.0002)
+    assert sizer.size() == 200
+    for _ in range(40):  # records that became far dearer than the target: followed, to the fewest
+        sizer.observe(2, 2 * 0.3)
+    assert sizer.size() == 2
+
+
+def test_one_slow_record_moves_the_estimate_less_than_a_batch_of_slow_records():
+    def settled():
+        sizer = BatchSizer(target_s=0.1, most=200)
+        for _ in range(10):
+            sizer.observe(10, 10 * 0.012)
+        return sizer
+
+    usual = settled().size()
+    assert usual == 8
+    lone, many = settled(), settled()
+    lone.observe(1, 2.0)  # a language's model loading with the record
+    many.observe(16, 16 * 2.0)
+    assert 1 <= many.size() < lone.size() < usual
+    for _ in range(30):  # back to the stage's usual cost: the batches grow back
+        many.observe(many.size(), many.size() * 0.012)
+    assert many.size() == usual
+
+
+def test_a_batch_whose_first_record_has_waited_long_takes_more():
+    sizer = BatchSizer(target_s=0.1, most=200, waited_share=0.5)
+    sizer.observe(10, 10 * 0.02)  # 20 ms a record: 5 in 0.1 s
+    assert sizer.size() == sizer.size(0.05) == 5  # a short wait: the target
+    assert sizer.size(1.0) == 25  # waited 1 s: holds it half a second more at most
+    assert sizer.size(60.0) == 200  # a backlog of a minute: the most
+    assert BatchSizer(target_s=0.1, most=200).size(60.0) == 1  # nothing measured yet: the fewest
+    none = BatchSizer(target_s=0.1, most=200, waited_share=0.0)
+    none.observe(10, 10 * 0.02)
+    assert none.size(60.0) == 5
+
+
+def test_no_target_means_the_most_and_bad_arguments_are_refused():
+    sizer = BatchSizer(target_s=0.0, most=20)
+    sizer.observe(5, 50.0)
+    assert sizer.size() == 20
+    free = BatchSizer(target_s=0.1, most=50)
+    free.observe(10, 0.0)  # too fast to measure
+    assert free.size() == 50
+    assert BatchSizer(target_s=0.1, most=3, least=8).size() == 3  # the most wins
+    for bad in ({"most": 0}, {"least": 0}, {"memory": 0}, {"target_s": -1.0}, {"waited_share": -0.5}):
+        with pytest.raises(ValueError):
+            BatchSizer(**{"target_s": 0.1, "most": 10, **bad})
+
+
+class Tagger(Stage):
+    name = "entities"
+
+    def process(self, record, ctx):
+        return record
+
+
+class Waiter(Stage):
+    name = "language"
+    batch_max = 20
+    batches_by_time = False
+
+
+def test_a_worker_sizes_a_stage_by_time_and_the_sink_and_stages_that_say_so_by_count(settings, tmp_path):
+    tagger = Tagger()
+    tagger.batch_least = 3
+    sizer = batch_sizer(settings, StageProcessor(settings, tagger, "w"))
+    assert (sizer.target_s, sizer.most, sizer.least) == (settings.run.batch_ms / 1000, BATCH_MAX, 3)
+    assert settings.run.batch_ms > 0
+    waiter = batch_sizer(settings, StageProcessor(settings, Waiter(), "w"))
+    assert (waiter.target_s, waiter.size()) == (0.0, 20)
+    sink = batch_sizer(settings, SinkProcessor(settings, [f"jsonl:{tmp_path}"], "w"))
+    assert (sink.target_s, sink.size()) == (0.0, BATCH_MAX)
+    off = dataclasses.replace(settings, run=dataclasses.replace(settings.run, batch_ms=0.0))
+    assert batch_sizer(off, StageProcessor(off, Tagger(), "w")).size() == BATCH_MAX
