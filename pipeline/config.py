@@ -164,7 +164,7 @@ class LanguageSettings:
 @dataclass(frozen=True)
 class EntitiesSettings:
     max_entities: int
-    taggers: dict[str, str]  # language code -> "crf:<model>[@domain]" | "spacy:<package>" | "rules"
+    taggers: dict[str, str]  # lang -> "crf:<model>[@domain]" | "spacy:<pkg>" | "slovnet:<model>" | "rules"
     default_tagger: str
 
 

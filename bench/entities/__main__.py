@@ -1,6 +1,6 @@
 """P/R/F1 per label on the shared NER dev splits (exact span match), docs/s, RSS and model size.
 
-    .venv/bin/python -m bench.entities [--eval-dir ../shared/eval] [--runs 3] [--docs 200] [--part id,multi]
+    .venv/bin/python -m bench.entities [--eval-dir ../shared/eval] [--runs 3] [--docs 200] [--part id,multi,ru]
 
 Part ``multi`` (``bench/entities/multi.py``): the ner-multi dev sets (English, Danish, Portuguese,
 Croatian, Serbian, Slovak, Swedish, Chinese) before (issue 19's configuration: rules for every
@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-dir", type=Path, default=ROOT.parent / "shared" / "eval")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--docs", type=int, default=200, help="3 KB documents per throughput run")
-    ap.add_argument("--part", default="id,multi", help="id: the Indonesian sets; multi: the ner-multi sets")
+    ap.add_argument("--part", default="id,multi,ru",
+                    help="id: the Indonesian sets; multi: the ner-multi sets; ru: Russian text (speed, memory)")
+    ap.add_argument("--show", type=int, default=0, help="ru: print the first N entities on the Russian texts")
     ap.add_argument("--limit", type=int, help="multi: at most this many sentences per dev set (a quick look)")
     args = ap.parse_args(argv)
     parts = set(args.part.split(","))
@@ -106,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     settings = config.load(ROOT / "config" / "pipeline.toml", env={})
+    if "ru" in parts:  # first: it measures the memory the Slovnet tagger adds to a process
+        from bench.entities import russian
+
+        russian.run(args.eval_dir, settings, args.runs, args.docs, args.show)
+        if not parts & {"id", "multi"}:
+            return 0
     stage = EntityTagger(settings.stages.entities)
     if "multi" in parts:
         from bench.entities import multi

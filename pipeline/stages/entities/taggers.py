@@ -7,10 +7,12 @@ A tagger spec is one of:
   the word frequencies of the record's language);
 * ``spacy:<package>``: an installed spaCy pipeline with an ``ner`` component (e.g. ``spacy:en_core_web_sm``);
   its labels are mapped to PER/ORG/LOC (PERSON, ORG, GPE/LOC/FAC);
+* ``slovnet:<model>``: a pre-trained Slovnet NER model whose weights an installed package ships
+  (``slovnet:ner_news_v1``: Natasha's Russian news NER, PER/LOC/ORG; ``slovnet_ner.py``);
 * ``rules``: no statistical tagger; the gazetteer and rule layer alone (every language gets it).
 
 The registry maps a language code (``record["lang"]["code"]``) to a spec, with a default for the rest.
-A tagger that cannot be loaded (spaCy or the package not installed) is logged once and replaced by
+A tagger that cannot be loaded (spaCy, slovnet or the package not installed) is logged once and replaced by
 ``rules``; records then say ``rules`` ran. Nothing is downloaded.
 """
 
@@ -26,6 +28,7 @@ from pipeline.stages.entities.rules import Mention
 log = logging.getLogger(__name__)
 
 RULES_NAME = "rules"
+SPECS = "crf:<model>[@domain], spacy:<package>, slovnet:<model> or rules"
 SPACY_LABELS = {"PERSON": "PER", "PER": "PER", "ORG": "ORG", "GPE": "LOC", "LOC": "LOC", "FAC": "LOC"}
 
 
@@ -87,7 +90,11 @@ def build(spec: str) -> Tagger:
         return CrfModel(model, domain or None)
     if kind == "spacy" and arg:
         return SpacyPipeline(arg)
-    raise ValueError(f"unknown tagger spec {spec!r} (crf:<model>[@domain], spacy:<package> or rules)")
+    if kind == "slovnet" and arg:
+        from pipeline.stages.entities.slovnet_ner import SlovnetNer  # only when configured
+
+        return SlovnetNer(arg)
+    raise ValueError(f"unknown tagger spec {spec!r} ({SPECS})")
 
 
 @dataclass
@@ -102,8 +109,8 @@ class Registry:
         self.fallbacks: dict[str, str] = {}  # spec -> why it could not load
         for spec in {*self.by_language.values(), self.default}:
             kind = spec.partition(":")[0]
-            if kind not in ("crf", "spacy", RULES_NAME):
-                raise ValueError(f"unknown tagger spec {spec!r} (crf:<model>[@domain], spacy:<package> or rules)")
+            if kind not in ("crf", "spacy", "slovnet", RULES_NAME):
+                raise ValueError(f"unknown tagger spec {spec!r} ({SPECS})")
 
     def preload(self) -> None:
         """Load every configured tagger now (a worker is then ready before its first record)."""
