@@ -68,7 +68,7 @@ def test_latin_script_text_is_tagged_without_error(tagger):
 
 
 def test_a_long_document_gives_each_piece_the_entities_it_has_alone(tagger):
-    # 150 sentences in paragraphs; 150 clauses in one line without a sentence end (cut every 200 tokens)
+    # 150 sentences in paragraphs; 150 clauses in one line without a sentence end (cut every 120 tokens)
     for piece, sep, copies in (("В Москве Владимир Путин встретился с Эммануэлем Макроном.", "\n\n", 150),
                                ("в Москве Владимир Путин встретился с Эммануэлем Макроном", ", ", 150)):
         alone = {(m.start, m.end, m.label) for m in tagger.tag(piece)}
@@ -87,17 +87,18 @@ def test_tags_are_read_as_slovnet_reads_them():
     assert slovnet_ner.bio_spans([]) == [] and slovnet_ner.bio_spans(["O", "I-PER"]) == []
 
 
-def test_pieces_keep_every_token_and_cut_long_lines_after_a_sentence_end():
-    line = " ".join(f"Слово{i} и ещё {i}." for i in range(150))  # 600 tokens, no line break
-    text = f"Первая строка.\n{line}\nВ. Путин и С. Лавров."
+def test_pieces_keep_every_token_and_cut_at_sentence_ends_but_not_after_initials():
+    line = " ".join(f"слово и ещё {i}" for i in range(100))  # 400 tokens, no sentence end, no line break
+    text = f"Первая строка. Вторая фраза!\n{line}\nВ. Путин и С. Лавров прибыли в г. Москва. Потом"
     tokens = slovnet_ner.tokenize(text)
     parts = slovnet_ner.pieces(text, tokens)
     assert [t for p in parts for t in p] == tokens
     assert [t.text for t in parts[0]] == ["Первая", "строка", "."]
-    assert [t.text for t in parts[-1]] == ["В", ".", "Путин", "и", "С", ".", "Лавров", "."]  # initials stay
-    middle = parts[1:-1]
-    assert len(middle) >= 3 and all(len(p) <= slovnet_ner.MAX_PIECE_TOKENS for p in middle)
-    assert all(p[-1].text == "." for p in middle)
+    assert [t.text for t in parts[1]] == ["Вторая", "фраза", "!"]
+    assert [t.text for t in parts[-2]][:8] == ["В", ".", "Путин", "и", "С", ".", "Лавров", "прибыли"]
+    assert [t.text for t in parts[-2]][-4:] == ["г", ".", "Москва", "."] and [t.text for t in parts[-1]] == ["Потом"]
+    middle = parts[2:-2]
+    assert [len(p) for p in middle] == [slovnet_ner.MAX_PIECE_TOKENS] * 3 + [400 - 3 * slovnet_ner.MAX_PIECE_TOKENS]
 
 
 def test_initials_stay_with_the_surname(tagger):

@@ -8,10 +8,10 @@ never imported (nor its dependencies pymorphy2, yargy, ipymarkup), only ``slovne
 torch), ``navec`` and ``razdel`` (the tokeniser the model was trained with). Nothing is downloaded.
 
 Offsets: the text is tokenised once by razdel, whose tokens carry their character offsets into the
-text; the tokens are cut into pieces at line breaks (and a line of more than 200 tokens after a
-sentence end: not at every full stop, so "В. Путин" stays whole), the pieces are tagged in batches of
-similar length, and each entity's span runs from its first token's start to its last token's end in
-the original text. Tags are read as slovnet reads them (an I- tag with no entity open is outside any).
+text; the tokens are cut into sentence-sized pieces (line breaks, sentence ends but not after an
+initial, so "В. Путин" stays whole; at most 120 tokens), the pieces are tagged in batches of similar
+length, and each entity's span runs from its first token's start to its last token's end in the
+original text. Tags are read as slovnet reads them (an I- tag with no entity open is outside any).
 
 A model is loaded once per process (the first tagger that asks; later ones share it).
 """
@@ -32,7 +32,7 @@ MODELS = {
 }
 LABELS = {"PER": "PER", "LOC": "LOC", "ORG": "ORG"}
 BATCH_SIZE = 32  # pieces per forward pass (the CRF's Viterbi loops once per position of a batch)
-MAX_PIECE_TOKENS = 200  # a longer line is cut (memory; the convolutions see 3 tokens either side)
+MAX_PIECE_TOKENS = 120  # a longer sentence is cut (the convolutions see 3 tokens either side)
 SENTENCE_ENDS = {".", "!", "?", "…", "...", "?!", "!?"}
 
 
@@ -66,20 +66,23 @@ def tokenize(text: str) -> list[Token]:
 
 
 def pieces(text: str, tokens: list[Token]) -> list[list[Token]]:
-    """Tokens cut at line breaks, and a line longer than MAX_PIECE_TOKENS after its last sentence end in
-    the window (else at the window's end). Not at every full stop: "В. Путин", "С. Лавров" stay whole."""
+    """Tokens cut into sentence-sized pieces: at line breaks; after a sentence end followed by a capital,
+    unless a single letter stands before it ("В. Путин", "С. Лавров", "г. Москва" stay whole); and
+    after MAX_PIECE_TOKENS tokens (short pieces batch with less padding)."""
     out: list[list[Token]] = []
     current: list[Token] = []
-    for tok in tokens:
+    last = len(tokens) - 1
+    for i, tok in enumerate(tokens):
         if current and text.find("\n", current[-1].end, tok.start) >= 0:
             out.append(current)
             current = []
         current.append(tok)
-        if len(current) >= MAX_PIECE_TOKENS:
-            cut = max((i for i in range(len(current) - 1, len(current) // 2, -1) if current[i].text in SENTENCE_ENDS),
-                      default=len(current) - 1)
-            out.append(current[: cut + 1])
-            current = current[cut + 1:]
+        end = len(current) >= MAX_PIECE_TOKENS or (
+            tok.text in SENTENCE_ENDS and i < last and tokens[i + 1].text[:1].isupper()
+            and not (len(current) > 1 and len(current[-2].text) == 1 and current[-2].text.isalpha()))
+        if end:
+            out.append(current)
+            current = []
     if current:
         out.append(current)
     return out
