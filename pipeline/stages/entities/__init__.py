@@ -9,8 +9,8 @@ language the tagger was chosen for) and ``entities_lang_source`` (where that lan
 ``none``; see ``language.py``).
 
 How: a tagger chosen by the record's language (``taggers.py``: our CRFs for Indonesian and Malay, for
-English, and a multilingual one for every other language; an installed spaCy pipeline where
-configured), the gazetteer and rule layer around it
+English, and a multilingual one for every other language; Natasha's pre-trained Slovnet model for
+Russian, ``slovnet_ner.py``; an installed spaCy pipeline where configured), the gazetteer and rule layer around it
 (``rules.py``, ``combine.py``: countries, cities, institutions, role-word people, headline lines, one
 label per name), then canonical names (``canonical.py``). A language without a model still gets the
 gazetteer and rules; a record is never failed for its language.
