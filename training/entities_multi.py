@@ -50,6 +50,7 @@ DEFAULT_EVAL_DIR = ROOT.parent / "shared" / "eval"
 MULTI_DIR = "ner-multi"
 VERSION = 1
 FEATURES_VERSION = 2
+SELF_TRAINED = "self-trained"  # the set name of self-labelled sentences (``--self-train``)
 
 ENGLISH_TRAIN = ("gum.en",)
 MULTI_TRAIN = ("gum.en", "uner-ddt.da", "uner-bosque.pt", "uner-set.hr", "uner-set.sr", "uner-snk.sk",
@@ -60,7 +61,7 @@ PRESETS = {
            "c1": 0.1, "c2": 0.5, "iterations": 200, "min_freq": 1},
     "multi": {"name": "multi-crf", "sets": MULTI_TRAIN, "lang": RECORD_LANGUAGE, "clusters": "", "casing": False,
               "unlabelled": False,
-              "c1": 0.3, "c2": 0.5, "iterations": 100, "min_freq": 2, "max_per_set": 3000},
+              "c1": 0.3, "c2": 0.5, "iterations": 100, "min_freq": 2, "max_per_set": None},
     "zh": {"name": "zh-char-crf", "sets": ("uner-gsdsimp.zh",), "lang": "zh", "clusters": "", "casing": False,
            "unlabelled": False, "c1": 0.05, "c2": 0.05, "iterations": 200, "min_freq": 1, "tokens": CHARS},
 }
@@ -145,6 +146,22 @@ def unlabelled_english(eval_dir: Path) -> list[list[str]]:
     return out
 
 
+def self_labelled(tagger: CrfTagger, texts: list[list[str]], lang: str, min_prob: float) -> list[data.Sentence]:
+    """Self-training data: the sentences of unlabelled text ``tagger`` tags with at least one entity and whose
+    best tag sequence has probability >= ``min_prob`` (CRFsuite's sequence probability), with those tags.
+    Sentences of fewer than 4 or more than 60 tokens are skipped (headlines, run-ons)."""
+    out = []
+    for i, toks in enumerate(texts):
+        if not 4 <= len(toks) <= 60:
+            continue
+        tags = tagger.tag_tokens(toks, lang)
+        if all(t == "O" for t in tags):
+            continue
+        if tagger.tagger.probability(tags) >= min_prob:  # the items of the last tag() call
+            out.append(data.Sentence(f"self-{i}", toks, tags, f"{SELF_TRAINED}.{lang}"))
+    return out
+
+
 def train(sents: list[data.Sentence], out: Path, *, lang: str, clusters_spec: str, casing: bool, c1: float,
           c2: float, iterations: int, min_freq: float, command: str, extra_meta: dict | None = None,
           unlabelled: list[list[str]] | None = None, names: bool = True, by_language: str = "") -> dict:
@@ -153,7 +170,9 @@ def train(sents: list[data.Sentence], out: Path, *, lang: str, clusters_spec: st
     prefixed by each sentence's language ("frustratingly easy" domain adaptation) and the model tags as
     that language (e.g. "en": English with what the other languages teach about names in general)."""
     extra_text = [data.Sentence("", toks, ["O"] * len(toks), "unlabelled") for toks in unlabelled or []]
-    table = data.casing_table([*sents, *extra_text]) if casing else {}
+    # the text of the casing table and the clusters (self-trained sentences are already in ``unlabelled``)
+    text = [*(s for s in sents if not s.source.startswith(SELF_TRAINED)), *extra_text]
+    table = data.casing_table(text) if casing else {}
     chars = (extra_meta or {}).get("tokens") == CHARS
     if chars:
         sents = [to_chars(s) for s in sents]
@@ -177,7 +196,7 @@ def train(sents: list[data.Sentence], out: Path, *, lang: str, clusters_spec: st
         meta["names"] = names_lists()
     if clusters_spec:
         sizes = [int(x) for x in clusters_spec.split(",")]
-        learnt = [clusters.learn([s.tokens for s in [*sents, *extra_text]], n_clusters=k) for k in sizes]
+        learnt = [clusters.learn([s.tokens for s in text], n_clusters=k) for k in sizes]
         meta["clusters"] = {w: [c[w] for c in learnt] if len(learnt) > 1 else learnt[0][w] for w in learnt[0]}
     gaz = gazetteer.load()
     extractors: dict[str, object] = {}
@@ -196,6 +215,8 @@ def train(sents: list[data.Sentence], out: Path, *, lang: str, clusters_spec: st
     trainer.train(str(out / "model.crfsuite"))
     meta["sentences"] = {name: sum(1 for s in sents if s.source == name) for name in meta["datasets"]}
     meta["train_seconds"] = round(time.time() - t0)
+    meta["iterations_run"] = len(trainer.logparser.iterations)  # < max_iterations: L-BFGS converged
+    meta["features"] = trainer.logparser.featgen_num_features
     with gzip.GzipFile(out / "meta.json.gz", "wb", mtime=0) as fh:
         fh.write(json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8"))
     return meta
@@ -245,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
                     "language (use with --sets of several languages)")
     ap.add_argument("--no-names", action="store_true", help="without the given/family name lists")
     ap.add_argument("--no-unlabelled", action="store_true", help="English: without the ECB+ text")
+    ap.add_argument("--self-train", type=Path, metavar="MODEL_DIR", help="English: also train on the ECB+ "
+                    "sentences this model tags confidently (self-training; the ECB+ text only, no labels read)")
+    ap.add_argument("--self-min-prob", type=float, default=0.9, help="--self-train: the least sequence probability")
     ap.add_argument("--score", action="store_true", help="then score the model on every dev set (model-only)")
     ap.add_argument("--results", type=Path, help="append the --score results to this JSONL file")
     args = ap.parse_args(argv)
@@ -259,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     cap = args.max_per_set if args.max_per_set is not None else preset.get("max_per_set")
     sents = [s for name in sets  # the language a --by-language model tags as keeps all its sentences
              for s in load_set(args.eval_dir, name, "train")[:None if lang_of(name) == args.by_language else cap]]
+    if args.self_train:
+        extra = self_labelled(CrfTagger(args.self_train), unlabelled_english(args.eval_dir), preset["lang"], args.self_min_prob)
+        print(f"self-training: {len(extra)} sentences tagged by {args.self_train.name}", flush=True)
+        sents += extra
     command = "python -m training.entities_multi " + " ".join(model_args(argv if argv is not None else sys.argv[1:]))
     meta = train(sents, out, lang=preset["lang"], clusters_spec=params["clusters"], casing=preset["casing"],
                  c1=params["c1"], c2=params["c2"], iterations=params["iterations"], min_freq=params["min_freq"],
@@ -282,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.results:
                 with args.results.open("a", encoding="utf-8") as fh:
                     fh.write(json.dumps({"preset": args.preset, "left_out": sorted(left_out), "set": name,
-                                         "params": params, "p": p, "r": r, "f1": f, "n": n, "per_label": per,
+                                         "params": {**params, "max_per_set": cap}, "p": p, "r": r, "f1": f, "n": n, "per_label": per,
                                          "status": seen}) + "\n")
     return 0
 

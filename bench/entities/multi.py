@@ -146,8 +146,10 @@ def run(eval_dir: Path, before: EntityTagger, after: EntityTagger, runs: int, n_
             print("\ncross-language, stored (training.entities_multi multi --leave-out X --score): model-only F1 of "
                   "the multilingual model trained without language X, on X's dev set")
             for r in held:
+                cap = r["params"].get("max_per_set")
                 print(f"  without {','.join(r['left_out']):6s} {r['set']:25s} F1 {r['f1']:.3f} "
-                      f"(P {r['p']:.3f} R {r['r']:.3f}) {r['per_label']}")
+                      f"(P {r['p']:.3f} R {r['r']:.3f}) {r['per_label']} "
+                      f"[{f'first {cap} sentences of each set' if cap else 'all training sentences'}]")
 
     print(f"\nthroughput per language (docs of ~3 KB made of dev sentences, CPU time, median of {runs} runs, one process)")
     for lang in ("en", "pt", "zh"):

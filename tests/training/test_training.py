@@ -181,3 +181,17 @@ def test_extended_features_mark_sentence_initial_frequent_words():
     assert "first|czf=7" in feats[1] and not any(a.startswith("first|") for a in feats[6])
     assert "nm=f" in feats[3] and "nm=l" in feats[4] and "+1nm=l" in feats[3]
     assert "mid|czf=4" in feats[6]
+
+
+def test_self_labelled_keeps_the_confident_sentences_with_entities():
+    from pipeline.stages.entities import crf
+    from training import entities_multi as multi
+
+    model = crf.load("en-news-crf")
+    texts = [["The", "company", "said", "that", "Microsoft", "will", "open", "an", "office", "in", "Chicago", "."],
+             ["It", "was", "a", "good", "day", "."], ["Microsoft", "."]]
+    got = multi.self_labelled(model, texts, "en", 0.0)
+    assert [s.tokens for s in got] == [texts[0]]  # the second has no entity, the third is too short
+    assert got[0].tags == model.tag_tokens(texts[0], "en")
+    assert "B-ORG" in got[0].tags and got[0].source == "self-trained.en"
+    assert multi.self_labelled(model, texts, "en", 1.01) == []  # no sequence is that probable
