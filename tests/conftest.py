@@ -108,6 +108,47 @@ def pg_table(pg_dsn):
         conn.execute(f"DROP TABLE IF EXISTS {name}_stories")
 
 
+@functools.cache
+def _formatted_broker() -> Path | None:
+    """The data folder of an embedded broker (Apache Kafka) that was formatted and never started,
+    made once per test session; None where the embedded broker is Tansu (no Java or no jars)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from pipeline.streaming.broker import EmbeddedKafka, embedded_broker
+    from pipeline.streaming.kafka_broker import free_port, new_cluster_id
+
+    root = Path(tempfile.mkdtemp(prefix="pipeline-test-broker-"))
+    atexit.register(shutil.rmtree, root, True)
+    folder = root / "broker"
+    settings = config.load(CONFIG, env={"PIPELINE__EMBEDDED_BROKER__DATA_DIR": str(folder)})
+    broker, _ = embedded_broker(settings, root)
+    if not isinstance(broker, EmbeddedKafka):
+        return None
+    node = broker.node  # formatted as EmbeddedKafka.start formats a new folder: one voter, itself
+    node.controller_port = free_port(node.host)
+    node.voters = {1: node.controller_port}
+    cluster_id = new_cluster_id()
+    folder.mkdir(parents=True)
+    (folder / "cluster.id").write_text(cluster_id + "\n")
+    node.format(cluster_id)
+    return folder
+
+
+def copy_formatted_broker(data_dir: Path) -> None:
+    """Give a test's embedded broker, whose data goes to ``data_dir``, a copy of the session's
+    formatted folder, so that its start skips formatting (a JVM run of Kafka's storage tool, about
+    2 s on two busy cores). Nothing when ``data_dir`` exists or the embedded broker is Tansu. The
+    tests of a first run on a bare machine (tests/streaming/test_run_command.py) and of formatting
+    itself (tests/streaming/test_kafka_broker.py) format their own."""
+    import shutil
+
+    template = _formatted_broker()
+    if template is not None and not data_dir.exists():
+        shutil.copytree(template, data_dir)
+
+
 def test_broker(tmp: Path, **env: str):
     """The broker `pipeline run` would start (embedded Apache Kafka, Tansu where Java is missing),
     with its data in ``tmp`` (and ``env``: PIPELINE__EMBEDDED_BROKER__... settings), for tests
@@ -116,6 +157,7 @@ def test_broker(tmp: Path, **env: str):
     from pipeline.streaming.broker import embedded_broker
 
     settings = config.load(CONFIG, env={"PIPELINE__EMBEDDED_BROKER__DATA_DIR": str(tmp / "broker"), **env})
+    copy_formatted_broker(Path(settings.embedded_broker.data_dir))
     broker, _ = embedded_broker(settings, tmp)
     bootstrap = broker.start()
     return broker, {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PIPELINE__BROKER__PROFILE": broker.profile}

@@ -232,10 +232,11 @@ class KafkaNode:
 class LocalCluster:
     """Several KRaft nodes on loopback, each broker and controller (a quorum of all of them): the
     test suite's Apache Kafka cluster. Replication factor and ``min.insync.replicas`` apply to
-    every topic, the internal ones included."""
+    every topic, the internal ones included; ``jvm_options`` go to every node's JVM."""
 
     def __init__(self, folder: Path, nodes: int = 3, replication_factor: int = 3, min_insync: int = 2,
-                 heap_mb: int = 256, properties: dict[str, str] | None = None, host: str = "127.0.0.1"):
+                 heap_mb: int = 256, properties: dict[str, str] | None = None, host: str = "127.0.0.1",
+                 jvm_options: list[str] | None = None):
         self.folder = Path(folder)
         ports = {n: (free_port(host), free_port(host)) for n in range(1, nodes + 1)}
         voters = {n: cport for n, (_, cport) in ports.items()}
@@ -252,7 +253,8 @@ class LocalCluster:
             **(properties or {}),
         }
         self.nodes = [KafkaNode(node_id=n, folder=self.folder / f"node-{n}", port=port, controller_port=cport,
-                                voters=voters, host=host, heap_mb=heap_mb, properties=props)
+                                voters=voters, host=host, heap_mb=heap_mb, properties=props,
+                                jvm_options=list(jvm_options or []))
                       for n, (port, cport) in ports.items()]
         self.cluster_id = new_cluster_id()
 
@@ -264,8 +266,10 @@ class LocalCluster:
         return next(n for n in self.nodes if n.node_id == node_id)
 
     def start(self, timeout_s: float = 120.0) -> str:
-        for node in self.nodes:
-            node.format(self.cluster_id)
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(self.nodes)) as pool:  # a JVM of Kafka's storage tool each, at once
+            list(pool.map(lambda node: node.format(self.cluster_id), self.nodes))
         for node in self.nodes:
             node.start()
         self.wait_healthy(timeout_s)

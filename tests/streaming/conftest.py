@@ -18,7 +18,7 @@ from pipeline import config
 from pipeline.streaming.replay import Sent, make_producer, prepare
 from pipeline.streaming.supervisor import Supervisor
 from pipeline.streaming.tracker import DeliveryTracker
-from tests.conftest import CONFIG
+from tests.conftest import CONFIG, copy_formatted_broker
 
 # test pipelines serve their metrics and dashboard on free ports, never on the configured ones
 FREE_PORTS = {"PIPELINE__MONITORING__PORTS": "{clean = 0, language = 0, entities = 0, dedup = 0, sink = 0}",
@@ -128,6 +128,8 @@ def pipeline_environment(tmp: Path, **overrides: str):
         **QUICK_START,
         **overrides,
     }
+    if "KAFKA_BOOTSTRAP_SERVERS" not in overrides:
+        copy_formatted_broker(Path(env["PIPELINE__EMBEDDED_BROKER__DATA_DIR"]))
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
         mp.delenv("PIPELINE_CONFIG", raising=False)

@@ -64,7 +64,14 @@ def verdicts(pipeline, events: list[dict]) -> dict[str, dict]:
     return {e["id"]: records[e["id"]][0]["dedup"] for e in events}
 
 
+def dedup_workers(records: dict[str, list[dict]], events: list[dict]) -> set[str]:
+    """The dedup worker processes that handled ``events`` (from the records' traces)."""
+    return {t["worker"] for e in events for t in records[e["id"]][0]["trace"] if t["stage"] == "dedup"}
+
+
 def run_with_dedup_workers(tmp_path, n: int, kill_and_restart: bool = False, store: str = "embedded"):
+    """The verdicts of the originals, then of the copies (with ``kill_and_restart``: every dedup
+    worker SIGKILLed and started again in between), and the dedup workers that handled each."""
     workers = f"{{ clean = 1, language = 1, entities = 1, dedup = {n}, sink = 1 }}"
     with running_pipeline(tmp_path, PIPELINE__RUN__WORKERS=workers, PIPELINE__STAGES__DEDUP__STORE=store) as pipeline:
         send_and_wait(pipeline, originals())
@@ -76,9 +83,8 @@ def run_with_dedup_workers(tmp_path, n: int, kill_and_restart: bool = False, sto
             pipeline.supervisor.wait_ready(90)
         send_and_wait(pipeline, copies())
         result = verdicts(pipeline, originals() + copies())
-        dedup_workers = {t["worker"] for r in pipeline.sink_records().values() for t in r[0]["trace"]
-                         if t["stage"] == "dedup"}
-        return result, dedup_workers
+        records = pipeline.sink_records()
+        return result, dedup_workers(records, originals()), dedup_workers(records, originals() + copies())
 
 
 def check_expected(result: dict[str, dict]) -> None:
@@ -94,18 +100,15 @@ def check_expected(result: dict[str, dict]) -> None:
     assert result["again-001"]["duplicate_of"] == "seed-001"
 
 
-def test_same_verdicts_with_one_and_three_dedup_workers(tmp_path, redis_url):
-    """One dedup worker on the embedded index, then three sharing a Redis the user runs
-    (stages.dedup.store = redis://..., as dedup workers on several machines use): the same verdicts."""
-    one, one_workers = run_with_dedup_workers(tmp_path / "one", 1)
-    three, three_workers = run_with_dedup_workers(tmp_path / "three", 3, store=redis_url)
+def test_same_verdicts_with_one_dedup_worker_killed_midway_and_with_three(tmp_path, redis_url):
+    """One dedup worker on the embedded index, SIGKILLed and restarted between the originals and
+    their copies (it still knows what it saw: the copies are found), then three sharing a Redis the
+    user runs (stages.dedup.store = redis://..., as dedup workers on several machines use): the
+    same verdicts."""
+    one, one_before_kill, one_workers = run_with_dedup_workers(tmp_path / "one", 1, kill_and_restart=True)
+    three, _, three_workers = run_with_dedup_workers(tmp_path / "three", 3, store=redis_url)
     check_expected(one)
-    assert len(one_workers) == 1
+    assert len(one_before_kill) == 1  # one dedup process handled every original
+    assert len(one_workers) == 2  # before and after the kill
     assert len(three_workers) >= 2  # the records really were spread over several dedup processes
     assert orjson.dumps(one, option=orjson.OPT_SORT_KEYS) == orjson.dumps(three, option=orjson.OPT_SORT_KEYS)
-
-
-def test_killed_and_restarted_dedup_worker_still_knows_what_it_saw(tmp_path):
-    result, workers = run_with_dedup_workers(tmp_path, 1, kill_and_restart=True)
-    check_expected(result)
-    assert len(workers) == 2  # before and after the kill

@@ -5,8 +5,8 @@ Each test starts its own embedded broker and real worker processes (see conftest
 
 from __future__ import annotations
 
+import functools
 import os
-import random
 import re
 import shutil
 import signal
@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 from pipeline import config
+from pipeline.monitoring.scrape import scrape
 from pipeline.records import encode
 from pipeline.sinks.jsonl import read_records
 from tests.conftest import CONFIG, ROOT
@@ -34,9 +35,12 @@ pytestmark = pytest.mark.integration
 EVAL = Path(os.environ.get("PIPELINE_EVAL_DIR") or ROOT.parent / "shared" / "eval")
 
 
-def page_texts(limit: int) -> list[str]:
+@functools.cache
+def page_texts(limit: int) -> tuple[str, ...]:
     """Rendered news pages from the shared evaluation data when it is there, else generated ones;
-    only pages the clean stage finds an article in (the others are dead-lettered by design)."""
+    only pages the clean stage finds an article in (the others are dead-lettered by design). Found
+    once per test session: a dozen tests build their records from them, and the search cleans
+    hundreds of pages."""
     from pipeline.stages.base import Context
     from pipeline.stages.clean import CleanStage
 
@@ -59,7 +63,7 @@ def page_texts(limit: int) -> list[str]:
         if len(kept) >= limit:
             break
     stage.close()
-    return kept or [story(i) for i in range(limit)]
+    return tuple(kept or [story(i) for i in range(limit)])
 
 
 def events(n: int) -> list[dict]:
@@ -118,10 +122,10 @@ def stalled(pipeline) -> str:
 def sigkill_each_stage_while_records_flow(tmp_path, table: str, n: int | None = None, **env: str) -> dict:
     """Every stage worker SIGKILLed once while ``n`` records flow; every id must come out exactly
     once in the JSONL files and in PostgreSQL. ``env``: where the pipeline runs (default: the
-    embedded broker). Returns the figures. ``n``: 2,000 unless PIPELINE_TEST_KILL_RECORDS says
+    embedded broker). Returns the figures. ``n``: 1,500 unless PIPELINE_TEST_KILL_RECORDS says
     otherwise (the last kill comes after 550-800 records; the figures in the README were measured
     with 5,000)."""
-    n = n or int(os.environ.get("PIPELINE_TEST_KILL_RECORDS", "2000"))
+    n = n or int(os.environ.get("PIPELINE_TEST_KILL_RECORDS", "1500"))
     batch = events(n)
     sinks = orjson.dumps([f"jsonl:{tmp_path / 'jsonl'}", f"postgres:{DSN}"]).decode()
     # Files roll every 2 s and offsets are committed every 3 s: every kill leaves processed but
@@ -164,7 +168,9 @@ def sigkill_each_stage_while_records_flow(tmp_path, table: str, n: int | None = 
         twice, aborted = {}, {}  # per topic a stage writes: ids more than once; records of aborted transactions
         for topic in (t.cleaned, t.language, t.entities, t.enriched, t.delivered):
             seen = Counter(key for key, _ in pipeline.topic_messages(topic, committed_only=True))
-            written = sum(1 for _ in pipeline.topic_messages(topic, committed_only=False))
+            # without transactions every record written is read: none was aborted
+            written = (sum(1 for _ in pipeline.topic_messages(topic, committed_only=False))
+                       if guarantee == "exactly_once" else seen.total())
             twice[topic] = sum(1 for count in seen.values() if count > 1)
             aborted[topic] = written - seen.total()
             if topic == enriched:
@@ -212,7 +218,7 @@ def test_sigkill_of_the_embedded_broker_mid_stream_loses_and_doubles_nothing(tmp
     supervisor restarts it on the same port and folder, workers reconnect and go on from their
     committed offsets: every record reaches the sink exactly once. (PIPELINE_TEST_BROKER_KILL_RECORDS
     runs it with more records: 5,000 for the figures in the closing notes.)"""
-    n = int(os.environ.get("PIPELINE_TEST_BROKER_KILL_RECORDS", "1000"))
+    n = int(os.environ.get("PIPELINE_TEST_BROKER_KILL_RECORDS", "700"))
     batch = events(n)
     with running_pipeline(tmp_path) as pipeline:
         broker = pipeline.supervisor.broker
@@ -263,10 +269,19 @@ def test_sink_waits_while_postgresql_is_down_and_drains_after(tmp_path, pg_table
     second = [{"id": f"pg-{i:04d}", "fetched_at": "2026-11-21T00:00:00Z", "text": story(i)} for i in range(100, 400)]
     with running_pipeline(tmp_path, sink_targets=None, **env) as pipeline:
         pipeline.wait(pipeline.send(pipeline.settings.topics.raw, [(e["id"].encode(), encode(e)) for e in first]))
+        sink_url = f"http://127.0.0.1:{next(w for w in pipeline.supervisor.workers if w.stage == 'sink').serving_port()}"
+        retries = scrape(sink_url).retries
         subprocess.run([*cluster, "stop", "-m", "fast"], check=True, timeout=60)
         try:
             sent = pipeline.send(pipeline.settings.topics.raw, [(e["id"].encode(), encode(e)) for e in second])
-            time.sleep(8)
+            # while it is down, every record of the second batch reaches the sink's topic and the
+            # sink has failed to write (retrying without acknowledging anything)
+            waiting = {e["id"].encode() for e in second}
+            deadline = time.monotonic() + 60
+            while not (waiting <= {key for key, _ in pipeline.topic_messages(pipeline.settings.topics.enriched)}
+                       and scrape(sink_url).retries > retries):
+                assert time.monotonic() < deadline, "the second batch did not reach a retrying sink in 60 s"
+                time.sleep(0.5)
             delivered_while_down = sum(1 for e in second if e["id"] in pipeline.tracker.snapshot().delivered)
             sink_alive = all(w.proc.poll() is None for w in pipeline.supervisor.workers)
         finally:
@@ -280,114 +295,63 @@ def test_sink_waits_while_postgresql_is_down_and_drains_after(tmp_path, pg_table
     assert rows == len(first) + len(second)
 
 
-def malformed_events(rng: random.Random) -> list[tuple[bytes | None, bytes]]:
-    """1,000+ bad events of every kind the issue names."""
-    bad: list[tuple[bytes | None, bytes]] = []
-    for _ in range(250):  # not JSON at all
-        bad.append((None, bytes(rng.randrange(256) for _ in range(rng.randint(1, 300)))))
-    for i in range(150):  # JSON, but invalid UTF-8 inside
-        bad.append((f"u{i}".encode(), b'{"text": "abc \xff\xfe\xfd"}'))
-    for _ in range(150):  # wrong types
-        field, value = rng.choice([("text", 123), ("text", ["a"]), ("html", {"x": 1}), ("url", 5),
-                                   ("fetched_at", 12345), ("id", 7), ("text", None)])
-        event = {"text": "Some text of a page.", field: value}
-        if value is None:
-            event = {"text": None}
-        bad.append((None, orjson.dumps(event)))
-    for i in range(150):  # missing fields
-        bad.append((None, orjson.dumps(rng.choice([{}, {"url": "https://x.example/"}, {"id": f"m{i}"},
-                                                   {"fetched_at": "2026-01-01T00:00:00Z"}]))))
-    for _ in range(150):  # empty strings
-        bad.append((None, orjson.dumps(rng.choice([{"text": ""}, {"html": ""}, {"text": "   \n "},
-                                                   {"html_base64": ""}]))))
-    for _ in range(100):  # not an object, or an invalid value
-        bad.append((None, rng.choice([b"[]", b"null", b"42", b'"text"', b"", b"{", b'{"text": "x", "fetched_at":'
-                                                                                  b' "yesterday"}'])))
-    for _ in range(50):  # pages with no article in them: pathological, deeply nested HTML
-        bad.append((None, orjson.dumps({"html": "<div>" * 10_000 + "</div>" * 10_000})))
-    for _ in range(3):  # 20 MB bodies
-        bad.append((None, b'{"text": "' + b"a" * (20 << 20) + b'"}'))
-    return bad
-
-
-def test_fuzz_1000_malformed_events_mixed_with_good_ones(tmp_path):
-    rng = random.Random(5)
-    bad = malformed_events(rng)
-    good = [(f"good-{i:03d}".encode(), encode({"id": f"good-{i:03d}", "fetched_at": "2026-11-21T00:00:00Z",
-                                                "text": story(2000 + i)})) for i in range(100)]
-    mixed = [(k, v, True) for k, v in bad] + [(k, v, False) for k, v in good]
-    rng.shuffle(mixed)
-    with running_pipeline(tmp_path) as pipeline:
-        pids = pipeline.worker_pids()
-        sent = pipeline.send(pipeline.settings.topics.raw, [(k, v) for k, v, _ in mixed])
-        pipeline.wait(sent, timeout_s=300)
-        letters = pipeline.dead_letters()
-        records = pipeline.sink_records()
-        restarts = sum(w.restarts for w in pipeline.supervisor.workers)
-        alive = all(w.proc.poll() is None for w in pipeline.supervisor.workers)
-        assert pipeline.worker_pids() == pids
-    raw = pipeline.settings.topics.raw
-    bad_positions = {(s.partition, s.offset) for s, m in zip(sent, mixed, strict=True) if m[2]}
-    lettered = {(d["partition"], d["offset"]): d for d in letters if d["topic"] == raw}
-    reasons: dict[str, int] = {}
-    for position in bad_positions:
-        reasons[lettered[position]["reason"]] = reasons.get(lettered[position]["reason"], 0) + 1
-    print(f"\nfuzz: {len(bad)} bad events -> {len(bad_positions & set(lettered))} dead letters {reasons}; "
-          f"{len(good)} good -> {sum(1 for k, _ in good if k.decode() in records)} in the sink; restarts {restarts}")
-    assert len(bad) >= 1000
-    assert bad_positions <= set(lettered)
-    assert all(lettered[p]["reason"] and lettered[p]["error"] for p in bad_positions)
-    assert {k.decode() for k, _ in good} <= set(records)
-    assert len(letters) == len(bad)  # nothing good was dead-lettered
-    assert restarts == 0 and alive
-
-
 def test_deadletter_replay_after_a_fix(tmp_path):
-    """Pages over a size limit are dead-lettered; after the limit is raised (workers restarted with
-    the fix), `pipeline deadletter replay --reason too_large` sends them through. `deadletter list`
-    shows one line per letter at 80 columns, oldest first, with the page's URL; a payload that is
-    not JSON is never offered for replay without --force."""
+    """Pages over a size limit are dead-lettered; after the limit is raised (the clean worker
+    restarted with the fix), `pipeline deadletter replay --reason too_large` sends them through.
+    `deadletter list` shows one line per letter at 80 columns, oldest first, with the page's URL; a
+    payload that is not JSON is never offered for replay without --force."""
     from tests.conftest import test_broker
 
     broker, common = test_broker(tmp_path)
     try:
         long_pages = [{"id": f"long-{i}", "url": f"https://long.example/{i}", "fetched_at": "2026-11-21T00:00:00Z",
                        "text": story(3000 + i)} for i in range(5)]
-        with running_pipeline(tmp_path / "before", PIPELINE__STAGES__CLEAN__MAX_INPUT_BYTES="1000",
+        cli_env = {**os.environ, **common}
+        with running_pipeline(tmp_path / "run", PIPELINE__STAGES__CLEAN__MAX_INPUT_BYTES="1000",
                               **common) as pipeline:
             sent = pipeline.send(pipeline.settings.topics.raw, [(e["id"].encode(), encode(e)) for e in long_pages])
             pipeline.wait(sent)
             broken = pipeline.send(pipeline.settings.topics.raw, [(b"broken", b'{"id": "broken", "text": ')])
             pipeline.wait(broken)
             assert pipeline.sink_records() == {}
-        cli_env = {**os.environ, **common}
-        for columns in (80, 160):
-            table = subprocess.run([sys.executable, "-m", "pipeline", "deadletter", "list"], cwd=ROOT,
-                                   env={**cli_env, "COLUMNS": str(columns)}, capture_output=True, text=True, timeout=60)
-            assert table.returncode == 0, table.stderr
-            print("\n" + table.stdout)
-            assert all(len(line) <= columns for line in table.stdout.splitlines())
-            rows = [line for line in table.stdout.splitlines()
-                    if ("too_large" in line or "malformed_json" in line) and not line.strip().startswith("clean/")]
-            assert len(rows) == 6 and "malformed_json" in rows[-1]  # one line each, oldest first
-        assert sum("https://long.example/" in r for r in rows) == 5
-        dry = subprocess.run([sys.executable, "-m", "pipeline", "deadletter", "replay", "--dry-run"],
-                             cwd=ROOT, env=cli_env, capture_output=True, text=True, timeout=60)
-        assert "would send 5 dead letters" in dry.stderr and "left out: 1 malformed_json" in dry.stderr, dry.stderr
-        forced = subprocess.run([sys.executable, "-m", "pipeline", "deadletter", "replay", "--dry-run", "--force"],
-                                cwd=ROOT, env=cli_env, capture_output=True, text=True, timeout=60)
-        assert "would send 6 dead letters" in forced.stderr, forced.stderr
-        listing = subprocess.run([sys.executable, "-m", "pipeline", "deadletter", "list", "--json", "--reason", "too_large"],
-                                 cwd=ROOT, env=cli_env, capture_output=True, timeout=60)
-        assert listing.returncode == 0, listing.stderr
-        listed = [orjson.loads(line) for line in listing.stdout.splitlines()]
-        assert sorted(d["id"] for d in listed) == [e["id"] for e in long_pages]
-        with running_pipeline(tmp_path / "after", **common) as pipeline:  # the fixed configuration
+            for columns in (80, 160):
+                table = subprocess.run([sys.executable, "-m", "pipeline", "deadletter", "list"], cwd=ROOT,
+                                       env={**cli_env, "COLUMNS": str(columns)}, capture_output=True, text=True,
+                                       timeout=60)
+                assert table.returncode == 0, table.stderr
+                print("\n" + table.stdout)
+                assert all(len(line) <= columns for line in table.stdout.splitlines())
+                rows = [line for line in table.stdout.splitlines()
+                        if ("too_large" in line or "malformed_json" in line) and not line.strip().startswith("clean/")]
+                assert len(rows) == 6 and "malformed_json" in rows[-1]  # one line each, oldest first
+            assert sum("https://long.example/" in r for r in rows) == 5
+            dry = subprocess.run([sys.executable, "-m", "pipeline", "deadletter", "replay", "--dry-run"],
+                                 cwd=ROOT, env=cli_env, capture_output=True, text=True, timeout=60)
+            assert "would send 5 dead letters" in dry.stderr and "left out: 1 malformed_json" in dry.stderr, dry.stderr
+            forced = subprocess.run([sys.executable, "-m", "pipeline", "deadletter", "replay", "--dry-run", "--force"],
+                                    cwd=ROOT, env=cli_env, capture_output=True, text=True, timeout=60)
+            assert "would send 6 dead letters" in forced.stderr, forced.stderr
+            listing = subprocess.run([sys.executable, "-m", "pipeline", "deadletter", "list", "--json", "--reason",
+                                      "too_large"], cwd=ROOT, env=cli_env, capture_output=True, timeout=60)
+            assert listing.returncode == 0, listing.stderr
+            listed = [orjson.loads(line) for line in listing.stdout.splitlines()]
+            assert sorted(d["id"] for d in listed) == [e["id"] for e in long_pages]
+
+            # the fix: the clean worker started again with the configured limit (32 MB)
+            clean = next(w for w in pipeline.supervisor.workers if w.stage == "clean")
+            with pytest.MonkeyPatch.context() as mp:
+                mp.delenv("PIPELINE__STAGES__CLEAN__MAX_INPUT_BYTES")
+                pipeline.supervisor.restart(clean)
+            pipeline.supervisor.wait_ready(90)
             replay = subprocess.run([sys.executable, "-m", "pipeline", "deadletter", "replay", "--reason", "too_large"],
                                     cwd=ROOT, env=cli_env, capture_output=True, text=True, timeout=60)
             assert replay.returncode == 0, replay.stderr
             assert "sent 5 dead letters" in replay.stderr
-            pipeline.wait([s for s in sent], timeout_s=60)
+            # the tracker counts the first attempts as done (dead-lettered): wait for their receipts
+            deadline = time.monotonic() + 60
+            while not {e["id"] for e in long_pages} <= set(pipeline.tracker.snapshot().delivered):
+                assert time.monotonic() < deadline, "the replayed pages did not reach the sink within 60 s"
+                time.sleep(0.1)
             assert sorted(pipeline.sink_records()) == [e["id"] for e in long_pages]
             again = subprocess.run([sys.executable, "-m", "pipeline", "deadletter", "replay", "--reason", "too_large"],
                                    cwd=ROOT, env=cli_env, capture_output=True, text=True, timeout=60)

@@ -19,7 +19,7 @@ import orjson
 from pipeline.monitoring.http import free_port
 from pipeline.records import encode
 from pipeline.streaming.index_server import redis_server_binary
-from tests.conftest import ROLES, ROOT, fill
+from tests.conftest import ROLES, ROOT, copy_formatted_broker, fill
 from tests.streaming.conftest import running_pipeline
 from tests.streaming.test_delivery import events
 
@@ -92,8 +92,10 @@ def wait_until(check, timeout_s: float, what: str):
 
 
 def run_env(tmp_path) -> dict[str, str]:
+    """The environment of a `pipeline run` in ``tmp_path``, whose broker folder is formatted already."""
     from tests.streaming.test_run_command import _env
 
+    copy_formatted_broker(tmp_path / "broker")
     return _env(tmp_path)
 
 

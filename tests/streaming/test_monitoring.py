@@ -28,7 +28,7 @@ import pytest
 
 from pipeline.monitoring.http import free_port
 from pipeline.monitoring.scrape import WorkerSample, scrape
-from tests.conftest import ROLES, ROOT, SEEDS
+from tests.conftest import ROLES, ROOT, SEEDS, copy_formatted_broker
 from tests.streaming.conftest import FREE_PORTS
 
 pytestmark = pytest.mark.integration
@@ -77,6 +77,7 @@ class LiveRun:
 @pytest.fixture(scope="module")
 def live_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("monitoring")
+    copy_formatted_broker(tmp / "broker")
     env = dict(os.environ)
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     env.pop("PIPELINE_CONFIG", None)

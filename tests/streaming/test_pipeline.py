@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import random
 import time
 
 import orjson
@@ -10,8 +11,10 @@ import pytest
 
 from pipeline import config
 from pipeline.enrich import OfflinePipeline
+from pipeline.records import encode
 from pipeline.sources.files import read_paths
 from tests.conftest import CONFIG, SEEDS
+from tests.streaming.test_dedup_workers import story
 
 pytestmark = pytest.mark.integration
 
@@ -207,3 +210,69 @@ def test_the_auto_layout_reads_every_stage_of_a_live_pipeline(running):
         assert (load.workers, load.max_workers, load.lag) == (1, running.settings.topics.partitions_of(topic), 0), load
         assert load.cpu_cores >= 0 and load.demand_cores >= load.cpu_cores
     assert first["clean"].cpu_cores > 0  # it cleaned the page in the first window
+
+
+def malformed_events(rng: random.Random) -> list[tuple[bytes | None, bytes]]:
+    """1,000+ bad events of every kind the issue names."""
+    bad: list[tuple[bytes | None, bytes]] = []
+    for _ in range(250):  # not JSON at all
+        bad.append((None, bytes(rng.randrange(256) for _ in range(rng.randint(1, 300)))))
+    for i in range(150):  # JSON, but invalid UTF-8 inside
+        bad.append((f"u{i}".encode(), b'{"text": "abc \xff\xfe\xfd"}'))
+    for _ in range(150):  # wrong types
+        field, value = rng.choice([("text", 123), ("text", ["a"]), ("html", {"x": 1}), ("url", 5),
+                                   ("fetched_at", 12345), ("id", 7), ("text", None)])
+        event = {"text": "Some text of a page.", field: value}
+        if value is None:
+            event = {"text": None}
+        bad.append((None, orjson.dumps(event)))
+    for i in range(150):  # missing fields
+        bad.append((None, orjson.dumps(rng.choice([{}, {"url": "https://x.example/"}, {"id": f"m{i}"},
+                                                   {"fetched_at": "2026-01-01T00:00:00Z"}]))))
+    for _ in range(150):  # empty strings
+        bad.append((None, orjson.dumps(rng.choice([{"text": ""}, {"html": ""}, {"text": "   \n "},
+                                                   {"html_base64": ""}]))))
+    for _ in range(100):  # not an object, or an invalid value
+        bad.append((None, rng.choice([b"[]", b"null", b"42", b'"text"', b"", b"{", b'{"text": "x", "fetched_at":'
+                                                                                  b' "yesterday"}'])))
+    for _ in range(50):  # pages with no article in them: pathological, deeply nested HTML
+        bad.append((None, orjson.dumps({"html": "<div>" * 10_000 + "</div>" * 10_000})))
+    for _ in range(3):  # 20 MB bodies
+        bad.append((None, b'{"text": "' + b"a" * (20 << 20) + b'"}'))
+    return bad
+
+
+def test_fuzz_1000_malformed_events_mixed_with_good_ones(running):
+    """1,000+ malformed events of every kind (three of 20 MB among them) mixed with 100 good ones:
+    every bad one is a dead letter with a reason and an error, every good one reaches the sink and
+    no worker crashes or restarts. (Last in the module: the earlier tests' dead letters are counted
+    before it sends.)"""
+    rng = random.Random(5)
+    bad = malformed_events(rng)
+    good = [(f"good-{i:03d}".encode(), encode({"id": f"good-{i:03d}", "fetched_at": "2026-11-21T00:00:00Z",
+                                                "text": story(2000 + i)})) for i in range(100)]
+    mixed = [(k, v, True) for k, v in bad] + [(k, v, False) for k, v in good]
+    rng.shuffle(mixed)
+    pids = running.worker_pids()
+    letters_before = len(running.dead_letters())
+    sent = running.send(running.settings.topics.raw, [(k, v) for k, v, _ in mixed])
+    running.wait(sent, timeout_s=300)
+    letters = running.dead_letters()
+    records = running.sink_records()
+    restarts = sum(w.restarts for w in running.supervisor.workers)
+    alive = all(w.proc.poll() is None for w in running.supervisor.workers)
+    assert running.worker_pids() == pids
+    raw = running.settings.topics.raw
+    bad_positions = {(s.partition, s.offset) for s, m in zip(sent, mixed, strict=True) if m[2]}
+    lettered = {(d["partition"], d["offset"]): d for d in letters if d["topic"] == raw}
+    reasons: dict[str, int] = {}
+    for position in bad_positions:
+        reasons[lettered[position]["reason"]] = reasons.get(lettered[position]["reason"], 0) + 1
+    print(f"\nfuzz: {len(bad)} bad events -> {len(bad_positions & set(lettered))} dead letters {reasons}; "
+          f"{len(good)} good -> {sum(1 for k, _ in good if k.decode() in records)} in the sink; restarts {restarts}")
+    assert len(bad) >= 1000
+    assert bad_positions <= set(lettered)
+    assert all(lettered[p]["reason"] and lettered[p]["error"] for p in bad_positions)
+    assert {k.decode() for k, _ in good} <= set(records)
+    assert len(letters) - letters_before == len(bad)  # nothing good was dead-lettered
+    assert restarts == 0 and alive

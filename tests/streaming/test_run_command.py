@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from pipeline.sinks.jsonl import read_records
-from tests.conftest import ROLES, ROOT
+from tests.conftest import ROLES, ROOT, copy_formatted_broker
 from tests.streaming.conftest import FREE_PORTS, QUICK_START
 
 pytestmark = pytest.mark.integration
@@ -168,6 +168,7 @@ def test_ctrl_c_with_a_backlog_keeps_it_and_the_next_run_resumes_it(tmp_path):
     source = tmp_path / "events.jsonl"
     source.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in batch))
     sink = tmp_path / "out"
+    copy_formatted_broker(tmp_path / "broker")
     env = _env(tmp_path)
 
     def start(*args: str) -> subprocess.Popen:

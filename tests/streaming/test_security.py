@@ -36,7 +36,7 @@ def make_certificates(folder) -> tuple[str, str]:
 
 @pytest.fixture(scope="module", params=["SASL_PLAINTEXT", "SASL_SSL"])
 def sasl_broker(request, tmp_path_factory):
-    from pipeline.streaming.broker import free_port
+    from pipeline.streaming.broker import IDLE_JVM_OPTIONS, free_port
     from pipeline.streaming.kafka_broker import (
         KafkaNode,
         KafkaUnavailable,
@@ -64,6 +64,7 @@ def sasl_broker(request, tmp_path_factory):
     cport = free_port("127.0.0.1")
     node = KafkaNode(node_id=1, folder=folder, port=free_port("127.0.0.1"),
                      controller_port=cport, voters={1: cport}, heap_mb=256, listener=protocol, log_level="info",
+                     jvm_options=IDLE_JVM_OPTIONS,  # the embedded node's: C1 only, one GC thread of each kind
                      properties={"sasl.enabled.mechanisms": "PLAIN",
                                  "sasl.mechanism.inter.broker.protocol": "PLAIN",
                                  f"listener.name.{protocol.lower()}.plain.sasl.jaas.config": jaas, **tls,
