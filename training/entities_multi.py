@@ -1,6 +1,8 @@
 """Train the English and the multilingual NER models (CRFs over the extended features of ``features.py``).
 
-    OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi en      # models/en-news-crf/ (GUM train)
+    OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi en --self-train /tmp/en-teacher
+                         # models/en-news-crf/ (GUM train + ECB+ sentences the teacher, the GUM-only model,
+                         # tags confidently; see bench/entities/README.md for the teacher)
     OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi multi   # models/multi-crf/ (GUM + UNER train)
     OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi multi --leave-out pt --out /tmp/m-pt \\
         --score                                   # cross-language: trained without pt, scored on pt dev
