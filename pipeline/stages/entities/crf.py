@@ -186,6 +186,12 @@ class CrfTagger:
     def tag(self, text: str, tokens: list[Token] | None = None, lang: str | None = None) -> list[ModelMention]:
         found = []
         sents = sentences(text, self.tokenize(text) if tokens is None else tokens)
+        if self.tokenize is tokenize:
+            # A word-level model learnt names from capitals: a sentence in a script without letter
+            # case (Arabic, Hebrew, Devanagari, Thai, ...) gives it nothing to go on (the multilingual
+            # model once tagged a whole Arabic sentence as one ORG); the gazetteer's caseless layer
+            # finds that text's places.
+            sents = [s for s in sents if any(ch.isupper() or ch.islower() for t in s for ch in t.text)]
         for sent, tags in zip(sents, self.tag_many([[t.text for t in s] for s in sents], lang), strict=True):
             for s, e, label in sorted(spans(tags)):
                 start, end = sent[s].start, sent[e - 1].end

@@ -23,7 +23,7 @@ import importlib.metadata
 from pathlib import Path
 
 from pipeline.stages.entities.rules import Mention
-from pipeline.stages.entities.tokens import Token
+from pipeline.stages.entities.tokens import Token, split_at_ends
 
 DATA_PACKAGE = "natasha"
 # model name -> (tagger file, embeddings file), inside the data package's ``data`` folder
@@ -69,23 +69,14 @@ def pieces(text: str, tokens: list[Token]) -> list[list[Token]]:
     """Tokens cut into sentence-sized pieces: at line breaks; after a sentence end followed by a capital,
     unless a single letter stands before it ("В. Путин", "С. Лавров", "г. Москва" stay whole); and
     after MAX_PIECE_TOKENS tokens (short pieces batch with less padding)."""
-    out: list[list[Token]] = []
-    current: list[Token] = []
     last = len(tokens) - 1
-    for i, tok in enumerate(tokens):
-        if current and text.find("\n", current[-1].end, tok.start) >= 0:
-            out.append(current)
-            current = []
-        current.append(tok)
-        end = len(current) >= MAX_PIECE_TOKENS or (
-            tok.text in SENTENCE_ENDS and i < last and tokens[i + 1].text[:1].isupper()
+
+    def ends_after(i: int, current: list[Token]) -> bool:
+        return len(current) >= MAX_PIECE_TOKENS or (
+            tokens[i].text in SENTENCE_ENDS and i < last and tokens[i + 1].text[:1].isupper()
             and not (len(current) > 1 and len(current[-2].text) == 1 and current[-2].text.isalpha()))
-        if end:
-            out.append(current)
-            current = []
-    if current:
-        out.append(current)
-    return out
+
+    return split_at_ends(text, tokens, ends_after)
 
 
 def bio_spans(tags: list[str]) -> list[tuple[int, int, str]]:

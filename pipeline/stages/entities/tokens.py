@@ -37,29 +37,37 @@ def tokenize_chars(text: str) -> list[Token]:
     return [_new(Token, (m.group(), m.start(), m.end())) for m in CHAR_TOKEN.finditer(text)]
 
 
-def sentences(text: str, tokens: list[Token] | None = None) -> list[list[Token]]:
-    """Tokens split into sentences: at line breaks, after . ! ? and every MAX_SENTENCE_TOKENS tokens."""
-    tokens = tokenize(text) if tokens is None else tokens
+def split_at_ends(text: str, tokens: list[Token], ends_after) -> list[list[Token]]:
+    """Tokens cut into pieces: at every line break between two tokens, and after token ``i`` when
+    ``ends_after(i, piece)`` says so (``piece``: the piece so far, token ``i`` last)."""
     out: list[list[Token]] = []
     current: list[Token] = []
     find = text.find
-    last = len(tokens) - 1
     for i, tok in enumerate(tokens):
         if current and find("\n", current[-1].end, tok.start) >= 0:
             out.append(current)
             current = []
         current.append(tok)
-        word = tok.text
-        if word in FULL_WIDTH_END or len(current) >= MAX_SENTENCE_TOKENS:
-            end = True
-        elif word in SENTENCE_END:
-            nxt = tokens[i + 1].text[:1] if i < last else None
-            end = nxt is None or nxt.isupper() or not nxt.isalnum()
-        else:
-            end = False
-        if end:
+        if ends_after(i, current):
             out.append(current)
             current = []
     if current:
         out.append(current)
     return out
+
+
+def sentences(text: str, tokens: list[Token] | None = None) -> list[list[Token]]:
+    """Tokens split into sentences: at line breaks, after . ! ? and every MAX_SENTENCE_TOKENS tokens."""
+    tokens = tokenize(text) if tokens is None else tokens
+    last = len(tokens) - 1
+
+    def ends_after(i: int, current: list[Token]) -> bool:
+        word = tokens[i].text
+        if word in FULL_WIDTH_END or len(current) >= MAX_SENTENCE_TOKENS:
+            return True
+        if word in SENTENCE_END:
+            nxt = tokens[i + 1].text[:1] if i < last else None
+            return nxt is None or nxt.isupper() or not nxt.isalnum()
+        return False
+
+    return split_at_ends(text, tokens, ends_after)
