@@ -205,3 +205,16 @@ def test_the_run_file_names_the_runs_sinks_without_their_password(settings, tmp_
     monkeypatch.setenv("DATABASE_URL", dsn)  # where this process knows it, it is used
     assert runfile.run_sinks(settings) == [jsonl, f"postgres:{dsn}"]
     assert runfile.resolve(settings).sink.targets == [jsonl, f"postgres:{dsn}"]
+
+
+def test_a_delivered_records_uncommitted_message_is_a_note_not_in_flight():
+    result = lookup.Lookup("https://news.example/a")
+    result.versions = [lookup.Version("id-delivered", {"id": "id-delivered"}, [])]
+    result.in_flight = [lookup.InFlight("pages.raw", 1, 13, "clean", {"id": "id-delivered"}),
+                        lookup.InFlight("pages.raw", 2, 7, "clean", {"id": "id-other-fetch"}),
+                        lookup.InFlight("pages.raw", 3, 2, "clean", None)]
+    lookup._delivered_apart(result)
+    assert [(m.partition, m.offset) for m in result.in_flight] == [(2, 7), (3, 2)]
+    assert result.notes == ["pages.raw partition 1 offset 13: delivered already; clean has not committed past it yet"]
+    text = lookup.text(result)
+    assert "in flight: pages.raw partition 2 offset 7" in text and "partition 1 offset 13: delivered already" in text
