@@ -30,7 +30,7 @@ DATA_PACKAGE = "natasha"
 MODELS = {
     "ner_news_v1": ("model/slovnet_ner_news_v1.tar", "emb/navec_news_v1_1B_250K_300d_100q.tar"),
 }
-LABELS = {"PER": "PER", "LOC": "LOC", "ORG": "ORG"}
+LABELS = frozenset({"PER", "LOC", "ORG"})  # the model's types, named as ours
 BATCH_SIZE = 32  # pieces per forward pass (the CRF's Viterbi loops once per position of a batch)
 MAX_PIECE_TOKENS = 120  # a longer sentence is cut (the convolutions see 3 tokens either side)
 SENTENCE_ENDS = {".", "!", "?", "…", "...", "?!", "!?"}
@@ -121,5 +121,5 @@ class SlovnetNer:
             for first, last, label in bio_spans(tags):
                 if label in LABELS:
                     start, end = part[first].start, part[last - 1].end
-                    mentions.append(Mention(start, end, text[start:end], LABELS[label], "", {}, "model"))
+                    mentions.append(Mention(start, end, text[start:end], label, "", {}, "model"))
         return mentions
