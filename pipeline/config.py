@@ -231,6 +231,8 @@ class StageSettings:
     stories: StoriesSettings = StoriesSettings()
     plugins: dict[str, str] = field(default_factory=dict)  # stage name -> "module:Class"
     plugin_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage name -> its options
+    # stage name -> child processes its worker runs it in (0: one per usable core; 1: in the worker)
+    processes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ import dataclasses
 import importlib
 
 from pipeline import registry
-from pipeline.config import Settings, build_section
+from pipeline.config import ConfigError, Settings, build_section
 from pipeline.stages.base import Context, Stage
+from pipeline.stages.pool import ProcessPoolStage, usable_cores
 
-__all__ = ["Context", "Stage", "build_stage", "check_plugins", "plugin_options", "stage_factory"]
+__all__ = ["Context", "Stage", "build_stage", "check_plugins", "plugin_options", "stage_factory", "stage_processes"]
 
 
 def stage_factory(name: str, settings: Settings):
@@ -43,11 +44,32 @@ def check_plugins(settings: Settings) -> None:
             plugin_options(name, stage_factory(name, settings), settings)
 
 
-def build_stage(name: str, settings: Settings, dedup_store: str | None = None) -> Stage:
+def stage_processes(name: str, settings: Settings, factory=None) -> int:
+    """The child processes ``stages.processes`` gives stage ``name`` (0: one per usable core);
+    1 (run in the worker's own process) for a stage that carries state from one record to the next."""
+    wanted = settings.stages.processes.get(name, 1)
+    if wanted == 1:
+        return 1
+    factory = factory or stage_factory(name, settings)
+    if not getattr(factory, "parallel_safe", False):
+        raise ConfigError(f"stages.processes.{name} = {wanted}: the {name} stage carries state from one record "
+                          "to the next, so it runs in its worker's own process (set it to 1 or remove it)")
+    return wanted or usable_cores()
+
+
+def build_stage(name: str, settings: Settings, dedup_store: str | None = None, in_processes: bool = False) -> Stage:
     """A ready stage, with the per-record limits of ``stages.limits``. ``dedup_store`` overrides
-    ``stages.dedup.store`` (``pipeline enrich`` uses memory)."""
+    ``stages.dedup.store`` (``pipeline enrich`` uses memory). ``in_processes``: a stage worker's,
+    run in ``stages.processes`` child processes when that is more than one (``pool.py``)."""
     spec = registry.spec(settings, name)
     factory = stage_factory(name, settings)
+    if in_processes:
+        processes = stage_processes(name, settings, factory)
+        if processes > 1:
+            stage = ProcessPoolStage(name, factory, settings, processes)
+            limits = settings.stages.limits
+            stage.set_limits(limits.max_text_chars, limits.time_limit_s)
+            return stage
     if spec.section is None:
         options = plugin_options(name, factory, settings)
     else:

@@ -153,6 +153,9 @@ class Stage:
     record_metrics: tuple[RecordMetric, ...] = ()
     #: False: the input must be an enriched record of the current schema (checked before process).
     accepts_raw_events: bool = False
+    #: True: nothing is carried from one record to the next (no state, no order), so its worker may
+    #: run it in several child processes (``stages.processes``, ``pipeline/stages/pool.py``)
+    parallel_safe: bool = False
     max_text_chars: int = 0  # 0: no limit (set from the configuration by ``build_stage``)
 
     def __init__(self) -> None:

@@ -388,7 +388,7 @@ class Supervisor:
             return None
         self._layout_due = time.monotonic() + self.settings.run.layout_interval_s
         if self._layout is None:  # the first window starts now
-            from pipeline.stages.clean.html_page import usable_cores
+            from pipeline.stages.pool import usable_cores
 
             offsets = OffsetsProbe(self.bootstrap, options=self.settings.broker.client_options(),
                                    transactional=self.settings.exactly_once)

@@ -260,7 +260,7 @@ def build_processor(settings: Settings, stage: str, sink_targets: list[str] | No
     worker = worker_name(stage)
     if stage == "sink":
         return SinkProcessor(settings, sink_targets or settings.sink.targets, worker, metrics)
-    return StageProcessor(settings, build_stage(stage, settings), worker, metrics)
+    return StageProcessor(settings, build_stage(stage, settings, in_processes=True), worker, metrics)
 
 
 def _watch_consumer(app, stage: str, metrics: WorkerMetrics, source: str) -> None:

@@ -424,7 +424,7 @@ SEED_LIKE_TEXT = ("Warga Menyambut Kapal Baru di Pelabuhan\n"
 
 
 def test_usable_cores_follow_a_container_cpu_limit(tmp_path):
-    from pipeline.stages.clean.html_page import usable_cores
+    from pipeline.stages.pool import usable_cores
 
     limit = tmp_path / "cpu.max"
     affinity = usable_cores(str(tmp_path / "none"))

@@ -22,9 +22,7 @@ process reads the next records and finishes the pages already extracted.
 
 from __future__ import annotations
 
-import math
 import multiprocessing
-import os
 import re
 import time
 from concurrent.futures import Future
@@ -34,6 +32,7 @@ from typing import Any
 
 from pipeline.records import STAGE_ERROR, TIMEOUT, BadInput
 from pipeline.stages.clean.boilerplate import is_boilerplate, is_credit_or_pager
+from pipeline.stages.pool import usable_cores
 
 # the settings of trafilatura's own benchmark, comments off unless configured
 TRAFILATURA_OPTIONS = dict(include_tables=True, include_images=False, include_links=False,
@@ -133,22 +132,6 @@ def extract_in_process(html: str, url: str | None, include_comments: bool,
     return {"title": meta.title, "text": text, "date": meta.published, "authors": meta.authors,
             "site": meta.site, "url": meta.canonical_url, "language": meta.declared_lang, "notes": notes,
             "ms": (time.perf_counter() - started) * 1000.0}
-
-
-def usable_cores(cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
-    """The cores this process may use: its CPU affinity, lowered by a cgroup CPU quota (a
-    container's CPU limit, rounded up), at least 1."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    try:
-        quota, period = open(cpu_max, encoding="ascii").read().split()[:2]
-        if quota != "max":
-            cores = min(cores, math.ceil(int(quota) / int(period)))
-    except (OSError, ValueError):
-        pass
-    return max(1, cores)
 
 
 class HtmlExtractor:

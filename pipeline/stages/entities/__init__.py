@@ -64,6 +64,7 @@ class EntityTagger:
 
 class EntitiesStage(Stage):
     name = "entities"
+    parallel_safe = True
     record_metrics = (
         CountBy("entity_mentions", "Entity mentions found, by label.", "label", "entities[].label"),
         SizeOf("entities_per_record", "Entity mentions per record.", "entities", (0, 1, 2, 5, 10, 20, 50, 100, 200, 500)),

@@ -42,6 +42,7 @@ def _same_language(a: str, b: str) -> bool:
 
 class LanguageStage(Stage):
     name = "language"
+    parallel_safe = True
     record_metrics = (CountBy("language_records", "Records by detected language code.", "lang", "lang.code"),)
 
     def __init__(self, settings: LanguageSettings):
