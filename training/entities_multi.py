@@ -3,6 +3,9 @@
     OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi en --self-train /tmp/en-teacher
                          # models/en-news-crf/ (GUM train + ECB+ sentences the teacher, the GUM-only model,
                          # tags confidently; see bench/entities/README.md for the teacher)
+    OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi en --teacher corenlp:3class --out /tmp/en-d \\
+        --score                  # distillation: + the ECB+ sentences as Stanford CoreNLP tags them (Java;
+                                 # scripts/corenlp-fetch; training/corenlp_teacher.py)
     OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi multi   # models/multi-crf/ (GUM + UNER train)
     OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi multi --leave-out pt --out /tmp/m-pt \\
         --score                                   # cross-language: trained without pt, scored on pt dev
@@ -46,6 +49,7 @@ from pipeline.stages.entities.crf import (
 from pipeline.stages.entities.tokens import tokenize_chars
 from training import entities_clusters as clusters
 from training import entities_data as data
+from training.corenlp_teacher import SILVER
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EVAL_DIR = ROOT.parent / "shared" / "eval"
@@ -173,7 +177,7 @@ def train(sents: list[data.Sentence], out: Path, *, lang: str, clusters_spec: st
     that language (e.g. "en": English with what the other languages teach about names in general)."""
     extra_text = [data.Sentence("", toks, ["O"] * len(toks), "unlabelled") for toks in unlabelled or []]
     # the text of the casing table and the clusters (self-trained sentences are already in ``unlabelled``)
-    text = [*(s for s in sents if not s.source.startswith(SELF_TRAINED)), *extra_text]
+    text = [*(s for s in sents if not s.source.startswith((SELF_TRAINED, SILVER))), *extra_text]
     table = data.casing_table(text) if casing else {}
     chars = (extra_meta or {}).get("tokens") == CHARS
     if chars:
@@ -271,10 +275,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--self-train", type=Path, metavar="MODEL_DIR", help="English: also train on the ECB+ "
                     "sentences this model tags confidently (self-training; the ECB+ text only, no labels read)")
     ap.add_argument("--self-min-prob", type=float, default=0.9, help="--self-train: the least sequence probability")
+    ap.add_argument("--teacher", metavar="corenlp:MODEL", help="English: also train on the ECB+ sentences (4-60 "
+                    "tokens) as Stanford CoreNLP's CRF MODEL (3class, 4class, 7class) tags them (distillation; "
+                    "scripts/corenlp-fetch installs it; Java runs it)")
+    ap.add_argument("--teacher-entities-only", action="store_true", help="--teacher: only the sentences it tags "
+                    "an entity in")
     ap.add_argument("--score", action="store_true", help="then score the model on every dev set (model-only)")
     ap.add_argument("--results", type=Path, help="append the --score results to this JSONL file")
     args = ap.parse_args(argv)
 
+    if args.teacher:
+        from training import corenlp_teacher
+
+        teacher = args.teacher.partition(":")
+        if teacher[0] != "corenlp" or teacher[2] not in corenlp_teacher.MODELS:
+            print(f"--teacher: corenlp:<{'|'.join(corenlp_teacher.MODELS)}>, not {args.teacher!r}", file=sys.stderr)
+            return 2
+        if not corenlp_teacher.installed():
+            print("--teacher: no CoreNLP jars in .cache/corenlp/libs (run scripts/corenlp-fetch)", file=sys.stderr)
+            return 2
     preset = PRESETS[args.preset]
     sets = tuple(args.sets.split(",")) if args.sets else preset["sets"]
     left_out = {x for x in args.leave_out.split(",") if x}
@@ -288,6 +307,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.self_train:
         extra = self_labelled(CrfTagger(args.self_train), unlabelled_english(args.eval_dir), preset["lang"], args.self_min_prob)
         print(f"self-training: {len(extra)} sentences tagged by {args.self_train.name}", flush=True)
+        sents += extra
+    if args.teacher:
+        extra = corenlp_teacher.silver(teacher[2], unlabelled_english(args.eval_dir), preset["lang"],
+                                       with_entities_only=args.teacher_entities_only)
+        print(f"distillation: {len(extra)} sentences tagged by CoreNLP {teacher[2]}", flush=True)
         sents += extra
     command = "python -m training.entities_multi " + " ".join(model_args(argv if argv is not None else sys.argv[1:]))
     meta = train(sents, out, lang=preset["lang"], clusters_spec=params["clusters"], casing=preset["casing"],

@@ -195,3 +195,33 @@ def test_self_labelled_keeps_the_confident_sentences_with_entities():
     assert got[0].tags == model.tag_tokens(texts[0], "en")
     assert "B-ORG" in got[0].tags and got[0].source == "self-trained.en"
     assert multi.self_labelled(model, texts, "en", 1.01) == []  # no sequence is that probable
+
+
+def test_corenlp_teacher_labels_become_iob2_entities():
+    from training import corenlp_teacher as teacher
+
+    labels = ["PER", "PER", "O", "ORG", "LOC", "LOC", "O", "PER"]
+    assert teacher.io_spans(labels) == {(0, 2, "PER"), (3, 4, "ORG"), (4, 6, "LOC"), (7, 8, "PER")}
+    assert teacher.iob2(labels) == ["B-PER", "I-PER", "O", "B-ORG", "B-LOC", "I-LOC", "O", "B-PER"]
+    assert teacher.io_spans(["O", "O"]) == set() and teacher.iob2([]) == []
+
+
+def test_distillation_refuses_an_unknown_teacher_in_one_line(capsys):
+    from training import entities_multi as multi
+
+    assert multi.main(["en", "--teacher", "corenlp:spanish", "--out", "/nonexistent/never-written"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "corenlp:spanish" in err
+
+
+@pytest.mark.skipif(not __import__("training.corenlp_teacher").corenlp_teacher.installed(),
+                    reason="CoreNLP's jars are not in .cache/corenlp/libs (scripts/corenlp-fetch installs them)")
+def test_corenlp_teacher_tags_our_tokens_one_label_each():
+    from training import corenlp_teacher as teacher
+
+    sentence = ["Angela", "Merkel", "met", "Microsoft", "executives", "in", "Paris", "."]
+    with teacher.CoreNlpCrf("4class") as model:  # the smallest English model (18 MB): ~2 CPU-s to load
+        labels = model.tag_tokens(sentence)
+        two = model.tag_tokens(["It", "rained", ".", "Then", "Obama", "spoke", "."])  # two sentences, one line
+    assert labels == ["PER", "PER", "O", "ORG", "O", "O", "LOC", "O"]
+    assert len(two) == 7 and two[4] == "PER"
