@@ -109,17 +109,21 @@ def iob2(labels: list[str]) -> list[str]:
     return tags
 
 
-def silver(model: str, texts: list[list[str]], lang: str, with_entities_only: bool = False,
+def silver(model: str, documents: list[list[list[str]]], lang: str, with_entities_only: bool = False,
            min_tokens: int = 4, max_tokens: int = 60) -> list[data.Sentence]:
-    """Teacher-labelled sentences: each tokenised sentence of ``texts`` of ``min_tokens``-``max_tokens``
-    tokens with CoreNLP ``model``'s tags in IOB2 (``with_entities_only``: only those with an entity)."""
+    """Teacher-labelled sentences: CoreNLP ``model`` tags each document (its tokenised sentences) on one line,
+    so its document features see the whole article; each sentence of ``min_tokens``-``max_tokens`` tokens
+    is kept with its tags in IOB2 (``with_entities_only``: only those with an entity)."""
     out = []
     with CoreNlpCrf(model) as teacher:
-        for i, toks in enumerate(texts):
-            if not min_tokens <= len(toks) <= max_tokens:
-                continue
-            tags = iob2(teacher.tag_tokens(toks))
-            if with_entities_only and all(t == "O" for t in tags):
-                continue
-            out.append(data.Sentence(f"silver-{i}", toks, tags, f"{SILVER}.{lang}"))
+        for d, doc in enumerate(documents):
+            labels = teacher.tag_tokens([w for sent in doc for w in sent])
+            pos = 0
+            for i, toks in enumerate(doc):
+                tags, pos = iob2(labels[pos:pos + len(toks)]), pos + len(toks)
+                if not min_tokens <= len(toks) <= max_tokens:
+                    continue
+                if with_entities_only and all(t == "O" for t in tags):
+                    continue
+                out.append(data.Sentence(f"silver-{d}-{i}", toks, tags, f"{SILVER}.{lang}"))
     return out

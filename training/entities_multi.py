@@ -136,20 +136,22 @@ def names_lists() -> dict[str, list[str]]:
     return {"first": sorted(first), "last": sorted(last)}
 
 
-def unlabelled_english(eval_dir: Path) -> list[list[str]]:
-    """Sentences of the ECB+ English news articles (CC BY 3.0, ``stories-ecbplus-dev``): more text for the
-    casing table and the word clusters of the English model (no labels are read)."""
+def english_documents(eval_dir: Path) -> list[list[list[str]]]:
+    """The ECB+ English news articles (CC BY 3.0, ``stories-ecbplus-dev``), each as tokenised sentences (no
+    labels are read)."""
     from pipeline.stages.entities.tokens import sentences
 
     path = Path(eval_dir) / "stories-ecbplus-dev.jsonl.gz"
     if not path.exists():
         return []
-    out = []
     with gzip.open(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            text = json.loads(line).get("text") or ""
-            out += [[t.text for t in s] for s in sentences(text)]
-    return out
+        return [[[t.text for t in s] for s in sentences(json.loads(line).get("text") or "")] for line in fh]
+
+
+def unlabelled_english(eval_dir: Path) -> list[list[str]]:
+    """Sentences of the ECB+ English news articles: more text for the casing table and the word clusters of
+    the English model."""
+    return [sent for doc in english_documents(eval_dir) for sent in doc]
 
 
 def self_labelled(tagger: CrfTagger, texts: list[list[str]], lang: str, min_prob: float) -> list[data.Sentence]:
@@ -309,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"self-training: {len(extra)} sentences tagged by {args.self_train.name}", flush=True)
         sents += extra
     if args.teacher:
-        extra = corenlp_teacher.silver(teacher[2], unlabelled_english(args.eval_dir), preset["lang"],
+        extra = corenlp_teacher.silver(teacher[2], english_documents(args.eval_dir), preset["lang"],
                                        with_entities_only=args.teacher_entities_only)
         print(f"distillation: {len(extra)} sentences tagged by CoreNLP {teacher[2]}", flush=True)
         sents += extra

@@ -20,11 +20,15 @@ CPU seconds of this process plus the Java process's (``/proc/PID/stat``), altern
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
 import os
+import re
 import statistics
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 from bench.entities.multi import documents, f1, score_stage
 from pipeline import config
@@ -37,6 +41,17 @@ from training.corenlp_teacher import CoreNlpCrf, installed, io_spans
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGLISH_SETS = ("gum.en", "uner-ewt.en")
+PER_PAGE = 5  # entities per page in the German hand-check list
+GERMAN_PAGE = re.compile(r"<html[^>]*\blang=[\"']?de", re.IGNORECASE)
+GERMAN_NEWS_HOSTS = {  # German-language news outlets among the trafilatura set's hosts
+    "www.sueddeutsche.de", "www.spiegel.de", "www.faz.net", "taz.de", "www.deutschlandfunk.de", "www.welt.de",
+    "www.hessenschau.de", "www.tag24.de", "www.stern.de", "www.express.de", "www.ln-online.de", "www.nzz.ch",
+    "www.mopo.de", "www.nachrichten.at", "telebasel.ch", "www.tagblatt.ch", "www.watson.ch", "wien.orf.at",
+    "www.zeit.de", "www.ndr.de", "www.mz-web.de", "www.rundschau-online.de", "www.focus.de", "www.mdr.de",
+    "www.handelsblatt.com", "www.tagesschau.de", "www.neues-deutschland.de", "www.fr.de", "www.tagesspiegel.de",
+    "www.furche.at", "www.cicero.de", "www.tagesanzeiger.ch", "www.freitag.de", "www.heise.de", "correctiv.org",
+    "netzpolitik.org", "futurezone.at", "www.swr.de", "www.zdf.de",
+}
 
 
 def score_corenlp(tagger: CoreNlpCrf, sents: list[data.Sentence]) -> data.Score:
@@ -54,7 +69,7 @@ def tag_document(tagger: CoreNlpCrf, text: str) -> list[tuple[int, int, str]]:
 
 
 class CoreNlpInStage:
-    """CoreNLP as the stage's English tagger (a bench-only adapter: what a ``corenlp:`` tagger would give)."""
+    """CoreNLP as the stage's tagger for a language (a bench-only adapter: what a ``corenlp:`` tagger would give)."""
 
     statistical = True
 
@@ -66,11 +81,83 @@ class CoreNlpInStage:
         return [Mention(a, b, text[a:b], label, "", {}, "model") for a, b, label in tag_document(self.teacher, text)]
 
 
-def stage_with(settings, tagger) -> EntityTagger:
-    """The stage as configured, its English tagger replaced by ``tagger``."""
+def stage_with(settings, lang: str, teacher: CoreNlpCrf) -> EntityTagger:
+    """The stage as configured, its tagger for ``lang`` replaced by CoreNLP (``common_words`` kept)."""
     stage = EntityTagger(settings.stages.entities)
-    stage.registry._loaded[stage.registry.spec_for("en")] = tagger  # bench only: no such spec in the registry
+    spec = stage.registry.spec_for(lang)
+    adapter = CoreNlpInStage(teacher, stage.registry.tagger_for(lang).common_words)
+    stage.registry._loaded[spec] = adapter  # bench only: no such spec in the registry
     return stage
+
+
+def german_texts(eval_dir: Path) -> list[tuple[str, str]]:
+    """(url, main text) of the German news pages of the trafilatura extraction set (``<html lang="de...">``
+    on a news outlet's host; trafilatura's extraction), in the set's order."""
+    import trafilatura
+
+    out = []
+    with gzip.open(eval_dir / "extraction-trafilatura.jsonl.gz", "rt", encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            if urlparse(row["url"]).netloc in GERMAN_NEWS_HOSTS and GERMAN_PAGE.search(row["html"][:5000]):
+                text = trafilatura.extract(row["html"], url=row["url"]) or ""
+                if len(text) >= 500:
+                    out.append((row["url"], text))
+    return out
+
+
+def german(eval_dir: Path, settings, runs: int, show: int) -> None:
+    from bench.entities.russian import documents as paragraph_documents
+    from bench.entities.russian import spans
+
+    texts = german_texts(eval_dir)
+    docs = paragraph_documents([t for _, t in texts])
+    teacher = CoreNlpCrf("german", heap="2g")
+    before = EntityTagger(settings.stages.entities)
+    after = stage_with(settings, "de", teacher)
+    print(f"\ngerman: {len(texts)} news pages of the trafilatura set, {len(docs)} documents of "
+          f"{sum(map(len, docs)) / len(docs) / 1000:.1f} KB; stage with {before.registry.tagger_for('de').name} "
+          f"(before) and with corenlp:german")
+    agree = n_b = n_a = 0
+    for doc in docs:
+        b, a = spans(before.tag(doc, "de")[0]), spans(after.tag(doc, "de")[0])
+        agree, n_b, n_a = agree + len(a & b), n_b + len(b), n_a + len(a)
+    print(f"  entities: before {n_b}, corenlp:german {n_a}, same span and label {agree}")
+    for doc in docs[:5]:  # warm-up (JIT)
+        after.tag(doc, "de")
+    rates: dict[str, list[float]] = {"before": [], "corenlp:german": []}
+    for _ in range(runs):
+        for name, stage in (("before", before), ("corenlp:german", after)):
+            j0 = teacher.cpu_seconds()
+            t0 = time.process_time()
+            for doc in docs:
+                stage.tag(doc, "de")
+            java = teacher.cpu_seconds() - j0 if stage is after else 0.0
+            rates[name].append(len(docs) / (time.process_time() - t0 + java))
+    for name, r in rates.items():
+        print(f"  stage with {name:16s} {statistics.median(r):7.1f} docs/s (runs {', '.join(f'{x:.1f}' for x in r)})")
+    print(f"  Java process RSS {java_rss_mb(teacher):.0f} MB; load average {os.getloadavg()[0]:.1f}")
+    for name, stage in (("corenlp:german", after), (before.registry.tagger_for("de").name, before)):
+        print(f"\n  hand-check list, stage with {name}: the first {PER_PAGE} entities of each page, in order, "
+              f"{show} in all")
+        n = 0
+        for url, text in texts:
+            for e in stage.tag(text, "de")[0][:PER_PAGE]:
+                if n >= show:
+                    break
+                n += 1
+                left = text[max(0, e["start"] - 40):e["start"]].replace("\n", " ")
+                right = text[e["end"]:e["end"] + 25].replace("\n", " ")
+                print(f"  {n:3d} {e['label']} {e['source']:11s} {e['text']!r:30s} <- ...{left}[{e['text']}]{right}... "
+                      f"({urlparse(url).netloc})")
+    teacher.close()
+
+
+def java_rss_mb(teacher: CoreNlpCrf) -> float:
+    for line in Path(f"/proc/{teacher.proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1000
+    return 0.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,10 +166,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="3class,4class,7class")
     ap.add_argument("--runs", type=int, default=3, help="alternating speed runs")
     ap.add_argument("--docs", type=int, default=60, help="~3 KB documents per speed run")
+    ap.add_argument("--part", default="english", help="english, german or both (comma-separated)")
+    ap.add_argument("--show", type=int, default=100, help="german: print the first N entities for a hand-check")
     args = ap.parse_args(argv)
     if not installed():
         print("no CoreNLP jars in .cache/corenlp/libs: run scripts/corenlp-fetch", file=sys.stderr)
         return 2
+    settings = config.load(ROOT / "config" / "pipeline.toml", env={})
+    if "german" in args.part:
+        german(args.eval_dir, settings, args.runs, args.show)
+    if "english" not in args.part:
+        return 0
     ours = crf.load("en-news-crf")
     sets = {name: multi.load_set(args.eval_dir, name, "dev") for name in ENGLISH_SETS}
     print("model-only micro F1 (P/R), exact spans, on the gold tokens")
@@ -99,10 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:12s} {'corenlp:' + key:24s} {f1(score)}  {per}")
         print(f"  (corenlp:{key} started in {started:.1f} s wall)")
 
-    settings = config.load(ROOT / "config" / "pipeline.toml", env={})
     stages = {"crf:en-news-crf": EntityTagger(settings.stages.entities)}
     first = next(iter(taggers))
-    stages[f"corenlp:{first}"] = stage_with(settings, CoreNlpInStage(taggers[first], ours.extractor.lowercase_words))
+    stages[f"corenlp:{first}"] = stage_with(settings, "en", taggers[first])
     print("\nstage (tagger + gazetteer/rules + combine + canonical) on the sentence text, exact character spans")
     for name, sents in sets.items():
         for label, stage in stages.items():
@@ -138,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             rates.setdefault(f"stage with {label}", []).append(len(docs) / (time.process_time() - t0 + java))
     for name, r in rates.items():
         print(f"  {name:32s} {statistics.median(r):7.1f} docs/s (runs {', '.join(f'{x:.1f}' for x in r)})")
-    print(f"  load average {os.getloadavg()[0]:.1f}")
+    print(f"  load average {os.getloadavg()[0]:.1f}; Java process RSS "
+          + ", ".join(f"{k} {java_rss_mb(t):.0f} MB" for k, t in taggers.items()))
     for t in taggers.values():
         t.close()
     return 0
