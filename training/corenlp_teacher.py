@@ -24,6 +24,7 @@ MODELS = {
     "7class": "edu/stanford/nlp/models/ner/english.muc.7class.distsim.crf.ser.gz",
     "german": "edu/stanford/nlp/models/ner/german.distsim.crf.ser.gz",
 }
+ENGLISH_MODELS = ("3class", "4class", "7class")
 LABELS = {"PERSON": "PER", "I-PER": "PER", "B-PER": "PER", "ORGANIZATION": "ORG", "I-ORG": "ORG",
           "B-ORG": "ORG", "LOCATION": "LOC", "I-LOC": "LOC", "B-LOC": "LOC"}
 SILVER = "silver-corenlp"  # the set name prefix of teacher-labelled sentences

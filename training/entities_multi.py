@@ -1,11 +1,11 @@
 """Train the English and the multilingual NER models (CRFs over the extended features of ``features.py``).
 
+    OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi en --teacher corenlp:3class
+                         # models/en-news-crf/: GUM train + the ECB+ sentences as Stanford CoreNLP's 3-class
+                         # model tags them (distillation; Java, scripts/corenlp-fetch, training/corenlp_teacher.py)
     OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi en --self-train /tmp/en-teacher
-                         # models/en-news-crf/ (GUM train + ECB+ sentences the teacher, the GUM-only model,
-                         # tags confidently; see bench/entities/README.md for the teacher)
-    OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi en --teacher corenlp:3class --out /tmp/en-d \\
-        --score                  # distillation: + the ECB+ sentences as Stanford CoreNLP tags them (Java;
-                                 # scripts/corenlp-fetch; training/corenlp_teacher.py)
+                         # the previous recipe: GUM train + ECB+ sentences the teacher, the GUM-only model,
+                         # tags confidently (see bench/entities/README.md for the teacher)
     OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi multi   # models/multi-crf/ (GUM + UNER train)
     OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi multi --leave-out pt --out /tmp/m-pt \\
         --score                                   # cross-language: trained without pt, scored on pt dev
@@ -290,8 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         from training import corenlp_teacher
 
         teacher = args.teacher.partition(":")
-        if teacher[0] != "corenlp" or teacher[2] not in corenlp_teacher.MODELS:
-            print(f"--teacher: corenlp:<{'|'.join(corenlp_teacher.MODELS)}>, not {args.teacher!r}", file=sys.stderr)
+        if teacher[0] != "corenlp" or teacher[2] not in corenlp_teacher.ENGLISH_MODELS:
+            print(f"--teacher: corenlp:<{'|'.join(corenlp_teacher.ENGLISH_MODELS)}> (the text is English), "
+                  f"not {args.teacher!r}", file=sys.stderr)
             return 2
         if not corenlp_teacher.installed():
             print("--teacher: no CoreNLP jars in .cache/corenlp/libs (run scripts/corenlp-fetch)", file=sys.stderr)

@@ -1,7 +1,8 @@
-"""Stanford CoreNLP's pre-trained CRF NER models against ours (issue 19), on the English gold sets.
+"""Stanford CoreNLP's pre-trained CRF NER models against ours (issue 19): English gold sets, German pages.
 
     scripts/corenlp-fetch   # once: CoreNLP 4.5.10 and its models into .cache/corenlp/libs (Maven)
-    nice -n 19 .venv/bin/python -m bench.entities.corenlp [--models 3class,4class,7class] [--runs 3] [--docs 60]
+    nice -n 19 .venv/bin/python -m bench.entities.corenlp [--part english,german] [--models 3class,4class,7class] \
+        [--runs 3] [--docs 60] [--show 100]
 
 CoreNLP is GPL-3.0-or-later and runs here as a separate Java process (never imported, never vendored):
 one long-lived ``edu.stanford.nlp.ie.crf.CRFClassifier -readStdin`` per model, fed one line of
@@ -14,7 +15,10 @@ PER/ORG/LOC; MISC, MONEY, DATE ... -> O; CoreNLP's tags are IO, so an entity is 
 the bench's own ``Score`` (exact spans), next to ``crf:en-news-crf`` on the same sentences.
 Speed: ~3 KB documents of EWT dev sentences, tokenised by the stage's tokenizer; CoreNLP gets each
 document's tokens on one line (it splits sentences itself); ``crf:en-news-crf`` gets the document text.
-CPU seconds of this process plus the Java process's (``/proc/PID/stat``), alternating runs.
+CPU seconds of this process plus the Java process's (``/proc/PID/stat``), alternating runs. Stage rows: the
+whole entities stage with CoreNLP in place of the language's tagger (a bench-only adapter).
+German (no gold here): the German news pages of the trafilatura extraction set through the stage as configured
+and with CoreNLP's German model; entity counts, speed, and the first entities of each page for a hand-check.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from pipeline.stages.entities.rules import Mention
 from pipeline.stages.entities.tokens import tokenize
 from training import entities_data as data
 from training import entities_multi as multi
-from training.corenlp_teacher import CoreNlpCrf, installed, io_spans
+from training.corenlp_teacher import ENGLISH_MODELS, CoreNlpCrf, installed, io_spans
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGLISH_SETS = ("gum.en", "uner-ewt.en")
@@ -169,13 +173,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--part", default="english", help="english, german or both (comma-separated)")
     ap.add_argument("--show", type=int, default=100, help="german: print the first N entities for a hand-check")
     args = ap.parse_args(argv)
+    if not set(args.part.split(",")) <= {"english", "german"}:
+        ap.error(f"--part: english, german or both, not {args.part!r}")
+    if not set(args.models.split(",")) <= set(ENGLISH_MODELS):
+        ap.error(f"--models: some of 3class, 4class, 7class, not {args.models!r}")
     if not installed():
         print("no CoreNLP jars in .cache/corenlp/libs: run scripts/corenlp-fetch", file=sys.stderr)
         return 2
     settings = config.load(ROOT / "config" / "pipeline.toml", env={})
-    if "german" in args.part:
+    if "german" in args.part.split(","):
         german(args.eval_dir, settings, args.runs, args.show)
-    if "english" not in args.part:
+    if "english" not in args.part.split(","):
         return 0
     ours = crf.load("en-news-crf")
     sets = {name: multi.load_set(args.eval_dir, name, "dev") for name in ENGLISH_SETS}
