@@ -2,8 +2,9 @@
 
 A stage whose records are independent (``Stage.parallel_safe``: nothing carried from one record to
 the next, e.g. entities) may run in ``stages.processes[name]`` child processes of its worker. The
-worker keeps the transport (one consumer, one producer, the batch); each batch is cut into one
-contiguous chunk per child, balanced by text length, and the chunks are tagged at the same time.
+worker keeps the transport (one consumer, one producer, the batch); each batch is cut into
+contiguous chunks of about equal text length, a few per child (``CHUNKS_PER_CHILD``), and a child
+that is done takes the next one, so the children finish the batch at about the same time.
 The worker's process holds no copy of the stage's models: each child builds the stage once, when
 the worker starts (the worker is ready when every child is).
 
@@ -38,6 +39,9 @@ log = logging.getLogger("pipeline.stage")
 CHUNK_GRACE_S = 10.0
 #: seconds the children may take to build the stage (load its models) when the worker starts
 START_TIMEOUT_S = 300.0
+#: chunks per child in a batch: a child that is done takes the next chunk, so one slow record (a
+#: long text, a slower language's tagger) does not leave the other children idle until the batch ends
+CHUNKS_PER_CHILD = 4
 
 
 def usable_cores(cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
@@ -176,7 +180,7 @@ class ProcessPoolStage(Stage):
         if not records:
             return []
         weights = [len(r.get("text") or "") if isinstance(r, dict) else 0 for r in records]
-        parts = chunks(weights, self.processes)
+        parts = chunks(weights, self.processes * CHUNKS_PER_CHILD)
         self.clock.start(str(records[0].get("id") or "?"))  # health checks see the batch in hand
         try:
             with self._lock:

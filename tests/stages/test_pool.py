@@ -93,7 +93,8 @@ def test_the_children_give_what_the_stage_gives_in_process(pooled):
         assert {k: v for k, v in out.items() if k not in ("pid", "trace")} == \
                {k: v for k, v in want.items() if k not in ("pid", "trace")}
         assert out["trace"][-1]["stage"] == "chancy" and out["trace"][-1]["ms"] >= 0
-    assert len({out["pid"] for out in got[:-1]}) == 2 and os.getpid() not in {out["pid"] for out in got[:-1]}
+    pids = {out["pid"] for out in got[:-1]}  # the children's, never this process's
+    assert 1 <= len(pids) <= 2 and os.getpid() not in pids
     assert got[-1].reason == "stage_error" and "ZeroDivisionError: a bug in stage code" in got[-1].message
     assert pooled.stats.extra["words"] == here.stats.extra["words"] == sum(range(1, 10))
     assert pooled.stats.records_out == 9 and pooled.stats.failed["stage_error"] == 1
@@ -101,6 +102,7 @@ def test_the_children_give_what_the_stage_gives_in_process(pooled):
 
 def test_a_child_that_dies_or_hangs_costs_only_its_record(pooled, monkeypatch):
     monkeypatch.setattr(pool, "CHUNK_GRACE_S", 0.5)
+    monkeypatch.setattr(pool, "CHUNKS_PER_CHILD", 1)  # chunks of 3: the others in a lost chunk are tried again
     records = [record("a", "one"), record("dies", "die"), record("b", "two words"),
                record("c", "three more words"), record("hangs", "hang"), record("d", "four words in all")]
     started = time.monotonic()
