@@ -231,7 +231,7 @@ class StageSettings:
     stories: StoriesSettings = StoriesSettings()
     plugins: dict[str, str] = field(default_factory=dict)  # stage name -> "module:Class"
     plugin_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage name -> its options
-    # stage name -> child processes its worker runs it in (0: one per usable core; 1: in the worker)
+    # stage name -> processes its worker runs it in, its own and children (0: one per usable core; 1: its own)
     processes: dict[str, int] = field(default_factory=dict)
 
 

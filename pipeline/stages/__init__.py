@@ -60,16 +60,10 @@ def stage_processes(name: str, settings: Settings, factory=None) -> int:
 def build_stage(name: str, settings: Settings, dedup_store: str | None = None, in_processes: bool = False) -> Stage:
     """A ready stage, with the per-record limits of ``stages.limits``. ``dedup_store`` overrides
     ``stages.dedup.store`` (``pipeline enrich`` uses memory). ``in_processes``: a stage worker's,
-    run in ``stages.processes`` child processes when that is more than one (``pool.py``)."""
+    run in ``stages.processes`` processes (its own and children) when that is more than one (``pool.py``)."""
     spec = registry.spec(settings, name)
     factory = stage_factory(name, settings)
-    if in_processes:
-        processes = stage_processes(name, settings, factory)
-        if processes > 1:
-            stage = ProcessPoolStage(name, factory, settings, processes)
-            limits = settings.stages.limits
-            stage.set_limits(limits.max_text_chars, limits.time_limit_s)
-            return stage
+    processes = stage_processes(name, settings, factory) if in_processes else 1
     if spec.section is None:
         options = plugin_options(name, factory, settings)
     else:
@@ -84,6 +78,8 @@ def build_stage(name: str, settings: Settings, dedup_store: str | None = None, i
     if not isinstance(stage, Stage):
         raise registry.UnknownStage(f"stage {name!r}: {spec.factory} made a {type(stage).__name__}, not a Stage")
     stage.name = name  # what its trace entries and dead letters say
+    if processes > 1:
+        stage = ProcessPoolStage(name, factory, settings, processes, stage)
     limits = settings.stages.limits
     stage.set_limits(limits.max_text_chars, limits.time_limit_s)
     return stage

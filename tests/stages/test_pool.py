@@ -1,5 +1,5 @@
-"""A stage run in child processes (``pipeline/stages/pool.py``): the same answers as in-process,
-and a child that hangs in C or dies costs only the record it had alone."""
+"""A stage run in its worker and child processes (``pipeline/stages/pool.py``): the same answers
+as in-process, and a child that hangs in C or dies costs only the record it had alone."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class Chancy(Stage):
 def settings(**env):
     return config.load(CONFIG, env={"PIPELINE__STAGES__PLUGINS": '{chancy = "tests.stages.test_pool:Chancy"}',
                                     "PIPELINE__STAGES__CHAIN": '["clean", "chancy"]',
-                                    "PIPELINE__STAGES__PROCESSES": "{chancy = 2}",
+                                    "PIPELINE__STAGES__PROCESSES": "{chancy = 3}",
                                     "PIPELINE__STAGES__LIMITS__TIME_LIMIT_S": "1", **env})
 
 
@@ -82,7 +82,7 @@ def pooled():
 
 
 def test_the_children_give_what_the_stage_gives_in_process(pooled):
-    assert isinstance(pooled, ProcessPoolStage) and pooled.batch_least == 2
+    assert isinstance(pooled, ProcessPoolStage) and pooled.batch_least == 3 and pooled.children == 2
     records = [record(f"r{i}", "word " * (i + 1)) for i in range(9)] + [record("bug", "bug")]
     contexts = [Context("w")] * len(records)
     here = build_stage("chancy", settings())
@@ -93,25 +93,30 @@ def test_the_children_give_what_the_stage_gives_in_process(pooled):
         assert {k: v for k, v in out.items() if k not in ("pid", "trace")} == \
                {k: v for k, v in want.items() if k not in ("pid", "trace")}
         assert out["trace"][-1]["stage"] == "chancy" and out["trace"][-1]["ms"] >= 0
-    pids = {out["pid"] for out in got[:-1]}  # the children's, never this process's
-    assert 1 <= len(pids) <= 2 and os.getpid() not in pids
+    pids = {out["pid"] for out in got[:-1]}  # this process's (the first chunk) and the children's
+    assert os.getpid() in pids and 2 <= len(pids) <= 3
     assert got[-1].reason == "stage_error" and "ZeroDivisionError: a bug in stage code" in got[-1].message
     assert pooled.stats.extra["words"] == here.stats.extra["words"] == sum(range(1, 10))
     assert pooled.stats.records_out == 9 and pooled.stats.failed["stage_error"] == 1
+    (lone,) = pooled.run_many([record("lone", "one record")], [Context("w")])
+    assert lone["pid"] == os.getpid()  # a batch of one record never leaves the worker
 
 
 def test_a_child_that_dies_or_hangs_costs_only_its_record(pooled, monkeypatch):
     monkeypatch.setattr(pool, "CHUNK_GRACE_S", 0.5)
-    monkeypatch.setattr(pool, "CHUNKS_PER_CHILD", 1)  # chunks of 3: the others in a lost chunk are tried again
-    records = [record("a", "one"), record("dies", "die"), record("b", "two words"),
+    monkeypatch.setattr(pool, "CHUNKS_PER_PROCESS", 1)  # 3 chunks: the others of a lost chunk are tried again
+    # chunks of about equal text: [a], [b], [dies, c, hangs, d]; the first is worked on in this
+    # process, so the records that kill or hang go to a child
+    records = [record("a", "word " * 20), record("b", "word " * 20), record("dies", "die"),
                record("c", "three more words"), record("hangs", "hang"), record("d", "four words in all")]
+    assert pool.chunks([len(r["text"]) for r in records], 3)[0] == range(0, 1)
     started = time.monotonic()
     out = pooled.run_many(records, [Context("w")] * len(records))
     took = time.monotonic() - started
     by_id = {r["id"]: o for r, o in zip(records, out, strict=True)}
     assert by_id["dies"].reason == "stage_error" and "ended" in by_id["dies"].message
     assert by_id["hangs"].reason == "timeout"
-    assert [by_id[k]["words"] for k in "abcd"] == [1, 2, 3, 4]
+    assert [by_id[k]["words"] for k in "abcd"] == [20, 20, 3, 4]
     assert took < 30, took  # the hung child was replaced, not waited for (60 s)
     again = pooled.run_many([record("e", "alive again"), record("f", "and well")], [Context("w")] * 2)
     assert [o["words"] for o in again] == [2, 2]
