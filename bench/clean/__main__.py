@@ -10,7 +10,7 @@ For every set and mode it prints precision, recall, F1 (each set's own metric, s
 * HTML: ``stage`` = ``CleanStage.run`` on ``{"html": ...}`` events, exactly as a worker calls it
   (trafilatura in one child process with the per-page time limit, then our post-processing);
   ``trafilatura`` = ``trafilatura.extract`` alone, in-process, with trafilatura's own benchmark
-  settings.
+  settings; ``rs-trafilatura`` (the Rust port, only when it is installed) alone, in-process.
 * Text mode: ``stage`` = ``CleanStage.run`` on ``{"text": ...}`` events, with a line classifier that
   never saw the page it scores (see ``--protocol``; training needs ``pip install -e '.[train]'``);
   ``keep_all`` and ``line_rule`` (>= 12 words ending in sentence punctuation) as baselines.
@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.clean.metrics import score_set
-from bench.clean.stage import HTML_FILES, ROOT, TEXT_FILES, StageExtractor, read_rows
+from bench.clean.stage import HTML_FILES, ROOT, TEXT_FILES, StageExtractor, has_rs_trafilatura, read_rows
 
 SETS = ("aeb", "trafilatura")
 
@@ -47,6 +47,18 @@ def trafilatura_alone(row: dict) -> str:
     import trafilatura
 
     return trafilatura.extract(row["html"], **TRAFILATURA_OPTIONS) or ""
+
+
+def rs_trafilatura_alone(row: dict) -> str:
+    """rs-trafilatura (a Rust port of trafilatura; not a dependency: built from source when wanted,
+    see README.md), with its own defaults (page type from its classifier) and tables as above."""
+    import rs_trafilatura
+
+    try:
+        return rs_trafilatura.extract(row["html"], url=row.get("url"), include_tables=True,
+                                      include_comments=False).main_content or ""
+    except ValueError:  # "Extraction failed": nothing extracted
+        return ""
 
 
 def text_lines(text: str) -> list[str]:
@@ -195,6 +207,8 @@ def main(argv: list[str] | None = None) -> None:
                 methods.append(("stage", StageExtractor("html")))
                 if not args.no_baselines:
                     methods.append(("trafilatura", trafilatura_alone))
+                    if has_rs_trafilatura():
+                        methods.append(("rs-trafilatura", rs_trafilatura_alone))
             else:
                 methods.append((f"stage[{args.protocol}]", held_out_extractor(kind, args.eval_dir, args.protocol)))
                 if not args.no_baselines:

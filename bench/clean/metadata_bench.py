@@ -173,6 +173,18 @@ def trafilatura_metadata(row: dict) -> dict:
     return {"title": doc.title, "authors": authors, "published": doc.date}
 
 
+def rs_trafilatura_metadata(row: dict) -> dict:
+    """rs-trafilatura's own metadata (only when it is installed; see README.md)."""
+    import rs_trafilatura
+
+    try:
+        doc = rs_trafilatura.extract(row["html"], url=row.get("url"), include_tables=True, include_comments=False)
+    except ValueError:
+        return {}
+    authors = [a.strip() for a in re.split(r";|,| and ", doc.author or "") if a.strip()]
+    return {"title": doc.title, "authors": authors, "published": doc.date}
+
+
 class StageMetadata:
     """The clean stage's record fields, called as a worker calls it."""
 
@@ -199,7 +211,7 @@ class StageMetadata:
 
 def run(eval_dir: Path, modes: list[str], splits: list[str], baselines: bool, dump: Path | None,
         limit: int | None = None) -> list[dict]:
-    from bench.clean.stage import HTML_FILES, TEXT_FILES, read_rows
+    from bench.clean.stage import HTML_FILES, TEXT_FILES, has_rs_trafilatura, read_rows
 
     gold = load_gold()
     gold_ids = {g["id"] for g in gold}
@@ -213,6 +225,8 @@ def run(eval_dir: Path, modes: list[str], splits: list[str], baselines: bool, du
         methods: list[tuple[str, Callable[[dict], dict]]] = [("stage", StageMetadata(mode))]
         if mode == "html" and baselines:
             methods.append(("trafilatura", trafilatura_metadata))
+            if has_rs_trafilatura():
+                methods.append(("rs-trafilatura", rs_trafilatura_metadata))
         for name, method in methods:
             preds, rate = predict_all(method, rows)
             if hasattr(method, "close"):

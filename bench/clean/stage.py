@@ -13,6 +13,13 @@ TEXT_FILES = {"aeb": "textmode/textmode-aeb.jsonl.gz", "trafilatura": "textmode/
 FETCHED_AT = "2026-01-01T00:00:00Z"  # after every page of both sets was published
 
 
+def has_rs_trafilatura() -> bool:
+    """Whether rs-trafilatura (the Rust port of trafilatura, an optional baseline) is installed."""
+    from importlib.util import find_spec
+
+    return find_spec("rs_trafilatura") is not None
+
+
 def read_rows(path: Path, limit: int | None) -> list[dict]:
     rows = []
     with gzip.open(path, "rt", encoding="utf-8") as f:

@@ -18,6 +18,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from lxml import etree
+from lxml import html as lxml_html
+
 _TITLE_SUFFIX = re.compile(r"\s+[|\-–—:»·•/]\s+(?:(?!\s[|\-–—:»·•/]\s)[^|])[^|]{1,59}$")
 _TITLE_PREFIX = re.compile(r"^[^|\-–—:»·•/]{2,40}\s+[|»·•]\s+")
 _SITE_PREFIX = re.compile(r"^[^|\-–—:»·•/]{2,40}\s*[:|»·•\-–—]\s+")  # "Site: Headline" (only when it names the site)
@@ -426,6 +429,13 @@ _DATE_WORDS = re.compile(r"^(?:published|updated|posted|publiziert|aktualisiert|
                          re.IGNORECASE)
 
 
+# compiled once: an XPath given as a string to .xpath() is compiled again at every call
+_SHOWN_TEXTS = etree.XPath("descendant::text()[not(ancestor::script) and not(ancestor::style)]")
+_OWN_TEXT = etree.XPath("text()")
+_TEXTS_BEFORE = etree.XPath("preceding::text()[not(ancestor::script) and not(ancestor::style)]"
+                            "[normalize-space()][position() <= 4]")
+
+
 def _texts_after(el, limit: int = 40) -> list[str]:
     """The first ``limit`` non-empty texts that follow ``el`` in the document (its tail, then the
     following elements' texts; scripts and styles skipped), without walking the whole document."""
@@ -442,8 +452,7 @@ def _texts_after(el, limit: int = 40) -> list[str]:
     while node is not None:
         for sib in node.itersiblings():
             if isinstance(sib.tag, str) and sib.tag not in ("script", "style", "noscript"):
-                for text in sib.xpath("descendant::text()[not(ancestor::script) and not(ancestor::style)]"
-                                      if len(sib) else "text()"):
+                for text in (_SHOWN_TEXTS(sib) if len(sib) else _OWN_TEXT(sib)):
                     if add(text):
                         return texts
             if add(sib.tail):
@@ -654,8 +663,7 @@ def dateline_near(headline_el) -> str | None:
             found = find_date(text)
             if found:
                 return found[0]
-    before = headline_el.xpath("preceding::text()[not(ancestor::script) and not(ancestor::style)]"
-                               "[normalize-space()][position() <= 4]")
+    before = _TEXTS_BEFORE(headline_el)
     for text in before:  # nearest first
         text = re.sub(r"\s+", " ", text).strip()
         if len(text.split()) <= 25:
@@ -676,8 +684,36 @@ def fallback_date(tree, url: str | None) -> str | None:
     return normalise_date(found) if found else None
 
 
-def parse_html(page: str):
-    """An lxml tree of the page, parsed the way trafilatura parses it (None when nothing parses)."""
-    from trafilatura.utils import load_html
+# trafilatura's parser settings. Every element is an lxml.html HtmlElement, chosen in C: lxml.html's
+# own parser picks each element's class in a Python method, called for every element any code
+# touches (~4 million calls over the 1,171 pages of the shared HTML sets). Same trafilatura output and
+# metadata on every one of those pages, ~5 % less CPU in the child (bench/clean/README.md, issue 20).
+_PARSER = lxml_html.HTMLParser(collect_ids=False, default_doctype=False, encoding="utf-8", remove_comments=True,
+                               remove_pis=True)
+_PARSER.set_element_class_lookup(etree.ElementDefaultClassLookup(
+    element=lxml_html.HtmlElement, comment=lxml_html.HtmlComment, pi=lxml_html.HtmlProcessingInstruction,
+    entity=lxml_html.HtmlEntity))
 
-    return load_html(page)
+
+def parse_html(page: str):
+    """An lxml tree of the page, read as trafilatura reads it (its repairs of faulty markup, its
+    parser settings, the page as UTF-8 bytes when lxml refuses the string), or None when it is not
+    HTML (a fragment of at most one element without an ``html`` tag near its start)."""
+    from trafilatura.utils import repair_faulty_html
+
+    beginning = page[:50].lower()
+    page = repair_faulty_html(page, beginning)
+    try:
+        tree = lxml_html.fromstring(page, parser=_PARSER)
+    except ValueError:  # a string that declares its encoding
+        tree = None
+    except etree.LxmlError:
+        tree = None
+    if tree is None or len(tree) < 1:
+        try:
+            tree = lxml_html.fromstring(page.encode("utf-8", "surrogatepass"), parser=_PARSER)
+        except (ValueError, etree.LxmlError):
+            tree = None
+    if tree is not None and "html" not in beginning and len(tree) < 2:
+        return None
+    return tree
