@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from bench.entities.multi import documents, f1, score_stage
+from bench.entities.multi import documents, f1, in_context, score_stage
 from pipeline import config
 from pipeline.stages.entities import EntityTagger, crf
 from pipeline.stages.entities.rules import Mention
@@ -150,10 +150,7 @@ def german(eval_dir: Path, settings, runs: int, show: int) -> None:
                 if n >= show:
                     break
                 n += 1
-                left = text[max(0, e["start"] - 40):e["start"]].replace("\n", " ")
-                right = text[e["end"]:e["end"] + 25].replace("\n", " ")
-                print(f"  {n:3d} {e['label']} {e['source']:11s} {e['text']!r:30s} <- ...{left}[{e['text']}]{right}... "
-                      f"({urlparse(url).netloc})")
+                print(in_context(n, e, text, urlparse(url).netloc))
     teacher.close()
 
 

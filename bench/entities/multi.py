@@ -109,6 +109,15 @@ def throughput(taggers: dict[str, EntityTagger], docs: list[str], lang: str, run
     return {name: statistics.median(r) for name, r in rates.items()}
 
 
+def in_context(n: int, entity: dict, text: str, where: str, width: int = 30) -> str:
+    """One line of a hand-check list: the entity's number, label, source and text, with the words
+    around it, and where the text came from."""
+    left = text[max(0, entity["start"] - 40):entity["start"]].replace("\n", " ")
+    right = text[entity["end"]:entity["end"] + 25].replace("\n", " ")
+    return (f"  {n:3d} {entity['label']} {entity['source']:11s} {entity['text']!r:{width}s} "
+            f"<- ...{left}[{entity['text']}]{right}... ({where})")
+
+
 def f1(score: data.Score) -> str:
     p, r, f, n = score.prf()
     return f"{f:.3f} (P {p:.3f} R {r:.3f})"

@@ -20,6 +20,7 @@ import statistics
 import time
 from pathlib import Path
 
+from bench.entities.multi import in_context
 from pipeline.stages.entities import EntityTagger
 
 CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
@@ -145,7 +146,4 @@ def run(eval_dir: Path, settings, runs: int, n_docs: int, show: int = 0) -> None
                 if n >= show:
                     return
                 n += 1
-                left = text[max(0, e["start"] - 40):e["start"]].replace("\n", " ")
-                right = text[e["end"]:e["end"] + 25].replace("\n", " ")
-                print(f"  {n:3d} {e['label']} {e['source']:11s} {e['text']!r:32s} <- ...{left}[{e['text']}]{right}... "
-                      f"({source[:40]})")
+                print(in_context(n, e, text, source[:40], width=32))
