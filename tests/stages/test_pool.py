@@ -12,7 +12,7 @@ import pytest
 
 from pipeline import config
 from pipeline.config import ConfigError
-from pipeline.records import RECORD_SCHEMA
+from pipeline.records import RECORD_SCHEMA, TemporaryFailure
 from pipeline.stages import build_stage, pool, stage_processes
 from pipeline.stages.base import Context, Stage
 from pipeline.stages.pool import ProcessPoolStage, chunks
@@ -36,6 +36,8 @@ class Chancy(Stage):
             time.sleep(60)  # one C call: the record clock cannot interrupt it
         if text == "bug":
             raise ZeroDivisionError("a bug in stage code")
+        if text == "index down":
+            raise TemporaryFailure("the index does not answer")
         record["words"] = len(text.split())
         record["pid"] = os.getpid()
         self.stats.extra["words"] += record["words"]
@@ -121,3 +123,13 @@ def test_a_child_that_dies_or_hangs_costs_only_its_record(pooled, monkeypatch):
     again = pooled.run_many([record("e", "alive again"), record("f", "and well")], [Context("w")] * 2)
     assert [o["words"] for o in again] == [2, 2]
     assert pooled.stats.extra["chunks_retried"] >= 1 and pooled.stats.extra["child_processes_replaced"] == 2
+
+
+def test_a_temporary_failure_in_a_child_fails_the_batch_to_be_retried(pooled):
+    """As in-process: nothing of the batch is dead-lettered or passed on; the worker retries it."""
+    records = [record("a", "word " * 20), record("down", "index down")]
+    assert pool.chunks([len(r["text"]) for r in records], 3)[1] == range(1, 2)  # the failing one in a child
+    with pytest.raises(TemporaryFailure, match="the index does not answer"):
+        pooled.run_many(records, [Context("w")] * 2)
+    (ok,) = pooled.run_many([record("later", "fine again")], [Context("w")])
+    assert ok["words"] == 2
