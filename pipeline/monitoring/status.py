@@ -104,14 +104,18 @@ class StatusCollector:
         if old is not None:
             old.close()
 
-    def sample(self) -> Sample:
+    def sample(self, broker_error: str = "") -> Sample:
+        """Scrape the workers and ask the broker for lag; ``broker_error``: the broker did not
+        answer a moment ago, so it is not asked again (its time-out is not waited for twice)."""
         targets = list(self.targets)
         scraped = list(self._pool.map(lambda t: scrape(t.url), targets))
         workers = list(zip(targets, scraped, strict=True))
         lag: dict[str, list[PartitionLag]] = {}
         error = "" if self.probe is not None else \
             f"{NO_BROKER_KNOWN} (KAFKA_BOOTSTRAP_SERVERS, --bootstrap, or a running `pipeline run`): lag unknown"
-        if self.probe is not None:
+        if self.probe is not None and broker_error:
+            error = broker_error
+        elif self.probe is not None:
             try:
                 lag = self._lag([w for _, w in workers if w.ok])
             except Exception as exc:  # noqa: BLE001 - the view shows that the broker did not answer

@@ -109,9 +109,9 @@ def console_for(stream=None) -> Console:
 def collect_once(settings: Settings, targets: list[Target], window_s: float) -> PipelineStatus:
     collector = StatusCollector(settings, targets)
     try:
-        collector.sample()
+        first = collector.sample()
         time.sleep(window_s)
-        collector.sample()
+        collector.sample(broker_error=first.lag_error if collector.probe is not None else "")
         return summarise(collector.history(), settings.monitoring.health, expected_workers(settings, targets),
                          window_s=window_s, stall_after_s=settings.monitoring.stall_after_s,
                          roles=registry.roles(settings))

@@ -171,6 +171,12 @@ class KafkaNode:
             "group.initial.rebalance.delay.ms": "0",
             "offsets.topic.num.partitions": "8",
             "transaction.state.log.num.partitions": "8",
+            # A node killed and started again registers anew only once the controller has fenced its
+            # old incarnation, when the old one's session (9 s by default) has run out: the embedded
+            # broker then took 11.8 s to answer again after a SIGKILL, 4.7 s with these (a node
+            # pausing for 3 s is briefly fenced and back at its next heartbeat)
+            "broker.session.timeout.ms": "3000",
+            "broker.heartbeat.interval.ms": "500",
         }
         props.update(self.properties)
         return props
