@@ -75,7 +75,7 @@ class OffsetsProbe:
                  transactional: bool = False):
         self.bootstrap = bootstrap
         self.timeout_s = timeout_s
-        self.options = options or {}  # kafka-python security settings (BrokerSettings.client_options)
+        self.options = options or {}  # kafka-python client settings (BrokerSettings.client_options)
         self.transactional = transactional
         self._admin = None
         self._reader = None

@@ -50,7 +50,7 @@ def free_port(host: str) -> int:
 def wait_for_kafka(bootstrap: str, timeout_s: float, proc: subprocess.Popen | None = None,
                    options: dict | None = None) -> None:
     """Block until a Kafka client can fetch metadata from ``bootstrap`` (``options``: kafka-python
-    security settings, BrokerSettings.client_options)."""
+    client settings, BrokerSettings.client_options)."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
