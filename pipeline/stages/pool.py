@@ -233,6 +233,8 @@ class ProcessPoolStage(Stage):
                 results += outs
                 record_ms += ms
         finally:
+            with self._lock:  # a batch that failed (TemporaryFailure) hands out no more chunks
+                taken[0] = len(parts)
             self.clock.stop()
         self._record_ms = record_ms
         return results

@@ -38,6 +38,10 @@ class Chancy(Stage):
             raise ZeroDivisionError("a bug in stage code")
         if text == "index down":
             raise TemporaryFailure("the index does not answer")
+        if "log" in record:  # a slow record that says where it ran
+            time.sleep(0.1)
+            with open(record["log"], "a") as log:
+                log.write(record["id"] + "\n")
         record["words"] = len(text.split())
         record["pid"] = os.getpid()
         self.stats.extra["words"] += record["words"]
@@ -133,3 +137,17 @@ def test_a_temporary_failure_in_a_child_fails_the_batch_to_be_retried(pooled):
         pooled.run_many(records, [Context("w")] * 2)
     (ok,) = pooled.run_many([record("later", "fine again")], [Context("w")])
     assert ok["words"] == 2
+
+
+def test_a_batch_that_failed_hands_out_no_more_chunks(pooled, tmp_path):
+    """The worker's own chunk raises TemporaryFailure while the children work on theirs: they finish
+    those and take no more of the failed batch (the worker retries it whole)."""
+    log = tmp_path / "ran.txt"
+    slow = [{**record(f"s{i}", "slow one"), "log": str(log)} for i in range(24)]
+    records = [record("down", "index down"), *slow]
+    assert 0 in pool.chunks([len(r["text"]) for r in records], 3 * pool.CHUNKS_PER_PROCESS)[0]  # failing here
+    with pytest.raises(TemporaryFailure):
+        pooled.run_many(records, [Context("w")] * len(records))
+    time.sleep(1.5)  # the 24 slow records take 1.2 s in two children
+    ran = log.read_text().split() if log.exists() else []
+    assert len(ran) <= 2 * 3, ran  # at most the chunk each child had in hand (2 or 3 records)
