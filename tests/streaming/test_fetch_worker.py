@@ -27,7 +27,7 @@ URLS = 160
 HOSTS = 4
 
 
-def fetched_uncommitted(pipeline, fetcher, events, sent, hosts) -> tuple[set[str], dict]:
+def fetched_uncommitted(pipeline, events, sent, hosts) -> tuple[set[str], dict]:
     """The URL events whose page the (frozen) fetch worker has fetched past its group's offsets
     committed on the broker: a restart must read, and fetch, each of them again."""
     from pipeline.monitoring.lag import OffsetsProbe
@@ -35,7 +35,7 @@ def fetched_uncommitted(pipeline, fetcher, events, sent, hosts) -> tuple[set[str
     probe = OffsetsProbe(pipeline.supervisor.bootstrap, timeout_s=10.0,
                          options=pipeline.settings.broker.client_options())
     try:
-        committed = probe.committed(registry.consumer_group(pipeline.settings, fetcher.stage))
+        committed = probe.committed(registry.consumer_group(pipeline.settings, "fetch"))
     finally:
         probe.close()
     topic = pipeline.settings.topics.urls
@@ -80,7 +80,7 @@ def test_sigkill_of_the_fetch_worker_mid_stream_loses_and_doubles_no_page(tmp_pa
             # its group has committed; it is killed once enough fetched pages lie past that
             for _ in range(20):
                 os.kill(fetcher.proc.pid, signal.SIGSTOP)
-                held, committed = fetched_uncommitted(pipeline, fetcher, events, sent, hosts)
+                held, committed = fetched_uncommitted(pipeline, events, sent, hosts)
                 if len(held) >= 20:
                     break
                 os.kill(fetcher.proc.pid, signal.SIGCONT)
