@@ -21,15 +21,55 @@ is taken in small ones. No Faust in here
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from typing import Any
+
+#: a record's weight when a batch is sized by bytes: its message's bytes and this much more, the
+#: part of a stage's cost that comes with every record whatever its length (bench/pipeline/README.md:
+#: the entities and language stages' time per record is almost all proportional to the text, the
+#: clean stage's on rendered text about 3 ms plus 0.4 ms per KB)
+RECORD_BYTES = 1024
+
+
+class BatchAllowance:
+    """What one batch may take: at most ``most`` records, and beyond the first ``least`` only
+    records whose weight (``weigh``, 1 each without it) keeps the batch's total within ``units``.
+    :meth:`takes` is asked for each record in arrival order, the batch's first included; a record
+    it refuses begins the next batch."""
+
+    __slots__ = ("most", "least", "units", "weigh", "count", "used")
+
+    def __init__(self, most: int, least: int = 1, units: float = math.inf,
+                 weigh: Callable[[Any], float] | None = None) -> None:
+        self.most, self.least, self.units, self.weigh = most, least, units, weigh
+        self.count = 0
+        self.used = 0.0
+
+    def takes(self, event: Any) -> bool:
+        if self.count >= self.most:
+            return False
+        weight = self.weigh(event) if self.weigh is not None else 1.0
+        if self.count >= max(1, self.least) and self.used + weight > self.units:
+            return False
+        self.count += 1
+        self.used += weight
+        return True
+
 
 class BatchSizer:
-    """The size of a stage worker's next batch: as many records as the stage is expected to work
-    through in ``target_s`` seconds (or in ``waited_share`` of the time the batch's first record
-    has waited, when that is longer), at least ``least`` and at most ``most``.
+    """The size of a stage worker's next batch: as much as the stage is expected to work through
+    in ``target_s`` seconds (or in ``waited_share`` of the time the batch's first record has
+    waited, when that is longer), at least ``least`` and at most ``most`` records.
 
-    The expectation is a moving average of the wall time per record of the batches handled so
+    Size is counted in units: records, or (``observe(..., units=...)`` and a weighed
+    :meth:`allowance`) their bytes, for a stage whose cost follows the records' length: the entities
+    stage's batches, counted in records, took up to 7 times their target when long Russian
+    texts met (issue 20).
+
+    The expectation is a moving average of the wall time per unit of the batches handled so
     far (wall time, not CPU: a stage that shares the cores with others holds its records longer;
-    it is what the records wait). Each record weighs the same: a batch of ``n`` records moves
+    it is what the records wait). Each record weighs the same in it: a batch of ``n`` records moves
     the average ``1 - (1 - 1/memory) ** n`` of the way to its own mean, and a mean above
     ``SPIKE`` times the average counts as that much, so one slow record (a language's model
     loading with it) hardly moves it, while a stage that became slower, even many times, is
@@ -48,30 +88,37 @@ class BatchSizer:
         self.most = most
         self.least = min(least, most)
         self.memory = memory
-        self.per_record_s: float | None = None  # the moving average; None: nothing measured yet
+        self.per_unit_s: float | None = None  # the moving average; None: nothing measured yet
+
+    def budget(self, waited_s: float = 0.0) -> float:
+        """How many units the next batch holds at most (beyond its first ``least`` records);
+        ``waited_s``: how long its first record has waited since the stage before handed it on."""
+        if not self.target_s or (self.per_unit_s is not None and self.per_unit_s <= 0):
+            return math.inf
+        if self.per_unit_s is None:
+            return 0.0
+        return max(self.target_s, self.waited_share * waited_s) / self.per_unit_s
 
     def size(self, waited_s: float = 0.0) -> int:
-        """How many records the next batch takes at most; ``waited_s``: how long its first record
-        has waited since the stage before handed it on."""
-        if not self.target_s:
-            return self.most
-        if self.per_record_s is None:
-            return self.least
-        if self.per_record_s <= 0:
-            return self.most
-        hold_s = max(self.target_s, self.waited_share * waited_s)
-        return max(self.least, min(self.most, int(hold_s / self.per_record_s)))
+        """How many records the next batch takes at most, when each record is a unit."""
+        return max(self.least, min(self.most, int(min(self.budget(waited_s), self.most))))
 
-    def observe(self, records: int, seconds: float) -> None:
-        """A batch of ``records`` took ``seconds`` of wall time (only batches the stage finished:
-        a batch that failed for a while and was retried says nothing about the stage's cost)."""
-        if records < 1 or seconds < 0:
+    def allowance(self, waited_s: float = 0.0, weigh: Callable[[Any], float] | None = None) -> BatchAllowance:
+        """The next batch's allowance, its records weighed by ``weigh`` (None: a unit each)."""
+        return BatchAllowance(self.most, self.least, self.budget(waited_s), weigh)
+
+    def observe(self, records: int, seconds: float, units: float | None = None) -> None:
+        """A batch of ``records`` (``units`` in all; None: a unit each) took ``seconds`` of wall
+        time (only batches the stage finished: a batch that failed for a while and was retried
+        says nothing about the stage's cost)."""
+        units = records if units is None else units
+        if records < 1 or seconds < 0 or units <= 0:
             return
-        mean = seconds / records
-        if self.per_record_s is None:
-            self.per_record_s = mean
+        mean = seconds / units
+        if self.per_unit_s is None:
+            self.per_unit_s = mean
             return
-        if self.per_record_s > 0:
-            mean = min(mean, self.SPIKE * self.per_record_s)
+        if self.per_unit_s > 0:
+            mean = min(mean, self.SPIKE * self.per_unit_s)
         weight = 1.0 - (1.0 - 1.0 / self.memory) ** records
-        self.per_record_s += weight * (mean - self.per_record_s)
+        self.per_unit_s += weight * (mean - self.per_unit_s)

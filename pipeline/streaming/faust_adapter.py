@@ -30,6 +30,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from pipeline import registry
 from pipeline.config import BrokerProfile, Settings
+from pipeline.streaming.batching import BatchAllowance
 
 #: (owner, attribute, why): what this module uses that Faust does not document; checked at import
 #: for classes, and by the adapter's test on real instances
@@ -319,13 +320,17 @@ class _StreamFailed(NamedTuple):
     error: BaseException
 
 
-async def take_batches(stream, max_records: int | Callable[[Any], int], within_s: float,
+_NOT_READ = object()  # take_batches: the next batch's first event is still to be read
+
+
+async def take_batches(stream, limit: int | Callable[[Any], int | BatchAllowance], within_s: float,
                        gap_s: float) -> AsyncIterator[list]:
-    """The events of an agent's ``stream`` in batches of at most ``max_records`` (or, a callable,
-    as many as it says for a batch's first event, once that is in hand): the first event of a batch is
-    awaited without a time limit, then the events that follow it, each within ``gap_s`` of the
-    one before, for at most ``within_s`` in all. A backlog (events that are there already) fills
-    a batch; a lone event waits ``gap_s`` for company, not ``within_s``.
+    """The events of an agent's ``stream`` in batches of at most ``limit`` events, or, a callable,
+    of what it says for a batch's first event once that is in hand: a number of events, or a
+    ``BatchAllowance`` asked for each event (an event it refuses begins the next batch). The first
+    event of a batch is awaited without a time limit, then the events that follow it, each within
+    ``gap_s`` of the one before, for at most ``within_s`` in all. A backlog (events that are there
+    already) fills a batch; a lone event waits ``gap_s`` for company, not ``within_s``.
     Each batch's events are acknowledged (their offsets may then be committed) when the caller
     asks for the next batch, that is once it has handled this one.
 
@@ -352,14 +357,20 @@ async def take_batches(stream, max_records: int | Callable[[Any], int], within_s
             raise event.error
         return event
 
+    def allowance_for(first) -> BatchAllowance:
+        given = limit(first) if callable(limit) else limit
+        return given if isinstance(given, BatchAllowance) else BatchAllowance(given)
+
     reader = asyncio.get_running_loop().create_task(read(), name="take-batches")
     try:
         event = checked(await handoff.get())
-        while event is not None:
+        while event is not None:  # None: the stream ended
+            allowance = allowance_for(event)
+            allowance.takes(event)  # the first is always taken
             batch = [event]
             deadline = time.monotonic() + within_s
-            limit = max_records(event) if callable(max_records) else max_records
-            while len(batch) < limit:
+            event = _NOT_READ
+            while allowance.count < allowance.most:
                 if handoff.empty():
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
@@ -370,13 +381,14 @@ async def take_batches(stream, max_records: int | Callable[[Any], int], within_s
                         break
                 else:
                     event = handoff.get_nowait()
-                if checked(event) is None:
-                    break
+                if checked(event) is None or not allowance.takes(event):
+                    break  # the stream ended, or the event begins the next batch
                 batch.append(event)
+                event = _NOT_READ
             yield batch
             for done in batch:
                 await stream.ack(done)
-            if event is not None:
+            if event is _NOT_READ:
                 event = checked(await handoff.get())
     finally:
         reader.cancel()

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from pipeline.stages.base import Stage
-from pipeline.streaming.batching import BatchSizer
+from pipeline.streaming.batching import BatchAllowance, BatchSizer
 from pipeline.streaming.worker import BATCH_MAX, SinkProcessor, StageProcessor, batch_sizer
 
 
@@ -66,6 +66,43 @@ def test_no_target_means_the_most_and_bad_arguments_are_refused():
     for bad in ({"most": 0}, {"least": 0}, {"memory": 0}, {"target_s": -1.0}, {"waited_share": -0.5}):
         with pytest.raises(ValueError):
             BatchSizer(**{"target_s": 0.1, "most": 10, **bad})
+
+
+def test_a_batch_sized_by_bytes_holds_few_long_records_and_many_short_ones():
+    sizer = BatchSizer(target_s=0.1, most=200)
+    sizer.observe(4, 0.4, units=40_000)  # 10 us a byte: 10,000 bytes in 0.1 s
+    assert sizer.budget() == pytest.approx(10_000) and sizer.budget(1.0) == pytest.approx(50_000)
+
+    def taken(lengths, waited_s=0.0):
+        allowance = sizer.allowance(waited_s, weigh=len)
+        batch = []
+        for n in lengths:  # as take_batches: the first refused begins the next batch
+            if not allowance.takes("x" * n):
+                break
+            batch.append(n)
+        return batch, allowance
+
+    short, allowance = taken([1_000] * 30)
+    assert len(short) == 10 and allowance.used == 10_000
+    long, _ = taken([8_000, 3_000, 500])  # the second would pass the budget: it begins the next batch
+    assert long == [8_000]
+    assert taken([30_000, 10])[0] == [30_000]  # one record longer than the budget: alone
+    assert len(taken([1_000] * 300, waited_s=60.0)[0]) == 200  # a backlog: the most
+
+    first = BatchSizer(target_s=0.1, most=200, least=3).allowance(weigh=len)  # nothing measured: the fewest
+    assert [first.takes("x" * 10) for _ in range(4)] == [True, True, True, False]
+    counted = BatchAllowance(2)  # no weights: records
+    assert [counted.takes("a long one" * 1000) for _ in range(3)] == [True, True, False]
+
+
+def test_a_long_record_moves_a_sizer_by_bytes_by_what_it_costs_per_byte():
+    sizer = BatchSizer(target_s=0.1, most=200)
+    for _ in range(20):
+        sizer.observe(5, 0.05, units=5_000)  # 10 us a byte
+    sizer.observe(1, 0.8, units=80_000)  # 80 KB in 0.8 s: as dear per byte as the rest
+    assert sizer.budget() == pytest.approx(10_000)
+    sizer.observe(3, 0.0, units=0)  # nothing to learn from
+    assert sizer.budget() == pytest.approx(10_000)
 
 
 class Tagger(Stage):

@@ -16,6 +16,7 @@ from aiokafka.structs import TopicPartition
 
 from pipeline import config
 from pipeline.streaming import faust_adapter
+from pipeline.streaming.batching import BatchAllowance
 from tests.conftest import CONFIG, ROOT
 
 
@@ -146,7 +147,7 @@ def test_take_batches_acknowledges_a_batch_once_handled_and_waits_for_the_first_
         stream = _Stream()
         for n in range(5):
             stream.queue.put_nowait(n)
-        batches = faust_adapter.take_batches(stream, max_records=2, within_s=0.05, gap_s=0.01)
+        batches = faust_adapter.take_batches(stream, limit=2, within_s=0.05, gap_s=0.01)
         assert await anext(batches) == [0, 1] and stream.acked == [] and stream.enable_acks is False
         assert await anext(batches) == [2, 3] and stream.acked == [0, 1]
         assert await anext(batches) == [4] and stream.acked == [0, 1, 2, 3]  # the rest, after gap_s
@@ -189,6 +190,22 @@ def test_take_batches_asks_a_callable_for_each_batch_s_size_given_its_first_even
         batches = faust_adapter.take_batches(stream, size, within_s=0.05, gap_s=0.01)
         assert [await anext(batches) for _ in range(3)] == [[0], [1, 2, 3], [4, 5]]
         assert asked == [(0, 0), (1, 1), (4, 4)]
+        await batches.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_take_batches_begins_the_next_batch_with_the_event_an_allowance_refused():
+    async def scenario():
+        stream = _Stream()
+        for length in (5, 3, 4, 9, 1, 1):
+            stream.queue.put_nowait("x" * length)
+        batches = faust_adapter.take_batches(stream, lambda first: BatchAllowance(10, units=8, weigh=len),
+                                             within_s=0.05, gap_s=0.01)
+        got = [[len(e) for e in await anext(batches)] for _ in range(3)]
+        assert got == [[5, 3], [4], [9]]  # 4 would pass 8 after 5 + 3; 9 alone is over 8, and first
+        assert [len(e) for e in stream.acked] == [5, 3, 4]
+        assert [len(e) for e in await anext(batches)] == [1, 1]
         await batches.aclose()
 
     asyncio.run(scenario())
