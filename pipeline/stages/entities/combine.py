@@ -19,6 +19,7 @@ tagged name, or of a person's surname, are tagged too.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -117,11 +118,14 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
 
     # headline lines: only names that are known, or that the body also has
     line_list = lines(text)
-    headline_spans = [(ln.start, ln.end) for ln in line_list if ln.headline]
+    headline_spans = sorted((ln.start, ln.end) for ln in line_list if ln.headline)  # lines do not overlap
     result = Combined()
     if headline_spans:
+        headline_starts = [s for s, _ in headline_spans]
+
         def in_headline(m: Mention) -> bool:
-            return any(s <= m.start < e for s, e in headline_spans)
+            at = bisect.bisect_right(headline_starts, m.start) - 1
+            return at >= 0 and m.start < headline_spans[at][1]
 
         body_names = {fold(m.text) for m in merged if not in_headline(m)}
         filtered = []
@@ -183,11 +187,18 @@ def _repeats(text: str, mentions: list[Mention], gaz: Gazetteer) -> list[Mention
     taken = sorted((m.start, m.end) for m in mentions)
     pattern = re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
                          + r")(?![\w-])")
+    # A hit overlaps a mention when some mention starts before the hit ends and ends after it
+    # starts. The hits come in order, apart, so one sweep does (a long page has thousands of both):
+    # the furthest end of the mentions that start before the hit's end. A hit added ends before the
+    # next one starts: no later hit overlaps it.
     added = []
+    i, furthest = 0, -1
     for hit in pattern.finditer(text):
         s, e = hit.span()
-        if any(a < e and s < b for a, b in taken):
+        while i < len(taken) and taken[i][0] < e:
+            furthest = max(furthest, taken[i][1])
+            i += 1
+        if furthest > s:
             continue
         added.append(Mention(s, e, hit.group(), names[hit.group()], "", {}, "consistency"))
-        taken.append((s, e))
     return added
