@@ -28,7 +28,7 @@ from typing import Any
 #: a record's weight when a batch is sized by bytes: its message's bytes and this much more, the
 #: part of a stage's cost that comes with every record whatever its length (bench/pipeline/README.md:
 #: the entities and language stages' time per record is almost all proportional to the text, the
-#: clean stage's on rendered text about 3 ms plus 0.4 ms per KB)
+#: clean stage's on rendered text about 2.4 ms plus 0.3 ms per KB: `python -m bench.pipeline.costs`)
 RECORD_BYTES = 1024
 
 
