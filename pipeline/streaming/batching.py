@@ -32,6 +32,11 @@ from typing import Any
 RECORD_BYTES = 1024
 
 
+def record_weight(value: bytes | None) -> int:
+    """A record's weight in a batch sized by bytes: its message's bytes and ``RECORD_BYTES``."""
+    return len(value or b"") + RECORD_BYTES
+
+
 class BatchAllowance:
     """What one batch may take: at most ``most`` records, and beyond the first ``least`` only
     records whose weight (``weigh``, 1 each without it) keeps the batch's total within ``units``.
@@ -105,7 +110,8 @@ class BatchSizer:
 
     def allowance(self, waited_s: float = 0.0, weigh: Callable[[Any], float] | None = None) -> BatchAllowance:
         """The next batch's allowance, its records weighed by ``weigh`` (None: a unit each)."""
-        return BatchAllowance(self.most, self.least, self.budget(waited_s), weigh)
+        budget = self.budget(waited_s)
+        return BatchAllowance(self.most, self.least, budget, weigh if math.isfinite(budget) else None)
 
     def observe(self, records: int, seconds: float, units: float | None = None) -> None:
         """A batch of ``records`` (``units`` in all; None: a unit each) took ``seconds`` of wall

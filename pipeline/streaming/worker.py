@@ -50,7 +50,7 @@ from pipeline.stages import build_stage, stage_factory
 from pipeline.stages.base import Stage, StageStats, worker_name
 from pipeline.stages.runner import Message, Origin, handle_messages
 from pipeline.streaming import faust_adapter
-from pipeline.streaming.batching import RECORD_BYTES, BatchAllowance, BatchSizer
+from pipeline.streaming.batching import BatchAllowance, BatchSizer, record_weight
 
 log = logging.getLogger("pipeline.worker")
 
@@ -515,7 +515,8 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
     def batch_limit(first) -> BatchAllowance:
         """What a batch takes, given its first event (sent when its timestamp says)."""
         sent = first.message.timestamp
-        return sizer.allowance(max(0.0, time.time() - sent) if sent else 0.0, weigh_event)
+        return sizer.allowance(max(0.0, time.time() - sent) if sent else 0.0,
+                               lambda event: record_weight(event.message.value))
 
     async def process_stream(stream) -> None:
         loop = asyncio.get_running_loop()
@@ -535,7 +536,8 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
                 started = time.perf_counter()
                 outputs, pending = await loop.run_in_executor(executor, processor.process, pending)
                 if not pending and delay == RETRY_FIRST_S:  # done at the first try: what the stage costs
-                    sizer.observe(len(items), time.perf_counter() - started, sum(map(weigh_item, items)))
+                    sizer.observe(len(items), time.perf_counter() - started,
+                                  sum(record_weight(item.value) for item in items))
                 await send_all(outputs)
                 if pending:
                     await asyncio.sleep(delay)
@@ -549,15 +551,6 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
     app.executor = executor
     app.committed_offsets = committed_offsets
     return app
-
-
-def weigh_item(item: Item) -> int:
-    """A record's weight in a batch sized by time: its bytes (``batching.RECORD_BYTES``)."""
-    return len(item.value or b"") + RECORD_BYTES
-
-
-def weigh_event(event) -> int:
-    return len(event.message.value or b"") + RECORD_BYTES
 
 
 def batch_sizer(settings: Settings, processor) -> BatchSizer:
