@@ -12,7 +12,9 @@ How: a tagger chosen by the record's language (``taggers.py``: our CRFs for Indo
 English, and a multilingual one for every other language; Natasha's pre-trained Slovnet model for
 Russian, ``slovnet_ner.py``; an installed spaCy pipeline where configured), the gazetteer and rule layer around it
 (``rules.py``, ``combine.py``: countries, cities, institutions, role-word people, headline lines, one
-label per name), then canonical names (``canonical.py``). A language without a model still gets the
+label per name), then canonical names (``canonical.py``). In German, where every noun is capitalised,
+the model's mentions are first checked against a lexicon of common nouns, names and function words
+(``nouns.py``). A language without a model still gets the
 gazetteer and rules; a record is never failed for its language.
 """
 
@@ -24,7 +26,7 @@ from typing import Any
 from pipeline.config import EntitiesSettings
 from pipeline.stage_metrics import CountBy, SizeOf, TopOf
 from pipeline.stages.base import Context, Stage
-from pipeline.stages.entities import canonical, caseless, gazetteer, rules
+from pipeline.stages.entities import canonical, caseless, gazetteer, nouns, rules
 from pipeline.stages.entities.combine import combine
 from pipeline.stages.entities.language import UNDETERMINED, LanguageOf
 from pipeline.stages.entities.taggers import RULES_NAME, Registry
@@ -48,17 +50,25 @@ class EntityTagger:
         self.caseless = caseless.load()
         self.registry = Registry(dict(settings.taggers), settings.default_tagger)
         self.registry.preload()
+        self.lexicons = nouns.load_all()
 
     def tag(self, text: str, lang: str | None) -> tuple[list[dict[str, Any]], str, int]:
         """(entities, tagger name, mentions dropped on headline lines)."""
         tagger = self.registry.tagger_for(lang)
         model_mentions = tagger.tag(text, lang) if text else []
+        lexicon = self.lexicons.get(nouns.code_of(lang)) if lang and getattr(tagger, "lexicon_checked", False) else None
+        if lexicon is not None:
+            model_mentions = lexicon.refine(text, model_mentions)
         rule_mentions = rules.tag(text, self.gazetteer, tagger.common_words) if text else []
+        if lexicon is not None:
+            rule_mentions = lexicon.without_function_words(rule_mentions)
         rule_mentions += self.caseless.tag(text)  # scripts without capitals: no overlap with the above
         merged = combine(text, model_mentions, rule_mentions, self.gazetteer, tagger.statistical)
         entities = [m.as_dict() for m in merged.mentions[: self.settings.max_entities]]
         canonical.canonicalise(entities, self.gazetteer, text)
         name = RULES_VERSION if tagger.name == RULES_NAME else f"{tagger.name}+{RULES_VERSION}"
+        if lexicon is not None:
+            name += f"+{lexicon.name}"
         return entities, name, merged.dropped_in_headlines
 
 

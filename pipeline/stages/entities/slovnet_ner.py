@@ -98,6 +98,7 @@ def bio_spans(tags: list[str]) -> list[tuple[int, int, str]]:
 
 class SlovnetNer:
     statistical = True
+    lexicon_checked = False  # trained on Russian news
     common_words: frozenset[str] = frozenset()
 
     def __init__(self, model: str):

@@ -36,6 +36,7 @@ class Tagger(Protocol):
     name: str
     statistical: bool  # False: no model, the rules' people are the only people
     common_words: frozenset[str]  # lower-case words of the language, if the tagger knows them
+    lexicon_checked: bool  # True: its mentions go through the language's noun lexicon (nouns.py)
 
     def tag(self, text: str, lang: str | None = None) -> list[Mention]: ...
 
@@ -46,6 +47,7 @@ class RulesOnly:
     name = RULES_NAME
     statistical = False
     common_words: frozenset[str] = frozenset()
+    lexicon_checked = False
 
     def tag(self, text: str, lang: str | None = None) -> list[Mention]:
         return []
@@ -53,6 +55,7 @@ class RulesOnly:
 
 class CrfModel:
     statistical = True
+    lexicon_checked = True  # our CRFs: the multilingual one never saw German
 
     def __init__(self, model: str, domain: str | None):
         self.model = crf.load(model, domain)
@@ -66,6 +69,7 @@ class CrfModel:
 class SpacyPipeline:
     statistical = True
     common_words: frozenset[str] = frozenset()
+    lexicon_checked = False  # a pipeline trained on its language
 
     def __init__(self, package: str):
         import spacy  # only when configured
