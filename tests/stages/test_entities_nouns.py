@@ -122,3 +122,23 @@ def test_the_stage_checks_german_and_says_so(settings):
         assert not any(word in e["text"] for e in entities), (word, entities)
     english = stage.tagger.tag("Chancellor Olaf Scholz spoke in Berlin.", "en")[1]
     assert "lexicon" not in english
+
+
+def test_company_names_the_lexicon_also_lists_as_nouns_stay(lexicon):
+    assert lexicon.kind("Facebook") == nouns._NAME  # a noun and another name in the lexicon
+    assert lexicon.kind("Altenburg") == nouns._NAME  # "-burg": how places are named
+    assert lexicon.kind("Nordirland") == nouns._NAME  # "ir" is no linking element before "Land"
+
+
+def test_institutions_keep_their_institution_word(lexicon):
+    text = ("Die Universität Hamburg, die Süddeutschen Zeitung und das Bundesfinanzministerium äußerten sich. "
+            "Die Gratiszeitung nicht.")
+    got = _refined(lexicon, text, ("Universität Hamburg", "ORG"), ("Süddeutschen Zeitung", "ORG"),
+                   ("Bundesfinanzministerium", "ORG"), ("Gratiszeitung", "ORG"))
+    assert got == [("Universität Hamburg", "ORG"), ("Süddeutschen Zeitung", "ORG"), ("Bundesfinanzministerium", "ORG")]
+
+
+def test_a_word_only_ever_after_in_or_aus_is_a_place(lexicon):
+    text = "Der Unfall geschah in Lenzburg. Der Fahrer kam aus Lenzburg. Bei Relotius war es anders, sagte Relotius."
+    got = _refined(lexicon, text, ("Lenzburg", "PER"), ("Relotius", "PER", 1))
+    assert got == [("Lenzburg", "LOC"), ("Relotius", "PER")]

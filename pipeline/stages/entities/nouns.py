@@ -34,9 +34,10 @@ from pipeline.stages.entities.rules import Mention
 from pipeline.stages.entities.tokens import TOKEN
 
 LEXICONS = Path(__file__).with_name("lexicons")
-NOUN, FUNCTION, PERSON, PLACE, FIRST_NAME = "N", "F", "P", "L", "V"
+NOUN, FUNCTION, PERSON, PLACE, FIRST_NAME, OTHER = "N", "F", "P", "L", "V", "O"
 MIN_HEAD = 4  # letters of a compound's head noun
 MIN_MODIFIER = 3  # letters before it
+MAX_REMEMBERED = 200_000  # word kinds kept between records (about 20 MB at most)
 
 CONJUNCTIONS = frozenset({"und", "oder", "sowie"})
 PARTICLES = frozenset({"von", "van", "der", "den", "de", "zu", "vom", "zum", "la", "le", "da", "di", "del", "du",
@@ -49,6 +50,23 @@ ARTICLES = frozenset({"der", "die", "das", "dem", "den", "des", "ein", "eine", "
                       "im", "am", "zum", "zur", "vom", "beim", "ins"})
 ABBREVIATIONS = frozenset({"St", "Dr", "Prof"})  # a full stop after them is part of the name
 
+LINKS = ("s", "n", "e", "en", "es", "er")  # linking elements of German compounds ("Landtags-wahl")
+# heads of compounds that name places and families more often than things ("Altenburg", "Frankenstein")
+NAME_HEADS = frozenset({"Burg", "Berg", "Dorf", "Feld", "Stadt", "Heim", "Bach", "Hausen", "Hafen", "Furt", "Wald",
+                        "Tal", "Thal", "Stein", "Land", "See", "Hof", "Horn", "Born", "Hagen", "Kirchen", "Münster",
+                        "Brunn", "Brunnen", "Rode", "Werder", "Au", "Aue", "Leben", "Stedt", "Städt"})
+# words that name an institution: in an organisation's name they are not a title to cut ("Universität
+# Hamburg", "Süddeutsche Zeitung", "Bundesfinanzministerium")
+INSTITUTIONS = frozenset({"Universität", "Hochschule", "Akademie", "Stiftung", "Institut", "Klinik", "Klinikum",
+                          "Bank", "Ministerium", "Parlament", "Regierung", "Verwaltung", "Gericht", "Gerichtshof",
+                          "Landgericht", "Amtsgericht", "Verband", "Verein", "Partei", "Zeitung", "Rundschau", "Post",
+                          "Union", "Werke", "Kommission", "Behörde", "Bundesamt", "Landesamt", "Senat", "Museum",
+                          "Theater", "Orchester", "Gymnasium", "Schule", "Bahn", "Versicherung", "Kammer"})
+
+WORD_BEFORE = re.compile(r"(\w+)\W*$")
+LOCATIVES = frozenset({"in", "aus", "bei"})
+STATE_PREFIXES = ("Bundes", "Landes", "Europa", "Staats", "Kantons")
+
 # token kinds
 _NAME, _NOUN, _FUNCTION, _LOWER, _ADJECTIVE, _COMPOUND = range(6)
 
@@ -57,6 +75,7 @@ class NounLexicon:
     def __init__(self, lang: str, classes: dict[str, str]):
         self.name = f"lexicon:{lang}"
         self.classes = classes
+        self._kinds: dict[str, int] = {}
 
     def _compound_noun(self, word: str) -> bool:
         """Ends in a common noun: of five letters or more after any three ("Landtagswahlkampf",
@@ -66,28 +85,40 @@ class NounLexicon:
                 continue
             head = word[i].upper() + word[i + 1:]
             c = self.classes.get(head, "")
-            if NOUN not in c or PERSON in c or PLACE in c:
+            if NOUN not in c or PERSON in c or PLACE in c or OTHER in c:
                 continue
+            if head in NAME_HEADS:
+                return False  # "Altenburg", "Nordirland", "Frankenstein": how places and families are named
             if len(head) > MIN_HEAD:
                 return True
             modifier = word[:i].rstrip("-")
-            if any(self._known(modifier[:len(modifier) - k]) for k in (0, 1, 2)) or self._compound_noun(modifier):
-                return True  # "Apfelschaumwein": "Wein" after "Apfelschaum", itself a compound
+            if self._known(modifier) or any(modifier.endswith(link) and self._known(modifier[:-len(link)])
+                                            for link in LINKS) or self._compound_noun(modifier):
+                return True  # "Umsatzplus"; "Apfelschaumwein": "Wein" after "Apfelschaum", itself a compound
         return False
 
     def _known(self, word: str) -> bool:
         c = self.classes.get(word, "")
-        return NOUN in c or PERSON in c or PLACE in c
+        return NOUN in c or PERSON in c or PLACE in c or OTHER in c
 
     def kind(self, word: str) -> int:
+        """The word's kind (``_NAME``, ``_NOUN``, ...), remembered: the same words come back page after page."""
+        found = self._kinds.get(word)
+        if found is None:
+            if len(self._kinds) >= MAX_REMEMBERED:
+                self._kinds.clear()
+            found = self._kinds[word] = self._kind(word)
+        return found
+
+    def _kind(self, word: str) -> int:
         if not word[:1].isupper():
             return _LOWER
         letters = [ch for ch in word if ch.isalpha()]
         if len(letters) >= 2 and all(ch.isupper() for ch in letters):
             return _NAME  # an acronym
         c = self.classes.get(word, "")
-        if PERSON in c or PLACE in c:
-            return _NAME
+        if PERSON in c or PLACE in c or OTHER in c:
+            return _NAME  # also "Facebook", "Lufthansa", "Audi": nouns too in the lexicon
         if FUNCTION in self.classes.get(word.lower(), "") and NOUN not in c:
             return _FUNCTION
         if word.endswith("er") and PLACE in self.classes.get(word[:-2], ""):
@@ -127,15 +158,46 @@ class NounLexicon:
                     after_article[kept.text] = self._after_article(text, kept.text)
                 if after_article[kept.text]:
                     continue
+                if self._always_after(text, kept.text, LOCATIVES):
+                    # "in Lenzburg", "aus Wendeburg" wherever the text names it: a place, whatever the model said
+                    kept = Mention(kept.start, kept.end, kept.text, "LOC", kept.canonical, dict(kept.ids),
+                                   kept.source)
             out.append(kept)
         return out
 
+    @classmethod
+    def _after_article(cls, text: str, word: str) -> bool:
+        return any(w in ARTICLES for w in cls._words_before(text, word))
+
+    @classmethod
+    def _always_after(cls, text: str, word: str, before: frozenset[str]) -> bool:
+        """Whether every time the text has ``word`` it follows one of the words ``before``."""
+        found = cls._words_before(text, word)
+        return bool(found) and all(w in before for w in found)
+
     @staticmethod
-    def _after_article(text: str, word: str) -> bool:
-        for hit in re.finditer(r"(\w+)\s+" + re.escape(word) + r"\b", text):
-            if hit.group(1).lower() in ARTICLES:
-                return True
-        return False
+    def _words_before(text: str, word: str) -> list[str]:
+        """The word (lower-case; "" for none) right before each whole-word occurrence of ``word``."""
+        out = []
+        at = text.find(word)
+        while at >= 0:
+            end = at + len(word)
+            if (at == 0 or not text[at - 1].isalnum()) and (end == len(text) or not text[end].isalnum()):
+                hit = WORD_BEFORE.search(text, max(0, at - 40), at)
+                out.append(hit.group(1).lower() if hit else "")
+            at = text.find(word, end)
+        return out
+
+    @staticmethod
+    def _institution(words: list[str], kinds: list[int]) -> bool:
+        """An organisation named by an institution word: "Universität Hamburg", "Süddeutschen Zeitung",
+        "Bundesfinanzministerium" (capitalised words only)."""
+        if any(k in (_LOWER, _FUNCTION) for k in kinds):
+            return False
+        if len(words) > 1:
+            return words[0] in INSTITUTIONS or words[-1] in INSTITUTIONS
+        word = words[0]
+        return word.startswith(STATE_PREFIXES) and any(word.endswith(i.lower()) for i in INSTITUTIONS)
 
     def _extend(self, text: str, m: Mention) -> Mention:
         """"St" -> "St. Gallen", "Philipp H" -> "Philipp H.", "Ansgar" -> "Ansgar Weltermann"."""
@@ -182,6 +244,11 @@ class NounLexicon:
             if j and kinds[j] == _LOWER and (w in CONJUNCTIONS or m.label == "PER" and w not in PARTICLES):
                 words, kinds = words[:j], kinds[:j]
                 break
+        if m.label == "ORG" and words and self._institution([w for w, _, _ in words], kinds):
+            start, end = words[0][1], words[-1][2]
+            if (start, end) == (m.start, m.end):
+                return m
+            return Mention(start, end, text[start:end], m.label, m.canonical, dict(m.ids), m.source)
         lo, hi = 0, len(words)
         while lo < hi and kinds[lo] in (_NOUN, _FUNCTION, _LOWER):
             lo += 1
