@@ -282,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
                     "scripts/corenlp-fetch installs it; Java runs it)")
     ap.add_argument("--teacher-entities-only", action="store_true", help="--teacher: only the sentences it tags "
                     "an entity in")
+    ap.add_argument("--words", action="store_true", help="zh: also the word each character is in, by rjieba "
+                    "(its place in the word, the word's part of speech, the word)")
     ap.add_argument("--score", action="store_true", help="then score the model on every dev set (model-only)")
     ap.add_argument("--results", type=Path, help="append the --score results to this JSONL file")
     args = ap.parse_args(argv)
@@ -319,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m training.entities_multi " + " ".join(model_args(argv if argv is not None else sys.argv[1:]))
     meta = train(sents, out, lang=preset["lang"], clusters_spec=params["clusters"], casing=preset["casing"],
                  c1=params["c1"], c2=params["c2"], iterations=params["iterations"], min_freq=params["min_freq"],
-                 command=command, extra_meta={"default_language": "en", **({"tokens": preset["tokens"]} if "tokens" in preset else {})},
+                 command=command, extra_meta={"default_language": "en", **({"tokens": preset["tokens"]} if "tokens" in preset else {}),
+                                              **({"words": "rjieba"} if args.words else {})},
                  unlabelled=unlabelled_english(args.eval_dir) if preset["unlabelled"] and not args.no_unlabelled else None,
                  names=not args.no_names, by_language=args.by_language)
     size = sum(p.stat().st_size for p in out.iterdir())

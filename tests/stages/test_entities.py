@@ -278,6 +278,26 @@ def test_chinese_gets_the_character_model(settings):
         assert out["text"][e["start"]:e["end"]] == e["text"]
 
 
+def test_chinese_word_features_are_the_same_for_training_and_tagging():
+    """The character model reads the word rjieba puts each character in; ``items`` (tagging, cached) gives
+    exactly the attributes of ``sentence`` (training) that the model knows."""
+    from pipeline.stages.entities import crf
+    from pipeline.stages.entities.features import CharFeatureExtractor
+    from pipeline.stages.entities.tokens import tokenize_chars
+
+    model = crf.load("zh-char-crf")
+    assert model.meta.get("words") == "rjieba" and model.extractor.words
+    full = CharFeatureExtractor(surnames=model.meta.get("surnames"), words=True)
+    for text in ("习近平在北京会见了法国总统马克龙。", "中国人民银行宣布降息 iPhone 15 上市", "阿里巴巴", "A"):
+        tokens = [t.text for t in tokenize_chars(text)]
+        every, known = full.sentence(tokens), model.extractor.items(tokens)
+        assert len(every) == len(known) == len(tokens)
+        for attrs, kept in zip(every, known, strict=True):
+            assert sorted(a.encode() for a in attrs if a in model.known) == sorted(
+                a if isinstance(a, bytes) else a.encode() for a in kept)
+        assert any(a.startswith("wt|wp=") for a in every[0])
+
+
 def test_a_given_language_is_used_and_a_missing_one_detected(settings):
     stage = EntitiesStage(settings.stages.entities)
     text = ("Menteri Luar Negeri Retno Marsudi bertemu Sergei Lavrov di Moskow pada hari Senin untuk membahas "

@@ -55,10 +55,11 @@ class EntityTagger:
     def tag(self, text: str, lang: str | None) -> tuple[list[dict[str, Any]], str, int]:
         """(entities, tagger name, mentions dropped on headline lines)."""
         tagger = self.registry.tagger_for(lang)
-        model_mentions = tagger.tag(text, lang) if text else []
         lexicon = self.lexicons.get(nouns.code_of(lang)) if lang and getattr(tagger, "lexicon_checked", False) else None
-        if lexicon is not None:
-            model_mentions = lexicon.refine(text, model_mentions)
+        if lexicon is None:
+            model_mentions = tagger.tag(text, lang) if text else []
+        else:  # the model skips sentences with no word that could be a name; what it finds is checked
+            model_mentions = lexicon.refine(text, tagger.tag(text, lang, may_name=lexicon.may_name) if text else [])
         rule_mentions = rules.tag(text, self.gazetteer, tagger.common_words) if text else []
         if lexicon is not None:
             rule_mentions = lexicon.without_function_words(rule_mentions)

@@ -96,7 +96,8 @@ def build_extractor(meta: dict, gaz: gazetteer_mod.Gazetteer, lang: str | None =
     """The model's feature extractor; for a model with per-language word frequencies, the one of ``lang``.
     ``known``: the model's attributes (``model_attributes``), for ``items``; None when training."""
     if meta.get("tokens") == CHARS:
-        return CharFeatureExtractor(surnames=meta.get("surnames"), known=known)  # type: ignore[return-value]
+        return CharFeatureExtractor(surnames=meta.get("surnames"), known=known,  # type: ignore[return-value]
+                                    words=meta.get("words") == "rjieba")
     source = meta["word_freq"]
     freq_lang = lang if source["lang"] == RECORD_LANGUAGE else source["lang"]
     return FeatureExtractor(gaz, frozenset(meta["lowercase_words"]),
@@ -183,9 +184,14 @@ class CrfTagger:
         """IOB2 tags for one tokenised sentence."""
         return self.tag_many([words], lang)[0]
 
-    def tag(self, text: str, tokens: list[Token] | None = None, lang: str | None = None) -> list[ModelMention]:
+    def tag(self, text: str, tokens: list[Token] | None = None, lang: str | None = None,
+            may_name=None) -> list[ModelMention]:
+        """``may_name``: a test of a sentence's tokens; sentences it says no to are not tagged (German:
+        ``nouns.NounLexicon.may_name``, whose capitalised words are all common nouns)."""
         found = []
         sents = sentences(text, self.tokenize(text) if tokens is None else tokens)
+        if may_name is not None:
+            sents = [s for s in sents if may_name(s)]
         if self.tokenize is tokenize:
             # A word-level model learnt names from capitals: a sentence in a script without letter
             # case (Arabic, Hebrew, Devanagari, Thai, ...) gives it nothing to go on (the multilingual

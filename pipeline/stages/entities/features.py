@@ -365,10 +365,18 @@ class CharFeatureExtractor:
     the character is a common family name (meta "surnames")."""
 
     def __init__(self, names: dict | None = None, surnames: list[str] | None = None,
-                 known: frozenset[str] | None = None):
+                 known: frozenset[str] | None = None, words: bool = False):
         from pipeline.stages.entities import caseless
 
         self.gaz = caseless.load()
+        # words: the word each character belongs to, by rjieba (jieba's dictionary and HMM, in Rust): the
+        # character's place in it, the word's part of speech (jieba's: nr person, ns place, nt organisation...),
+        # and the word itself (meta "words": "rjieba")
+        self.words = words
+        if words:
+            import rjieba
+
+            self._tag_words = rjieba.tag
         self.lowercase_words: frozenset[str] = frozenset()
         self.surnames = frozenset(surnames or ())
         self.max_len = max(self.gaz.lengths, default=0)
@@ -379,6 +387,7 @@ class CharFeatureExtractor:
         self._uni_pieces: dict[str, tuple] = {}
         self._bi_pieces: dict[str, tuple] = {}
         self._kk_pieces: dict[str, bytes | None] = {}
+        self._word_pieces: dict[tuple, tuple] = {}
         self._known_consts = tuple(self._known(a) for a in ("BOS", "EOS", "sn", "sn|start")) if known is not None else ()
 
     def _gaz_tags(self, toks: list[str]) -> list[str]:
@@ -426,6 +435,7 @@ class CharFeatureExtractor:
             bi.append(b or self._bi_piece(pair))
         kinds = [t[1] for t in ts]
         gaz = self._gaz_tags(tokens)
+        words = self._known_words(tokens) if self.words else None
         kk_cache = self._kk_pieces
         bos, eos, sn, sn_start = self._known_consts
         feats = []
@@ -466,11 +476,81 @@ class CharFeatureExtractor:
                 attrs.append(bos)
             if i == n - 1 and eos is not None:
                 attrs.append(eos)
+            if words is not None:
+                attrs += words[i]
             feats.append(attrs)
         return feats
 
     def _known(self, attr: str) -> bytes | None:
         return attr.encode() if attr in self.known else None  # type: ignore[operator]
+
+    def _word_keys(self, tokens: list[str]) -> list[tuple[str, str, str, str, str]]:
+        """Per token, the word rjieba puts it in: (its place in it: B, M, E, or S when the word is this token;
+        the word's part of speech; those of the words before and after; the word if of two to four
+        characters, else "")."""
+        text = "".join(tokens)
+        tagged = self._tag_words(text)
+        if not tagged:
+            return [("S", "x", "^", "$", "")] * len(tokens)
+        if len(text) == len(tokens):  # one character per token (Chinese text): the words' characters in turn
+            out: list[tuple[str, str, str, str, str]] = []
+            last = len(tagged) - 1
+            for k, (word, tag) in enumerate(tagged):
+                before = tagged[k - 1][1] if k else "^"
+                after = tagged[k + 1][1] if k < last else "$"
+                n = len(word)
+                whole = word if 2 <= n <= 4 else ""
+                if n == 1:
+                    out.append(("S", tag, before, after, whole))
+                else:
+                    out.append(("B", tag, before, after, whole))
+                    out += [("M", tag, before, after, whole)] * (n - 2)
+                    out.append(("E", tag, before, after, whole))
+            return out
+        starts, ends, tags, words = [], [], [], []
+        at = 0
+        for word, tag in tagged:
+            starts.append(at)
+            at += len(word)
+            ends.append(at)
+            tags.append(tag)
+            words.append(word if 2 <= len(word) <= 4 else "")
+        out = []
+        w, pos, last = 0, 0, len(ends) - 1
+        for tok in tokens:
+            while w < last and ends[w] <= pos:
+                w += 1
+            end = pos + len(tok)
+            place = ("S" if ends[w] <= end else "B") if starts[w] >= pos else ("E" if ends[w] <= end else "M")
+            out.append((place, tags[w], tags[w - 1] if w else "^", tags[w + 1] if w < last else "$", words[w]))
+            pos = end
+        return out
+
+    @staticmethod
+    def _word_attrs(key: tuple[str, str, str, str, str]) -> list[str]:
+        place, tag, before, after, word = key
+        attrs = ["wt|wp=" + tag + "|" + place]
+        if word:
+            attrs.append("ww=" + word)
+        return attrs
+
+    def _known_words(self, tokens: list[str]) -> list[tuple]:
+        """Per token, the attributes of ``_word_attrs`` that the model knows, as bytes: per word, from a cache
+        of the tuples of each place in a word of its part of speech, neighbours and text."""
+        keys = self._word_keys(tokens)
+        cache = self._word_pieces
+        if len(cache) >= TOKEN_CACHE_SIZE:
+            cache.clear()
+        out = []
+        for key in keys:
+            found = cache.get(key)
+            if found is None:
+                found = cache[key] = self._keep(*self._word_attrs(key))
+            out.append(found)
+        return out
+
+    def _keep(self, *attrs: str) -> tuple:
+        return tuple(a.encode() for a in attrs if a in self.known)  # type: ignore[operator]
 
     def _tok_piece(self, tok: str) -> tuple:
         """(lower case, kind, k=, sh=, family name?) of a token."""
@@ -498,6 +578,7 @@ class CharFeatureExtractor:
         pad = ["^2", "^1", *toks, "$1", "$2"]
         kinds = [_char_type(t[:1]) for t in tokens]
         gaz = self._gaz_tags(tokens)
+        words = self._word_keys(tokens) if self.words else None
         feats = []
         for i in range(n):
             c = i + 2
@@ -522,5 +603,7 @@ class CharFeatureExtractor:
                 attrs.append("BOS")
             if i == n - 1:
                 attrs.append("EOS")
+            if words is not None:
+                attrs += self._word_attrs(words[i])
             feats.append(attrs)
         return feats

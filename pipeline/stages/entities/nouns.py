@@ -220,6 +220,17 @@ class NounLexicon:
             return m
         return Mention(m.start, end, text[m.start:end], m.label, m.canonical, dict(m.ids), m.source)
 
+    def may_name(self, tokens) -> bool:
+        """Whether a sentence (tokens with ``.text``) has a word that could start or be part of a name the
+        checks would keep: an unknown or known name, an acronym, an adjective, an institution word. A
+        sentence whose capitalised words are all common nouns and function words has none: what a model
+        found there would be dropped."""
+        for t in tokens:
+            word = t.text
+            if word[:1].isupper() and (word in INSTITUTIONS or self.kind(word) in (_NAME, _ADJECTIVE)):
+                return True
+        return False
+
     def without_function_words(self, mentions: list[Mention]) -> list[Mention]:
         """The rules' mentions less single function words ("Dabei" is also a town's name)."""
         return [m for m in mentions if " " in m.text or FUNCTION not in self.classes.get(m.text.lower(), "")]

@@ -62,8 +62,10 @@ class CrfModel:
         self.name = self.model.name + (f"@{domain}" if domain else "")
         self.common_words = self.model.extractor.lowercase_words
 
-    def tag(self, text: str, lang: str | None = None) -> list[Mention]:
-        return [Mention(m.start, m.end, m.text, m.label, "", {}, "model") for m in self.model.tag(text, lang=lang)]
+    def tag(self, text: str, lang: str | None = None, may_name=None) -> list[Mention]:
+        """``may_name``: a test of a sentence's tokens; the model skips sentences it says no to."""
+        return [Mention(m.start, m.end, m.text, m.label, "", {}, "model")
+                for m in self.model.tag(text, lang=lang, may_name=may_name)]
 
 
 class SpacyPipeline:
