@@ -20,6 +20,7 @@ import gzip
 import json
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,7 +186,7 @@ class CrfTagger:
         return self.tag_many([words], lang)[0]
 
     def tag(self, text: str, tokens: list[Token] | None = None, lang: str | None = None,
-            may_name=None) -> list[ModelMention]:
+            may_name: Callable[[list[Token]], bool] | None = None) -> list[ModelMention]:
         """``may_name``: a test of a sentence's tokens; sentences it says no to are not tagged (German:
         ``nouns.NounLexicon.may_name``, whose capitalised words are all common nouns)."""
         found = []

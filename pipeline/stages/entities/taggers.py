@@ -19,11 +19,13 @@ A tagger that cannot be loaded (spaCy, slovnet or the package not installed) is 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from pipeline.stages.entities import crf
 from pipeline.stages.entities.rules import Mention
+from pipeline.stages.entities.tokens import Token
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,8 @@ class CrfModel:
         self.name = self.model.name + (f"@{domain}" if domain else "")
         self.common_words = self.model.extractor.lowercase_words
 
-    def tag(self, text: str, lang: str | None = None, may_name=None) -> list[Mention]:
+    def tag(self, text: str, lang: str | None = None,
+            may_name: Callable[[list[Token]], bool] | None = None) -> list[Mention]:
         """``may_name``: a test of a sentence's tokens; the model skips sentences it says no to."""
         return [Mention(m.start, m.end, m.text, m.label, "", {}, "model")
                 for m in self.model.tag(text, lang=lang, may_name=may_name)]
