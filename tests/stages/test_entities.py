@@ -190,6 +190,23 @@ def test_headline_lines_keep_only_known_names(gaz):
     assert ("Erdogan", "PER", "consistency") in got  # the surname of a person named in the body
 
 
+def test_a_text_of_headline_lines_only_keeps_its_model_names(gaz):
+    text = "Pam Butler, Lisa Gilette and Daniel Kang in Houston"  # a list of names: no body to check against
+    assert [ln.headline for ln in lines(text)] == [True]
+    model = [_m(text, "Pam Butler", "PER"), _m(text, "Lisa Gilette", "PER"), _m(text, "Daniel Kang", "PER")]
+    got = {(m.text, m.label) for m in combine(text, model, rules.tag(text, gaz), gaz).mentions}
+    assert {("Pam Butler", "PER"), ("Lisa Gilette", "PER"), ("Daniel Kang", "PER"), ("Houston", "LOC")} <= got
+
+
+def test_the_models_person_wins_over_a_small_towns_name_not_over_a_big_city(gaz):
+    assert gaz.get("Bush").kind == "city" and not gaz.get("Bush").major  # Būsh, Egypt
+    text = "President Bush met reporters in Houston. Houston said nothing."
+    model = [_m(text, "Bush", "PER"), _m(text, "Houston", "PER", nth=1)]
+    got = {(m.text, m.label) for m in combine(text, model, rules.tag(text, gaz), gaz).mentions}
+    assert ("Bush", "PER") in got
+    assert ("Houston", "LOC") in got and ("Houston", "PER") not in got  # a city of over a million
+
+
 def test_one_label_per_name_and_repeats(gaz):
     text = "Golkar menang. Kata Golkar, suara Golkar naik di Jawa Timur."
     model = [_m(text, "Golkar", "ORG"), _m(text, "Golkar", "ORG", nth=1), _m(text, "Golkar", "PER", nth=2)]

@@ -92,8 +92,11 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
             continue
         entry = gaz.get(m.text)
         if m.label == "PER" and len(clashes) == 1 and (clashes[0].start, clashes[0].end) == (m.start, m.end) \
-                and entry is not None and entry.kind == "city" and fold(entry.canonical) != fold(m.text):
-            kept.append(m)  # the model's person over a one-word city alias ("Vena" is also Vienna)
+                and entry is not None and entry.kind == "city" \
+                and (fold(entry.canonical) != fold(m.text) or not entry.major):
+            # the model's person over a one-word city alias ("Vena" is also Vienna) or a city of under a
+            # million people ("Bush" is also Būsh, Egypt)
+            kept.append(m)
             fixed = [f for f in fixed if f not in clashes]
             continue
         if m.label == "PER":
@@ -120,7 +123,10 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
     line_list = lines(text)
     headline_spans = sorted((ln.start, ln.end) for ln in line_list if ln.headline)  # lines do not overlap
     result = Combined()
-    if headline_spans:
+    # a text of headline-like lines only (a title, a list of names) has no body to check them against
+    has_body = any(not ln.headline and len(TOKEN.findall(text, ln.start, ln.end)) >= HEADLINE_MIN_WORDS
+                   for ln in line_list)
+    if headline_spans and has_body:
         headline_starts = [s for s, _ in headline_spans]
 
         def in_headline(m: Mention) -> bool:
