@@ -153,7 +153,13 @@ def test_tokens_and_sentences_keep_offsets():
     assert [t.text for t in toks][:3] == ["Nagorno-Karabakh", "memanas", "."]
     assert all(text[t.start:t.end] == t.text for t in toks)
     assert [[t.text for t in s] for s in sentences(text)] == [
-        ["Nagorno-Karabakh", "memanas", "."], ["Kata", "U.S", ".", "officials", ":"], ["Baca", "juga", ":", "Rusia"]]
+        ["Nagorno-Karabakh", "memanas", "."], ["Kata", "U.S.", "officials", ":"], ["Baca", "juga", ":", "Rusia"]]
+    # abbreviations keep their full stop, as the treebanks the models learnt from write them: no sentence
+    # ends inside "Michael J. McDermott" or after "Mr."
+    text = "Michael J. McDermott met Mr. Smith of Acme Inc. in Washington. Then St. Gallen."
+    assert [[t.text for t in s] for s in sentences(text)] == [
+        ["Michael", "J.", "McDermott", "met", "Mr.", "Smith", "of", "Acme", "Inc.", "in", "Washington", "."],
+        ["Then", "St.", "Gallen", "."]]
 
 
 # --- the combining layer ---------------------------------------------------------------------------

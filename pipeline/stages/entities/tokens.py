@@ -5,9 +5,14 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-# Words keep inner hyphens, apostrophes, dots and ampersands ("Nagorno-Karabakh", "U.S.", "O'Neil",
-# "AT&T"); every other non-space character is a token of its own.
-TOKEN = re.compile(r"\w+(?:[-'’.&]\w+)*|[^\w\s]", re.UNICODE)
+# Words keep inner hyphens, apostrophes, dots and ampersands ("Nagorno-Karabakh", "O'Neil", "AT&T");
+# abbreviations keep their full stop, as the Universal Dependencies treebanks the models learnt from write
+# them: letters with full stops ("U.S.", "D.C."), an initial before a capitalised word ("J. McDermott"),
+# titles and company suffixes ("Mr.", "St.", "Inc."); every other non-space character is a token of its own.
+TOKEN = re.compile(r"(?:[^\W\d_]\.){2,}"
+                   r"|[A-Z]\.(?=\s+[A-Z])"
+                   r"|\b(?:Mr|Mrs|Ms|Dr|Prof|St|Sr|Jr|Gen|Sen|Rep|Gov|Lt|Col|Capt|Sgt|Rev|Inc|Corp|Co|Ltd|Bros|Mt|Ft)\.(?!\w)"
+                   r"|\w+(?:[-'’.&]\w+)*|[^\w\s]", re.UNICODE)
 SENTENCE_END = {".", "!", "?"}
 FULL_WIDTH_END = {"。", "！", "？"}  # end a sentence whatever follows
 # scripts written without spaces (CJK ideographs, kana, Thai...): one token per character in ``tokenize_chars``
@@ -71,3 +76,4 @@ def sentences(text: str, tokens: list[Token] | None = None) -> list[list[Token]]
         return False
 
     return split_at_ends(text, tokens, ends_after)
+
