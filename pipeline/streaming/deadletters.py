@@ -99,9 +99,29 @@ def read(settings: Settings, group: str | None = None, from_start: bool = True, 
         if group is not None and commit:
             if before_commit is not None:
                 before_commit()
-            consumer.commit()
+            from kafka.structs import OffsetAndMetadata
+
+            read_to = {tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in consumer.assignment()}
+            commit_offsets(consumer, read_to, timeout_s)
     finally:
         consumer.close()
+
+
+def commit_offsets(consumer, offsets: dict, timeout_s: float) -> None:
+    """Commit ``offsets`` (how far this read went), again while the group is rebalancing: a second
+    replay right after a first can join while the group settles, and the commit is refused then
+    (RebalanceInProgressError). A poll takes part in the rebalance; what it reads is not committed."""
+    from kafka.errors import CommitFailedError, RebalanceInProgressError
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            consumer.commit(offsets)
+            return
+        except (RebalanceInProgressError, CommitFailedError):
+            if time.monotonic() >= deadline:
+                raise
+            consumer.poll(timeout_ms=200, max_records=1)
 
 
 def list_letters(settings: Settings, select: Selection) -> list[dict]:

@@ -1,0 +1,38 @@
+"""The dead-letter replay commits how far it read, again while its group rebalances (no broker)."""
+
+import pytest
+from kafka.errors import CommitFailedError, RebalanceInProgressError
+
+from pipeline.streaming.deadletters import commit_offsets
+
+
+class Consumer:
+    def __init__(self, refusals, forever=False):
+        self.refusals = list(refusals)
+        self.forever = forever
+        self.polls = 0
+        self.committed = None
+
+    def commit(self, offsets):
+        if self.forever:
+            raise RebalanceInProgressError()
+        if self.refusals:
+            raise self.refusals.pop(0)
+        self.committed = offsets
+
+    def poll(self, timeout_ms, max_records):
+        self.polls += 1
+        return {}
+
+
+def test_a_commit_refused_during_a_rebalance_is_tried_again_with_the_same_offsets():
+    consumer = Consumer([RebalanceInProgressError(), CommitFailedError()])
+    commit_offsets(consumer, {"tp": 5}, timeout_s=5)
+    assert consumer.committed == {"tp": 5} and consumer.polls == 2
+
+
+def test_a_group_that_never_settles_fails_loudly():
+    consumer = Consumer([], forever=True)
+    with pytest.raises(RebalanceInProgressError):
+        commit_offsets(consumer, {"tp": 5}, timeout_s=0.3)
+    assert consumer.committed is None
