@@ -484,28 +484,24 @@ class CharFeatureExtractor:
     def _known(self, attr: str) -> bytes | None:
         return attr.encode() if attr in self.known else None  # type: ignore[operator]
 
-    def _word_keys(self, tokens: list[str]) -> list[tuple[str, str, str, str, str]]:
+    def _word_keys(self, tokens: list[str]) -> list[tuple[str, str, str]]:
         """Per token, the word rjieba puts it in: (its place in it: B, M, E, or S when the word is this token;
-        the word's part of speech; those of the words before and after; the word if of two to four
-        characters, else "")."""
+        the word's part of speech; the word if of two to four characters, else "")."""
         text = "".join(tokens)
         tagged = self._tag_words(text)
         if not tagged:
-            return [("S", "x", "^", "$", "")] * len(tokens)
+            return [("S", "x", "")] * len(tokens)
         if len(text) == len(tokens):  # one character per token (Chinese text): the words' characters in turn
-            out: list[tuple[str, str, str, str, str]] = []
-            last = len(tagged) - 1
-            for k, (word, tag) in enumerate(tagged):
-                before = tagged[k - 1][1] if k else "^"
-                after = tagged[k + 1][1] if k < last else "$"
+            out: list[tuple[str, str, str]] = []
+            for word, tag in tagged:
                 n = len(word)
                 whole = word if 2 <= n <= 4 else ""
                 if n == 1:
-                    out.append(("S", tag, before, after, whole))
+                    out.append(("S", tag, whole))
                 else:
-                    out.append(("B", tag, before, after, whole))
-                    out += [("M", tag, before, after, whole)] * (n - 2)
-                    out.append(("E", tag, before, after, whole))
+                    out.append(("B", tag, whole))
+                    out += [("M", tag, whole)] * (n - 2)
+                    out.append(("E", tag, whole))
             return out
         starts, ends, tags, words = [], [], [], []
         at = 0
@@ -522,21 +518,21 @@ class CharFeatureExtractor:
                 w += 1
             end = pos + len(tok)
             place = ("S" if ends[w] <= end else "B") if starts[w] >= pos else ("E" if ends[w] <= end else "M")
-            out.append((place, tags[w], tags[w - 1] if w else "^", tags[w + 1] if w < last else "$", words[w]))
+            out.append((place, tags[w], words[w]))
             pos = end
         return out
 
     @staticmethod
-    def _word_attrs(key: tuple[str, str, str, str, str]) -> list[str]:
-        place, tag, before, after, word = key
+    def _word_attrs(key: tuple[str, str, str]) -> list[str]:
+        place, tag, word = key
         attrs = ["wt|wp=" + tag + "|" + place]
         if word:
             attrs.append("ww=" + word)
         return attrs
 
     def _known_words(self, tokens: list[str]) -> list[tuple]:
-        """Per token, the attributes of ``_word_attrs`` that the model knows, as bytes: per word, from a cache
-        of the tuples of each place in a word of its part of speech, neighbours and text."""
+        """Per token, the attributes of ``_word_attrs`` that the model knows, as bytes, from a cache by
+        (place, part of speech, word)."""
         keys = self._word_keys(tokens)
         cache = self._word_pieces
         if len(cache) >= TOKEN_CACHE_SIZE:
