@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [int(x) for x in args.clusters.split(",")]
         learnt = [clusters.learn([s.tokens for s in sents], n_clusters=k) for k in sizes]
         meta["clusters"] = {w: [c[w] for c in learnt] if len(learnt) > 1 else learnt[0][w] for w in learnt[0]}
-    extractor = build_extractor(meta, gazetteer.load(states=False))
+    extractor = build_extractor(meta, gazetteer.load())
     trainer = pycrfsuite.Trainer(verbose=False)
     for sent in sents:
         trainer.append(augment(extractor.sentence(sent.tokens), sent.source, args.default_domain), sent.tags)

@@ -206,7 +206,7 @@ def train(sents: list[data.Sentence], out: Path, *, lang: str, clusters_spec: st
         sizes = [int(x) for x in clusters_spec.split(",")]
         learnt = [clusters.learn([s.tokens for s in text], n_clusters=k) for k in sizes]
         meta["clusters"] = {w: [c[w] for c in learnt] if len(learnt) > 1 else learnt[0][w] for w in learnt[0]}
-    gaz = gazetteer.load(states=False)
+    gaz = gazetteer.load()
     extractors: dict[str, object] = {}
     trainer = pycrfsuite.Trainer(verbose=False)
     for sent in sents:

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         crf_meta = json.load(fh)  # the CRF's recipe: same datasets, casing table, word frequencies
     datasets = tuple(crf_meta["domains"])
     base = crf_meta["base_domain"]
-    extractor = build_extractor(crf_meta, gazetteer.load(states=False))
+    extractor = build_extractor(crf_meta, gazetteer.load())
     cased = [s for name in datasets if name not in data.LOWERCASED_SETS for s in data.load(args.eval_dir, name, "train")]
     sents = training_sentences(args.eval_dir, datasets, data.casing_table(cased))
     held: list[data.Sentence] = []

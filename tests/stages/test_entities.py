@@ -213,6 +213,17 @@ def test_the_models_person_wins_over_a_small_towns_name_not_over_a_big_city(gaz)
     assert ("Houston", "LOC") in got and ("Houston", "PER") not in got  # a city of over a million
 
 
+def test_states_are_for_the_rules_and_never_replace_a_city(gaz):
+    from pipeline.stages.entities.features import gazetteer_tags
+
+    assert gaz.get("Delaware").rules_only and gaz.get("Delaware").kind == "region"
+    assert gaz.get("New York").canonical == "New York City" and gaz.get("Berlin").kind == "city"
+    words = ["Delaware", "and", "Berlin"]
+    assert gazetteer_tags(words, [w.lower() for w in words], gaz) == ["", "", "B-LOC.city"]  # the CRFs' view
+    text = "He moved from Delaware to Berlin."
+    assert {(m.text, m.label) for m in rules.tag(text, gaz)} >= {("Delaware", "LOC"), ("Berlin", "LOC")}
+
+
 def test_one_label_per_name_and_repeats(gaz):
     text = "Golkar menang. Kata Golkar, suara Golkar naik di Jawa Timur."
     model = [_m(text, "Golkar", "ORG"), _m(text, "Golkar", "ORG", nth=1), _m(text, "Golkar", "PER", nth=2)]

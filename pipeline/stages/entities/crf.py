@@ -140,7 +140,7 @@ class CrfTagger:
         self.domain = domain or self.meta["default_domain"]
         if self.domain not in self.meta["domains"]:
             raise ValueError(f"model {self.model_dir.name} knows domains {self.meta['domains']}, not {self.domain!r}")
-        self.gaz = gaz or gazetteer_mod.load(states=False)  # what the models were trained with
+        self.gaz = gaz or gazetteer_mod.load()
         self.per_language = self.meta["word_freq"]["lang"] == RECORD_LANGUAGE
         self.tokenize = tokenize_chars if self.meta.get("tokens") == CHARS else tokenize
         # the attributes the model has weights for: the tagger is given only those (CRFsuite drops the rest)

@@ -63,7 +63,7 @@ def gazetteer_tags(tokens: list[str], folded: list[str], gaz: Gazetteer) -> list
         for size in range(min(MAX_GAZ_TOKENS, longest, n - i), 0, -1):
             key = " ".join(folded[i:i + size]).replace("-", " ").replace(" ' ", "'")
             entry = names.get(key)
-            if entry is None:
+            if entry is None or entry.rules_only:
                 continue
             if len(key) <= 3 and not tok.isupper():
                 continue

