@@ -48,7 +48,7 @@ ADJECTIVE_ENDING = re.compile(r"(?:lich|ig|isch|haft|sam|bar)(?:e|er|es|en|em)$"
 ORG_ADJECTIVE = re.compile(r"(?:e|en|er|es)$")  # an organisation's first word: an adjective's inflection
 ARTICLES = frozenset({"der", "die", "das", "dem", "den", "des", "ein", "eine", "einem", "einen", "einer", "eines",
                       "im", "am", "zum", "zur", "vom", "beim", "ins"})
-ABBREVIATIONS = frozenset({"St", "Dr", "Prof"})  # a full stop after them is part of the name
+ABBREVIATIONS = frozenset({"St"})  # its full stop is part of the name ("Dr.", "Prof." are tokens with theirs)
 
 LINKS = ("s", "n", "e", "en", "es", "er")  # linking elements of German compounds ("Landtags-wahl")
 # heads of compounds that name places and families more often than things ("Altenburg", "Frankenstein")
