@@ -61,7 +61,7 @@ def main() -> None:
                   f"sd {y.std():.1f}, around the line {residual.std():.1f})", flush=True)
             kept = [(o, m) for o, m in zip(outs, messages, strict=True) if o.record is not None]
             if name == args.stage:
-                slowest = sorted(zip(times, [m for m in messages], strict=True), key=lambda tm: -tm[0])[:args.slowest]
+                slowest = sorted(zip(times, messages, strict=True), key=lambda tm: -tm[0])[:args.slowest]
                 for ms, message in slowest:
                     record = decode(message.value)
                     lang = (record.get("lang") or {}).get("code") if isinstance(record.get("lang"), dict) else None
