@@ -111,17 +111,26 @@ def commit_offsets(consumer, offsets: dict, timeout_s: float) -> None:
     """Commit ``offsets`` (how far this read went), again while the group is rebalancing: a second
     replay right after a first can join while the group settles, and the commit is refused then
     (RebalanceInProgressError). A poll takes part in the rebalance; what it reads is not committed."""
-    from kafka.errors import CommitFailedError, RebalanceInProgressError
+    from kafka.errors import (
+        CommitFailedError,
+        IllegalGenerationError,
+        RebalanceInProgressError,
+        UnknownMemberIdError,
+    )
 
+    settling = (RebalanceInProgressError, CommitFailedError, UnknownMemberIdError, IllegalGenerationError)
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             consumer.commit(offsets)
             return
-        except (RebalanceInProgressError, CommitFailedError):
+        except settling:
             if time.monotonic() >= deadline:
                 raise
-            consumer.poll(timeout_ms=200, max_records=1)
+        try:
+            consumer.poll(timeout_ms=200, max_records=1)  # (re)joins the group
+        except settling:
+            pass
 
 
 def list_letters(settings: Settings, select: Selection) -> list[dict]:
