@@ -2,10 +2,12 @@
 
 ``list`` reads the whole dead-letter topic without a consumer group (it changes nothing).
 ``replay`` sends each selected dead letter's original payload back to the topic of the stage that
-failed on it, keyed by its record id. It reads with the consumer group
+failed on it, keyed by its record id. It reads from the offsets committed for the consumer group
 ``<prefix>-deadletter-replay`` and commits after sending, so a dead letter is replayed once;
 ``--all`` reads from the beginning regardless. Dead letters whose payload was cut (bodies over
-the dead-letter size limit) cannot be replayed and are counted as such.
+the dead-letter size limit) cannot be replayed and are counted as such. The group only keeps
+offsets: partitions are assigned, so two replays run one after the other never wait for a
+rebalance (two at once would both send the same letters; sinks write them once).
 """
 
 from __future__ import annotations
@@ -73,20 +75,22 @@ def read(settings: Settings, group: str | None = None, from_start: bool = True, 
         if on_total is not None:
             starts = {tp: 0 if group is None or from_start else (consumer.committed(tp) or 0) for tp in parts}
             on_total(sum(max(0, ends[tp] - starts[tp]) for tp in parts))
-        if group is None:
-            consumer.assign(parts)
+        # Partitions are assigned, never subscribed: the replay group has no members, so nothing
+        # rebalances (a second replay right after a first used to wait for the first's member to
+        # leave, and its commit was refused). Offsets are committed as a group-less "simple" consumer.
+        consumer.assign(parts)
+        if group is None or from_start:
             consumer.seek_to_beginning(*parts)
         else:
-            consumer.subscribe([topic])
-        sought = False
+            for tp in parts:
+                done = consumer.committed(tp)
+                if done is None:
+                    consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, done)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             batches = consumer.poll(timeout_ms=200, max_records=1000)
-            assigned = consumer.assignment()
-            if group is not None and from_start and assigned and not sought:
-                consumer.seek_to_beginning(*assigned)
-                sought = True
-                continue
             for messages in batches.values():
                 for message in messages:
                     try:
@@ -94,23 +98,24 @@ def read(settings: Settings, group: str | None = None, from_start: bool = True, 
                     except orjson.JSONDecodeError:
                         continue
                     yield message, letter
-            if assigned and all(consumer.position(tp) >= ends[tp] for tp in assigned):
+            if all(consumer.position(tp) >= ends[tp] for tp in parts):
                 break
         if group is not None and commit:
             if before_commit is not None:
                 before_commit()
             from kafka.structs import OffsetAndMetadata
 
-            read_to = {tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in consumer.assignment()}
+            read_to = {tp: OffsetAndMetadata(consumer.position(tp), "", -1) for tp in parts}
             commit_offsets(consumer, read_to, timeout_s)
     finally:
         consumer.close()
 
 
 def commit_offsets(consumer, offsets: dict, timeout_s: float) -> None:
-    """Commit ``offsets`` (how far this read went), again while the group is rebalancing: a second
-    replay right after a first can join while the group settles, and the commit is refused then
-    (RebalanceInProgressError). A poll takes part in the rebalance; what it reads is not committed."""
+    """Commit ``offsets`` (how far this read went), again while the broker refuses: the replay
+    group has no members, but one left by an older version (which subscribed) keeps the group busy
+    until its session times out (RebalanceInProgressError, UnknownMemberIdError). A poll in between
+    keeps the client's connections served; what it reads is not committed."""
     from kafka.errors import (
         CommitFailedError,
         IllegalGenerationError,
@@ -128,7 +133,7 @@ def commit_offsets(consumer, offsets: dict, timeout_s: float) -> None:
             if time.monotonic() >= deadline:
                 raise
         try:
-            consumer.poll(timeout_ms=200, max_records=1)  # (re)joins the group
+            consumer.poll(timeout_ms=200, max_records=1)
         except settling:
             pass
 
