@@ -519,3 +519,23 @@ def test_caseless_names_are_found_by_their_first_two_characters():
 def test_provinces_win_over_geographical_units_whatever_the_order_of_pycountrys_sets(gaz):
     assert gaz.get("Maluku").ids == (("iso3166-2", "ID-MA"),)
     assert gaz.get("Papua").ids == (("iso3166-2", "ID-PA"),)
+
+
+def test_repeated_names_are_found_as_one_regular_expression_of_them_would():
+    """``_hits`` finds the names as whole words, left to right, the longest where several start at
+    one place: the same spans as one alternation of the names, longest first, with word boundaries
+    that count "-" as part of a word."""
+    import random
+    import re
+
+    from pipeline.stages.entities.combine import _hits
+
+    names = ["Joko", "Joko Widodo", "Widodo", "Jakarta", "Nagorno-Karabakh", "Karabakh", "Ö-Bank", "AS", "A.S."]
+    words = [*names, "di", "Jokowi", "-", ",", "Karabakh-nya", "_AS", "AS2", "Öst", "Joko Widodos", "\n", "Ö"]
+    rng = random.Random(7)
+    for _ in range(300):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 30)))
+        text = text.replace(" - ", "-") if rng.random() < 0.3 else text
+        pattern = re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+                             + r")(?![\w-])")
+        assert _hits(text, names) == [m.span() for m in pattern.finditer(text)], text

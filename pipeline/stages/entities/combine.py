@@ -191,20 +191,45 @@ def _repeats(text: str, mentions: list[Mention], gaz: Gazetteer) -> list[Mention
     if not names:
         return []
     taken = sorted((m.start, m.end) for m in mentions)
-    pattern = re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
-                         + r")(?![\w-])")
     # A hit overlaps a mention when some mention starts before the hit ends and ends after it
     # starts. The hits come in order, apart, so one sweep does (a long page has thousands of both):
     # the furthest end of the mentions that start before the hit's end. A hit added ends before the
     # next one starts: no later hit overlaps it.
     added = []
     i, furthest = 0, -1
-    for hit in pattern.finditer(text):
-        s, e = hit.span()
+    for s, e in _hits(text, names):
         while i < len(taken) and taken[i][0] < e:
             furthest = max(furthest, taken[i][1])
             i += 1
         if furthest > s:
             continue
-        added.append(Mention(s, e, hit.group(), names[hit.group()], "", {}, "consistency"))
+        added.append(Mention(s, e, text[s:e], names[text[s:e]], "", {}, "consistency"))
     return added
+
+
+def _word_char(ch: str) -> bool:
+    return ch.isalnum() or ch in "_-"
+
+
+def _hits(text: str, names) -> list[tuple[int, int]]:
+    """Where the ``names`` occur in ``text`` as whole words (no letter, digit, _ or - on either side),
+    left to right without overlaps, the longest name where several start at one place: what one
+    regular expression of the names, longest first, would find, without compiling one per document
+    (that took 5 % of the stage on rendered pages)."""
+    found: dict[int, int] = {}
+    find, size = text.find, len(text)
+    for name in names:
+        n = len(name)
+        at = find(name)
+        while at >= 0:
+            end = at + n
+            if (at == 0 or not _word_char(text[at - 1])) and (end == size or not _word_char(text[end])) \
+                    and end > found.get(at, -1):
+                found[at] = end
+            at = find(name, at + 1)
+    hits, last = [], 0
+    for at in sorted(found):
+        if at >= last:
+            hits.append((at, found[at]))
+            last = found[at]
+    return hits
