@@ -48,7 +48,7 @@ def compute_bound(bodies: list[str], kind: str, n: int, tag: str) -> dict:
     from pipeline.records import encode
     from pipeline.stages import build_stage
     from pipeline.stages.runner import Message, handle_messages
-    from pipeline.streaming.worker import one_numeric_thread
+    from pipeline.streaming.worker import freeze_loaded_objects, one_numeric_thread
 
     one_numeric_thread()
     settings = config.load()
@@ -57,6 +57,7 @@ def compute_bound(bodies: list[str], kind: str, n: int, tag: str) -> dict:
     me = psutil.Process()
     try:
         warm_up(stages, worker)
+        freeze_loaded_objects()  # as a worker does once its stage is built
         messages = messages_of([event(kind, bodies[i % len(bodies)], tag, i) for i in range(n)])
         per_stage: dict[str, dict] = {}
         for name, stage in stages.items():

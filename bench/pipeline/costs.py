@@ -37,13 +37,14 @@ def main() -> None:
     from pipeline.records import decode, encode
     from pipeline.stages import build_stage
     from pipeline.stages.runner import Message, handle_messages
-    from pipeline.streaming.worker import one_numeric_thread
+    from pipeline.streaming.worker import freeze_loaded_objects, one_numeric_thread
 
     one_numeric_thread()
     settings = config.load()
     stages = {name: build_stage(name, settings, dedup_store="memory") for name in registry.chain(settings)}
     try:
         warm_up(stages, "bench-costs")
+        freeze_loaded_objects()  # as a worker does once its stage is built
         bodies = pages(Path(args.eval_dir), args.kind)
         messages = messages_of([event(args.kind, bodies[i % len(bodies)], "costs", i) for i in range(args.records)])
         for name, stage in stages.items():

@@ -29,12 +29,13 @@ def main(argv: list[str]) -> int:
     from pipeline.records import encode, utc_now
     from pipeline.stages import build_stage
     from pipeline.stages.runner import Message, Origin, handle_messages
-    from pipeline.streaming.worker import one_numeric_thread
+    from pipeline.streaming.worker import freeze_loaded_objects, one_numeric_thread
 
     name, bootstrap, source, target, stats_path = argv
     one_numeric_thread()
     settings = config.load()
     stage = build_stage(name, settings, dedup_store="memory")
+    freeze_loaded_objects()  # the same stage code as our workers run, under the same collector
     worker = f"peer-{name}"
     stats = {"stage": name, "records": 0, "stage_ms": 0.0}
     written = [time.monotonic()]

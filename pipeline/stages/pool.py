@@ -20,6 +20,7 @@ process fails the batch, as in-process (the worker retries it).
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import multiprocessing
@@ -95,6 +96,8 @@ def _child_start(name: str, settings: Any, ready: Any) -> None:
         from pipeline.stages import build_stage
 
         _child["stage"] = build_stage(name, settings)
+        gc.collect()
+        gc.freeze()  # the loaded models out of the cyclic collector, as in a worker (worker.freeze_loaded_objects)
     except BaseException as exc:  # noqa: BLE001 - given back to the worker by the first task
         _child["error"] = f"{type(exc).__name__}: {exc}"
     _child["ready"] = ready

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import threading
@@ -83,6 +84,15 @@ def one_numeric_thread() -> None:
     for name in NUMERIC_THREAD_VARIABLES:
         os.environ[name] = "1"
     threadpool_limits(limits=1)
+
+
+def freeze_loaded_objects() -> None:
+    """Keep what the stage loaded (models, lexicons, gazetteers: millions of objects that live as
+    long as the worker) out of Python's cyclic garbage collector. Each full collection walked them
+    all again: on 600 rendered pages the entities stage spent 0.50 s of ~10 s in collections, 0.10 s
+    with them frozen. Objects made later (records, caches) are collected as before."""
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass
@@ -658,6 +668,7 @@ def run_worker(settings: Settings, stage: str, sink_targets: list[str] | None = 
         server.close()
         raise
     holder.append(processor)
+    freeze_loaded_objects()
     stage_code = getattr(processor, "stage", None)
     if stage_code is not None:
         metrics.record_clock = stage_code.clock

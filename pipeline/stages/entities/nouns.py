@@ -143,7 +143,7 @@ class NounLexicon:
                 surnames.update(w for v, w in zip(words, words[1:], strict=False)
                                 if FIRST_NAME in self.classes.get(v, "") and self.kind(w) != _FUNCTION)
         out = []
-        after_article: dict[str, bool] = {}
+        before: dict[str, list[str]] = {}  # the word before each occurrence, per one-word person (a page names some 100 times)
         for m in mentions:
             kept = self._refine(text, m, surnames)
             if kept is None:
@@ -154,26 +154,17 @@ class NounLexicon:
             if kept.label == "PER" and " " not in kept.text and kept.text not in surnames \
                     and not {PERSON, PLACE} & set(self.classes.get(kept.text, "")):
                 # a word the text puts after an article is a common noun, not a person ("der Halle")
-                if kept.text not in after_article:
-                    after_article[kept.text] = self._after_article(text, kept.text)
-                if after_article[kept.text]:
+                found = before.get(kept.text)
+                if found is None:
+                    found = before[kept.text] = self._words_before(text, kept.text)
+                if any(w in ARTICLES for w in found):
                     continue
-                if self._always_after(text, kept.text, LOCATIVES):
+                if found and all(w in LOCATIVES for w in found):
                     # "in Lenzburg", "aus Wendeburg" wherever the text names it: a place, whatever the model said
                     kept = Mention(kept.start, kept.end, kept.text, "LOC", kept.canonical, dict(kept.ids),
                                    kept.source)
             out.append(kept)
         return out
-
-    @classmethod
-    def _after_article(cls, text: str, word: str) -> bool:
-        return any(w in ARTICLES for w in cls._words_before(text, word))
-
-    @classmethod
-    def _always_after(cls, text: str, word: str, before: frozenset[str]) -> bool:
-        """Whether every time the text has ``word`` it follows one of the words ``before``."""
-        found = cls._words_before(text, word)
-        return bool(found) and all(w in before for w in found)
 
     @staticmethod
     def _words_before(text: str, word: str) -> list[str]:
