@@ -53,11 +53,12 @@ def lines(text: str) -> list[Line]:
     out = []
     pos = 0
     for raw in text.split("\n"):
-        words = [w for w in TOKEN.findall(raw) if w[:1].isalpha() and w.lower() not in SMALL_WORDS]
-        capitalised = sum(1 for w in words if w[:1].isupper())
-        headline = (HEADLINE_MIN_WORDS <= len(words) <= HEADLINE_MAX_WORDS
-                    and not raw.rstrip().endswith((".", "!", "?", ":", '"', "”", ","))
-                    and capitalised / len(words) >= HEADLINE_CAPITALISED_SHARE)
+        headline = False
+        if not raw.rstrip().endswith((".", "!", "?", ":", '"', "”", ",")):  # a sentence's end: no headline
+            words = [w for w in TOKEN.findall(raw) if w[:1].isalpha() and w.lower() not in SMALL_WORDS]
+            capitalised = sum(1 for w in words if w[:1].isupper())
+            headline = (HEADLINE_MIN_WORDS <= len(words) <= HEADLINE_MAX_WORDS
+                        and capitalised / len(words) >= HEADLINE_CAPITALISED_SHARE)
         out.append(Line(pos, pos + len(raw), headline))
         pos += len(raw) + 1
     return out

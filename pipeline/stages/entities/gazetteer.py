@@ -85,8 +85,10 @@ class Gazetteer:
         return self.names.get(fold(name))
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def fold(text: str) -> str:
-    """Lower case, accents removed, hyphens and spaces normalised: the gazetteer's key form."""
+    """Lower case, accents removed, hyphens and spaces normalised: the gazetteer's key form (cached:
+    the rules fold every capitalised token of a page, and names recur)."""
     if text.isascii():
         return " ".join(text.lower().replace("-", " ").split())
     text = unicodedata.normalize("NFKD", text)
