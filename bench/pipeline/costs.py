@@ -35,9 +35,9 @@ def main() -> None:
 
     from pipeline import config, registry
     from pipeline.records import decode, encode
-    from pipeline.stages import build_stage
+    from pipeline.stages import build_stage, freeze_loaded_objects
     from pipeline.stages.runner import Message, handle_messages
-    from pipeline.streaming.worker import freeze_loaded_objects, one_numeric_thread
+    from pipeline.streaming.worker import one_numeric_thread
 
     one_numeric_thread()
     settings = config.load()

@@ -27,9 +27,9 @@ def main(argv: list[str]) -> int:
 
     from pipeline import config
     from pipeline.records import encode, utc_now
-    from pipeline.stages import build_stage
+    from pipeline.stages import build_stage, freeze_loaded_objects
     from pipeline.stages.runner import Message, Origin, handle_messages
-    from pipeline.streaming.worker import freeze_loaded_objects, one_numeric_thread
+    from pipeline.streaming.worker import one_numeric_thread
 
     name, bootstrap, source, target, stats_path = argv
     one_numeric_thread()

