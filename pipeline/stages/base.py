@@ -144,7 +144,7 @@ class Stage:
     batch_max: int | None = None
     #: True: its worker takes as many records as the stage is expected to work through in
     #: ``run.batch_ms`` (``pipeline.streaming.batching``: a batch's records are handed on when it
-    #: is done, so a long batch holds its first records), at least ``batch_least``, at most
+    #: is done, or in pieces for a stage that is ``one_by_one``), at least ``batch_least``, at most
     #: ``batch_max``; False: batches of up to ``batch_max`` whatever they take (a stage whose
     #: records wait on something else concurrently: a batch takes about as long whatever its size)
     batches_by_time: bool = True
@@ -173,6 +173,14 @@ class Stage:
             return BadInput(TOO_LARGE, f"text of {len(text):,} characters; the limit is {self.max_text_chars:,} "
                                        "(stages.limits.max_text_chars)")
         return None
+
+    @property
+    def one_by_one(self) -> bool:
+        """True when its records are handled one at a time (it keeps the base ``process_many``):
+        its worker then hands a batch's records on in pieces as they are done
+        (``pipeline.streaming.batching.cut_in_pieces``); a stage with its own ``process_many`` gains
+        from whole batches (one index round trip, pages in flight in a pool) and gets them."""
+        return type(self).process_many is Stage.process_many
 
     def process(self, record: dict[str, Any], ctx: Context) -> dict[str, Any]:
         """Return the record with this stage's fields filled. Raise ``BadInput`` for bad records."""

@@ -15,8 +15,10 @@ more than doubled in a first run: bench/pipeline/README.md). So a batch may also
 up to ``waited_share`` of the time its first record has waited already (since the stage before
 handed it on): a backlog of seconds (the pipeline at its limit, where the wait is the queue's
 anyway) is taken in large batches again, while a short burst, whose records have waited little,
-is taken in small ones. No Faust in here
-(``pipeline.streaming.worker`` uses it; the tests drive it on its own).
+is taken in small ones. A stage that handles its records one at a time hands a batch on in
+pieces as they are done (``cut_in_pieces``), so there a batch holds a record only for the pieces
+before its own and the piece it is in. No Faust in here (``pipeline.streaming.worker`` uses it;
+the tests drive it on its own).
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ from typing import Any
 #: the entities and language stages' time per record is almost all proportional to the text, the
 #: clean stage's on rendered text about 2.4 ms plus 0.3 ms per KB: `python -m bench.pipeline.costs`)
 RECORD_BYTES = 1024
+
+
+#: a stage whose records are handled one at a time (``Stage.one_by_one``) hands a batch's records on
+#: in pieces of about this long, each as soon as it is done: a batch's first records no longer wait
+#: for its last (at half the saturation rate on rendered text, a record's share of its entities
+#: batch was up to 370 ms at p99: bench/pipeline/README.md)
+PIECE_S = 0.025
 
 
 def record_weight(value: bytes | None) -> int:
@@ -128,3 +137,24 @@ class BatchSizer:
             mean = min(mean, self.SPIKE * self.per_unit_s)
         weight = 1.0 - (1.0 - 1.0 / self.memory) ** records
         self.per_unit_s += weight * (mean - self.per_unit_s)
+
+
+def cut_in_pieces(items: list, weights: list[float], per_unit_s: float | None, piece_s: float = PIECE_S) -> list[list]:
+    """``items`` in order, cut into pieces that each take about ``piece_s`` at the stage's measured
+    time per unit (``per_unit_s``; ``weights``: each item's units), at least one item each. Cost not
+    known yet (None): an item per piece; no cost (0): one piece."""
+    if per_unit_s is not None and per_unit_s <= 0:
+        return [items] if items else []
+    budget = piece_s / per_unit_s if per_unit_s is not None else 0.0
+    pieces: list[list] = []
+    piece: list = []
+    used = 0.0
+    for item, weight in zip(items, weights, strict=True):
+        if piece and used + weight > budget:
+            pieces.append(piece)
+            piece, used = [], 0.0
+        piece.append(item)
+        used += weight
+    if piece:
+        pieces.append(piece)
+    return pieces

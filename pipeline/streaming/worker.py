@@ -2,7 +2,9 @@
 
 The agent takes small batches of messages, runs the stage in a worker thread (the event loop
 stays free for heartbeats), produces each record to the next topic keyed by its id, and each
-failure to the dead-letter topic. Offsets are committed by Faust only after a batch is done and
+failure to the dead-letter topic. A stage that handles its records one at a time (language,
+entities) has each batch cut in pieces of about ``PIECE_S`` whose records are produced as soon as
+the piece is done, not when the whole batch is. Offsets are committed by Faust only after a batch is done and
 the producer flushed, so a crash means redelivery (at least once), never loss; ids make the
 redelivery harmless downstream.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import threading
@@ -50,7 +53,7 @@ from pipeline.stages import build_stage, freeze_loaded_objects, stage_factory
 from pipeline.stages.base import Stage, StageStats, worker_name
 from pipeline.stages.runner import Message, Origin, handle_messages
 from pipeline.streaming import faust_adapter
-from pipeline.streaming.batching import BatchAllowance, BatchSizer, record_weight
+from pipeline.streaming.batching import BatchAllowance, BatchSizer, cut_in_pieces, record_weight
 
 log = logging.getLogger("pipeline.worker")
 
@@ -132,8 +135,6 @@ class StageProcessor:
         outputs: list[Output] = []
         passed: list[dict[str, Any]] = []
         messages = [Message(i.value, i.key, i.received_at, i.origin) for i in items]
-        if self.metrics:
-            self.metrics.observe_batch(len(items))
         try:
             outcomes = handle_messages(self.stage, messages, self.worker)
         except TemporaryFailure as exc:
@@ -186,8 +187,6 @@ class SinkProcessor:
     def process(self, items: list[Item]) -> tuple[list[Output], list[Item]]:
         outputs: list[Output] = []
         good: dict[int, list[tuple[Item, dict[str, Any]]]] = defaultdict(list)
-        if self.metrics:
-            self.metrics.observe_batch(len(items))
         for item in items:
             try:
                 record = decode(item.value)
@@ -525,23 +524,21 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
             async for events in batches:
                 await handle_batch(loop, events)
 
+    one_by_one = isinstance(processor, StageProcessor) and processor.stage.one_by_one
+
     async def handle_batch(loop, events) -> None:
         items = [Item(e.message.key, e.message.value, e.message.timestamp, e.message.topic,
                       e.message.partition, e.message.offset) for e in events]
-        pending = items
+        weights = [record_weight(item.value) for item in items]
+        pieces = cut_in_pieces(items, weights, sizer.per_unit_s) if one_by_one else [items]
+        if metrics is not None:
+            metrics.observe_batch(len(items))
         async with busy:
             await roll_if_due()
-            delay = RETRY_FIRST_S
-            while pending:
-                started = time.perf_counter()
-                outputs, pending = await loop.run_in_executor(executor, processor.process, pending)
-                if not pending and delay == RETRY_FIRST_S:  # done at the first try: what the stage costs
-                    sizer.observe(len(items), time.perf_counter() - started,
-                                  sum(record_weight(item.value) for item in items))
-                await send_all(outputs)
-                if pending:
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RETRY_MAX_S)
+            seconds = await work_through(pieces, functools.partial(loop.run_in_executor, executor, processor.process),
+                                         send_all)
+            if seconds is not None:  # done at the first try: what the stage costs
+                sizer.observe(len(items), seconds, sum(weights))
             if transactions is not None:
                 transactions.processed(items)
         if time.monotonic() - last_stats[0] > STATS_EVERY_S:
@@ -551,6 +548,30 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
     app.executor = executor
     app.committed_offsets = committed_offsets
     return app
+
+
+async def work_through(pieces: list[list[Item]], process, send) -> float | None:
+    """A batch's ``pieces`` in order through ``process`` (awaited: the outputs, and the items to try
+    again), each piece's outputs handed to ``send`` as soon as it is done, before the next piece
+    starts. Items to try again (a ``TemporaryFailure``) are tried again after ``RETRY_FIRST_S``,
+    doubling up to ``RETRY_MAX_S``; the outputs already sent are not sent again. The batch's offsets
+    are committed only after this returns, so a crash midway sends its records again (at least
+    once), and in a transaction they count only with the offsets. Returns the seconds ``process``
+    took, or None when something was tried again (then they say nothing of the stage's cost)."""
+    took = 0.0
+    retried = False
+    for piece in pieces:
+        pending, delay = piece, RETRY_FIRST_S
+        while pending:
+            started = time.perf_counter()
+            outputs, pending = await process(pending)
+            took += time.perf_counter() - started
+            await send(outputs)
+            if pending:
+                retried = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+    return None if retried else took
 
 
 def batch_sizer(settings: Settings, processor) -> BatchSizer:

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from pipeline.stages.base import Stage
-from pipeline.streaming.batching import BatchAllowance, BatchSizer
+from pipeline.streaming.batching import BatchAllowance, BatchSizer, cut_in_pieces
 from pipeline.streaming.worker import BATCH_MAX, SinkProcessor, StageProcessor, batch_sizer
 
 
@@ -130,3 +130,58 @@ def test_a_worker_sizes_a_stage_by_time_and_the_sink_and_stages_that_say_so_by_c
     assert (sink.target_s, sink.size()) == (0.0, BATCH_MAX)
     off = dataclasses.replace(settings, run=dataclasses.replace(settings.run, batch_ms=0.0))
     assert batch_sizer(off, StageProcessor(off, Tagger(), "w")).size() == BATCH_MAX
+
+
+def test_a_batch_is_cut_in_pieces_of_about_the_piece_time_in_order():
+    items = list("abcdefg")
+    weights = [10, 10, 10, 50, 10, 10, 200]
+    # 1 ms a unit, pieces of 25 ms: a piece closes before the unit that would pass 25; a record
+    # heavier than a piece is a piece of its own
+    assert cut_in_pieces(items, weights, 0.001, 0.025) == [["a", "b"], ["c"], ["d"], ["e", "f"], ["g"]]
+    assert cut_in_pieces(items, weights, None, 0.025) == [[i] for i in items]  # cost unknown: one by one
+    assert cut_in_pieces(items, weights, 0.0, 0.025) == [items]  # costs nothing: one piece
+    assert cut_in_pieces([], [], 0.001) == []
+    assert [i for piece in cut_in_pieces(items, weights, 0.0004) for i in piece] == items
+
+
+def test_stages_that_handle_records_one_at_a_time_are_handed_on_in_pieces():
+    from pipeline.stages.dedup import DedupStage
+    from pipeline.stages.entities import EntitiesStage
+    from pipeline.stages.language import LanguageStage
+
+    def unbuilt(cls):  # the answer depends on the class only: no models or index needed
+        return cls.__new__(cls)
+
+    assert Tagger().one_by_one and unbuilt(LanguageStage).one_by_one and unbuilt(EntitiesStage).one_by_one
+    assert not unbuilt(DedupStage).one_by_one  # one index round trip a batch
+
+
+def test_each_piece_is_sent_when_done_and_a_retry_does_not_send_the_earlier_pieces_again(monkeypatch):
+    import asyncio
+
+    from pipeline.streaming import worker
+
+    monkeypatch.setattr(worker, "RETRY_FIRST_S", 0.01)
+    events: list[tuple[str, object]] = []
+    failures = {"c": 2}  # "c" fails twice (a TemporaryFailure), then passes
+
+    async def process(piece):
+        events.append(("process", list(piece)))
+        await asyncio.sleep(0)
+        retry = [i for i in piece if failures.get(i, 0) > 0]
+        for i in retry:
+            failures[i] -= 1
+        return [f"out-{i}" for i in piece if i not in retry], retry
+
+    async def send(outputs):
+        events.append(("send", list(outputs)))
+
+    took = asyncio.run(worker.work_through([["a", "b"], ["c"], ["d"]], process, send))
+    assert events == [("process", ["a", "b"]), ("send", ["out-a", "out-b"]),
+                      ("process", ["c"]), ("send", []), ("process", ["c"]), ("send", []),
+                      ("process", ["c"]), ("send", ["out-c"]),
+                      ("process", ["d"]), ("send", ["out-d"])]
+    assert took is None  # tried again: says nothing of the stage's cost
+    events.clear()
+    took = asyncio.run(worker.work_through([["x"], ["y"]], process, send))
+    assert took is not None and took >= 0 and [e[0] for e in events] == ["process", "send"] * 2
