@@ -17,7 +17,10 @@ handed it on): a backlog of seconds (the pipeline at its limit, where the wait i
 anyway) is taken in large batches again, while a short burst, whose records have waited little,
 is taken in small ones. A stage that handles its records one at a time hands a batch on in
 pieces as they are done (``cut_in_pieces``), so there a batch holds a record only for the pieces
-before its own and the piece it is in. No Faust in here (``pipeline.streaming.worker`` uses it;
+before its own and the piece it is in; the pieces grow by the same rule as the batches (a backlog:
+one piece), since pieces of one or two records all down the chain made every hop's requests,
+the sink's writes and the receipts small (rendered text at saturation, 1 run: the run's CPU per
+event 33.0 -> 48.4 ms, 46.3 -> 34.7 events/s). No Faust in here (``pipeline.streaming.worker`` uses it;
 the tests drive it on its own).
 """
 
