@@ -17,8 +17,8 @@ handed it on): a backlog of seconds (the pipeline at its limit, where the wait i
 anyway) is taken in large batches again, while a short burst, whose records have waited little,
 is taken in small ones. A stage that handles its records one at a time hands a batch on in
 pieces as they are done (``cut_in_pieces``), so there a batch holds a record only for the pieces
-before its own and the piece it is in; the pieces grow with the wait too (``PIECE_WAITED_SHARE``),
-since pieces of one or two records all down the chain made every hop's requests,
+before its own and the piece it is in; the pieces grow by the same rule as the batches (a backlog:
+one piece), since pieces of one or two records all down the chain made every hop's requests,
 the sink's writes and the receipts small (rendered text at saturation, 1 run: the run's CPU per
 event 33.0 -> 48.4 ms, 46.3 -> 34.7 events/s). No Faust in here (``pipeline.streaming.worker`` uses it;
 the tests drive it on its own).
@@ -42,11 +42,6 @@ RECORD_BYTES = 1024
 #: for its last (at half the saturation rate on rendered text, a record's share of its entities
 #: batch was up to 370 ms at p99: bench/pipeline/README.md)
 PIECE_S = 0.025
-#: ... or this share of the time the batch's first record has waited, when that is longer: a
-#: backlog of seconds (the pipeline near its limit) goes on in longer pieces, while at half the
-#: saturation rate (waits of 10-300 ms) the pieces stay short. With the batches' own share (0.5)
-#: the pieces held up to 11 records at half the saturation rate (1 run)
-PIECE_WAITED_SHARE = 0.1
 
 
 def record_weight(value: bytes | None) -> int:
