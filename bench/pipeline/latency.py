@@ -4,7 +4,9 @@
     .venv/bin/python -m bench.pipeline.latency /tmp/bp/text-default-0 --level 50
 
 Every record keeps a trace: per stage, when the stage's batch began (``started_at``) and the
-record's own time in it (``ms``). A batch is the records of one worker with one ``started_at``; it
+record's own time in it (``ms``). A batch is the records of one worker with one ``started_at`` (in
+a stage that handles records one at a time, language and entities, a piece of the worker's batch,
+handed on as soon as it is done: ``pipeline.streaming.batching.cut_in_pieces``); it
 ends (its records are handed on together) at its start plus the sum of its records' ``ms``. Per
 record and stage:
 

@@ -125,6 +125,14 @@ class BatchSizer:
         budget = self.budget(waited_s)
         return BatchAllowance(self.most, self.least, budget, weigh if math.isfinite(budget) else None)
 
+    def pieces(self, items: list, weights: list[float], waited_s: float = 0.0) -> list[list]:
+        """A batch of a stage that handles records one at a time, cut in the pieces its worker hands
+        on as each is done: of ``PIECE_S``, or of ``waited_share`` of the time the first record
+        has waited when that is longer (a backlog goes on in long pieces, as it is taken in large
+        batches: one-record pieces all down the chain multiplied every hop's produce requests and
+        fetches, the sink's writes and the receipts)."""
+        return cut_in_pieces(items, weights, self.per_unit_s, max(PIECE_S, self.waited_share * waited_s))
+
     def observe(self, records: int, seconds: float, units: float | None = None) -> None:
         """A batch of ``records`` (``units`` in all; None: a unit each) took ``seconds`` of wall
         time (only batches the stage finished: a batch that failed for a while and was retried

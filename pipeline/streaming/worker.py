@@ -53,7 +53,7 @@ from pipeline.stages import build_stage, freeze_loaded_objects, stage_factory
 from pipeline.stages.base import Stage, StageStats, worker_name
 from pipeline.stages.runner import Message, Origin, handle_messages
 from pipeline.streaming import faust_adapter
-from pipeline.streaming.batching import PIECE_S, BatchAllowance, BatchSizer, cut_in_pieces, record_weight
+from pipeline.streaming.batching import BatchAllowance, BatchSizer, record_weight
 
 log = logging.getLogger("pipeline.worker")
 
@@ -533,11 +533,7 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
         items = [Item(e.message.key, e.message.value, e.message.timestamp, e.message.topic,
                       e.message.partition, e.message.offset) for e in events]
         weights = [record_weight(item.value) for item in items]
-        # pieces as long as a batch's records may wait (batching.BatchSizer): short while records
-        # come at a pace the stage keeps up with; the whole batch when a backlog has built up, where
-        # small pieces would only multiply the produce requests, fetches and writes down the chain
-        piece_s = max(PIECE_S, sizer.waited_share * waited_since(events[0]))
-        pieces = cut_in_pieces(items, weights, sizer.per_unit_s, piece_s) if one_by_one else [items]
+        pieces = sizer.pieces(items, weights, waited_since(events[0])) if one_by_one else [items]
         if metrics is not None:
             metrics.observe_batch(len(items))
         async with busy:

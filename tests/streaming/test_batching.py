@@ -144,6 +144,16 @@ def test_a_batch_is_cut_in_pieces_of_about_the_piece_time_in_order():
     assert [i for piece in cut_in_pieces(items, weights, 0.0004) for i in piece] == items
 
 
+def test_a_batch_whose_first_record_waited_long_goes_on_in_longer_pieces():
+    sizer = BatchSizer(target_s=0.1, most=200)
+    items, weights = list(range(40)), [1000] * 40
+    assert sizer.pieces(items, weights) == [[i] for i in items]  # cost not known yet
+    sizer.observe(10, 0.1, 10_000)  # 10 us a unit: 10 ms a record
+    assert [len(p) for p in sizer.pieces(items, weights)] == [2] * 20  # 25 ms pieces
+    assert [len(p) for p in sizer.pieces(items, weights, waited_s=0.2)] == [10] * 4  # half of 200 ms
+    assert sizer.pieces(items, weights, waited_s=5.0) == [items]  # a backlog: one piece
+
+
 def test_stages_that_handle_records_one_at_a_time_are_handed_on_in_pieces():
     from pipeline.stages.dedup import DedupStage
     from pipeline.stages.entities import EntitiesStage
