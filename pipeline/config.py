@@ -291,6 +291,9 @@ class RunSettings:
     layout_interval_s: float
     # a stage worker's batch: what its stage works through in this long (0: up to 200 records)
     batch_ms: float = field(default=100.0, metadata={"min": 0})
+    # a stage that handles records one at a time hands its batch on in pieces of this long as they
+    # are done (0: the whole batch when it is done)
+    piece_ms: float = field(default=0.0, metadata={"min": 0})
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ more than doubled in a first run: bench/pipeline/README.md). So a batch may also
 up to ``waited_share`` of the time its first record has waited already (since the stage before
 handed it on): a backlog of seconds (the pipeline at its limit, where the wait is the queue's
 anyway) is taken in large batches again, while a short burst, whose records have waited little,
-is taken in small ones. A stage that handles its records one at a time hands a batch on in
-pieces as they are done (``cut_in_pieces``), so there a batch holds a record only for the pieces
-before its own and the piece it is in; the pieces grow by the same rule as the batches (a backlog:
-one piece), since pieces of one or two records all down the chain made every hop's requests,
-the sink's writes and the receipts small (rendered text at saturation, 1 run: the run's CPU per
-event 33.0 -> 48.4 ms, 46.3 -> 34.7 events/s). No Faust in here (``pipeline.streaming.worker`` uses it;
+is taken in small ones. A stage that handles its records one at a time may hand a batch on in
+pieces as they are done (``run.piece_ms``, ``BatchSizer.pieces``), so that a batch holds a record
+only for the pieces before its own and the piece it is in; the pieces grow with the wait as the
+batches do, since pieces of one or two records all down the chain made every hop's requests, the
+sink's writes and the receipts small (rendered text at saturation, 1 run: the run's CPU per event
+33.0 -> 48.4 ms, 46.3 -> 34.7 events/s). No Faust in here (``pipeline.streaming.worker`` uses it;
 the tests drive it on its own).
 """
 
@@ -35,13 +35,6 @@ from typing import Any
 #: the entities and language stages' time per record is almost all proportional to the text, the
 #: clean stage's on rendered text about 2.4 ms plus 0.3 ms per KB: `python -m bench.pipeline.costs`)
 RECORD_BYTES = 1024
-
-
-#: a stage whose records are handled one at a time (``Stage.one_by_one``) hands a batch's records on
-#: in pieces of about this long, each as soon as it is done: a batch's first records no longer wait
-#: for its last (at half the saturation rate on rendered text, a record's share of its entities
-#: batch was up to 370 ms at p99: bench/pipeline/README.md)
-PIECE_S = 0.025
 
 
 def record_weight(value: bytes | None) -> int:
@@ -96,12 +89,13 @@ class BatchSizer:
     SPIKE = 4.0
 
     def __init__(self, target_s: float, most: int, least: int = 1, memory: int = 16,
-                 waited_share: float = 0.5) -> None:
+                 waited_share: float = 0.5, piece_s: float = 0.0) -> None:
         if most < 1 or least < 1 or memory < 1 or target_s < 0 or waited_share < 0:
             raise ValueError(f"BatchSizer: most ({most}), least ({least}) and memory ({memory}) must be >= 1, "
                              f"target_s ({target_s}) and waited_share ({waited_share}) >= 0")
         self.target_s = target_s
         self.waited_share = waited_share
+        self.piece_s = piece_s
         self.most = most
         self.least = min(least, most)
         self.memory = memory
@@ -127,11 +121,13 @@ class BatchSizer:
 
     def pieces(self, items: list, weights: list[float], waited_s: float = 0.0) -> list[list]:
         """A batch of a stage that handles records one at a time, cut in the pieces its worker hands
-        on as each is done: of ``PIECE_S``, or of ``waited_share`` of the time the first record
+        on as each is done: of ``piece_s``, or of ``waited_share`` of the time the first record
         has waited when that is longer (a backlog goes on in long pieces, as it is taken in large
         batches: one-record pieces all down the chain multiplied every hop's produce requests and
-        fetches, the sink's writes and the receipts)."""
-        return cut_in_pieces(items, weights, self.per_unit_s, max(PIECE_S, self.waited_share * waited_s))
+        fetches, the sink's writes and the receipts). ``piece_s`` 0: one piece, the batch."""
+        if not self.piece_s:
+            return [items]
+        return cut_in_pieces(items, weights, self.per_unit_s, max(self.piece_s, self.waited_share * waited_s))
 
     def observe(self, records: int, seconds: float, units: float | None = None) -> None:
         """A batch of ``records`` (``units`` in all; None: a unit each) took ``seconds`` of wall
@@ -150,7 +146,7 @@ class BatchSizer:
         self.per_unit_s += weight * (mean - self.per_unit_s)
 
 
-def cut_in_pieces(items: list, weights: list[float], per_unit_s: float | None, piece_s: float = PIECE_S) -> list[list]:
+def cut_in_pieces(items: list, weights: list[float], per_unit_s: float | None, piece_s: float) -> list[list]:
     """``items`` in order, cut into pieces that each take about ``piece_s`` at the stage's measured
     time per unit (``per_unit_s``; ``weights``: each item's units), at least one item each. Cost not
     known yet (None): an item per piece; no cost (0): one piece."""

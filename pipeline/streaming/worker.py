@@ -3,8 +3,8 @@
 The agent takes small batches of messages, runs the stage in a worker thread (the event loop
 stays free for heartbeats), produces each record to the next topic keyed by its id, and each
 failure to the dead-letter topic. A stage that handles its records one at a time (language,
-entities) has each batch cut in pieces of about ``PIECE_S`` whose records are produced as soon as
-the piece is done, not when the whole batch is. Offsets are committed by Faust only after a batch is done and
+entities) may have each batch cut in pieces (``run.piece_ms``) whose records are produced as soon
+as the piece is done, not when the whole batch is. Offsets are committed by Faust only after a batch is done and
 the producer flushed, so a crash means redelivery (at least once), never loss; ids make the
 redelivery harmless downstream.
 
@@ -527,13 +527,11 @@ def make_worker_app(settings: Settings, stage: str, processor, ready_file: str |
             async for events in batches:
                 await handle_batch(loop, events)
 
-    one_by_one = isinstance(processor, StageProcessor) and processor.stage.one_by_one
-
     async def handle_batch(loop, events) -> None:
         items = [Item(e.message.key, e.message.value, e.message.timestamp, e.message.topic,
                       e.message.partition, e.message.offset) for e in events]
         weights = [record_weight(item.value) for item in items]
-        pieces = sizer.pieces(items, weights, waited_since(events[0])) if one_by_one else [items]
+        pieces = sizer.pieces(items, weights, waited_since(events[0]))
         if metrics is not None:
             metrics.observe_batch(len(items))
         async with busy:
@@ -585,7 +583,8 @@ def batch_sizer(settings: Settings, processor) -> BatchSizer:
     most = (stage.batch_max if stage is not None else None) or BATCH_MAX
     if stage is None or not stage.batches_by_time:
         return BatchSizer(0.0, most)
-    return BatchSizer(settings.run.batch_ms / 1000.0, most, least=stage.batch_least)
+    return BatchSizer(settings.run.batch_ms / 1000.0, most, least=stage.batch_least,
+                      piece_s=settings.run.piece_ms / 1000.0 if stage.one_by_one else 0.0)
 
 
 def metrics_port_of(settings: Settings, stage: str, port: int | None) -> int:

@@ -140,13 +140,14 @@ def test_a_batch_is_cut_in_pieces_of_about_the_piece_time_in_order():
     assert cut_in_pieces(items, weights, 0.001, 0.025) == [["a", "b"], ["c"], ["d"], ["e", "f"], ["g"]]
     assert cut_in_pieces(items, weights, None, 0.025) == [[i] for i in items]  # cost unknown: one by one
     assert cut_in_pieces(items, weights, 0.0, 0.025) == [items]  # costs nothing: one piece
-    assert cut_in_pieces([], [], 0.001) == []
-    assert [i for piece in cut_in_pieces(items, weights, 0.0004) for i in piece] == items
+    assert cut_in_pieces([], [], 0.001, 0.025) == []
+    assert [i for piece in cut_in_pieces(items, weights, 0.0004, 0.025) for i in piece] == items
 
 
 def test_a_batch_whose_first_record_waited_long_goes_on_in_longer_pieces():
-    sizer = BatchSizer(target_s=0.1, most=200)
+    sizer = BatchSizer(target_s=0.1, most=200, piece_s=0.025)
     items, weights = list(range(40)), [1000] * 40
+    assert BatchSizer(target_s=0.1, most=200).pieces(items, weights) == [items]  # pieces off: the batch
     assert sizer.pieces(items, weights) == [[i] for i in items]  # cost not known yet
     sizer.observe(10, 0.1, 10_000)  # 10 us a unit: 10 ms a record
     assert [len(p) for p in sizer.pieces(items, weights)] == [2] * 20  # 25 ms pieces
@@ -164,6 +165,20 @@ def test_stages_that_handle_records_one_at_a_time_are_handed_on_in_pieces():
 
     assert Tagger().one_by_one and unbuilt(LanguageStage).one_by_one and unbuilt(EntitiesStage).one_by_one
     assert not unbuilt(DedupStage).one_by_one  # one index round trip a batch
+
+
+def test_only_stages_that_handle_records_one_at_a_time_get_pieces_when_configured(settings, tmp_path):
+    assert settings.run.piece_ms == 0.0  # off by default: bench/pipeline/README.md
+    on = dataclasses.replace(settings, run=dataclasses.replace(settings.run, piece_ms=25.0))
+    assert batch_sizer(on, StageProcessor(on, Tagger(), "w")).piece_s == 0.025
+    assert batch_sizer(settings, StageProcessor(settings, Tagger(), "w")).piece_s == 0.0
+    assert batch_sizer(on, SinkProcessor(on, [f"jsonl:{tmp_path}"], "w")).piece_s == 0.0
+
+    class Batched(Tagger):
+        def process_many(self, records, contexts):
+            return [dict(r) for r in records]
+
+    assert batch_sizer(on, StageProcessor(on, Batched(), "w")).piece_s == 0.0
 
 
 def test_each_piece_is_sent_when_done_and_a_retry_does_not_send_the_earlier_pieces_again(monkeypatch):
