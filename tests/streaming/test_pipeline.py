@@ -276,3 +276,25 @@ def test_fuzz_1000_malformed_events_mixed_with_good_ones(running):
     assert {k.decode() for k, _ in good} <= set(records)
     assert len(letters) - letters_before == len(bad)  # nothing good was dead-lettered
     assert restarts == 0 and alive
+
+
+def test_records_handed_on_in_pieces_flow_once_and_as_offline(tmp_path):
+    """``run.piece_ms``: the language and entities workers hand their batches on in pieces; every
+    record still arrives once, the same as `pipeline enrich` makes it."""
+    from tests.streaming.conftest import running_pipeline
+
+    items = list(read_paths([str(SEEDS)]))
+    with running_pipeline(tmp_path, PIPELINE__RUN__PIECE_MS="1") as pipeline:
+        assert config.load(CONFIG).run.piece_ms == 1.0
+        sent, payloads = pipeline.replay_items(items)
+        pipeline.wait(sent)
+        records = pipeline.sink_records()
+        assert sorted(records) == sorted(s.id for s in sent)
+        assert all(len(copies) == 1 for copies in records.values())
+        offline = OfflinePipeline(config.load(CONFIG), dedup_store="memory")
+        try:
+            for s, payload in zip(sent, payloads, strict=True):
+                outcome = offline.enrich_payload(payload)
+                assert _comparable(outcome.record) == _comparable(records[s.id][0])
+        finally:
+            offline.close()
