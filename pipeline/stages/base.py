@@ -177,9 +177,9 @@ class Stage:
     @property
     def one_by_one(self) -> bool:
         """True when its records are handled one at a time (it keeps the base ``process_many``):
-        its worker then hands a batch's records on in pieces as they are done
-        (``pipeline.streaming.batching.cut_in_pieces``); a stage with its own ``process_many`` gains
-        from whole batches (one index round trip, pages in flight in a pool) and gets them."""
+        its worker may then hand a batch's records on in pieces as they are done (``run.piece_ms``,
+        ``pipeline.streaming.batching.BatchSizer.pieces``); a stage with its own ``process_many``
+        gains from whole batches (one index round trip, pages in flight in a pool) and gets them."""
         return type(self).process_many is Stage.process_many
 
     def process(self, record: dict[str, Any], ctx: Context) -> dict[str, Any]:

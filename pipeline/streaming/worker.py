@@ -4,9 +4,9 @@ The agent takes small batches of messages, runs the stage in a worker thread (th
 stays free for heartbeats), produces each record to the next topic keyed by its id, and each
 failure to the dead-letter topic. A stage that handles its records one at a time (language,
 entities) may have each batch cut in pieces (``run.piece_ms``) whose records are produced as soon
-as the piece is done, not when the whole batch is. Offsets are committed by Faust only after a batch is done and
-the producer flushed, so a crash means redelivery (at least once), never loss; ids make the
-redelivery harmless downstream.
+as the piece is done, not when the whole batch is. Offsets are committed by Faust only after a
+batch is done and the producer flushed, so a crash means redelivery (at least once), never loss;
+ids make the redelivery harmless downstream.
 
 A ``TemporaryFailure`` (index or database unavailable) is retried with backoff, without
 committing and without dead-lettering.
