@@ -61,9 +61,9 @@ def stage_processes(name: str, settings: Settings, factory=None) -> int:
 def freeze_loaded_objects() -> None:
     """Keep what the stage loaded (models, lexicons, gazetteers: some 118,000 container objects in
     an entities stage, living as long as the worker) out of Python's cyclic garbage collector. Each
-    full collection walked them all again: on 600 rendered pages the entities stage spent 0.50 s of ~10 s in collections, 0.10 s
-    with them frozen. Stage workers and the pool's children call it once their stage is built;
-    objects made later (records, caches) are collected as before."""
+    full collection walked them all again: on 600 rendered pages the entities stage spent 0.50 s of
+    ~10 s in collections, 0.10 s with them frozen. Stage workers and the pool's children call it
+    once their stage is built; objects made later (records, caches) are collected as before."""
     gc.collect()
     gc.freeze()
 
