@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import TYPE_CHECKING
 
 from pipeline.stages.entities.gazetteer import Gazetteer
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_GAZ_TOKENS = 5
 TOKEN_CACHE_SIZE = 100_000  # distinct tokens whose own attributes are kept per extractor
@@ -165,9 +169,10 @@ class FeatureExtractor:
         CRFsuite reads; python-crfsuite takes str or bytes), the rest str."""
         return self._sentence(tokens, self.known)
 
-    def _pieces(self, tok: str, known: frozenset[str] | None) -> tuple:
+    def _pieces(self, tok: str, known: frozenset[str] | None, keep_it: bool = True) -> tuple:
         """The strings token ``tok`` contributes to its own attributes and to those of its neighbours (only
-        those in ``known`` unless it is None), computed once per distinct token (bounded: cleared when full)."""
+        those in ``known`` unless it is None), computed once per distinct token (bounded: cleared when full;
+        not kept when ``keep_it`` is false)."""
         cache = self._full_pieces if known is None else self._known_pieces
         low = tok.lower()
         shp = shape(tok)
@@ -198,9 +203,10 @@ class FeatureExtractor:
                   one("-1nm=" + kind) if kind else None, one("+1nm=" + kind) if kind else None,  # 14, 15
                   one(f"mid|czf={zf}") if cap else None, keep(*first),  # 16, 17
                   tok[:1].isalnum())  # 18
-        if len(cache) >= TOKEN_CACHE_SIZE:
-            cache.clear()
-        cache[tok] = pieces
+        if keep_it:
+            if len(cache) >= TOKEN_CACHE_SIZE:
+                cache.clear()
+            cache[tok] = pieces
         return pieces
 
     def _sentence(self, tokens: list[str], known: frozenset[str] | None) -> list[list[str]]:
@@ -348,6 +354,157 @@ class FeatureExtractor:
                 attrs.append("-1nm=" + self.names[lows[i - 1]])
             if i < len(tokens) - 1 and tokens[i + 1][:1].isupper() and lows[i + 1] in self.names:
                 attrs.append("+1nm=" + self.names[lows[i + 1]])
+
+
+class ChainScorer:
+    """The state scores a linear-chain model (``linear_chain.ChainWeights``) gives the tokens of sentences:
+    for each token and label, the sum of the weights of the attributes ``FeatureExtractor.items`` lists for
+    the token. A token has the same attributes wherever it stands, and gives its neighbours the same ones
+    ("-1w=", its clusters as the previous word, ...): their weights are summed once per distinct token
+    (seven vectors, ``_vectors``, bounded) and shifted into place for the whole document at once. Only the
+    attributes of two or three tokens together (word bigrams, the gazetteer's tags around a token, the
+    capitalisation of three tokens) are looked up position by position. ``tests/stages/
+    test_entities_chain.py`` checks the tags against CRFsuite's."""
+
+    CACHE_SIZE = 50_000  # distinct tokens whose vectors are kept (7 x labels float64: 392 bytes with 7 labels)
+    CAPS = {"^": 0, "C": 1, "p": 2, "l": 3, "$": 4}
+
+    def __init__(self, extractor: FeatureExtractor, weights) -> None:
+        import numpy as np
+
+        self.np = np
+        self.extractor = extractor
+        self.weights = weights
+        self._index: dict[str, int] = {}
+        self._pieces_of: list[tuple] = []
+        self._vectors = np.zeros((1024, 7, len(weights.labels)))
+        zero = weights.zero_row
+        get = weights.attributes.get
+        # word bigrams: "low|low" -> (row as "-1w|w=" at the second word, row as "w|+1w=" at the first)
+        bigrams: dict[str, list[int]] = {}
+        for attr, row in weights.attributes.items():
+            if attr.startswith("-1w|w="):
+                bigrams.setdefault(attr[6:], [zero, zero])[0] = row
+            elif attr.startswith("w|+1w="):
+                bigrams.setdefault(attr[6:], [zero, zero])[1] = row
+        self._bigrams = {k: tuple(v) for k, v in bigrams.items()}
+        # gazetteer tag -> rows of "gz=", "gzk=" (here), "+1gz=" (the token before), "-1gz=" (the token after)
+        self._gaz: dict[str, tuple[int, int, int, int]] = {}
+        # capitalisation classes of the token before, this one and the one after -> row of "cp=..."
+        caps = sorted(self.CAPS, key=self.CAPS.get)
+        self._cp = np.array([get("cp=" + a + b + c, zero) for a in caps for b in caps for c in caps], dtype=np.int64)
+        self.clusters, self.extended = bool(extractor.clusters), extractor.extended
+        bos, eos, cl_first, cl_last = extractor._edge_attrs(None)
+        self._bos = weights.score([bos, *(cl_first if self.clusters else ())])
+        self._eos = weights.score([eos, *(cl_last if self.clusters else ())])
+
+    def _gaz_rows(self, tag: str) -> tuple[int, int, int, int]:
+        rows = self._gaz.get(tag)
+        if rows is None:
+            get, zero = self.weights.attributes.get, self.weights.zero_row
+            rows = self._gaz[tag] = (get("gz=" + tag, zero), get("gzk=" + tag[2:], zero),
+                                     get("+1gz=" + tag, zero), get("-1gz=" + tag, zero))
+        return rows
+
+    def _add(self, tokens: list[str]) -> None:
+        """Vectors for new tokens: their own attributes, as the word before, two before, after, two after, as
+        the first word of a sentence, as a capitalised word after the first."""
+        np = self.np
+        ext, weights = self.extractor, self.weights
+        get, zero = weights.attributes.get, weights.zero_row
+        clusters, extended = self.clusters, self.extended
+        rows: list[int] = []
+        for tok in tokens:
+            p = ext._pieces(tok, None, keep_it=False)  # every attribute, as strings
+            self._index[tok] = len(self._pieces_of)
+            self._pieces_of.append(p)
+            for group in (p[0] + (p[5] if clusters else ()),
+                          p[8] + (p[6] if clusters else ()) + ((p[12], p[14]) if extended else ()),
+                          p[9],
+                          p[10] + (p[7] if clusters else ()) + ((p[13], p[15]) if extended else ()),
+                          p[11],
+                          p[17] if extended else (),
+                          (p[16],) if extended else ()):
+                rows.append(zero)  # a group is never empty (reduceat); the zero row adds nothing
+                for a in group:
+                    if a is not None:
+                        row = get(a)
+                        if row is not None:
+                            rows.append(row)
+        # each group starts at its zero row, the only place the zero row is written
+        bounds = np.flatnonzero(np.array(rows, dtype=np.int64) == zero)
+        sums = np.add.reduceat(weights.state[rows], bounds, axis=0).reshape(len(tokens), 7, -1)
+        first = len(self._pieces_of) - len(tokens)
+        while len(self._vectors) < len(self._pieces_of):
+            self._vectors = np.concatenate([self._vectors, np.zeros_like(self._vectors)])
+        self._vectors[first:first + len(tokens)] = sums
+
+    def scores(self, sents: list[list[str]]) -> np.ndarray:
+        """(tokens of all sentences, labels): each token's state score for every label."""
+        np = self.np
+        total = sum(len(s) for s in sents)
+        index = self._index
+        if len(index) + total > self.CACHE_SIZE:
+            index.clear()
+            self._pieces_of.clear()
+        new = {t for s in sents for t in s if t not in index}
+        if new:
+            self._add(list(new))
+        ids = [index[t] for s in sents for t in s]
+        idx = np.array(ids, dtype=np.int64)
+        vecs = self._vectors[idx]  # (tokens, 7, labels)
+        lengths = np.array([len(s) for s in sents], dtype=np.int64)
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        within = np.arange(total) - np.repeat(starts, lengths)
+        left = np.repeat(lengths, lengths) - within - 1  # tokens after this one in its sentence
+        out = vecs[:, 0].copy()
+        out[1:] += vecs[:-1, 1] * (within[1:] >= 1)[:, None]
+        out[2:] += vecs[:-2, 2] * (within[2:] >= 2)[:, None]
+        out[:-1] += vecs[1:, 3] * (left[:-1] >= 1)[:, None]
+        out[:-2] += vecs[2:, 4] * (left[:-2] >= 2)[:, None]
+        out[within == 0] += self._bos
+        out[left == 0] += self._eos
+        pieces = [self._pieces_of[i] for i in ids]
+        caps_of = self.CAPS
+        code = np.array([caps_of[p[4]] for p in pieces], dtype=np.int64)
+        before = np.where(within == 0, 0, np.roll(code, 1))
+        after = np.where(left == 0, 4, np.roll(code, -1))
+        pos: list[int] = []
+        rows: list[int] = []
+        bigram, gaz_rows, gaz_of = self._bigrams.get, self._gaz_rows, self.extractor.gaz
+        lows = [p[1] for p in pieces]
+        firsts: list[int] = []
+        base = 0
+        for s in sents:
+            n = len(s)
+            end = base + n
+            for i in range(base, end - 1):
+                pair = bigram(lows[i] + "|" + lows[i + 1])
+                if pair is not None:
+                    pos += (i + 1, i)
+                    rows += pair
+            for i, g in enumerate(gazetteer_tags(s, [p[2] for p in pieces[base:end]], gaz_of)):
+                if g:
+                    here, kind, as_next, as_previous = gaz_rows(g)
+                    pos += (base + i, base + i)
+                    rows += (here, kind)
+                    if i:
+                        pos.append(base + i - 1)
+                        rows.append(as_next)
+                    if i < n - 1:
+                        pos.append(base + i + 1)
+                        rows.append(as_previous)
+            if self.extended:
+                firsts.append(next((k for k in range(base, end) if pieces[k][18]), base))
+            base = end
+        pos.extend(range(total))
+        rows.extend(self._cp[before * 25 + code * 5 + after].tolist())
+        np.add.at(out, np.array(pos, dtype=np.int64), self.weights.state[np.array(rows, dtype=np.int64)])
+        if self.extended:
+            first = np.array(firsts, dtype=np.int64)
+            out[first] += vecs[first, 5]
+            out += vecs[:, 6] * (within > np.repeat(first - starts, lengths))[:, None]
+        return out
 
 
 def _char_type(ch: str) -> str:
