@@ -376,7 +376,7 @@ class ChainScorer:
         self.extractor = extractor
         self.weights = weights
         self._index: dict[str, int] = {}
-        self._pieces_of: list[tuple] = []
+        self._facts: list[tuple] = []  # per token: lower case, folded, capitalisation class, starts alphanumeric
         self._vectors = np.zeros((1024, 7, len(weights.labels)))
         zero = weights.zero_row
         get = weights.attributes.get
@@ -416,8 +416,8 @@ class ChainScorer:
         rows: list[int] = []
         for tok in tokens:
             p = ext._pieces(tok, None, keep_it=False)  # every attribute, as strings
-            self._index[tok] = len(self._pieces_of)
-            self._pieces_of.append(p)
+            self._index[tok] = len(self._facts)
+            self._facts.append((p[1], p[2], p[4], p[18]))
             for group in (p[0] + (p[5] if clusters else ()),
                           p[8] + (p[6] if clusters else ()) + ((p[12], p[14]) if extended else ()),
                           p[9],
@@ -434,8 +434,8 @@ class ChainScorer:
         # each group starts at its zero row, the only place the zero row is written
         bounds = np.flatnonzero(np.array(rows, dtype=np.int64) == zero)
         sums = np.add.reduceat(weights.state[rows], bounds, axis=0).reshape(len(tokens), 7, -1)
-        first = len(self._pieces_of) - len(tokens)
-        while len(self._vectors) < len(self._pieces_of):
+        first = len(self._facts) - len(tokens)
+        while len(self._vectors) < len(self._facts):
             self._vectors = np.concatenate([self._vectors, np.zeros_like(self._vectors)])
         self._vectors[first:first + len(tokens)] = sums
 
@@ -446,7 +446,7 @@ class ChainScorer:
         index = self._index
         if len(index) + total > self.CACHE_SIZE:
             index.clear()
-            self._pieces_of.clear()
+            self._facts.clear()
         new = {t for s in sents for t in s if t not in index}
         if new:
             self._add(list(new))
@@ -464,15 +464,15 @@ class ChainScorer:
         out[:-2] += vecs[2:, 4] * (left[:-2] >= 2)[:, None]
         out[within == 0] += self._bos
         out[left == 0] += self._eos
-        pieces = [self._pieces_of[i] for i in ids]
+        facts = [self._facts[i] for i in ids]
         caps_of = self.CAPS
-        code = np.array([caps_of[p[4]] for p in pieces], dtype=np.int64)
+        code = np.array([caps_of[f[2]] for f in facts], dtype=np.int64)
         before = np.where(within == 0, 0, np.roll(code, 1))
         after = np.where(left == 0, 4, np.roll(code, -1))
         pos: list[int] = []
         rows: list[int] = []
         bigram, gaz_rows, gaz_of = self._bigrams.get, self._gaz_rows, self.extractor.gaz
-        lows = [p[1] for p in pieces]
+        lows = [f[0] for f in facts]
         firsts: list[int] = []
         base = 0
         for s in sents:
@@ -483,7 +483,7 @@ class ChainScorer:
                 if pair is not None:
                     pos += (i + 1, i)
                     rows += pair
-            for i, g in enumerate(gazetteer_tags(s, [p[2] for p in pieces[base:end]], gaz_of)):
+            for i, g in enumerate(gazetteer_tags(s, [f[1] for f in facts[base:end]], gaz_of)):
                 if g:
                     here, kind, as_next, as_previous = gaz_rows(g)
                     pos += (base + i, base + i)
@@ -495,7 +495,7 @@ class ChainScorer:
                         pos.append(base + i + 1)
                         rows.append(as_previous)
             if self.extended:
-                firsts.append(next((k for k in range(base, end) if pieces[k][18]), base))
+                firsts.append(next((k for k in range(base, end) if facts[k][3]), base))
             base = end
         pos.extend(range(total))
         rows.extend(self._cp[before * 25 + code * 5 + after].tolist())
