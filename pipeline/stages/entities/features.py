@@ -426,11 +426,7 @@ class ChainScorer:
                           p[17] if extended else (),
                           (p[16],) if extended else ()):
                 rows.append(zero)  # a group is never empty (reduceat); the zero row adds nothing
-                for a in group:
-                    if a is not None:
-                        row = get(a)
-                        if row is not None:
-                            rows.append(row)
+                rows += [row for row in map(get, group) if row is not None]  # None and unknown: no row
         # each group starts at its zero row, the only place the zero row is written
         bounds = np.flatnonzero(np.array(rows, dtype=np.int64) == zero)
         sums = np.add.reduceat(weights.state[rows], bounds, axis=0).reshape(len(tokens), 7, -1)

@@ -111,28 +111,33 @@ def viterbi(scores: np.ndarray, lengths: list[int], transitions: np.ndarray) -> 
     longest = int(lens[0])
     active = np.searchsorted(-lens, -np.arange(longest), side="left")  # at t: the sentences longer than t
     n_labels = transitions.shape[0]
-    best = scores[first].copy()  # (sentences, labels): the best score of a path ending in each label
+    # the scores by sentence (longest first) and position, so that a step reads one slice
+    padded = np.zeros((len(order), longest, n_labels))
+    sentence_of = np.repeat(np.arange(len(order)), lens)
+    within = np.arange(len(sentence_of)) - np.repeat(np.cumsum(lens) - lens, lens)
+    padded[sentence_of, within] = scores[np.repeat(first, lens) + within]
+    ending_at: dict[int, list[int]] = {}
+    for s, n in enumerate(lens.tolist()):
+        ending_at.setdefault(n - 1, []).append(s)
+    best = padded[:, 0].copy()  # (sentences, labels): the best score of a path ending in each label
     final = np.empty_like(best)
     back = np.zeros((longest, len(order), n_labels), dtype=np.int64)
-    ends = lens - 1
-    done = ends == 0
-    final[done] = best[done]
+    if 0 in ending_at:
+        final[ending_at[0]] = best[ending_at[0]]
     for t in range(1, longest):
         k = int(active[t])
-        cand = best[:k, :, None] + transitions[None, :, :]  # [s, i, j]: previous label i, this label j
-        arg = cand.argmax(axis=1)  # the first maximum, as CRFsuite's strict comparison keeps
-        back[t, :k] = arg
-        best = cand.max(axis=1) + scores[first[:k] + t]  # the maximum itself: the value at ``arg``
-        ending = np.nonzero(ends[:k] == t)[0]
-        if len(ending):
-            final[ending] = best[ending]
+        cand = best[:k, :, None] + transitions  # [s, i, j]: previous label i, this label j
+        back[t, :k] = cand.argmax(axis=1)  # the first maximum, as CRFsuite's strict comparison keeps
+        best = cand.max(axis=1) + padded[:k, t]  # the maximum itself: the value at the argmax
+        if t in ending_at:
+            final[ending_at[t]] = best[ending_at[t]]
+    ends = lens - 1
     last = final.argmax(axis=1)
     paths = np.zeros((len(order), longest), dtype=np.int64)
     paths[:int(active[longest - 1]), longest - 1] = last[:int(active[longest - 1])]
     for t in range(longest - 2, -1, -1):
         k = int(active[t])
-        rows = np.arange(k)
-        paths[:k, t] = np.where(ends[:k] == t, last[:k], back[t + 1, rows, paths[:k, t + 1]])
+        paths[:k, t] = np.where(ends[:k] == t, last[:k], back[t + 1, np.arange(k), paths[:k, t + 1]])
     out: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * len(lengths)
     for pos, s in enumerate(order):
         out[s] = paths[pos, :lens[pos]]
