@@ -60,6 +60,8 @@ def test_tags_are_crfsuites_with_a_full_and_an_overflowing_token_cache(model, la
     tagger._scorers.clear()
     for _ in range(2):
         assert tagger.tag_many(sents, lang) == expected
+        (scorer,) = tagger._scorers.values()
+        assert len(scorer._index) <= len({w for words in sents for w in words})  # this document's tokens only
     tagger._scorers.clear()
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import TYPE_CHECKING
+
+import numpy as np
 
 from pipeline.stages.entities.gazetteer import Gazetteer
-
-if TYPE_CHECKING:
-    import numpy as np
+from pipeline.stages.entities.linear_chain import ChainWeights
 
 MAX_GAZ_TOKENS = 5
 TOKEN_CACHE_SIZE = 100_000  # distinct tokens whose own attributes are kept per extractor
@@ -369,10 +368,7 @@ class ChainScorer:
     CACHE_SIZE = 50_000  # distinct tokens whose vectors are kept (7 x labels float64: 392 bytes with 7 labels)
     CAPS = {"^": 0, "C": 1, "p": 2, "l": 3, "$": 4}
 
-    def __init__(self, extractor: FeatureExtractor, weights) -> None:
-        import numpy as np
-
-        self.np = np
+    def __init__(self, extractor: FeatureExtractor, weights: ChainWeights) -> None:
         self.extractor = extractor
         self.weights = weights
         self._index: dict[str, int] = {}
@@ -409,7 +405,6 @@ class ChainScorer:
     def _add(self, tokens: list[str]) -> None:
         """Vectors for new tokens: their own attributes, as the word before, two before, after, two after, as
         the first word of a sentence, as a capitalised word after the first."""
-        np = self.np
         ext, weights = self.extractor, self.weights
         get, zero = weights.attributes.get, weights.zero_row
         clusters, extended = self.clusters, self.extended
@@ -437,7 +432,6 @@ class ChainScorer:
 
     def scores(self, sents: list[list[str]]) -> np.ndarray:
         """(tokens of all sentences, labels): each token's state score for every label."""
-        np = self.np
         total = sum(len(s) for s in sents)
         index = self._index
         if len(index) + total > self.CACHE_SIZE:
