@@ -91,3 +91,22 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path):
     bad.write_bytes(b"not a model at all" * 4)
     with pytest.raises(ValueError, match="not a CRFsuite"):
         linear_chain.read_weights(bad)
+
+
+def test_an_unreadable_model_file_falls_back_to_rules(tmp_path, monkeypatch):
+    import shutil
+
+    from pipeline.stages.entities.taggers import Registry
+
+    broken = tmp_path / "en-news-crf"
+    shutil.copytree(crf.MODELS_DIR / "en-news-crf", broken)
+    data = (broken / "model.crfsuite").read_bytes()
+    (broken / "model.crfsuite").write_bytes(data[: len(data) // 3])  # cut short: the features chunk runs off the end
+    monkeypatch.setattr(crf, "MODELS_DIR", tmp_path)
+    crf.load.cache_clear()
+    try:
+        registry = Registry({"en": "crf:en-news-crf"})
+        assert registry.tagger_for("en").name == "rules"
+        assert "damaged CRFsuite model" in registry.fallbacks["crf:en-news-crf"]
+    finally:
+        crf.load.cache_clear()
