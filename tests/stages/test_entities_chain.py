@@ -91,6 +91,9 @@ def test_a_file_that_is_not_a_model_is_refused(tmp_path):
     bad.write_bytes(b"not a model at all" * 4)
     with pytest.raises(ValueError, match="not a CRFsuite"):
         linear_chain.read_weights(bad)
+    bad.write_bytes(b"lCRF" + bytes(4) + b"FOMC" + bytes(12))  # a header cut short
+    with pytest.raises(ValueError, match="damaged CRFsuite model"):
+        linear_chain.read_weights(bad)
 
 
 def test_an_unreadable_model_file_falls_back_to_rules(tmp_path, monkeypatch):

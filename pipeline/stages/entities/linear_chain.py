@@ -78,27 +78,29 @@ class ChainWeights:
 
 
 def read_weights(path: Path) -> ChainWeights:
+    """The weights of the CRFsuite model file at ``path`` (ValueError naming the file if it is not one, or
+    is damaged)."""
     buf = Path(path).read_bytes()
     if buf[:4] != b"lCRF" or buf[8:12] != b"FOMC":
         raise ValueError(f"{path} is not a CRFsuite linear-chain model")
-    (num_labels, num_attrs, off_features, off_labels, off_attrs) = struct.unpack_from("<IIIII", buf, 20)
     try:
+        num_labels, num_attrs, off_features, off_labels, off_attrs = struct.unpack_from("<IIIII", buf, 20)
         labels = tuple(cqdb_strings(buf, off_labels, num_labels))
         attributes = {a: i for i, a in enumerate(cqdb_strings(buf, off_attrs, num_attrs))}
         if buf[off_features:off_features + 4] != b"FEAT":
             raise ValueError("no features chunk")
         count = struct.unpack_from("<I", buf, off_features + 8)[0]
         feats = np.frombuffer(buf, dtype=_FEATURE, count=count, offset=off_features + 12)
-    except (ValueError, struct.error) as exc:  # a UnicodeDecodeError is a ValueError
+        state = np.zeros((num_attrs + 1, num_labels))
+        st = feats[feats["type"] == STATE]
+        np.add.at(state, (st["src"].astype(np.int64), st["dst"].astype(np.int64)), st["weight"])
+        transitions = np.zeros((num_labels, num_labels))
+        tr = feats[feats["type"] == TRANSITION]
+        np.add.at(transitions, (tr["src"].astype(np.int64), tr["dst"].astype(np.int64)), tr["weight"])
+        if len(st) + len(tr) != count:
+            raise ValueError("features of an unknown type")
+    except (ValueError, struct.error, IndexError) as exc:  # a UnicodeDecodeError is a ValueError
         raise ValueError(f"{path}: damaged CRFsuite model ({exc})") from None
-    state = np.zeros((num_attrs + 1, num_labels))
-    st = feats[feats["type"] == STATE]
-    np.add.at(state, (st["src"].astype(np.int64), st["dst"].astype(np.int64)), st["weight"])
-    transitions = np.zeros((num_labels, num_labels))
-    tr = feats[feats["type"] == TRANSITION]
-    np.add.at(transitions, (tr["src"].astype(np.int64), tr["dst"].astype(np.int64)), tr["weight"])
-    if len(st) + len(tr) != count:
-        raise ValueError(f"{path}: features of an unknown type")
     return ChainWeights(labels, attributes, state, transitions)
 
 
