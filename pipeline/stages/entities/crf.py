@@ -107,6 +107,13 @@ def _utf8(text: str) -> bool:
     return True
 
 
+def read_differently(words: list[str]) -> bool:
+    """CRFsuite reads an attribute up to a NUL and cannot take what UTF-8 cannot encode: such a sentence
+    gets the full attribute lists and CRFsuite's own tagging, as before."""
+    joined = "".join(words)
+    return "\x00" in joined or not (joined.isascii() or _utf8(joined))
+
+
 def spans(tags: list[str]) -> set[tuple[int, int, str]]:
     """(start, end, label) token spans of an IOB2 sequence (an I- after another label opens a span)."""
     found = set()
@@ -167,9 +174,7 @@ class CrfTagger:
         in the order of the features (CRFsuite skips unknown attributes, so the tags and marginals are those
         of the full lists)."""
         extractor = self.extractor_for(lang)
-        joined = "".join(words)
-        if "\x00" in joined or not (joined.isascii() or _utf8(joined)):
-            # CRFsuite reads an attribute up to a NUL, and cannot take what UTF-8 cannot encode: as before
+        if read_differently(words):
             return augment(extractor.sentence(words), self.domain, self.meta["base_domain"])
         if self.domain == self.meta["base_domain"]:
             return extractor.items(words)
@@ -186,8 +191,7 @@ class CrfTagger:
         for k, words in enumerate(sents):
             if not words:
                 continue
-            joined = "".join(words)
-            if "\x00" in joined or not (joined.isascii() or _utf8(joined)):
+            if read_differently(words):
                 out[k] = self.tagger.tag(self._items(words, lang))
             else:
                 chain.append(k)

@@ -3,6 +3,7 @@ how the word is usually written, and what the gazetteer knows about the span it 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -355,6 +356,20 @@ class FeatureExtractor:
                 attrs.append("+1nm=" + self.names[lows[i + 1]])
 
 
+@functools.lru_cache(maxsize=8)
+def word_bigram_rows(weights: ChainWeights) -> dict[str, tuple[int, int]]:
+    """A model's word bigrams, "low|low" -> (row as "-1w|w=" at the second word, row as "w|+1w=" at the
+    first), read once per model (every language's scorer of the multilingual model shares them)."""
+    zero = weights.zero_row
+    rows: dict[str, list[int]] = {}
+    for attr, row in weights.attributes.items():
+        if attr.startswith("-1w|w="):
+            rows.setdefault(attr[6:], [zero, zero])[0] = row
+        elif attr.startswith("w|+1w="):
+            rows.setdefault(attr[6:], [zero, zero])[1] = row
+    return {k: (a, b) for k, (a, b) in rows.items()}
+
+
 class ChainScorer:
     """The state scores a linear-chain model (``linear_chain.ChainWeights``) gives the tokens of sentences:
     for each token and label, the sum of the weights of the attributes ``FeatureExtractor.items`` lists for
@@ -376,14 +391,7 @@ class ChainScorer:
         self._vectors = np.zeros((1024, 7, len(weights.labels)))
         zero = weights.zero_row
         get = weights.attributes.get
-        # word bigrams: "low|low" -> (row as "-1w|w=" at the second word, row as "w|+1w=" at the first)
-        bigrams: dict[str, list[int]] = {}
-        for attr, row in weights.attributes.items():
-            if attr.startswith("-1w|w="):
-                bigrams.setdefault(attr[6:], [zero, zero])[0] = row
-            elif attr.startswith("w|+1w="):
-                bigrams.setdefault(attr[6:], [zero, zero])[1] = row
-        self._bigrams = {k: tuple(v) for k, v in bigrams.items()}
+        self._bigrams = word_bigram_rows(weights)
         # gazetteer tag -> rows of "gz=", "gzk=" (here), "+1gz=" (the token before), "-1gz=" (the token after)
         self._gaz: dict[str, tuple[int, int, int, int]] = {}
         # capitalisation classes of the token before, this one and the one after -> row of "cp=..."

@@ -43,10 +43,11 @@ def cqdb_strings(buf: bytes, offset: int, expected: int) -> list[str]:
     return strings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ChainWeights:
     """``labels`` in id order; ``attributes``: attribute -> row of ``state`` (labels wide; the last row is all
-    zeros, for padding); ``transitions[i, j]``: the weight of label j after label i."""
+    zeros, for padding); ``transitions[i, j]``: the weight of label j after label i. Compared and hashed by
+    identity (one per model file)."""
 
     labels: tuple[str, ...]
     attributes: dict[str, int]
