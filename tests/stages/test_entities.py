@@ -224,6 +224,43 @@ def test_states_are_for_the_rules_and_never_replace_a_city(gaz):
     text = "He moved from Delaware to Berlin."
     assert {(m.text, m.label) for m in rules.tag(text, gaz)} >= {("Delaware", "LOC"), ("Berlin", "LOC")}
 
+def test_a_common_word_opening_a_sentence_is_no_place_unless_the_model_says_so(gaz):
+    from pipeline.stages.entities.combine import starts_sentence
+
+    common = {"para", "medan", "nice"}.__contains__
+    text = "Para o governo, a decisão é certa. «Medan vi väntar» sa han. Nice fica perto de Madrid."
+    assert gaz.get("Para") and gaz.get("Medan") and gaz.get("Nice")
+    places = {(m.text, m.start) for m in rules.tag(text, gaz)}
+    assert places == {("Para", 0), ("Medan", text.index("Medan")), ("Nice", text.index("Nice")),
+                      ("Madrid", text.index("Madrid"))}
+    assert starts_sentence(text, 0) and starts_sentence(text, text.index("Medan"))
+    assert not starts_sentence(text, text.index("Madrid"))
+    got = {(m.text, m.start) for m in combine(text, [_m(text, "Nice", "LOC")], rules.tag(text, gaz), gaz,
+                                              common=common).mentions}
+    assert got == {("Nice", text.index("Nice")), ("Madrid", text.index("Madrid"))}  # "Para", "Medan": words
+    # inside a sentence the name is a name; without a model (rules only) or without the language's words the
+    # gazetteer decides as before
+    inside = "Ela voltou de Para ontem."
+    assert {m.text for m in combine(inside, [], rules.tag(inside, gaz), gaz, common=common).mentions} == {"Para"}
+    for kwargs in ({"statistical": False, "common": common}, {"common": None}):
+        kept = {(m.text, m.start) for m in combine(text, [], rules.tag(text, gaz), gaz, **kwargs).mentions}
+        assert ("Para", 0) in kept
+
+
+def test_the_stage_reads_the_opening_words_of_the_records_language(entity_tagger):
+    from training.entities_opening_words import opening_words
+
+    # learnt from text: lower case inside sentences, at least three times and more than twice as often as
+    # capitalised, and a one-word place of the gazetteer
+    sents = [["E", "para", "ele"], ["Foi", "para", "casa"], ["Vai", "para", "Paris"], ["De", "Paris", "para"],
+             ["Em", "Paris", "."], ["O", "plano", "."]]
+    assert opening_words(sents, {"para", "paris", "plano"}) == ["para"]
+    text = "Para o governo, a decisão foi tomada em Paris."
+    for lang, para in (("pt", False), ("pt-BR", False), ("de", True), (None, True)):
+        entities, _, _ = entity_tagger.tag(text, lang)
+        assert any(e["text"] == "Paris" for e in entities)
+        assert any(e["text"] == "Para" for e in entities) is para, lang
+
 
 def test_one_label_per_name_and_repeats(gaz):
     text = "Golkar menang. Kata Golkar, suara Golkar naik di Jawa Timur."

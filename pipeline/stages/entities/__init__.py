@@ -20,8 +20,13 @@ gazetteer and rules; a record is never failed for its language.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from pipeline.config import EntitiesSettings
 from pipeline.stage_metrics import CountBy, SizeOf, TopOf
@@ -32,6 +37,14 @@ from pipeline.stages.entities.language import UNDETERMINED, LanguageOf
 from pipeline.stages.entities.taggers import RULES_NAME, Registry
 
 RULES_VERSION = "rules"
+OPENING_WORDS = Path(__file__).parent / "lexicons" / "opening_words.json"
+
+
+@functools.lru_cache(maxsize=1)
+def opening_words() -> dict[str, frozenset[str]]:
+    """Language -> its common words that are also one-word place names ("para", "medan"): made by
+    ``python -m training.entities_opening_words``."""
+    return {lang: frozenset(words) for lang, words in orjson.loads(OPENING_WORDS.read_bytes()).items()}
 
 
 def summarise(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -64,13 +77,22 @@ class EntityTagger:
         if lexicon is not None:
             rule_mentions = lexicon.without_function_words(rule_mentions)
         rule_mentions += self.caseless.tag(text)  # scripts without capitals: no overlap with the above
-        merged = combine(text, model_mentions, rule_mentions, self.gazetteer, tagger.statistical)
+        merged = combine(text, model_mentions, rule_mentions, self.gazetteer, tagger.statistical,
+                         self._common_words(tagger, lang))
         entities = [m.as_dict() for m in merged.mentions[: self.settings.max_entities]]
         canonical.canonicalise(entities, self.gazetteer, text)
         name = RULES_VERSION if tagger.name == RULES_NAME else f"{tagger.name}+{RULES_VERSION}"
         if lexicon is not None:
             name += f"+{lexicon.name}"
         return entities, name, merged.dropped_in_headlines
+
+
+    @staticmethod
+    def _common_words(tagger, lang: str | None) -> Callable[[str], bool] | None:
+        """Whether a lower-case word is a common word of the text's language that is also a place's name
+        (``lexicons/opening_words.json``; none for a language without text to learn them from)."""
+        words = opening_words().get((lang or "").split("-")[0].lower())
+        return words.__contains__ if words else None
 
 
 class EntitiesStage(Stage):

@@ -11,6 +11,10 @@ Order of trust, for overlapping spans:
 3. without a model (``rules`` tagger): the rules' people (after a role word or a speech verb), where
    nothing above overlaps. With a model they are left out (the model finds people better).
 
+A one-word gazetteer place that begins a sentence, that the tagger left out, and whose lower case is a
+common word of the text's language is that word, capitalised by its place ("Para" in Portuguese is not
+the state of Pará, "Medan" in Swedish is "while", "Reading" and "Nice" in English): it is dropped.
+
 Headline-like lines (short, no closing full stop, most words capitalised: titles, "Baca juga" links) fool both the tagger and the
 person rules; there only gazetteer/institution names are kept, plus names the body of the text also
 has. Then each name takes one label (the gazetteer's, else the majority), and untagged repeats of a
@@ -22,6 +26,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline.stages.entities.gazetteer import Gazetteer, fold
@@ -32,6 +37,8 @@ AUTHORITATIVE = {"gazetteer", "institution"}
 HEADLINE_MIN_WORDS = 3
 HEADLINE_MAX_WORDS = 25
 HEADLINE_CAPITALISED_SHARE = 0.7
+SENTENCE_ENDS = ".!?…:;"
+OPENERS = "\"'“”„‘’«»‹›([¿¡-–— \t\r\n"  # what may stand between a sentence's end and its first word
 SMALL_WORDS = {"di", "dan", "ke", "dari", "yang", "untuk", "dengan", "atau", "of", "the", "and", "in", "on",
                "for", "to", "a", "de", "la", "el", "le", "des", "du", "y", "e", "da", "do", "van", "der"}
 
@@ -72,12 +79,33 @@ def _inside(inner: Mention, outer: Mention) -> bool:
     return outer.start <= inner.start and inner.end <= outer.end
 
 
+def starts_sentence(text: str, start: int) -> bool:
+    """Whether only opening quotes, brackets, dashes and white space stand between ``start`` and the text's
+    start or a sentence's end (or a line break)."""
+    j = start
+    while j > 0 and text[j - 1] in OPENERS:
+        if text[j - 1] == "\n":
+            return True
+        j -= 1
+    return j == 0 or text[j - 1] in SENTENCE_ENDS
+
+
+def _common_word_opening(text: str, m: Mention, model: list[Mention], common: Callable[[str], bool]) -> bool:
+    """A gazetteer place of one title-case word at a sentence's start, which the tagger left out and which is a
+    common word of the language: "Para", "Medan", "Reading"."""
+    return (m.source == "gazetteer" and m.label == "LOC" and m.text.istitle() and m.text.isalpha()
+            and common(m.text.lower()) and starts_sentence(text, m.start)
+            and not any(_overlaps(m, x) for x in model))
+
+
 def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazetteer,
-            statistical: bool = True) -> Combined:
+            statistical: bool = True, common: Callable[[str], bool] | None = None) -> Combined:
     """Merged mentions (labels resolved, canonical names not yet filled). ``statistical``: a model
     tagged ``model``; the rules' people (role words, speech verbs) are then left out: the model finds
-    people better, and the surnames are repeated below either way."""
-    fixed = [m for m in rules if m.source in AUTHORITATIVE]
+    people better, and the surnames are repeated below either way. ``common``: whether a lower-case word
+    is a common word of the text's language (with a model: see the module's note on sentence openings)."""
+    fixed = [m for m in rules if m.source in AUTHORITATIVE
+             and not (statistical and common is not None and _common_word_opening(text, m, model, common))]
     kept: list[Mention] = []
     for m in model:
         clashes = [f for f in fixed if _overlaps(m, f)]
