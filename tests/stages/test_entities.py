@@ -52,6 +52,14 @@ def test_canonical_place_names(gaz):
     assert ("AS", "LOC", "United States") in tags
 
 
+def test_a_citys_own_name_wins_over_another_languages_name_of_a_country(gaz):
+    text = "From Brasília and Salvador to Tunis, then Brazil, Brasil, El Salvador and Tunisia."
+    tags = {(t, canonical) for t, _, canonical in _tags(text, gaz)}
+    assert {("Brasília", "Brasília"), ("Salvador", "Salvador"), ("Tunis", "Tunis")} <= tags
+    assert {("Brazil", "Brazil"), ("Brasil", "Brazil"), ("El Salvador", "El Salvador"), ("Tunisia", "Tunisia")} <= tags
+    assert gaz.get("Brasília").kind == "city" and gaz.get("Brasilia").ids[0][0] == "geonames"
+
+
 def test_ids_for_countries_and_cities(gaz):
     mentions = {m.text: m for m in rules.tag("Rusia dan Baku.", gaz)}
     assert mentions["Rusia"].ids == {"iso3166": "RU"}

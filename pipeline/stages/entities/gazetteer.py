@@ -121,16 +121,17 @@ def load() -> Gazetteer:
             translations[lang] = gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[lang])
         except OSError:
             continue
+    translated: set[str] = set()  # keys that are only another language's name of a country
     for country in pycountry.countries:
         canonical = COUNTRY_COMMON.get(country.alpha_2) or getattr(country, "common_name", None) or country.name
         entry = Entry("LOC", canonical, (("iso3166", country.alpha_2),), "country")
-        names = {country.name, canonical, getattr(country, "official_name", country.name),
-                 getattr(country, "common_name", country.name)}
-        for tr in translations.values():
-            names.add(tr.gettext(country.name))
+        own = {country.name, canonical, getattr(country, "official_name", country.name),
+               getattr(country, "common_name", country.name)}
+        names = own | {tr.gettext(country.name) for tr in translations.values()}
         for name in names:
             if _cased(name):
                 gaz.add(name, entry)
+        translated |= {fold(name) for name in names - own} - {fold(name) for name in own}
 
     for code in SUBDIVISION_COUNTRIES:
         # sorted: pycountry returns a set (its order changes between processes); "Maluku" and "Papua" are both
@@ -145,7 +146,9 @@ def load() -> Gazetteer:
             break
         entry = Entry("LOC", city["name"], (("geonames", str(city["geonameid"])),), "city",
                       city["population"] >= MIN_CITY_POPULATION_FOR_ALIASES)
-        gaz.add(city["name"], entry)
+        # a city's own name wins over another language's name of a country: Brasília, Tunis, Salvador, Granada
+        # are not Brazil (Icelandic), Tunisia, El Salvador, Grenada
+        gaz.add(city["name"], entry, overwrite=fold(city["name"]) in translated)
         if city["population"] >= MIN_CITY_POPULATION_FOR_ALIASES:
             for alias in city.get("alternatenames", []):
                 if len(alias) > 3 and _cased(alias) and len(alias.split()) <= 3:
