@@ -3,8 +3,12 @@
     OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi en --teacher corenlp:3class
                          # models/en-news-crf/: GUM train + the ECB+ sentences as Stanford CoreNLP's 3-class
                          # model tags them (distillation; Java, scripts/corenlp-fetch, training/corenlp_teacher.py)
+    OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi en --teacher corenlp:3class \\
+        --dev-sets uner-ewt.en --cv 5      # a variant that also learns UNER-EWT dev, judged by 5-fold CV over its
+                                           # documents (model-only and stage scores of the held-out folds); not
+                                           # shipped (bench/entities/README.md: GUM dev falls more than EWT gains)
     OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi en --self-train /tmp/en-teacher
-                         # the previous recipe: GUM train + ECB+ sentences the teacher, the GUM-only model,
+                         # an older recipe: GUM train + ECB+ sentences the teacher, the GUM-only model,
                          # tags confidently (see bench/entities/README.md for the teacher)
     OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi multi   # models/multi-crf/ (GUM + UNER train)
     OMP_NUM_THREADS=1 .venv/bin/python -m training.entities_multi multi --leave-out pt --out /tmp/m-pt \\
@@ -12,9 +16,10 @@
 
 Data (``../shared/eval/ner-multi``, see its README): GUM English train (silver spans from gold types),
 Universal NER train splits of da, pt, hr, sr, sk, sv. Chinese (word-segmented in UNER; the stage sees
-unsegmented text) is not in the multilingual model. Dev splits are only read for ``--score`` and by
-``bench.entities``; the model choices in the README were made on GUM dev and cross-language
-(leave-one-language-out) scores, never on UNER-EWT dev (English cross-set) or a language's own dev.
+unsegmented text) is not in the multilingual model. Dev splits are only read for ``--score``, by
+``bench.entities``, and as training data of the ``--dev-sets`` variants whose held-out figure ``--cv``
+gives; the model choices in the README were made on GUM dev, cross-language (leave-one-language-out)
+scores and that CV, never on UNER-EWT dev as a whole (English cross-set) or a language's own dev.
 
 Features (``FeatureExtractor(extended=True)``): word, shape, affixes, neighbours, capitalisation
 pattern, gazetteer matches, the word's frequency in the record's language (wordfreq; for the
@@ -28,10 +33,16 @@ CRFsuite's L-BFGS is deterministic: the same data and parameters give the same m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gzip
 import json
+import os
+import random
 import sys
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import pycrfsuite
@@ -57,6 +68,7 @@ MULTI_DIR = "ner-multi"
 VERSION = 1
 FEATURES_VERSION = 2
 SELF_TRAINED = "self-trained"  # the set name of self-labelled sentences (``--self-train``)
+FOLD_SEED = 19  # shuffles the documents of ``--dev-sets`` before they are dealt into ``--cv`` folds
 
 ENGLISH_TRAIN = ("gum.en",)
 MULTI_TRAIN = ("gum.en", "uner-ddt.da", "uner-bosque.pt", "uner-set.hr", "uner-set.sr", "uner-snk.sk",
@@ -172,11 +184,15 @@ def self_labelled(tagger: CrfTagger, texts: list[list[str]], lang: str, min_prob
 
 def train(sents: list[data.Sentence], out: Path, *, lang: str, clusters_spec: str, casing: bool, c1: float,
           c2: float, iterations: int, min_freq: float, command: str, extra_meta: dict | None = None,
-          unlabelled: list[list[str]] | None = None, names: bool = True, by_language: str = "") -> dict:
+          unlabelled: list[list[str]] | None = None, names: bool = True, by_language: str = "",
+          domain_of: dict[str, str] | None = None) -> dict:
     """Train a CRF on ``sents`` into ``out`` (model.crfsuite + meta.json.gz); returns the meta. ``unlabelled``:
     more sentences (tokens) for the casing table and the clusters. ``by_language``: features are also emitted
     prefixed by each sentence's language ("frustratingly easy" domain adaptation) and the model tags as
-    that language (e.g. "en": English with what the other languages teach about names in general)."""
+    that language (e.g. "en": English with what the other languages teach about names in general).
+    ``domain_of``: set name -> a domain whose sentences get their features twice, once prefixed by it, so
+    what is particular to that set's annotation can go to the prefixed weights; the model tags in the base
+    domain, with the shared weights only."""
     extra_text = [data.Sentence("", toks, ["O"] * len(toks), "unlabelled") for toks in unlabelled or []]
     # the text of the casing table and the clusters (self-trained sentences are already in ``unlabelled``)
     text = [*(s for s in sents if not s.source.startswith((SELF_TRAINED, SILVER))), *extra_text]
@@ -189,7 +205,8 @@ def train(sents: list[data.Sentence], out: Path, *, lang: str, clusters_spec: st
         "features_version": FEATURES_VERSION,
         "kind": "crfsuite linear-chain CRF, IOB2 over PER/ORG/LOC, extended features",
         "datasets": sorted({s.source for s in sents}),
-        "domains": sorted({lang_of(s.source) for s in sents}) if by_language else ["news"],
+        "domains": sorted({lang_of(s.source) for s in sents}) if by_language else
+        sorted({"news", *(domain_of or {}).values()}),
         "default_domain": by_language or "news",
         "base_domain": "none" if by_language else "news",
         "params": {"c1": c1, "c2": c2, "max_iterations": iterations, "feature.minfreq": min_freq},
@@ -215,7 +232,11 @@ def train(sents: list[data.Sentence], out: Path, *, lang: str, clusters_spec: st
         if extractor is None:
             extractor = extractors[code] = build_extractor(meta, gaz, code)
         feats = extractor.sentence(sent.tokens)
-        trainer.append(augment(feats, code, "none") if by_language else feats, sent.tags)
+        if by_language:
+            feats = augment(feats, code, "none")
+        elif domain_of and sent.source in domain_of:
+            feats = augment(feats, domain_of[sent.source], "news")
+        trainer.append(feats, sent.tags)
     trainer.set_params({"c1": c1, "c2": c2, "max_iterations": iterations,
                         "feature.possible_transitions": True, "feature.minfreq": min_freq})
     out.mkdir(parents=True, exist_ok=True)
@@ -228,6 +249,75 @@ def train(sents: list[data.Sentence], out: Path, *, lang: str, clusters_spec: st
     with gzip.GzipFile(out / "meta.json.gz", "wb", mtime=0) as fh:
         fh.write(json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8"))
     return meta
+
+
+def document_of(sentence_id: str) -> str:
+    """The document of a UD sentence id: "en_ewt:email-enronsent29_01-0003" -> "en_ewt:email-enronsent29_01"."""
+    return sentence_id.rsplit("-", 1)[0]
+
+
+def document_folds(sents: list[data.Sentence], folds: int) -> list[int]:
+    """Each sentence's fold: the documents, sorted and shuffled with ``FOLD_SEED``, dealt round-robin, so a
+    document's sentences (which repeat its names) are never on both sides."""
+    docs = sorted({document_of(s.id) for s in sents})
+    random.Random(FOLD_SEED).shuffle(docs)
+    fold_of = {doc: i % folds for i, doc in enumerate(docs)}
+    return [fold_of[document_of(s.id)] for s in sents]
+
+
+def pooled(scores: list[data.Score]) -> data.Score:
+    total = data.Score.empty()
+    for score in scores:
+        total.tp.update(score.tp)
+        total.fp.update(score.fp)
+        total.fn.update(score.fn)
+    return total
+
+
+_CV: dict = {}  # what the fold processes read (set before they fork)
+
+
+def _cv_fold(k: int) -> tuple[int, data.Score, data.Score, int]:
+    """Train without fold ``k`` of the dev sentences and score that fold: model-only and through the stage."""
+    from bench.entities.multi import score_stage
+    from pipeline import config
+    from pipeline.stages.entities import EntityTagger
+
+    job = _CV
+    held = [s for s, f in zip(job["dev"], job["folds"], strict=True) if f == k]
+    kept = [s for s, f in zip(job["dev"], job["folds"], strict=True) if f != k]
+    out = Path(job["tmp"]) / f"fold-{k}"
+    meta = job["fit"](job["base"] + kept * job["weight"], out)
+    tagger = CrfTagger(out)
+    model = data.Score.empty()
+    for s in held:
+        model.add(spans(s.tags), spans(tagger.tag_tokens(s.tokens, lang_of(s.source))))
+    settings = config.load(ROOT / "config" / "pipeline.toml", env={}).stages.entities
+    lang = job["lang"]
+    stage = EntityTagger(dataclasses.replace(settings, taggers={**settings.taggers, lang: f"crf:{out}"}))
+    stage_score, _ = score_stage(stage, held, lang)
+    return k, model, stage_score, meta["train_seconds"]
+
+
+def cross_validate(base: list[data.Sentence], dev: list[data.Sentence], *, folds: int, weight: int, jobs: int,
+                   lang: str, fit) -> None:
+    """``folds``-fold CV over the documents of ``dev``: each fold's model learns ``base`` and the other folds'
+    sentences (``weight`` times each), and is scored on its fold, model-only (gold tokens) and through the
+    stage (the sentence text, the stage's gazetteer, rules and combining). Prints each fold and the pooled
+    (micro) scores."""
+    with tempfile.TemporaryDirectory(prefix="entities-cv-") as tmp:
+        _CV.update(dev=dev, folds=document_folds(dev, folds), base=base, weight=weight, fit=fit, tmp=tmp, lang=lang)
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork")) as pool:
+            results = sorted(pool.map(_cv_fold, range(folds)))
+    for k, model, stage, seconds in results:
+        print(f"  fold {k}: model-only F1 {model.prf()[2]:.3f}, stage F1 {stage.prf()[2]:.3f} "
+              f"({model.prf()[3]} entities; trained in {seconds} s)", flush=True)
+    for what, score in (("model-only", pooled([r[1] for r in results])), ("stage", pooled([r[2] for r in results]))):
+        p, r, f, n = score.prf()
+        per = {lab: round(score.prf(lab)[2], 3) for lab in data.LABELS}
+        print(f"CV {folds} folds over the documents of the dev sets, weight {weight}, {what}: "
+              f"P {p:.3f} R {r:.3f} F1 {f:.3f} (n={n}) {per}", flush=True)
 
 
 def score_model(tagger: CrfTagger, sents: list[data.Sentence]) -> data.Score:
@@ -284,6 +374,15 @@ def main(argv: list[str] | None = None) -> int:
                     "an entity in")
     ap.add_argument("--words", action="store_true", help="zh: also the word each character is in, by rjieba "
                     "(its place in the word, the word's part of speech, the word)")
+    ap.add_argument("--dev-sets", default="", help="also train on these sets' dev splits, comma-separated (English: "
+                    "uner-ewt.en, the only English annotated as UNER annotates); bench.entities then scores them "
+                    "in-set, so --cv gives their held-out figure")
+    ap.add_argument("--dev-domain", default="", help="--dev-sets: their sentences' features also prefixed by this "
+                    "domain (the model tags with the shared features only)")
+    ap.add_argument("--dev-weight", type=int, default=1, help="--dev-sets: each of their sentences this many times")
+    ap.add_argument("--cv", type=int, default=0, metavar="N", help="--dev-sets: instead of writing the model, N "
+                    "models each without one fold of the dev sentences (folds are documents), scored on it")
+    ap.add_argument("--jobs", type=int, default=2, help="--cv: folds trained at once")
     ap.add_argument("--score", action="store_true", help="then score the model on every dev set (model-only)")
     ap.add_argument("--results", type=Path, help="append the --score results to this JSONL file")
     args = ap.parse_args(argv)
@@ -318,13 +417,30 @@ def main(argv: list[str] | None = None) -> int:
                                        with_entities_only=args.teacher_entities_only)
         print(f"distillation: {len(extra)} sentences tagged by CoreNLP {teacher[2]}", flush=True)
         sents += extra
+    dev = [s for name in args.dev_sets.split(",") if name for s in load_set(args.eval_dir, name, "dev")]
     command = "python -m training.entities_multi " + " ".join(model_args(argv if argv is not None else sys.argv[1:]))
-    meta = train(sents, out, lang=preset["lang"], clusters_spec=params["clusters"], casing=preset["casing"],
-                 c1=params["c1"], c2=params["c2"], iterations=params["iterations"], min_freq=params["min_freq"],
-                 command=command, extra_meta={"default_language": "en", **({"tokens": preset["tokens"]} if "tokens" in preset else {}),
-                                              **({"words": "rjieba"} if args.words else {})},
-                 unlabelled=unlabelled_english(args.eval_dir) if preset["unlabelled"] and not args.no_unlabelled else None,
-                 names=not args.no_names, by_language=args.by_language)
+    unlabelled = unlabelled_english(args.eval_dir) if preset["unlabelled"] and not args.no_unlabelled else None
+
+    def fit(train_sents: list[data.Sentence], where: Path) -> dict:
+        return train(train_sents, where, lang=preset["lang"], clusters_spec=params["clusters"], casing=preset["casing"],
+                     c1=params["c1"], c2=params["c2"], iterations=params["iterations"], min_freq=params["min_freq"],
+                     command=command, extra_meta={"default_language": "en",
+                                                  **({"tokens": preset["tokens"]} if "tokens" in preset else {}),
+                                                  **({"words": "rjieba"} if args.words else {})},
+                     unlabelled=unlabelled, names=not args.no_names, by_language=args.by_language,
+                     domain_of={name: args.dev_domain for name in args.dev_sets.split(",") if name}
+                     if args.dev_domain else None)
+
+    if args.cv:
+        if not dev:
+            print("--cv: name the sets whose dev splits are folded (--dev-sets)", file=sys.stderr)
+            return 2
+        cross_validate(sents, dev, folds=args.cv, weight=args.dev_weight, jobs=args.jobs,
+                       lang=preset["lang"], fit=fit)
+        return 0
+    sents += dev * args.dev_weight
+    sets += tuple(f"{name}:dev" for name in args.dev_sets.split(",") if name)
+    meta = fit(sents, out)
     size = sum(p.stat().st_size for p in out.iterdir())
     print(f"wrote {out} ({size / 1e6:.1f} MB) from {len(sents)} sentences of {', '.join(sets)} "
           f"in {meta['train_seconds']} s", flush=True)
@@ -337,7 +453,8 @@ def main(argv: list[str] | None = None) -> int:
             p, r, f, n = score.prf()
             per = {lab: round(score.prf(lab)[2], 3) for lab in data.LABELS}
             seen = "held-out language" if lang_of(name) in left_out else (
-                "trained on its train split" if name in sets else "unseen set")
+                "trained on its train split" if name in sets else
+                "trained on it (--dev-sets)" if f"{name}:dev" in sets else "unseen set")
             print(f"  {name:24s} P {p:.3f} R {r:.3f} F1 {f:.3f} (n={n}) {per} [{seen}]", flush=True)
             if args.results:
                 with args.results.open("a", encoding="utf-8") as fh:

@@ -171,6 +171,26 @@ def test_multilingual_training_helpers():
     assert multi.lang_of("uner-bosque.pt") == "pt"
 
 
+def test_dev_sentences_are_folded_by_document_and_scores_pool():
+    from training import entities_multi as multi
+
+    assert multi.document_of("en_ewt:email-enronsent29_01-0003") == "en_ewt:email-enronsent29_01"
+    sents = [data.Sentence(f"en_ewt:doc{d}-{i:04d}", ["x"], ["O"], "uner-ewt.en") for d in range(20) for i in range(3)]
+    folds = multi.document_folds(sents, 5)
+    assert folds == multi.document_folds(sents, 5)  # deterministic
+    assert sorted(set(folds)) == [0, 1, 2, 3, 4] and all(folds.count(k) == 12 for k in range(5))
+    by_doc = {}
+    for s, f in zip(sents, folds, strict=True):
+        by_doc.setdefault(multi.document_of(s.id), set()).add(f)
+    assert all(len(f) == 1 for f in by_doc.values())  # a document's sentences share their fold
+    a, b = data.Score.empty(), data.Score.empty()
+    a.add({(0, 1, "PER")}, {(0, 1, "PER"), (2, 3, "LOC")})
+    b.add({(0, 2, "ORG")}, set())
+    total = multi.pooled([a, b])
+    assert (total.tp["PER"], total.fp["LOC"], total.fn["ORG"]) == (1, 1, 1)
+    assert total.prf()[:3] == (0.5, 0.5, 0.5)
+
+
 def test_extended_features_mark_sentence_initial_frequent_words():
     from pipeline.stages.entities import gazetteer
     from pipeline.stages.entities.features import FeatureExtractor
