@@ -98,6 +98,15 @@ def _common_word_opening(text: str, m: Mention, model: list[Mention], common: Ca
             and not any(_overlaps(m, x) for x in model))
 
 
+def _first_name(text: str, place: Mention, person: Mention, gaz: Gazetteer) -> bool:
+    """A city's name, then a space, at the start of the model's longer person: a first name ("George Bush",
+    "Elizabeth A. Burton", "Braga de Macedo"; a country there is split off, and "Sacramento-based
+    McClatchy" is no person)."""
+    entry = gaz.get(place.text)
+    return place.start == person.start and place.end < person.end and text[place.end:place.end + 1] == " " \
+        and entry is not None and entry.kind == "city"
+
+
 def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazetteer,
             statistical: bool = True, common: Callable[[str], bool] | None = None) -> Combined:
     """Merged mentions (labels resolved, canonical names not yet filled). ``statistical``: a model
@@ -113,9 +122,10 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
             kept.append(m)
             continue
         if m.label == "PER" and all(f.source == "gazetteer" and f.label == "LOC" and _inside(f, m)
-                                    and f.start > m.start for f in clashes):
+                                    and (f.start > m.start or _first_name(text, f, m, gaz)) for f in clashes):
             # "Badrodin Haiti", "Hilton Paris": a place name inside a person's name (not an organisation:
-            # "ARRAHMAHNEWS.COM Kremlin" is a byline and the Kremlin)
+            # "ARRAHMAHNEWS.COM Kremlin" is a byline and the Kremlin); "George Bush", "Sydney Smith": a city's
+            # name as a first name
             kept.append(m)
             fixed = [f for f in fixed if f not in clashes]
             continue
