@@ -47,6 +47,13 @@ def opening_words() -> dict[str, frozenset[str]]:
     return {lang: frozenset(words) for lang, words in orjson.loads(OPENING_WORDS.read_bytes()).items()}
 
 
+def opening_word_test(lang: str | None) -> Callable[[str], bool] | None:
+    """Whether a lower-case word is one of the opening words of the text's language (None: the language has
+    none, or is not known)."""
+    words = opening_words().get((lang or "").split("-")[0].lower())
+    return words.__contains__ if words else None
+
+
 def summarise(entities: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Distinct canonical entities with their mention counts, most mentioned first."""
     counts = Counter((e["label"], e["canonical"]) for e in entities)
@@ -78,21 +85,13 @@ class EntityTagger:
             rule_mentions = lexicon.without_function_words(rule_mentions)
         rule_mentions += self.caseless.tag(text)  # scripts without capitals: no overlap with the above
         merged = combine(text, model_mentions, rule_mentions, self.gazetteer, tagger.statistical,
-                         self._common_words(tagger, lang))
+                         opening_word_test(lang))
         entities = [m.as_dict() for m in merged.mentions[: self.settings.max_entities]]
         canonical.canonicalise(entities, self.gazetteer, text)
         name = RULES_VERSION if tagger.name == RULES_NAME else f"{tagger.name}+{RULES_VERSION}"
         if lexicon is not None:
             name += f"+{lexicon.name}"
         return entities, name, merged.dropped_in_headlines
-
-
-    @staticmethod
-    def _common_words(tagger, lang: str | None) -> Callable[[str], bool] | None:
-        """Whether a lower-case word is a common word of the text's language that is also a place's name
-        (``lexicons/opening_words.json``; none for a language without text to learn them from)."""
-        words = opening_words().get((lang or "").split("-")[0].lower())
-        return words.__contains__ if words else None
 
 
 class EntitiesStage(Stage):
