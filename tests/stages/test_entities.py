@@ -229,6 +229,20 @@ def test_the_models_person_wins_over_a_small_towns_name_not_over_a_big_city(gaz)
     assert not any(t in ("George", "Bush", "Sydney") for t, _ in got)
 
 
+def test_the_models_club_on_a_citys_name_wins_in_a_language_it_learnt(gaz, entity_tagger):
+    text = "O Santos venceu o Benfica em Portugal."
+    model = [_m(text, "Santos", "ORG"), _m(text, "Benfica", "ORG"), _m(text, "Portugal", "ORG")]
+    assert gaz.get("Santos").kind == "city" and gaz.get("Portugal").kind == "country"
+    trusted = {(m.text, m.label) for m in combine(text, model, rules.tag(text, gaz), gaz, trusted=True).mentions}
+    assert {("Santos", "ORG"), ("Benfica", "ORG"), ("Portugal", "LOC")} <= trusted  # a country stays a place
+    untrusted = {(m.text, m.label) for m in combine(text, model, rules.tag(text, gaz), gaz).mentions}
+    assert ("Santos", "LOC") in untrusted
+    # the multilingual model learnt Portuguese, not German; the English model English
+    registry = entity_tagger.registry
+    assert "pt" in registry.tagger_for("pt").learnt and "de" not in registry.tagger_for("de").learnt
+    assert registry.tagger_for("en").learnt == {"en"} and "id" in registry.tagger_for("id").learnt
+
+
 def test_states_are_for_the_rules_and_never_replace_a_city(gaz):
     from pipeline.stages.entities.features import gazetteer_tags
 

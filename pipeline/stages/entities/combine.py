@@ -7,7 +7,9 @@ Order of trust, for overlapping spans:
 2. the tagger's span, where it does not cut through one of those. A tagger span that holds a gazetteer
    name inside (ORG "Universitas Indonesia", LOC "Gedung DPR", PER "Badrodin Haiti") stays whole if
    its other words are plain words, except a person span that starts with a country ("Turki Recep
-   Tayyip Erdogan": the country is split off); "F-16 Turki" or "ARRAHMAHNEWS.COM Kremlin" do not;
+   Tayyip Erdogan": the country is split off); "F-16 Turki" or "ARRAHMAHNEWS.COM Kremlin" do not; a
+   city's name starting a longer person is a first name ("George Bush"); the tagger's organisation on a
+   city's exact name wins in a language the tagger learnt ("Santos", "Benfica": clubs);
 3. without a model (``rules`` tagger): the rules' people (after a role word or a speech verb), where
    nothing above overlaps. With a model they are left out (the model finds people better).
 
@@ -108,11 +110,13 @@ def _first_name(text: str, place: Mention, person: Mention, gaz: Gazetteer) -> b
 
 
 def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazetteer,
-            statistical: bool = True, common: Callable[[str], bool] | None = None) -> Combined:
+            statistical: bool = True, common: Callable[[str], bool] | None = None,
+            trusted: bool = False) -> Combined:
     """Merged mentions (labels resolved, canonical names not yet filled). ``statistical``: a model
     tagged ``model``; the rules' people (role words, speech verbs) are then left out: the model finds
     people better, and the surnames are repeated below either way. ``common``: whether a lower-case word
-    is a common word of the text's language (with a model: see the module's note on sentence openings)."""
+    is a common word of the text's language (with a model: see the module's note on sentence openings).
+    ``trusted``: the model learnt the text's language; its organisation on a city's name then wins."""
     fixed = [m for m in rules if m.source in AUTHORITATIVE
              and not (statistical and common is not None and _common_word_opening(text, m, model, common))]
     kept: list[Mention] = []
@@ -135,6 +139,13 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
                 and (fold(entry.canonical) != fold(m.text) or not entry.major):
             # the model's person over a one-word city alias ("Vena" is also Vienna) or a city of under a
             # million people ("Bush" is also Būsh, Egypt)
+            kept.append(m)
+            fixed = [f for f in fixed if f not in clashes]
+            continue
+        if m.label == "ORG" and trusted and len(clashes) == 1 \
+                and (clashes[0].start, clashes[0].end) == (m.start, m.end) and entry is not None and entry.kind == "city":
+            # the model's organisation on a city's exact name, in a language it learnt: a club ("Santos venceu",
+            # "Benfica"); a country stays a place
             kept.append(m)
             fixed = [f for f in fixed if f not in clashes]
             continue

@@ -100,6 +100,7 @@ class SlovnetNer:
     statistical = True
     lexicon_checked = False  # trained on Russian news
     common_words: frozenset[str] = frozenset()
+    learnt = frozenset({"ru"})
 
     def __init__(self, model: str):
         self.ner, version = load(model)

@@ -39,6 +39,7 @@ class Tagger(Protocol):
     statistical: bool  # False: no model, the rules' people are the only people
     common_words: frozenset[str]  # lower-case words of the language, if the tagger knows them
     lexicon_checked: bool  # True: its mentions go through the language's noun lexicon (nouns.py)
+    learnt: frozenset[str]  # languages whose annotated text it learnt from (its labels are trusted there)
 
     def tag(self, text: str, lang: str | None = None) -> list[Mention]: ...
 
@@ -50,6 +51,7 @@ class RulesOnly:
     statistical = False
     common_words: frozenset[str] = frozenset()
     lexicon_checked = False
+    learnt: frozenset[str] = frozenset()
 
     def tag(self, text: str, lang: str | None = None) -> list[Mention]:
         return []
@@ -63,6 +65,10 @@ class CrfModel:
         self.model = crf.load(model, domain)
         self.name = self.model.name + (f"@{domain}" if domain else "")
         self.common_words = self.model.extractor.lowercase_words
+        meta = self.model.meta
+        own = meta.get("word_freq", {}).get("lang")
+        self.learnt = frozenset({own} if own and own != crf.RECORD_LANGUAGE else
+                                {name.rsplit(".", 1)[-1] for name in meta.get("datasets", ())})
 
     def tag(self, text: str, lang: str | None = None,
             may_name: Callable[[list[Token]], bool] | None = None) -> list[Mention]:
@@ -83,6 +89,7 @@ class SpacyPipeline:
         if "ner" not in self.nlp.pipe_names and "entity_ruler" not in self.nlp.pipe_names:
             raise ValueError(f"spaCy pipeline {package} has no ner component")
         self.name = f"spacy:{package}/{self.nlp.meta.get('version', '?')}"
+        self.learnt = frozenset({self.nlp.lang})
 
     def tag(self, text: str, lang: str | None = None) -> list[Mention]:
         doc = self.nlp(text)
