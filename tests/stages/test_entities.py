@@ -243,6 +243,22 @@ def test_the_models_club_on_a_citys_name_wins_in_a_language_it_learnt(gaz, entit
     assert registry.tagger_for("en").learnt == {"en"} and "id" in registry.tagger_for("id").learnt
 
 
+def test_a_known_name_keeps_its_glued_case_ending_where_the_model_reads_one_word(gaz):
+    from pipeline.stages.entities.gazetteer import without_ending
+
+    assert [without_ending(w) for w in ("NATO-a", "EU-om", "Microsoft's", "U.S.-led", "Hong Kong’s", "NATO")] == \
+        ["NATO", "EU", "Microsoft", "U.S.", "Hong Kong", "NATO"]
+    text = "Ulazak u NATO-a i EU-u, a UN ostaje."
+    model = [_m(text, "NATO-a", "ORG"), _m(text, "EU-u", "ORG")]
+    got = combine(text, model, rules.tag(text, gaz), gaz).mentions
+    assert {(m.text, m.label) for m in got} == {("NATO-a", "ORG"), ("EU-u", "ORG"), ("UN", "ORG")}
+    entities = canonical.canonicalise(sorted((m.as_dict() for m in got), key=lambda e: e["start"]), gaz, text)
+    assert [e["canonical"] for e in entities] == [gaz.get("NATO").canonical, gaz.get("EU").canonical,
+                                                  gaz.get("UN").canonical]
+    # without the model's one word, the known name alone
+    assert {m.text for m in combine(text, [], rules.tag(text, gaz), gaz).mentions} == {"NATO", "EU", "UN"}
+
+
 def test_states_are_for_the_rules_and_never_replace_a_city(gaz):
     from pipeline.stages.entities.features import gazetteer_tags
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.stages.entities import caseless
-from pipeline.stages.entities.gazetteer import Gazetteer
+from pipeline.stages.entities.gazetteer import Gazetteer, without_ending
 from pipeline.stages.entities.rules import INSTITUTIONS, ROLE_WORDS, _country_prefix
 
 PERSON_SKIP = ROLE_WORDS | {"the", "sang", "si", "mr.", "mrs."}
@@ -63,7 +63,7 @@ def canonicalise(entities: list[dict[str, Any]], gaz: Gazetteer, text: str | Non
         if found is not None:
             ent["canonical"], ent["ids"] = found
             continue
-        entry = gaz.get(surface) or caseless.load().names.get(surface)
+        entry = gaz.get(surface) or caseless.load().names.get(surface) or gaz.get(without_ending(surface))
         if entry is not None and (entry.label == ent["label"] or entry.label == "LOC" and ent["label"] == "ORG"):
             ent["canonical"], ent["ids"] = entry.canonical, dict(entry.ids)
             continue

@@ -31,7 +31,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pipeline.stages.entities.gazetteer import Gazetteer, fold
+from pipeline.stages.entities.gazetteer import GLUED_ENDING, Gazetteer, fold
 from pipeline.stages.entities.rules import Mention
 from pipeline.stages.entities.tokens import TOKEN
 
@@ -124,6 +124,13 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
         clashes = [f for f in fixed if _overlaps(m, f)]
         if not clashes:
             kept.append(m)
+            continue
+        if len(clashes) == 1 and clashes[0].start == m.start and clashes[0].end < m.end \
+                and GLUED_ENDING.fullmatch(text, clashes[0].end, m.end):
+            # "NATO-a", "EU-u", "Microsoft's": the known name with its case ending, as one word
+            f = clashes[0]
+            kept.append(Mention(f.start, m.end, text[f.start:m.end], f.label, f.canonical, dict(f.ids), f.source))
+            fixed = [x for x in fixed if x is not f]
             continue
         if m.label == "PER" and all(f.source == "gazetteer" and f.label == "LOC" and _inside(f, m)
                                     and (f.start > m.start or _first_name(text, f, m, gaz)) for f in clashes):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import gettext
 import json
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,16 @@ class Gazetteer:
 
     def get(self, name: str) -> Entry | None:
         return self.names.get(fold(name))
+
+
+#: a case ending glued to a name, as Croatian, Serbian and Danish write them: "NATO-a", "EU-om", "Microsoft's"
+GLUED_ENDING = re.compile(r"[-'’][^\W\d_A-Z]{1,4}")
+
+
+def without_ending(surface: str) -> str:
+    """The name without a glued case ending ("NATO-a" -> "NATO"); the surface itself when it has none."""
+    cut = max(surface.rfind("-"), surface.rfind("'"), surface.rfind("’"))
+    return surface[:cut] if cut > 0 and GLUED_ENDING.fullmatch(surface, cut) else surface
 
 
 @functools.lru_cache(maxsize=1 << 14)
