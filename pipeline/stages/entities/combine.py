@@ -9,7 +9,8 @@ Order of trust, for overlapping spans:
    its other words are plain words, except a person span that starts with a country ("Turki Recep
    Tayyip Erdogan": the country is split off); "F-16 Turki" or "ARRAHMAHNEWS.COM Kremlin" do not; a
    city's name starting a longer person is a first name ("George Bush"); the tagger's organisation on a
-   city's exact name wins in a language the tagger learnt ("Santos", "Benfica": clubs);
+   city's exact name wins in a language the tagger learnt ("Santos", "Benfica": clubs); a known name the
+   tagger reads with its glued case ending is the whole word ("NATO-a", "EU-u");
 3. without a model (``rules`` tagger): the rules' people (after a role word or a speech verb), where
    nothing above overlaps. With a model they are left out (the model finds people better).
 
