@@ -288,10 +288,7 @@ def _cv_fold(k: int) -> tuple[int, data.Score, data.Score, int]:
     kept = [s for s, f in zip(job["dev"], job["folds"], strict=True) if f != k]
     out = Path(job["tmp"]) / f"fold-{k}"
     meta = job["fit"](job["base"] + kept * job["weight"], out)
-    tagger = CrfTagger(out)
-    model = data.Score.empty()
-    for s in held:
-        model.add(spans(s.tags), spans(tagger.tag_tokens(s.tokens, lang_of(s.source))))
+    model = score_model(CrfTagger(out), held)
     settings = config.load(ROOT / "config" / "pipeline.toml", env={}).stages.entities
     lang = job["lang"]
     stage = EntityTagger(dataclasses.replace(settings, taggers={**settings.taggers, lang: f"crf:{out}"}))
@@ -417,7 +414,8 @@ def main(argv: list[str] | None = None) -> int:
                                        with_entities_only=args.teacher_entities_only)
         print(f"distillation: {len(extra)} sentences tagged by CoreNLP {teacher[2]}", flush=True)
         sents += extra
-    dev = [s for name in args.dev_sets.split(",") if name for s in load_set(args.eval_dir, name, "dev")]
+    dev_sets = [name for name in args.dev_sets.split(",") if name]
+    dev = [s for name in dev_sets for s in load_set(args.eval_dir, name, "dev")]
     command = "python -m training.entities_multi " + " ".join(model_args(argv if argv is not None else sys.argv[1:]))
     unlabelled = unlabelled_english(args.eval_dir) if preset["unlabelled"] and not args.no_unlabelled else None
 
@@ -428,8 +426,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   **({"tokens": preset["tokens"]} if "tokens" in preset else {}),
                                                   **({"words": "rjieba"} if args.words else {})},
                      unlabelled=unlabelled, names=not args.no_names, by_language=args.by_language,
-                     domain_of={name: args.dev_domain for name in args.dev_sets.split(",") if name}
-                     if args.dev_domain else None)
+                     domain_of=dict.fromkeys(dev_sets, args.dev_domain) if args.dev_domain else None)
 
     if args.cv:
         if not dev:
@@ -439,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                        lang=preset["lang"], fit=fit)
         return 0
     sents += dev * args.dev_weight
-    sets += tuple(f"{name}:dev" for name in args.dev_sets.split(",") if name)
+    sets += tuple(f"{name}:dev" for name in dev_sets)
     meta = fit(sents, out)
     size = sum(p.stat().st_size for p in out.iterdir())
     print(f"wrote {out} ({size / 1e6:.1f} MB) from {len(sents)} sentences of {', '.join(sets)} "

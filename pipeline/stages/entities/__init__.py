@@ -71,6 +71,7 @@ class EntityTagger:
         self.registry = Registry(dict(settings.taggers), settings.default_tagger)
         self.registry.preload()
         self.lexicons = nouns.load_all()
+        opening_words()  # read at start-up: a missing file stops the worker before its first record
 
     def tag(self, text: str, lang: str | None) -> tuple[list[dict[str, Any]], str, int]:
         """(entities, tagger name, mentions dropped on headline lines)."""
