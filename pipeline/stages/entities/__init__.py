@@ -50,7 +50,7 @@ def opening_words() -> dict[str, frozenset[str]]:
 def opening_word_test(lang: str | None) -> Callable[[str], bool] | None:
     """Whether a lower-case word is one of the opening words of the text's language (None: the language has
     none, or is not known)."""
-    words = opening_words().get((lang or "").split("-")[0].lower())
+    words = opening_words().get(nouns.code_of(lang)) if lang else None
     return words.__contains__ if words else None
 
 
