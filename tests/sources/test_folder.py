@@ -34,7 +34,7 @@ def test_each_settled_file_once_across_restarts_and_never_a_file_in_progress(tmp
     for path in (inbox / "a.txt", inbox / "sub" / "events.jsonl", inbox / "b.html.part", inbox / ".hidden.txt"):
         settled(path)
     source = WatchedFolderSource(str(inbox), str(state), poll_s=0.05, settle_s=1.5)
-    items = collect(source, 0.5)
+    items = collect(source, 1.0, until=4)
     assert [i.origin.rsplit("/", 1)[-1] for i in items] == ["a.txt", "events.jsonl:1", "events.jsonl:2",
                                                              "events.jsonl:3"]
     assert [i.checkpoint for i in items] == [True, False, False, True]
@@ -42,7 +42,7 @@ def test_each_settled_file_once_across_restarts_and_never_a_file_in_progress(tmp
     mtime = (inbox / "a.txt").stat().st_mtime
     assert abs(datetime.fromisoformat(items[0].event["fetched_at"]).timestamp() - mtime) < 1e-3
     time.sleep(1.2)  # fresh.txt settles; a.txt is not read again
-    assert [i.origin.rsplit("/", 1)[-1] for i in collect(source, 0.5)] == ["fresh.txt"]
+    assert [i.origin.rsplit("/", 1)[-1] for i in collect(source, 20, until=1)] == ["fresh.txt"]
 
     restarted = WatchedFolderSource(str(inbox), str(state), poll_s=0.05, settle_s=1.5)
     assert collect(restarted, 0.3) == []  # the journal remembers every file
@@ -50,7 +50,7 @@ def test_each_settled_file_once_across_restarts_and_never_a_file_in_progress(tmp
     settled(inbox / "a.txt", 5.0)
     (inbox / "c.txt").write_bytes(b"Berita baru hari ini di kota.")
     settled(inbox / "c.txt", 3.0)
-    again = collect(restarted, 0.3)
+    again = collect(restarted, 20, until=2)
     assert [i.origin.rsplit("/", 1)[-1] for i in again] == ["a.txt", "c.txt"]  # new content of a.txt, then c.txt
 
 
@@ -66,7 +66,7 @@ def test_a_file_not_acknowledged_is_read_again_after_a_restart_with_the_same_ids
     settled(inbox / "events.jsonl")
     crashed = WatchedFolderSource(str(inbox), str(tmp_path / "state"), poll_s=0.05, settle_s=1.0)
     first = list(_take(crashed, 2))  # the sender died before the file's checkpoint was acknowledged
-    second = collect(WatchedFolderSource(str(inbox), str(tmp_path / "state"), poll_s=0.05, settle_s=1.0), 0.3)
+    second = collect(WatchedFolderSource(str(inbox), str(tmp_path / "state"), poll_s=0.05, settle_s=1.0), 20, until=2)
     ids = [[accept_raw(i.event, datetime.now(UTC)).id for i in items] for items in (first, second)]
     assert len(ids[1]) == 2 and ids[0] == ids[1]
 
@@ -94,7 +94,7 @@ def test_a_full_disk_under_the_journal_loses_nothing_and_leaves_no_half_line(tmp
         settled(inbox / name)
     state = small_disk / "state"
     source = WatchedFolderSource(str(inbox), str(state), poll_s=0.05, settle_s=1.0)
-    items = collect(source, 0.5, acknowledge=False)
+    items = collect(source, 20, acknowledge=False, until=3)
     assert acknowledge(source, items[0].position)  # a.txt journaled
     size = source.journal.stat().st_size  # fill its last page, so the next line needs a new one
     source.journal.open("ab").write(b'{"pad": "' + b"x" * (4096 - size % 4096 - 12) + b'"}\n')
@@ -106,10 +106,10 @@ def test_a_full_disk_under_the_journal_loses_nothing_and_leaves_no_half_line(tmp
     lines = source.journal.read_bytes().splitlines()
     assert len(lines) == 2 and orjson.loads(lines[0])["name"] == "a.txt"  # whole lines only
     restarted = WatchedFolderSource(str(inbox), str(state), poll_s=0.05, settle_s=1.0)
-    assert [i.origin.rsplit("/", 1)[-1] for i in collect(restarted, 0.3, acknowledge=False)] == ["b.txt", "c.txt"]
+    assert [i.origin.rsplit("/", 1)[-1] for i in collect(restarted, 20, acknowledge=False, until=2)] == ["b.txt", "c.txt"]
     filler.unlink()
     c = WatchedFolderSource(str(inbox), str(tmp_path / "other-state"), poll_s=0.05, settle_s=1.0)
-    assert acknowledge(source, collect(c, 0.3, acknowledge=False)[0].position)  # any acknowledgement now: all in
+    assert acknowledge(source, collect(c, 20, acknowledge=False, until=1)[0].position)  # any acknowledgement now: all in
     assert [orjson.loads(line).get("name") for line in source.journal.read_bytes().splitlines()] == \
         ["a.txt", None, "b.txt", "c.txt", "a.txt"]
     assert collect(WatchedFolderSource(str(inbox), str(state), poll_s=0.05, settle_s=1.0), 0.3) == []

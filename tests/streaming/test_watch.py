@@ -84,7 +84,8 @@ def test_fetched_pushed_and_dropped_pages_reach_the_sink_once_each(tmp_path):
                                 "PIPELINE__SOURCES__FEEDS_MIN_INTERVAL_S": "0.5"},
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def ingest_up():
+    def ingest_up():  # the sources start once every worker is ready: on a busy machine, a while after
+        assert run.poll() is None, run.communicate()
         try:
             return urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).status == 200
         except OSError:
@@ -92,7 +93,7 @@ def test_fetched_pushed_and_dropped_pages_reach_the_sink_once_each(tmp_path):
 
     try:
         info = wait_for_workers(tmp_path, run, roles=len(ROLES) + 1)
-        wait_until(ingest_up, 60, "POST /ingest answers (after the URLs were sent)")
+        wait_until(ingest_up, 180, "POST /ingest answers (after the URLs were sent)")
         pushed = [{"text": seed.read_text(), "url": f"https://pushed.example/{n}"} for n, seed in enumerate(seeds[:2])]
         status, answer = push(port, pushed)
         assert status == 202 and len(answer["ids"]) == 2
