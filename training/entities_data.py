@@ -59,6 +59,23 @@ def map_tags(tags: list[str], mapping: dict[str, str]) -> list[str]:
     return out
 
 
+MIN_SHORT_FORMS = 10
+
+
+def short_form_in_name(sentences: Iterable[Sentence]) -> bool:
+    """Whether the annotation puts a name's short form in brackets inside the name's span ("Mahkamah
+    Konstitusi (MK)" one entity, as idner-news-2k does) rather than apart (UNER, NERGrit): the
+    convention of most such names in ``sentences``, if they hold at least ``MIN_SHORT_FORMS``."""
+    votes = Counter()
+    for s in sentences:
+        for a, b, _ in spans(s.tags):
+            if " ".join(s.tokens[a:b]).endswith(")") and "(" in s.tokens[b - 1] + " ".join(s.tokens[a:b - 1]):
+                votes["inside"] += 1
+            elif " ".join(s.tokens[b:b + 3]).startswith("(") and ")" in " ".join(s.tokens[b:b + 3]):
+                votes["apart"] += 1
+    return votes["inside"] >= MIN_SHORT_FORMS and votes["inside"] > votes["apart"]
+
+
 def load(eval_dir: Path, dataset: str, split: str) -> list[Sentence]:
     path = Path(eval_dir) / f"ner-{dataset}.{split}.jsonl.gz"
     mapping = LABEL_MAPS[dataset]

@@ -259,6 +259,37 @@ def test_a_known_name_keeps_its_glued_case_ending_where_the_model_reads_one_word
     assert {m.text for m in combine(text, [], rules.tag(text, gaz), gaz).mentions} == {"NATO", "EU", "UN"}
 
 
+def test_a_name_and_its_short_form_are_one_mention_where_the_model_learnt_them_so(gaz, entity_tagger):
+    from pipeline.stages.entities.gazetteer import without_short_form
+
+    assert [without_short_form(w) for w in ("Mahkamah Konstitusi (MK)", "PT Pertamina (Persero)", "(Jokowi)",
+                                            "A (B) C (D)", "Pasal 5 (2)")] == \
+        [("Mahkamah Konstitusi", "MK"), ("PT Pertamina", "Persero"), ("(Jokowi)", None), ("A (B) C (D)", None),
+         ("Pasal 5 (2)", None)]
+    text = ("Ketua Badan Usaha Milik Negara (BUMN) dan Bursa Efek Indonesia (BEI) di Medan. Kata BEI, Jakarta (DKI). "
+            "PT Pertamina (Persero) mengakui.")
+    model = [_m(text, "Badan Usaha Milik Negara", "ORG"), _m(text, "BUMN", "ORG"),
+             _m(text, "Bursa Efek Indonesia", "ORG"), _m(text, "BEI", "ORG"), _m(text, "BEI", "ORG", nth=1),
+             _m(text, "Jakarta", "LOC"), _m(text, "DKI", "LOC"), _m(text, "PT Pertamina (Persero", "ORG")]
+    whole = combine(text, model, rules.tag(text, gaz), gaz, trusted=True, short_forms=True).mentions
+    got = {(m.text, m.label) for m in whole}
+    # one mention each, over the gazetteer's "Indonesia" inside; a one-word name keeps its own
+    assert {("Badan Usaha Milik Negara (BUMN)", "ORG"), ("Bursa Efek Indonesia (BEI)", "ORG"),
+            ("Jakarta", "LOC"), ("DKI", "LOC"), ("PT Pertamina (Persero)", "ORG")} <= got and ("Indonesia", "LOC") not in got
+    entities = canonical.canonicalise(sorted((m.as_dict() for m in whole), key=lambda e: e["start"]), gaz, text)
+    canonical_of = {e["text"]: e["canonical"] for e in entities}
+    assert canonical_of["Bursa Efek Indonesia (BEI)"] == canonical_of["BEI"] == "Bursa Efek Indonesia"
+    # a model taught the other way (UNER, NERGrit): two mentions
+    apart = {m.text for m in combine(text, model, rules.tag(text, gaz), gaz, trusted=True).mentions}
+    assert {"Badan Usaha Milik Negara", "BUMN", "Bursa Efek Indonesia", "BEI"} <= apart
+    # the Indonesian model learnt idner-news-2k's convention; the UNER-trained ones did not
+    registry = entity_tagger.registry
+    assert registry.tagger_for("id").short_form_in_name
+    assert not registry.tagger_for("pt").short_form_in_name and not registry.tagger_for("en").short_form_in_name
+    out, _, _ = entity_tagger.tag("Mantan ketua Mahkamah Konstitusi (MK) Mahfud MD hadir.", "id")
+    assert ("Mahkamah Konstitusi (MK)", "Mahkamah Konstitusi") in {(e["text"], e["canonical"]) for e in out}
+
+
 def test_states_are_for_the_rules_and_never_replace_a_city(gaz):
     from pipeline.stages.entities.features import gazetteer_tags
 

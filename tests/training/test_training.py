@@ -149,6 +149,18 @@ def test_label_mapping_and_spans():
     assert data.spans(tags) == {(0, 2, "PER"), (5, 6, "ORG"), (6, 7, "LOC")}
 
 
+def test_the_short_form_convention_is_read_from_the_annotation():
+    from training.entities_data import MIN_SHORT_FORMS, Sentence, short_form_in_name
+
+    inside = Sentence("a", ["Mahkamah", "Konstitusi", "(MK)", "memutuskan"], ["B-ORG", "I-ORG", "I-ORG", "O"], "x")
+    inside_spaced = Sentence("b", ["Partai", "X", "(", "PX", ")", "menang"],
+                             ["B-ORG", "I-ORG", "I-ORG", "I-ORG", "I-ORG", "O"], "x")
+    apart = Sentence("c", ["Partai", "X", "(", "PX", ")"], ["B-ORG", "I-ORG", "O", "B-ORG", "O"], "x")
+    assert short_form_in_name([inside] * MIN_SHORT_FORMS + [inside_spaced] * 3 + [apart] * 5)
+    assert not short_form_in_name([inside] * 3 + [apart] * 5)
+    assert not short_form_in_name([inside] * (MIN_SHORT_FORMS - 1))  # too few to say
+
+
 def test_truecase_uses_casing_of_cased_sets():
     cased = [data.Sentence("a", ["Kata", "ketua", "PKB", "di", "Jakarta"], ["O", "O", "B-ORG", "O", "B-LOC"], "x")]
     table = data.casing_table(cased)

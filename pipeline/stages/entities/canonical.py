@@ -11,7 +11,8 @@ pipeline, the rules) and fills ``canonical`` and ``ids``:
 3. People: role words in front are not part of the name ("Presiden Joko Widodo" -> "Joko Widodo"),
    all-capitals names are title-cased, and a surname alone takes the full name mentioned in the same
    document ("Peskov" -> "Dmitry Peskov").
-4. Abbreviations defined in the text: "Mahkamah Konstitusi (MK)" -> MK is "Mahkamah Konstitusi".
+4. Abbreviations defined in the text: "Mahkamah Konstitusi (MK)" -> MK is "Mahkamah Konstitusi" (and the
+   mention "Mahkamah Konstitusi (MK)", where a tagger gives it whole, is "Mahkamah Konstitusi").
 5. Anything else: the mention text with spaces normalised and leading lower-case words ("kota
    Martakert", "desa Tonashen") left out.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.stages.entities import caseless
-from pipeline.stages.entities.gazetteer import Gazetteer, without_ending
+from pipeline.stages.entities.gazetteer import Gazetteer, without_ending, without_short_form
 from pipeline.stages.entities.rules import INSTITUTIONS, ROLE_WORDS, _country_prefix
 
 PERSON_SKIP = ROLE_WORDS | {"the", "sang", "si", "mr.", "mrs."}
@@ -58,7 +59,7 @@ def canonicalise(entities: list[dict[str, Any]], gaz: Gazetteer, text: str | Non
     ``text`` the offsets point into, abbreviations defined in it take their name's canonical form."""
     full_names: dict[str, str] = {}
     for ent in entities:
-        surface = " ".join(ent["text"].split())
+        surface, _ = without_short_form(" ".join(ent["text"].split()))  # "Mahkamah Konstitusi (MK)": the name
         found = institution(surface, gaz)
         if found is not None:
             ent["canonical"], ent["ids"] = found
@@ -91,6 +92,10 @@ def _abbreviations(entities: list[dict[str, Any]], text: str | None) -> None:
         return
     ordered = sorted(entities, key=lambda e: e["start"])
     expansions: dict[str, dict[str, Any]] = {}
+    for ent in ordered:  # one mention with its short form: "Mahkamah Konstitusi (MK)"
+        short = without_short_form(" ".join(ent["text"].split()))[1]
+        if short is not None and short.isupper() and " " in ent["canonical"]:
+            expansions.setdefault(short, ent)
     for name, abbr in zip(ordered, ordered[1:], strict=False):
         between = text[name["end"]:abbr["start"]]
         if between.strip() == "(" and text[abbr["end"]:abbr["end"] + 1] == ")" and abbr["text"].isupper() \

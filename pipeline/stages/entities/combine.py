@@ -10,7 +10,8 @@ Order of trust, for overlapping spans:
    Tayyip Erdogan": the country is split off); "F-16 Turki" or "ARRAHMAHNEWS.COM Kremlin" do not; a
    city's name starting a longer person is a first name ("George Bush"); the tagger's organisation on a
    city's exact name wins in a language the tagger learnt ("Santos", "Benfica": clubs); a known name the
-   tagger reads with its glued case ending is the whole word ("NATO-a", "EU-u");
+   tagger reads with its glued case ending is the whole word ("NATO-a", "EU-u"); a name with its short
+   form in brackets stays one mention where the tagger learnt the language so ("Mahkamah Konstitusi (MK)");
 3. without a model (``rules`` tagger): the rules' people (after a role word or a speech verb), where
    nothing above overlaps. With a model they are left out (the model finds people better).
 
@@ -32,7 +33,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pipeline.stages.entities.gazetteer import GLUED_ENDING, Gazetteer, fold
+from pipeline.stages.entities.gazetteer import GLUED_ENDING, WITH_SHORT_FORM, Gazetteer, fold
 from pipeline.stages.entities.rules import Mention
 from pipeline.stages.entities.tokens import TOKEN
 
@@ -112,12 +113,16 @@ def _first_name(text: str, place: Mention, person: Mention, gaz: Gazetteer) -> b
 
 def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazetteer,
             statistical: bool = True, common: Callable[[str], bool] | None = None,
-            trusted: bool = False) -> Combined:
+            trusted: bool = False, short_forms: bool = False) -> Combined:
     """Merged mentions (labels resolved, canonical names not yet filled). ``statistical``: a model
     tagged ``model``; the rules' people (role words, speech verbs) are then left out: the model finds
     people better, and the surnames are repeated below either way. ``common``: whether a lower-case word
     is a common word of the text's language (with a model: see the module's note on sentence openings).
-    ``trusted``: the model learnt the text's language; its organisation on a city's name then wins."""
+    ``trusted``: the model learnt the text's language; its organisation on a city's name then wins.
+    ``short_forms``: the model learnt the language from annotation that keeps a name's short form in
+    brackets inside the name ("Mahkamah Konstitusi (MK)"): its name and short form become one mention."""
+    if short_forms:
+        model = _with_short_forms(text, model)
     fixed = [m for m in rules if m.source in AUTHORITATIVE
              and not (statistical and common is not None and _common_word_opening(text, m, model, common))]
     kept: list[Mention] = []
@@ -132,6 +137,12 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
             f = clashes[0]
             kept.append(Mention(f.start, m.end, text[f.start:m.end], f.label, f.canonical, dict(f.ids), f.source))
             fixed = [x for x in fixed if x is not f]
+            continue
+        if short_forms and all(_inside(f, m) for f in clashes) and WITH_SHORT_FORM.fullmatch(text, m.start, m.end):
+            # "Mahkamah Konstitusi (MK)": a name with its short form, one mention where the tagger learnt
+            # the language that way (Indonesian news); the UNER languages' annotation gives two
+            kept.append(m)
+            fixed = [f for f in fixed if f not in clashes]
             continue
         if m.label == "PER" and all(f.source == "gazetteer" and f.label == "LOC" and _inside(f, m)
                                     and (f.start > m.start or _first_name(text, f, m, gaz)) for f in clashes):
@@ -205,6 +216,33 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
     merged.sort(key=lambda m: m.start)
     result.mentions = merged
     return result
+
+
+def _with_short_forms(text: str, model: list[Mention]) -> list[Mention]:
+    """The model's name of several words and its short form right after it in brackets, of the same label,
+    as one mention: "Partai Persatuan Pembangunan (PPP)" (our tokens split the brackets off); a span that ends
+    inside the brackets takes the closing one."""
+    out: list[Mention] = []
+    ordered = sorted(model, key=lambda m: m.start)
+    i = 0
+    while i < len(ordered):
+        m = ordered[i]
+        if text[m.end:m.end + 1] == ")" and WITH_SHORT_FORM.fullmatch(text, m.start, m.end + 1):
+            # the model's span ends inside the brackets: "PT Pertamina (Persero"
+            out.append(Mention(m.start, m.end + 1, text[m.start:m.end + 1], m.label, m.canonical, dict(m.ids), m.source))
+            i += 1
+            continue
+        if i + 1 < len(ordered):
+            short = ordered[i + 1]
+            if short.label == m.label and " " in m.text and text[m.end:short.start].lstrip(" ") == "(" \
+                    and text[short.end:short.end + 1] == ")" and WITH_SHORT_FORM.fullmatch(text, m.start, short.end + 1):
+                out.append(Mention(m.start, short.end + 1, text[m.start:short.end + 1], m.label, m.canonical,
+                                   dict(m.ids), m.source))
+                i += 2
+                continue
+        out.append(m)
+        i += 1
+    return out
 
 
 NAME_WORD = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")

@@ -90,6 +90,16 @@ class Gazetteer:
 GLUED_ENDING = re.compile(r"[-'’][^\W\d_A-Z]{1,4}")
 
 
+#: a name followed by its short form in brackets, as one mention: "Mahkamah Konstitusi (MK)", "PT Pertamina (Persero)"
+WITH_SHORT_FORM = re.compile(r"(?P<name>[^\s()][^()]*?)\s*\((?P<short>[^\W\d_][^\s()]{0,19})\)")
+
+
+def without_short_form(surface: str) -> tuple[str, str | None]:
+    """("Mahkamah Konstitusi", "MK") for "Mahkamah Konstitusi (MK)"; (surface, None) without one."""
+    m = WITH_SHORT_FORM.fullmatch(surface)
+    return (m.group("name"), m.group("short")) if m else (surface, None)
+
+
 def without_ending(surface: str) -> str:
     """The name without a glued case ending ("NATO-a" -> "NATO"); the surface itself when it has none."""
     cut = max(surface.rfind("-"), surface.rfind("'"), surface.rfind("’"))

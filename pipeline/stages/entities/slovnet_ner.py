@@ -101,6 +101,7 @@ class SlovnetNer:
     lexicon_checked = False  # trained on Russian news
     common_words: frozenset[str] = frozenset()
     learnt = frozenset({"ru"})
+    short_form_in_name = False
 
     def __init__(self, model: str):
         self.ner, version = load(model)

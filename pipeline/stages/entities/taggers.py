@@ -40,6 +40,7 @@ class Tagger(Protocol):
     common_words: frozenset[str]  # lower-case words of the language, if the tagger knows them
     lexicon_checked: bool  # True: its mentions go through the language's noun lexicon (nouns.py)
     learnt: frozenset[str]  # languages whose annotated text it learnt from (its labels are trusted there)
+    short_form_in_name: bool  # its annotation puts "(SHORT)" inside the name: "Mahkamah Konstitusi (MK)"
 
     def tag(self, text: str, lang: str | None = None) -> list[Mention]: ...
 
@@ -52,6 +53,7 @@ class RulesOnly:
     common_words: frozenset[str] = frozenset()
     lexicon_checked = False
     learnt: frozenset[str] = frozenset()
+    short_form_in_name = False
 
     def tag(self, text: str, lang: str | None = None) -> list[Mention]:
         return []
@@ -69,6 +71,7 @@ class CrfModel:
         own = meta.get("word_freq", {}).get("lang")
         self.learnt = frozenset({own} if own and own != crf.RECORD_LANGUAGE else
                                 {name.rsplit(".", 1)[-1] for name in meta.get("datasets", ())})
+        self.short_form_in_name = bool(meta.get("short_form_in_name"))
 
     def tag(self, text: str, lang: str | None = None,
             may_name: Callable[[list[Token]], bool] | None = None) -> list[Mention]:
@@ -81,6 +84,7 @@ class SpacyPipeline:
     statistical = True
     common_words: frozenset[str] = frozenset()
     lexicon_checked = False  # a pipeline trained on its language
+    short_form_in_name = False
 
     def __init__(self, package: str):
         import spacy  # only when configured
