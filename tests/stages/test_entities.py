@@ -290,6 +290,15 @@ def test_a_name_and_its_short_form_are_one_mention_where_the_model_learnt_them_s
     assert ("Mahkamah Konstitusi (MK)", "Mahkamah Konstitusi") in {(e["text"], e["canonical"]) for e in out}
 
 
+def test_an_organisation_that_continues_a_roles_title_is_the_rest_of_it(gaz):
+    text = "Menteri Luar Negeri Rusia Sergei Lavrov dan Wakil Ketua Partai Golkar hadir. Luar Negeri Rusia."
+    model = [_m(text, "Luar Negeri Rusia", "ORG"), _m(text, "Sergei Lavrov", "PER"), _m(text, "Ketua Partai Golkar", "ORG")]
+    got = {(m.text, m.label) for m in combine(text, model, rules.tag(text, gaz), gaz).mentions}
+    # the minister's country, not an organisation; the party after the title's words
+    assert {("Rusia", "LOC"), ("Sergei Lavrov", "PER"), ("Partai Golkar", "ORG")} <= got
+    assert not any(t.startswith(("Luar", "Ketua")) for t, _ in got)
+
+
 def test_states_are_for_the_rules_and_never_replace_a_city(gaz):
     from pipeline.stages.entities.features import gazetteer_tags
 

@@ -12,6 +12,8 @@ Order of trust, for overlapping spans:
    city's exact name wins in a language the tagger learnt ("Santos", "Benfica": clubs); a known name the
    tagger reads with its glued case ending is the whole word ("NATO-a", "EU-u"); a name with its short
    form in brackets stays one mention where the tagger learnt the language so ("Mahkamah Konstitusi (MK)");
+   the tagger's organisation or place that continues a role's title loses the title's words ("Menteri
+   Luar Negeri Rusia": Rusia);
 3. without a model (``rules`` tagger): the rules' people (after a role word or a speech verb), where
    nothing above overlaps. With a model they are left out (the model finds people better).
 
@@ -34,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline.stages.entities.gazetteer import GLUED_ENDING, WITH_SHORT_FORM, Gazetteer, fold
-from pipeline.stages.entities.rules import Mention
+from pipeline.stages.entities.rules import ROLE_WORDS, Mention
 from pipeline.stages.entities.tokens import TOKEN
 
 AUTHORITATIVE = {"gazetteer", "institution"}
@@ -123,6 +125,7 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
     brackets inside the name ("Mahkamah Konstitusi (MK)"): its name and short form become one mention."""
     if short_forms:
         model = _with_short_forms(text, model)
+    model = [kept for m in model if (kept := _without_title_words(text, m)) is not None]
     fixed = [m for m in rules if m.source in AUTHORITATIVE
              and not (statistical and common is not None and _common_word_opening(text, m, model, common))]
     kept: list[Mention] = []
@@ -216,6 +219,27 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
     merged.sort(key=lambda m: m.start)
     result.mentions = merged
     return result
+
+
+def _without_title_words(text: str, m: Mention) -> Mention | None:
+    """An organisation or place that continues a role's title is the rest after the title's words:
+    "(Menteri) Luar Negeri Rusia" is "Rusia", the minister's country, not an organisation; None when
+    nothing is left."""
+    if m.label == "PER":
+        return m
+    before = TOKEN.findall(text, max(0, m.start - 40), m.start)
+    if not before or before[-1].lower() not in ROLE_WORDS or text[m.start - 1:m.start] not in (" ", ""):
+        return m
+    words = list(TOKEN.finditer(text, m.start, m.end))
+    n = 0
+    while n < len(words) and words[n].group().lower() in ROLE_WORDS:
+        n += 1
+    if n == 0:
+        return m
+    if n == len(words):
+        return None
+    start = words[n].start()
+    return Mention(start, m.end, text[start:m.end], m.label, m.canonical, dict(m.ids), m.source)
 
 
 def _with_short_forms(text: str, model: list[Mention]) -> list[Mention]:
