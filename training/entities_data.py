@@ -76,6 +76,23 @@ def short_form_in_name(sentences: Iterable[Sentence]) -> bool:
     return votes["inside"] >= MIN_SHORT_FORMS and votes["inside"] > votes["apart"]
 
 
+MIN_PLACE_HEADS, PLACE_HEAD_SHARE = 10, 0.8
+
+
+def place_heads(sentences: Iterable[Sentence]) -> list[str]:
+    """Capitalised words that, followed by a capitalised word, begin a place's span in the annotation at least
+    ``MIN_PLACE_HEADS`` times and in ``PLACE_HEAD_SHARE`` of their uses: "Desa", "Kabupaten", "Pulau" (the
+    village, regency, island is part of the name: "Kabupaten Rembang")."""
+    votes: dict[str, Counter] = defaultdict(Counter)
+    for s in sentences:
+        toks, tags = s.tokens, s.tags
+        for i in range(len(toks) - 1):
+            if toks[i][:1].isupper() and toks[i].isalpha() and toks[i + 1][:1].isupper() and toks[i + 1][:1].isalpha():
+                votes[toks[i]][tags[i] == "B-LOC"] += 1
+    return sorted(w for w, c in votes.items()
+                  if c[True] >= MIN_PLACE_HEADS and c[True] >= PLACE_HEAD_SHARE * (c[True] + c[False]))
+
+
 def load(eval_dir: Path, dataset: str, split: str) -> list[Sentence]:
     path = Path(eval_dir) / f"ner-{dataset}.{split}.jsonl.gz"
     mapping = LABEL_MAPS[dataset]

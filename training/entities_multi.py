@@ -177,7 +177,9 @@ def self_labelled(tagger: CrfTagger, texts: list[list[str]], lang: str, min_prob
         tags = tagger.tag_tokens(toks, lang)
         if all(t == "O" for t in tags):
             continue
-        if tagger.tagger.probability(tags) >= min_prob:  # the items of the last tag() call
+        # CRFsuite's probability is of the items last set; tag_tokens may not go through CRFsuite (the numpy path)
+        tagger.tagger.set(tagger._items(toks, lang))
+        if tagger.tagger.probability(tags) >= min_prob:
             out.append(data.Sentence(f"self-{i}", toks, tags, f"{SELF_TRAINED}.{lang}"))
     return out
 

@@ -299,6 +299,23 @@ def test_an_organisation_that_continues_a_roles_title_is_the_rest_of_it(gaz):
     assert not any(t.startswith(("Luar", "Ketua")) for t, _ in got)
 
 
+def test_a_place_head_and_the_capitalised_words_after_it_are_a_place(gaz, entity_tagger):
+    heads = frozenset({"Kabupaten", "Desa", "Gunung", "Pulau", "Amerika", "SD"})
+    text = ("Desa Gondang di Kabupaten Rembang Jawa Tengah, dekat Gunung Muria 9 km dari SD Negeri 1 Putri Hijau. "
+            "Presiden Amerika Serikat Joe Biden tiba di Pulau Bali bersama Pulau Hadi.")
+    model = [_m(text, "Rembang", "LOC"), _m(text, "Joe Biden", "PER"), _m(text, "Hadi", "PER")]
+    got = {(m.text, m.label) for m in combine(text, model, rules.tag(text, gaz), gaz, place_heads=heads).mentions}
+    assert {("Desa Gondang", "LOC"), ("Kabupaten Rembang", "LOC"), ("Jawa Tengah", "LOC"), ("Gunung Muria", "LOC"),
+            ("SD Negeri 1 Putri Hijau", "LOC"), ("Amerika Serikat", "LOC"), ("Joe Biden", "PER"),
+            ("Pulau Bali", "LOC"), ("Hadi", "PER")} <= got  # a known name or the tagger's person ends the place
+    assert not any(t in ("Rembang", "Bali", "Pulau Hadi") or t.startswith("Amerika Serikat ") for t, _ in got)
+    # without heads (a tagger that learnt no such convention), as before
+    assert ("Bali", "LOC") in {(m.text, m.label) for m in combine(text, model, rules.tag(text, gaz), gaz).mentions}
+    # learnt from the Indonesian sets' annotation; the UNER-trained taggers have none
+    assert {"Kabupaten", "Desa", "Pulau"} <= entity_tagger.registry.tagger_for("id").place_heads
+    assert not entity_tagger.registry.tagger_for("pt").place_heads
+
+
 def test_states_are_for_the_rules_and_never_replace_a_city(gaz):
     from pipeline.stages.entities.features import gazetteer_tags
 

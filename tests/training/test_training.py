@@ -161,6 +161,17 @@ def test_the_short_form_convention_is_read_from_the_annotation():
     assert not short_form_in_name([inside] * (MIN_SHORT_FORMS - 1))  # too few to say
 
 
+def test_place_heads_are_read_from_the_annotation():
+    from training.entities_data import MIN_PLACE_HEADS, Sentence, place_heads
+
+    village = Sentence("a", ["Desa", "Gondang", "terdiri"], ["B-LOC", "I-LOC", "O"], "x")
+    outside = Sentence("b", ["Desa", "Wates", "itu"], ["O", "B-LOC", "O"], "x")
+    person = Sentence("c", ["Pak", "Hadi", "datang"], ["O", "B-PER", "O"], "x")
+    assert place_heads([village] * MIN_PLACE_HEADS + [outside] + [person] * 20) == ["Desa"]
+    assert place_heads([village] * MIN_PLACE_HEADS + [outside] * 3) == []  # under 80 % of its uses
+    assert place_heads([village] * (MIN_PLACE_HEADS - 1)) == []
+
+
 def test_truecase_uses_casing_of_cased_sets():
     cased = [data.Sentence("a", ["Kata", "ketua", "PKB", "di", "Jakarta"], ["O", "O", "B-ORG", "O", "B-LOC"], "x")]
     table = data.casing_table(cased)

@@ -115,17 +115,21 @@ def _first_name(text: str, place: Mention, person: Mention, gaz: Gazetteer) -> b
 
 def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazetteer,
             statistical: bool = True, common: Callable[[str], bool] | None = None,
-            trusted: bool = False, short_forms: bool = False) -> Combined:
+            trusted: bool = False, short_forms: bool = False, place_heads: frozenset[str] = frozenset()) -> Combined:
     """Merged mentions (labels resolved, canonical names not yet filled). ``statistical``: a model
     tagged ``model``; the rules' people (role words, speech verbs) are then left out: the model finds
     people better, and the surnames are repeated below either way. ``common``: whether a lower-case word
     is a common word of the text's language (with a model: see the module's note on sentence openings).
     ``trusted``: the model learnt the text's language; its organisation on a city's name then wins.
     ``short_forms``: the model learnt the language from annotation that keeps a name's short form in
-    brackets inside the name ("Mahkamah Konstitusi (MK)"): its name and short form become one mention."""
+    brackets inside the name ("Mahkamah Konstitusi (MK)"): its name and short form become one mention.
+    ``place_heads``: words that begin places' names where the tagger learnt the language ("Kabupaten", "Desa"):
+    such a word and the capitalised words after it are a place ("Kabupaten Rembang")."""
     if short_forms:
         model = _with_short_forms(text, model)
     model = [kept for m in model if (kept := _without_title_words(text, m)) is not None]
+    if place_heads:
+        model = _with_place_heads(text, model, place_heads, [r for r in rules if r.source in AUTHORITATIVE])
     fixed = [m for m in rules if m.source in AUTHORITATIVE
              and not (statistical and common is not None and _common_word_opening(text, m, model, common))]
     kept: list[Mention] = []
@@ -240,6 +244,46 @@ def _without_title_words(text: str, m: Mention) -> Mention | None:
         return None
     start = words[n].start()
     return Mention(start, m.end, text[start:m.end], m.label, m.canonical, dict(m.ids), m.source)
+
+
+NAME_AFTER_HEAD = re.compile(r"[ ]+(?:[^\W\d_][\w'’-]*(?:\.[^\W\d_][\w'’-]*)*|\d+)")
+
+
+def _with_place_heads(text: str, model: list[Mention], heads: frozenset[str], known: list[Mention]) -> list[Mention]:
+    """A head word ("Kabupaten", "Pulau") that no mention of the tagger holds and that starts no known name
+    ("Amerika Serikat"), and the capitalised words (and numbers) after it, up to a mention of the tagger that
+    is no place or a second known name: a place, which takes the tagger's places in it ("Kabupaten [Rembang]",
+    "Desa Gondang")."""
+    if not any(h in text for h in heads):
+        return model
+    out = list(model)
+    for found in TOKEN.finditer(text):
+        if found.group() not in heads:
+            continue
+        start, end = found.start(), found.end()
+        if any(m.start <= start < m.end for m in out) or any(k.start <= start < k.end for k in known):
+            continue
+        names = 0
+        while (word := NAME_AFTER_HEAD.match(text, end)) is not None:
+            first = text[word.end() - len(word.group().lstrip(" "))]
+            if first.isdigit():  # a number inside the name ("SD Negeri 1 Putri Hijau"), not after it ("Muria 9 km")
+                after = NAME_AFTER_HEAD.match(text, word.end())
+                if after is None or not text[after.end() - len(after.group().lstrip(" "))].isupper():
+                    break
+            elif not first.isupper():
+                break
+            if any(m.label != "LOC" and word.start() < m.end and m.start < word.end() for m in out) \
+                    or names and any(word.start() < k.start < word.end() for k in known):
+                break
+            names += 1
+            end = word.end()
+        if end == found.end():
+            continue
+        inside = [m for m in out if start < m.end and m.start < end]
+        end = max([end, *(m.end for m in inside)])  # a place of the tagger's that goes on
+        out = [m for m in out if m not in inside]
+        out.append(Mention(start, end, text[start:end], "LOC", "", {}, "model"))
+    return sorted(out, key=lambda m: m.start)
 
 
 def _with_short_forms(text: str, model: list[Mention]) -> list[Mention]:

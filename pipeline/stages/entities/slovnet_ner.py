@@ -102,6 +102,7 @@ class SlovnetNer:
     common_words: frozenset[str] = frozenset()
     learnt = frozenset({"ru"})
     short_form_in_name = False
+    place_heads: frozenset[str] = frozenset()
 
     def __init__(self, model: str):
         self.ner, version = load(model)

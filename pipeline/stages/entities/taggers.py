@@ -41,6 +41,7 @@ class Tagger(Protocol):
     lexicon_checked: bool  # True: its mentions go through the language's noun lexicon (nouns.py)
     learnt: frozenset[str]  # languages whose annotated text it learnt from (its labels are trusted there)
     short_form_in_name: bool  # its annotation puts "(SHORT)" inside the name: "Mahkamah Konstitusi (MK)"
+    place_heads: frozenset[str]  # words its annotation starts places' names with: "Kabupaten", "Desa"
 
     def tag(self, text: str, lang: str | None = None) -> list[Mention]: ...
 
@@ -54,6 +55,7 @@ class RulesOnly:
     lexicon_checked = False
     learnt: frozenset[str] = frozenset()
     short_form_in_name = False
+    place_heads: frozenset[str] = frozenset()
 
     def tag(self, text: str, lang: str | None = None) -> list[Mention]:
         return []
@@ -72,6 +74,7 @@ class CrfModel:
         self.learnt = frozenset({own} if own and own != crf.RECORD_LANGUAGE else
                                 {name.rsplit(".", 1)[-1] for name in meta.get("datasets", ())})
         self.short_form_in_name = bool(meta.get("short_form_in_name"))
+        self.place_heads = frozenset(meta.get("place_heads", ()))
 
     def tag(self, text: str, lang: str | None = None,
             may_name: Callable[[list[Token]], bool] | None = None) -> list[Mention]:
@@ -85,6 +88,7 @@ class SpacyPipeline:
     common_words: frozenset[str] = frozenset()
     lexicon_checked = False  # a pipeline trained on its language
     short_form_in_name = False
+    place_heads: frozenset[str] = frozenset()
 
     def __init__(self, package: str):
         import spacy  # only when configured
