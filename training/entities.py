@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     sents = training_sentences(args.eval_dir, datasets, table)
     # the base domain's convention for "Name (SHORT)": the stage keeps the tagger's span whole where it is one
-    meta["short_form_in_name"] = data.short_form_in_name(s for s in sents if s.source == args.default_domain)
+    meta["short_form_labels"] = data.short_form_labels(s for s in sents if s.source == args.default_domain)
     # the words that begin places' names in every set's annotation ("Kabupaten Rembang"): the stage joins them
     meta["place_heads"] = data.place_heads(sents)
     if args.clusters:

@@ -150,15 +150,18 @@ def test_label_mapping_and_spans():
 
 
 def test_the_short_form_convention_is_read_from_the_annotation():
-    from training.entities_data import MIN_SHORT_FORMS, Sentence, short_form_in_name
+    from training.entities_data import MIN_SHORT_FORMS, Sentence, short_form_labels
 
     inside = Sentence("a", ["Mahkamah", "Konstitusi", "(MK)", "memutuskan"], ["B-ORG", "I-ORG", "I-ORG", "O"], "x")
     inside_spaced = Sentence("b", ["Partai", "X", "(", "PX", ")", "menang"],
                              ["B-ORG", "I-ORG", "I-ORG", "I-ORG", "I-ORG", "O"], "x")
     apart = Sentence("c", ["Partai", "X", "(", "PX", ")"], ["B-ORG", "I-ORG", "O", "B-ORG", "O"], "x")
-    assert short_form_in_name([inside] * MIN_SHORT_FORMS + [inside_spaced] * 3 + [apart] * 5)
-    assert not short_form_in_name([inside] * 3 + [apart] * 5)
-    assert not short_form_in_name([inside] * (MIN_SHORT_FORMS - 1))  # too few to say
+    person = Sentence("d", ["Joko", "Widodo", "(Jokowi)"], ["B-PER", "I-PER", "B-PER"], "x")
+    nickname = Sentence("e", ["(Jokowi)", "datang"], ["B-PER", "O"], "x")  # a bracketed name alone is no short form
+    assert short_form_labels([inside] * MIN_SHORT_FORMS + [inside_spaced] * 3 + [apart] * 5 + [person, nickname] * 3) \
+        == ["ORG"]
+    assert short_form_labels([inside] * 3 + [apart] * 5) == []
+    assert short_form_labels([inside] * (MIN_SHORT_FORMS - 1)) == []  # too few to say
 
 
 def test_place_heads_are_read_from_the_annotation():

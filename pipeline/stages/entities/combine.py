@@ -115,18 +115,19 @@ def _first_name(text: str, place: Mention, person: Mention, gaz: Gazetteer) -> b
 
 def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazetteer,
             statistical: bool = True, common: Callable[[str], bool] | None = None,
-            trusted: bool = False, short_forms: bool = False, place_heads: frozenset[str] = frozenset()) -> Combined:
+            trusted: bool = False, short_forms: frozenset[str] = frozenset(),
+            place_heads: frozenset[str] = frozenset()) -> Combined:
     """Merged mentions (labels resolved, canonical names not yet filled). ``statistical``: a model
     tagged ``model``; the rules' people (role words, speech verbs) are then left out: the model finds
     people better, and the surnames are repeated below either way. ``common``: whether a lower-case word
     is a common word of the text's language (with a model: see the module's note on sentence openings).
     ``trusted``: the model learnt the text's language; its organisation on a city's name then wins.
-    ``short_forms``: the model learnt the language from annotation that keeps a name's short form in
-    brackets inside the name ("Mahkamah Konstitusi (MK)"): its name and short form become one mention.
+    ``short_forms``: the labels whose names the model learnt (in the text's language) with their short form
+    in brackets inside ("Mahkamah Konstitusi (MK)"): such a name and its short form become one mention.
     ``place_heads``: words that begin places' names where the tagger learnt the language ("Kabupaten", "Desa"):
     such a word and the capitalised words after it are a place ("Kabupaten Rembang")."""
     if short_forms:
-        model = _with_short_forms(text, model)
+        model = _with_short_forms(text, model, short_forms)
     model = [kept for m in model if (kept := _without_title_words(text, m)) is not None]
     if place_heads:
         model = _with_place_heads(text, model, place_heads, [r for r in rules if r.source in AUTHORITATIVE])
@@ -145,7 +146,8 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
             kept.append(Mention(f.start, m.end, text[f.start:m.end], f.label, f.canonical, dict(f.ids), f.source))
             fixed = [x for x in fixed if x is not f]
             continue
-        if short_forms and all(_inside(f, m) for f in clashes) and WITH_SHORT_FORM.fullmatch(text, m.start, m.end):
+        if m.label in short_forms and all(_inside(f, m) for f in clashes) \
+                and WITH_SHORT_FORM.fullmatch(text, m.start, m.end):
             # "Mahkamah Konstitusi (MK)": a name with its short form, one mention where the tagger learnt
             # the language that way (Indonesian news); the UNER languages' annotation gives two
             kept.append(m)
@@ -286,15 +288,19 @@ def _with_place_heads(text: str, model: list[Mention], heads: frozenset[str], kn
     return sorted(out, key=lambda m: m.start)
 
 
-def _with_short_forms(text: str, model: list[Mention]) -> list[Mention]:
-    """The model's name of several words and its short form right after it in brackets, of the same label,
-    as one mention: "Partai Persatuan Pembangunan (PPP)" (our tokens split the brackets off); a span that ends
+def _with_short_forms(text: str, model: list[Mention], labels: frozenset[str]) -> list[Mention]:
+    """The model's name of several words and its short form right after it in brackets, of the same label (one
+    of ``labels``), as one mention: "Partai Persatuan Pembangunan (PPP)" (our tokens split the brackets off); a span that ends
     inside the brackets takes the closing one."""
     out: list[Mention] = []
     ordered = sorted(model, key=lambda m: m.start)
     i = 0
     while i < len(ordered):
         m = ordered[i]
+        if m.label not in labels:
+            out.append(m)
+            i += 1
+            continue
         if text[m.end:m.end + 1] == ")" and WITH_SHORT_FORM.fullmatch(text, m.start, m.end + 1):
             # the model's span ends inside the brackets: "PT Pertamina (Persero"
             out.append(Mention(m.start, m.end + 1, text[m.start:m.end + 1], m.label, m.canonical, dict(m.ids), m.source))

@@ -101,7 +101,7 @@ class SlovnetNer:
     lexicon_checked = False  # trained on Russian news
     common_words: frozenset[str] = frozenset()
     learnt = frozenset({"ru"})
-    short_form_in_name = False
+    short_form_labels: frozenset[str] = frozenset()
     place_heads: frozenset[str] = frozenset()
 
     def __init__(self, model: str):

@@ -40,7 +40,7 @@ class Tagger(Protocol):
     common_words: frozenset[str]  # lower-case words of the language, if the tagger knows them
     lexicon_checked: bool  # True: its mentions go through the language's noun lexicon (nouns.py)
     learnt: frozenset[str]  # languages whose annotated text it learnt from (its labels are trusted there)
-    short_form_in_name: bool  # its annotation puts "(SHORT)" inside the name: "Mahkamah Konstitusi (MK)"
+    short_form_labels: frozenset[str]  # labels its annotation writes with "(SHORT)" inside: "Mahkamah Konstitusi (MK)"
     place_heads: frozenset[str]  # words its annotation starts places' names with: "Kabupaten", "Desa"
 
     def tag(self, text: str, lang: str | None = None) -> list[Mention]: ...
@@ -54,7 +54,7 @@ class RulesOnly:
     common_words: frozenset[str] = frozenset()
     lexicon_checked = False
     learnt: frozenset[str] = frozenset()
-    short_form_in_name = False
+    short_form_labels: frozenset[str] = frozenset()
     place_heads: frozenset[str] = frozenset()
 
     def tag(self, text: str, lang: str | None = None) -> list[Mention]:
@@ -73,7 +73,7 @@ class CrfModel:
         own = meta.get("word_freq", {}).get("lang")
         self.learnt = frozenset({own} if own and own != crf.RECORD_LANGUAGE else
                                 {name.rsplit(".", 1)[-1] for name in meta.get("datasets", ())})
-        self.short_form_in_name = bool(meta.get("short_form_in_name"))
+        self.short_form_labels = frozenset(meta.get("short_form_labels", ()))
         self.place_heads = frozenset(meta.get("place_heads", ()))
 
     def tag(self, text: str, lang: str | None = None,
@@ -87,7 +87,7 @@ class SpacyPipeline:
     statistical = True
     common_words: frozenset[str] = frozenset()
     lexicon_checked = False  # a pipeline trained on its language
-    short_form_in_name = False
+    short_form_labels: frozenset[str] = frozenset()
     place_heads: frozenset[str] = frozenset()
 
     def __init__(self, package: str):
