@@ -86,8 +86,10 @@ class EntityTagger:
             rule_mentions = lexicon.without_function_words(rule_mentions)
         rule_mentions += self.caseless.tag(text)  # scripts without capitals: no overlap with the above
         trusted = bool(lang) and nouns.code_of(lang) in tagger.learnt
+        # the conventions of the annotation the tagger learnt hold where it learnt the record's language
         merged = combine(text, model_mentions, rule_mentions, self.gazetteer, tagger.statistical,
-                         opening_word_test(lang), trusted=trusted, short_forms=tagger.short_form_labels if trusted else frozenset(),
+                         opening_word_test(lang), trusted=trusted,
+                         short_forms=tagger.short_form_labels if trusted else frozenset(),
                          place_heads=tagger.place_heads if trusted else frozenset())
         entities = [m.as_dict() for m in merged.mentions[: self.settings.max_entities]]
         canonical.canonicalise(entities, self.gazetteer, text)

@@ -289,9 +289,9 @@ def _with_place_heads(text: str, model: list[Mention], heads: frozenset[str], kn
 
 
 def _with_short_forms(text: str, model: list[Mention], labels: frozenset[str]) -> list[Mention]:
-    """The model's name of several words and its short form right after it in brackets, of the same label (one
-    of ``labels``), as one mention: "Partai Persatuan Pembangunan (PPP)" (our tokens split the brackets off); a span that ends
-    inside the brackets takes the closing one."""
+    """The model's name of several words and its short form right after it in brackets, of the same label
+    (one of ``labels``), as one mention: "Partai Persatuan Pembangunan (PPP)" (our tokens split the brackets
+    off); a span that ends inside the brackets takes the closing one."""
     out: list[Mention] = []
     ordered = sorted(model, key=lambda m: m.start)
     i = 0
