@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import psutil
+
 from pipeline.streaming.layout import LayoutPlanner, LoadProbe, StageLoad
 
 FLOOR = {"clean": 1, "language": 1, "entities": 1, "dedup": 1, "sink": 1}
@@ -81,7 +83,10 @@ def test_the_probe_counts_a_workers_children_and_the_backlog_growth():
     backlog = {"clean": 100, "sink": 0}
     try:
         probe = LoadProbe(lambda stages: {stage: (backlog[stage], 4) for stage in stages})
-        time.sleep(0.7)  # the burning child has started
+        deadline = time.monotonic() + 30  # the burning child has started (a slow machine takes its time)
+        while not psutil.Process(parent.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
         probe.measure({"clean": [parent.pid], "sink": [sleeper.pid]})
         time.sleep(1.5)
         backlog["clean"] = 350
