@@ -248,44 +248,72 @@ def _without_title_words(text: str, m: Mention) -> Mention | None:
     return Mention(start, m.end, text[start:m.end], m.label, m.canonical, dict(m.ids), m.source)
 
 
-NAME_AFTER_HEAD = re.compile(r"[ ]+(?:[^\W\d_][\w'’-]*(?:\.[^\W\d_][\w'’-]*)*|\d+)")
+NAME_AFTER_HEAD = re.compile(r"[ ]+(?P<word>[^\W\d_][\w'’-]*(?:\.[^\W\d_][\w'’-]*)*|\d+)")
 
 
 def _with_place_heads(text: str, model: list[Mention], heads: frozenset[str], known: list[Mention]) -> list[Mention]:
     """A head word ("Kabupaten", "Pulau") that no mention of the tagger holds and that starts no known name
     ("Amerika Serikat"), and the capitalised words (and numbers) after it, up to a mention of the tagger that
     is no place or a second known name: a place, which takes the tagger's places in it ("Kabupaten [Rembang]",
-    "Desa Gondang")."""
+    "Desa Gondang"). The tagger's mentions do not overlap one another, so each question is a binary search:
+    a long page with many heads and names costs no more than a pass over it."""
     if not any(h in text for h in heads):
         return model
-    out = list(model)
+    model = sorted(model, key=lambda m: m.start)
+    starts = [m.start for m in model]
+    ends = [m.end for m in model]  # in order too: the mentions do not overlap
+    known = sorted(known, key=lambda k: k.start)
+    known_starts = [k.start for k in known]
+    reach, furthest = [], -1  # the furthest end of the known names up to each
+    for k in known:
+        furthest = max(furthest, k.end)
+        reach.append(furthest)
+
+    def tagger_mention_at(start: int, end: int) -> int | None:
+        """The index of the first tagger mention overlapping [start, end), if any."""
+        i = bisect.bisect_right(ends, start)
+        return i if i < len(model) and model[i].start < end else None
+
+    places: list[Mention] = []
+    taken: set[int] = set()  # the tagger's mentions a place took in
     for found in TOKEN.finditer(text):
-        if found.group() not in heads:
+        start = found.start()
+        if found.group() not in heads or places and start < places[-1].end \
+                or tagger_mention_at(start, start + 1) is not None:
             continue
-        start, end = found.start(), found.end()
-        if any(m.start <= start < m.end for m in out) or any(k.start <= start < k.end for k in known):
+        k = bisect.bisect_right(known_starts, start) - 1
+        if k >= 0 and reach[k] > start:
             continue
-        names = 0
+        end, names = found.end(), 0
         while (word := NAME_AFTER_HEAD.match(text, end)) is not None:
-            first = text[word.end() - len(word.group().lstrip(" "))]
+            first = text[word.start("word")]
             if first.isdigit():  # a number inside the name ("SD Negeri 1 Putri Hijau"), not after it ("Muria 9 km")
                 after = NAME_AFTER_HEAD.match(text, word.end())
-                if after is None or not text[after.end() - len(after.group().lstrip(" "))].isupper():
+                if after is None or not text[after.start("word")].isupper():
                     break
             elif not first.isupper():
                 break
-            if any(m.label != "LOC" and word.start() < m.end and m.start < word.end() for m in out) \
-                    or names and any(word.start() < k.start < word.end() for k in known):
+            at = tagger_mention_at(word.start(), word.end())
+            if at is not None and model[at].label != "LOC":
                 break
+            if names:  # a second known name starting in this word ends the place
+                k = bisect.bisect_right(known_starts, word.start())
+                if k < len(known) and known_starts[k] < word.end():
+                    break
             names += 1
             end = word.end()
-        if end == found.end():
+        if not names:
             continue
-        inside = [m for m in out if start < m.end and m.start < end]
-        end = max([end, *(m.end for m in inside)])  # a place of the tagger's that goes on
-        out = [m for m in out if m not in inside]
-        out.append(Mention(start, end, text[start:end], "LOC", "", {}, "model"))
-    return sorted(out, key=lambda m: m.start)
+        first_in = bisect.bisect_right(ends, start)
+        last_in = bisect.bisect_left(starts, end)
+        inside = range(first_in, last_in)
+        if inside:
+            end = max(end, model[last_in - 1].end)  # a place of the tagger's that goes on
+        taken.update(inside)
+        places.append(Mention(start, end, text[start:end], "LOC", "", {}, "model"))
+    if not places:
+        return model
+    return sorted([m for i, m in enumerate(model) if i not in taken] + places, key=lambda m: m.start)
 
 
 def _with_short_forms(text: str, model: list[Mention], labels: frozenset[str]) -> list[Mention]:
