@@ -104,6 +104,33 @@ def _common_word_opening(text: str, m: Mention, model: list[Mention], common: Ca
             and not any(_overlaps(m, x) for x in model))
 
 
+class _Known:
+    """The known names (gazetteer, institutions) while the tagger's spans are weighed against them: which
+    overlap a span (a binary search over their starts, so a long page with thousands of names and mentions is
+    not a product of the two), and which are left once the tagger's longer names took some in. They keep
+    their order."""
+
+    def __init__(self, names: list[Mention]):
+        self.names = names
+        self.order = sorted(range(len(names)), key=lambda i: names[i].start)
+        self.starts = [names[i].start for i in self.order]
+        self.longest = max((m.end - m.start for m in names), default=0)
+        self.index = {id(m): i for i, m in enumerate(names)}
+        self.dropped: set[int] = set()  # indices into ``names``
+
+    def overlapping(self, m: Mention) -> list[Mention]:
+        lo = bisect.bisect_left(self.starts, m.start - self.longest + 1)
+        hi = bisect.bisect_left(self.starts, m.end)
+        return [self.names[i] for i in sorted(self.order[lo:hi])
+                if i not in self.dropped and _overlaps(m, self.names[i])]
+
+    def drop(self, names: list[Mention]) -> None:
+        self.dropped.update(self.index[id(n)] for n in names)
+
+    def left(self) -> list[Mention]:
+        return [m for i, m in enumerate(self.names) if i not in self.dropped]
+
+
 def _first_name(text: str, place: Mention, person: Mention, gaz: Gazetteer) -> bool:
     """A city's name, then a space, at the start of the model's longer person: a first name ("George Bush",
     "Elizabeth A. Burton", "Braga de Macedo"; a country there is split off, and "Sacramento-based
@@ -133,9 +160,10 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
         model = _with_place_heads(text, model, place_heads, [r for r in rules if r.source in AUTHORITATIVE])
     fixed = [m for m in rules if m.source in AUTHORITATIVE
              and not (statistical and common is not None and _common_word_opening(text, m, model, common))]
+    known = _Known(fixed)
     kept: list[Mention] = []
     for m in model:
-        clashes = [f for f in fixed if _overlaps(m, f)]
+        clashes = known.overlapping(m)
         if not clashes:
             kept.append(m)
             continue
@@ -144,14 +172,14 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
             # "NATO-a", "EU-u", "Microsoft's": the known name with its case ending, as one word
             f = clashes[0]
             kept.append(Mention(f.start, m.end, text[f.start:m.end], f.label, f.canonical, dict(f.ids), f.source))
-            fixed = [x for x in fixed if x is not f]
+            known.drop([f])
             continue
         if m.label in short_forms and all(_inside(f, m) for f in clashes) \
                 and WITH_SHORT_FORM.fullmatch(text, m.start, m.end):
             # "Mahkamah Konstitusi (MK)": a name with its short form, one mention where the tagger learnt
             # the language that way (Indonesian news); the UNER languages' annotation gives two
             kept.append(m)
-            fixed = [f for f in fixed if f not in clashes]
+            known.drop(clashes)
             continue
         if m.label == "PER" and all(f.source == "gazetteer" and f.label == "LOC" and _inside(f, m)
                                     and (f.start > m.start or _first_name(text, f, m, gaz)) for f in clashes):
@@ -159,7 +187,7 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
             # "ARRAHMAHNEWS.COM Kremlin" is a byline and the Kremlin); "George Bush", "Sydney Smith": a city's
             # name as a first name
             kept.append(m)
-            fixed = [f for f in fixed if f not in clashes]
+            known.drop(clashes)
             continue
         entry = gaz.get(m.text)
         if m.label == "PER" and len(clashes) == 1 and (clashes[0].start, clashes[0].end) == (m.start, m.end) \
@@ -168,14 +196,14 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
             # the model's person over a one-word city alias ("Vena" is also Vienna) or a city of under a
             # million people ("Bush" is also Būsh, Egypt)
             kept.append(m)
-            fixed = [f for f in fixed if f not in clashes]
+            known.drop(clashes)
             continue
         if m.label == "ORG" and trusted and len(clashes) == 1 \
                 and (clashes[0].start, clashes[0].end) == (m.start, m.end) and entry is not None and entry.kind == "city":
             # the model's organisation on a city's exact name, in a language it learnt: a club ("Santos venceu",
             # "Benfica"); a country stays a place
             kept.append(m)
-            fixed = [f for f in fixed if f not in clashes]
+            known.drop(clashes)
             continue
         if m.label == "PER":
             # "Turki Recep Tayyip Erdogan": keep the person after the country
@@ -188,10 +216,10 @@ def combine(text: str, model: list[Mention], rules: list[Mention], gaz: Gazettee
         if all(_inside(f, m) and (f.start, f.end) != (m.start, m.end) for f in clashes) \
                 and _name_words(text, m, clashes):
             kept.append(m)  # "Universitas Indonesia", "Gedung DPR": the longer name wins
-            fixed = [f for f in fixed if f not in clashes]
+            known.drop(clashes)
             continue
         # the tagger's span cuts through a known name, or is one: the known name wins
-    merged = fixed + kept
+    merged = known.left() + kept
     if not statistical:
         for m in rules:
             if m.source not in AUTHORITATIVE and not any(_overlaps(m, k) for k in merged):
