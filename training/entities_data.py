@@ -70,8 +70,7 @@ def short_form_labels(sentences: Iterable[Sentence]) -> list[str]:
     votes: dict[str, Counter] = defaultdict(Counter)
     for s in sentences:
         for a, b, label in spans(s.tags):
-            if b - a >= 2 and " ".join(s.tokens[a:b]).endswith(")") \
-                    and "(" in s.tokens[b - 1] + " ".join(s.tokens[a + 1:b - 1]):
+            if b - a >= 2 and s.tokens[b - 1].endswith(")") and "(" in " ".join(s.tokens[a + 1:b]):
                 votes[label]["inside"] += 1
             elif " ".join(s.tokens[b:b + 3]).startswith("(") and ")" in " ".join(s.tokens[b:b + 3]):
                 votes[label]["apart"] += 1
