@@ -38,7 +38,7 @@ from pipeline import config
 from pipeline.stages import freeze_loaded_objects
 from pipeline.streaming.worker import build_processor
 processor = build_processor(config.load(), "entities")
-model = processor.stage.tagger.gazetteer
+model = getattr(processor.stage, "inner", processor.stage).tagger.gazetteer
 freeze_loaded_objects()
 tracked = {id(o) for o in gc.get_objects()}
 print(json.dumps({"frozen": gc.get_freeze_count(), "gazetteer_scanned": id(model) in tracked,
