@@ -58,6 +58,9 @@ class BrokerProfile:
     # how long the broker may hold a fetch that asks for every partition a worker has (an idle
     # worker's fetch); 0: fetch_max_wait_ms. Only for brokers that answer as soon as a record comes.
     fetch_idle_wait_ms: int = 0
+    # producers number their batches so the broker drops a batch retried after it was written
+    # (Kafka's enable.idempotence); without it a retried send can be written twice
+    idempotent_producer: bool = False
 
 
 @dataclass(frozen=True)
@@ -611,6 +614,9 @@ def _validate(s: Settings) -> None:
     if tansu and tansu.processing_guarantee == "exactly_once":
         raise ConfigError("profiles.tansu.processing_guarantee: Tansu does not run Kafka transactions; "
                           "exactly_once needs Apache Kafka (the embedded default or an external cluster)")
+    if tansu and tansu.idempotent_producer:
+        raise ConfigError("profiles.tansu.idempotent_producer: Tansu refuses idempotent producers "
+                          "(InitProducerId); set it false")
     for name in ("external", "embedded"):
         if s.profiles.get(name) and s.profiles[name].session_timeout_s < 6.0:
             raise ConfigError(f"profiles.{name}.session_timeout_s must be >= 6 s (Apache Kafka's "

@@ -118,6 +118,14 @@ def test_processing_guarantee_is_checked_and_sets_read_committed():
         config.load(CONFIG, env={"PIPELINE__PROFILES__TANSU__PROCESSING_GUARANTEE": "exactly_once"})
 
 
+def test_producers_are_idempotent_on_apache_kafka_and_tansu_refuses_it():
+    s = config.load(CONFIG, env={})
+    assert s.profiles["embedded"].idempotent_producer and s.profiles["external"].idempotent_producer
+    assert not s.profiles["tansu"].idempotent_producer
+    with pytest.raises(ConfigError, match="Tansu refuses idempotent producers"):
+        config.load(CONFIG, env={"PIPELINE__PROFILES__TANSU__IDEMPOTENT_PRODUCER": "true"})
+
+
 def test_the_chain_is_checked_when_the_configuration_is_read():
     s = config.load(CONFIG, env={})
     assert s.stages.chain == ["clean", "language", "entities", "dedup"]

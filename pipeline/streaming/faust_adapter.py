@@ -40,6 +40,7 @@ RELIED_ON: list[tuple[Any, str, str]] = [
     (faust_consumer.TransactionManager, "commit", "replaced: exactly-once workers commit their transactions"),
     (faust_consumer.TransactionManager, "transactional_id_format", "the id of a partition's transactional producer"),
     (faust_aiokafka.Producer, "commit_transactions", "commits a partition's records and offsets together"),
+    (faust_aiokafka.Producer, "_settings_extra", "wrapped: the profile's idempotent_producer for aiokafka"),
     (TableManager, "_update_channels", "what the table manager does at start, without its one-second pause"),
     (faust.Worker, "_sentinel_task", "replaced: mode waits a second before closing a stopped worker's loop"),
     (Monitor, "_sampler", "replaced: Faust's statistics (unused here) are sampled every second"),
@@ -92,6 +93,22 @@ def _create_worker_consumer(self, transport):
 
 
 faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer
+
+_idempotent_producer = False
+_original_producer_extra = faust_aiokafka.Producer._settings_extra
+
+
+def _producer_extra(self):
+    """aiokafka's producer settings Faust adds: with the profile's ``idempotent_producer``, a
+    retried batch carries its sequence number and the broker writes it once (Faust asks for that
+    only inside transactions)."""
+    extra = dict(_original_producer_extra(self))
+    if _idempotent_producer:
+        extra.update(acks="all", enable_idempotence=True)
+    return extra
+
+
+faust_aiokafka.Producer._settings_extra = _producer_extra
 
 _fetch_idle_wait_ms: int = 0
 _original_actions_per_node = AIOKafkaFetcher._get_actions_per_node
@@ -254,12 +271,13 @@ class TablelessManager(TableManager):
 
 
 def make_app(settings: Settings, stage: str, datadir: Path | None = None) -> faust.App:
-    global _fetch_max_wait_ms, _fetch_idle_wait_ms
+    global _fetch_max_wait_ms, _fetch_idle_wait_ms, _idempotent_producer
     if not settings.broker.bootstrap_servers:
         raise ValueError("no bootstrap servers: set broker.bootstrap_servers or KAFKA_BOOTSTRAP_SERVERS "
                          "(or use `pipeline run`, which starts the embedded broker)")
     profile: BrokerProfile = settings.profile
     _fetch_max_wait_ms = profile.fetch_max_wait_ms
+    _idempotent_producer = profile.idempotent_producer
     _fetch_idle_wait_ms = profile.fetch_idle_wait_ms
     datadir = datadir or Path(tempfile.mkdtemp(prefix=f"pipeline-{stage}-"))
     return faust.App(

@@ -42,6 +42,21 @@ def test_every_internal_the_adapter_relies_on_exists():
     assert faust_adapter.transactional_id(app, "pages.raw", 3) == f"{app.conf.id}-0-3"
 
 
+def test_the_workers_producer_is_idempotent_as_its_profile_says():
+    """aiokafka's producer as Faust builds it (nothing connects): with the profile's
+    ``idempotent_producer`` it numbers its batches (a transaction manager without a transactional
+    id), and without it it does not."""
+    async def producer_of(settings):
+        return faust_adapter.make_app(settings, "clean").producer._new_producer()
+
+    for value, idempotent in (("true", True), ("false", False)):
+        settings = config.load(CONFIG, env={"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+                                            "PIPELINE__PROFILES__EXTERNAL__IDEMPOTENT_PRODUCER": value})
+        producer = asyncio.run(producer_of(settings))
+        assert (producer._txn_manager is not None) is idempotent
+        assert producer._txn_manager is None or producer._txn_manager.transactional_id is None
+
+
 def test_a_fetch_for_every_partition_waits_the_idle_wait_and_one_that_leaves_a_partition_out_does_not():
     """aiokafka's own fetch plan (a real Fetcher, the adapter's wrapper around it) for a consumer
     with four partitions on one node: all four asked for, the broker may hold the fetch for the
