@@ -615,8 +615,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("profiles.tansu.processing_guarantee: Tansu does not run Kafka transactions; "
                           "exactly_once needs Apache Kafka (the embedded default or an external cluster)")
     if tansu and tansu.idempotent_producer:
-        raise ConfigError("profiles.tansu.idempotent_producer: Tansu refuses idempotent producers "
-                          "(InitProducerId); set it false")
+        raise ConfigError("profiles.tansu.idempotent_producer: Tansu refuses the workers' idempotent "
+                          "producers (it answers aiokafka's InitProducerId with an error); set it false")
     for name in ("external", "embedded"):
         if s.profiles.get(name) and s.profiles[name].session_timeout_s < 6.0:
             raise ConfigError(f"profiles.{name}.session_timeout_s must be >= 6 s (Apache Kafka's "

@@ -122,7 +122,7 @@ def test_producers_are_idempotent_on_apache_kafka_and_tansu_refuses_it():
     s = config.load(CONFIG, env={})
     assert s.profiles["embedded"].idempotent_producer and s.profiles["external"].idempotent_producer
     assert not s.profiles["tansu"].idempotent_producer
-    with pytest.raises(ConfigError, match="Tansu refuses idempotent producers"):
+    with pytest.raises(ConfigError, match="Tansu refuses the workers' idempotent"):
         config.load(CONFIG, env={"PIPELINE__PROFILES__TANSU__IDEMPOTENT_PRODUCER": "true"})
 
 
