@@ -266,7 +266,7 @@ def cmd_deadletter_list(args) -> int:
     from pipeline.streaming import deadletters
 
     settings = runfile.resolve(_settings(args), args.bootstrap)
-    letters = deadletters.list_letters(settings, _selection(args))
+    letters, copies = deadletters.list_letters(settings, _selection(args))
     if args.json:
         for letter in letters:
             sys.stdout.buffer.write(orjson.dumps(letter) + b"\n")
@@ -276,6 +276,8 @@ def cmd_deadletter_list(args) -> int:
     title = f"{len(letters)} dead letters in {settings.topics.deadletter}, oldest first"
     if len(shown) < len(letters):
         title += f" (the newest {len(shown)}: --limit 0 shows all)"
+    if copies:
+        title += f"; {copies} {'copy' if copies == 1 else 'copies'} of a letter left out (written again after a redelivery)"
     # one line per letter at any width: time, stage and reason whole; record, url and error share the
     # rest of the line and are cut with an ellipsis
     rows = []
@@ -315,6 +317,9 @@ def cmd_deadletter_replay(args) -> int:
     print(f"{verb} {total} dead letters back to their stages", file=sys.stderr)
     for (topic, reason), n in sorted(report.sent.items()):
         print(f"  {topic} ({reason}): {n}", file=sys.stderr)
+    if report.copies:
+        print(f"  left out: {report.copies} {'copy' if report.copies == 1 else 'copies'} of a letter already sent "
+              "(written again after a redelivery)", file=sys.stderr)
     if report.not_replayable:
         print(f"  not replayable (payload cut at the size limit, or unknown topic): {report.not_replayable}",
               file=sys.stderr)

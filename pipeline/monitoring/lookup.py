@@ -236,8 +236,10 @@ def _letters(settings: Settings, key: str, ids: set[str], deadline: float, notes
 
     url = key if sink_lookup.is_url(key) else None
     found = []
+    copies = deadletters.Copies()  # a failure's letter written twice (at least once) is shown once
     for _, letter in deadletters.read(settings, timeout_s=max(1.0, deadline - time.monotonic())):
-        if letter.get("id") in ids or (url is not None and deadletters.origin_of(letter) == url):
+        if (letter.get("id") in ids or (url is not None and deadletters.origin_of(letter) == url)) \
+                and copies.first(letter):
             found.append(letter)
     return sorted(found, key=lambda letter: letter.get("failed_at") or "", reverse=True)
 

@@ -8,6 +8,12 @@ failed on it, keyed by its record id. It reads from the offsets committed for th
 the dead-letter size limit) cannot be replayed and are counted as such. The group only keeps
 offsets: partitions are assigned, so two replays run one after the other never wait for a
 rebalance (two at once would both send the same letters; sinks write them once).
+
+Processing is at least once: a message a worker handled again (after a crash, a rebalance or a
+retried batch) may leave its dead letter twice. Both copies name the same failure (the stage, and
+the topic, partition and offset of the message it failed on), and both commands count a failure
+once: ``list`` shows one line and ``replay`` sends the payload once (within one run), each saying
+how many copies it left out.
 """
 
 from __future__ import annotations
@@ -138,10 +144,37 @@ def commit_offsets(consumer, offsets: dict, timeout_s: float) -> None:
             pass
 
 
-def list_letters(settings: Settings, select: Selection) -> list[dict]:
-    """The selected dead letters, oldest first (by when they failed; as read when that is unknown)."""
-    letters = [letter for _, letter in read(settings) if select(letter)]
-    return sorted(letters, key=lambda letter: letter.get("failed_at") or "")
+def failure_of(letter: dict) -> tuple | None:
+    """The failure a letter reports: its stage, and the topic, partition and offset of the message
+    it failed on (the same in every copy of the letter); None when the letter lacks one of them."""
+    failure = (letter.get("stage"), letter.get("topic"), letter.get("partition"), letter.get("offset"))
+    return None if None in failure else failure
+
+
+class Copies:
+    """Tells the first letter of a failure from its later copies."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple] = set()
+        self.left_out = 0
+
+    def first(self, letter: dict) -> bool:
+        failure = failure_of(letter)
+        if failure is None:
+            return True
+        if failure in self.seen:
+            self.left_out += 1
+            return False
+        self.seen.add(failure)
+        return True
+
+
+def list_letters(settings: Settings, select: Selection) -> tuple[list[dict], int]:
+    """The selected dead letters, one per failure, oldest first (by when they failed; as read when
+    that is unknown), and how many copies of a letter were left out."""
+    copies = Copies()
+    letters = [letter for _, letter in read(settings) if select(letter) and copies.first(letter)]
+    return sorted(letters, key=lambda letter: letter.get("failed_at") or ""), copies.left_out
 
 
 def origin_of(letter: dict) -> str:
@@ -177,6 +210,7 @@ class ReplayReport:
     not_replayable: int = 0
     skipped: int = 0
     cannot_succeed: Counter = field(default_factory=Counter)  # reason -> letters left out (no --force)
+    copies: int = 0  # copies of a letter already read in this run (at-least-once processing)
 
 
 def replay(settings: Settings, select: Selection, from_start: bool, dry_run: bool = False,
@@ -194,6 +228,7 @@ def replay(settings: Settings, select: Selection, from_start: bool, dry_run: boo
         if producer is not None:
             producer.flush()  # sent before the dead-letter offsets are committed
 
+    copies = Copies()
     bar = progress_bar("deadletter replay", "letters", enabled=progress)
     task = bar.add_task("deadletter replay", total=None)
     try:
@@ -203,6 +238,9 @@ def replay(settings: Settings, select: Selection, from_start: bool, dry_run: boo
             bar.advance(task)
             if not select(letter):
                 report.skipped += 1
+                continue
+            if not copies.first(letter):
+                report.copies += 1
                 continue
             if not force and letter.get("reason") in CANNOT_SUCCEED_AGAIN:
                 report.cannot_succeed[letter["reason"]] += 1

@@ -1,4 +1,5 @@
-"""The dead-letter replay commits how far it read, again while its group rebalances (no broker)."""
+"""The dead-letter replay commits how far it read, again while its group rebalances; copies of a
+letter count once (no broker)."""
 
 import pytest
 from kafka.errors import CommitFailedError, RebalanceInProgressError, UnknownMemberIdError
@@ -36,3 +37,17 @@ def test_a_group_that_never_settles_fails_loudly():
     with pytest.raises(RebalanceInProgressError):
         commit_offsets(consumer, {"tp": 5}, timeout_s=0.3)
     assert consumer.committed is None
+
+
+def test_copies_of_a_letter_name_the_same_failure_and_only_the_first_counts():
+    """At least once, a redelivered message may leave its dead letter twice: a copy names the same
+    stage, topic, partition and offset; the same record failing again elsewhere does not."""
+    from pipeline.streaming.deadletters import Copies
+
+    letter = {"stage": "clean", "topic": "pages.raw", "partition": 2, "offset": 41, "id": "a"}
+    copies = Copies()
+    assert copies.first(letter) and not copies.first(dict(letter))
+    assert copies.first({**letter, "offset": 42})  # sent again later (a replay): another failure
+    assert copies.first({**letter, "stage": "entities", "topic": "pages.language"})
+    assert copies.first({"stage": "sink"}) and copies.first({"stage": "sink"})  # no origin: never a copy
+    assert copies.left_out == 1
