@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import random
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -275,6 +276,10 @@ def test_fuzz_1000_malformed_events_mixed_with_good_ones(running):
     print(f"\nfuzz: {len(bad)} bad events -> {len(bad_positions & set(lettered))} dead letters {reasons}; "
           f"{len(good)} good -> {sum(1 for k, _ in good if k.decode() in records)} in the sink; restarts {restarts}; "
           f"{len(letters) - len({where(d) for d in letters})} letters twice")
+    if len(letters) > len({where(d) for d in letters}):  # why a letter came twice, for the record
+        logs = Path(running.settings.run.log_dir)
+        print("".join(line for log in sorted(logs.glob("*.log")) for line in log.open(errors="replace")
+                      if any(sign in line for sign in ("Revoking", "Got error produce", "Heartbeat", "retrying"))))
     assert len(bad) >= 1000
     assert bad_positions <= set(lettered)
     assert all(lettered[p]["reason"] and lettered[p]["error"] for p in bad_positions)
