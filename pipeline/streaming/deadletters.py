@@ -240,7 +240,6 @@ def replay(settings: Settings, select: Selection, from_start: bool, dry_run: boo
                 report.skipped += 1
                 continue
             if not copies.first(letter):
-                report.copies += 1
                 continue
             if not force and letter.get("reason") in CANNOT_SUCCEED_AGAIN:
                 report.cannot_succeed[letter["reason"]] += 1
@@ -255,6 +254,7 @@ def replay(settings: Settings, select: Selection, from_start: bool, dry_run: boo
                 producer.send(topic, key=key, value=payload)
             report.sent[(topic, letter.get("reason"))] += 1
     finally:
+        report.copies = copies.left_out
         bar.stop()
         if producer is not None:
             producer.flush()
