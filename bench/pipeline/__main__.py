@@ -16,7 +16,10 @@ each run:
    when its receipt or its dead letter is written); then the receipts' ingestion-to-sink latency
    at 25, 50 and 75 % of that rate, ``--seconds`` each after a 10 s warm-up; then (unless
    ``--skip-peer``) the Quix Streams peer (bench/pipeline/peer.py) at saturation on the same broker;
-3. `pipeline run` with the tuned layout (``--tuned``) at saturation.
+3. the compute bound again, in the same way: this machine's speed drifts (the same code read
+   20-24 CPU-ms per event within one hour), so the ratios use the mean of the two bounds around
+   the default run, and the table shows their drift (after / before);
+4. `pipeline run` with the tuned layout (``--tuned``) at saturation.
 
 Transport overhead per event = CPU of every process of the run (broker, supervisor, workers and
 their child processes, dedup index; not the replay client) minus the stages' own time the workers
@@ -168,6 +171,9 @@ def one_run(kind: str, bodies: list[str], args, out: Path, run: int, eval_path: 
     default["saturation"]["stage_ms"] = session.stage_ms(default["saturation"].pop("ids", []))
     default["session"] = session_record(session, phases)
     result["default"] = default
+    result["compute_after"] = after = compute(kind, args.records, eval_path)
+    print(f"[{kind} run {run + 1}] compute bound again: {after['cpu_ms_per_event']:.1f} CPU-ms per event "
+          f"({after['cpu_ms_per_event'] / c['cpu_ms_per_event']:.2f} of the first)", flush=True)
 
     if not args.skip_peer:
         folder = out / f"{kind}-peer-{run}"
@@ -211,10 +217,12 @@ def one_run(kind: str, bodies: list[str], args, out: Path, run: int, eval_path: 
 
 def derive(run: dict, chain: list[str]) -> dict:
     """The figures of one run the table shows."""
-    c = run["compute"]
-    bound, cms = c["bound_events_per_s"], c["cpu_ms_per_event"]
+    c, after = run["compute"], run.get("compute_after")
+    cms = c["cpu_ms_per_event"] if after is None else (c["cpu_ms_per_event"] + after["cpu_ms_per_event"]) / 2
+    bound = c["cores"] * 1000 / cms
     d = run["default"]
-    f: dict = {"compute_ms": cms, "bound": bound}
+    f: dict = {"compute_ms": cms, "bound": bound,
+               "compute_drift": after["cpu_ms_per_event"] / c["cpu_ms_per_event"] if after else None}
     for name, part in (("default", d), ("tuned", run["tuned"])):
         sat = part["saturation"]
         if "events_per_s" in sat:
@@ -267,8 +275,9 @@ def derive(run: dict, chain: list[str]) -> dict:
 
 
 ROWS = [
-    ("compute bound: CPU ms per event, all stages", "compute_ms", "{:.1f}"),
+    ("compute bound: CPU ms per event, all stages (mean of before and after)", "compute_ms", "{:.1f}"),
     ("compute bound: events/s on the cores", "bound", "{:.1f}"),
+    ("  its drift: CPU per event after the default run / before", "compute_drift", "{:.2f}"),
     ("streaming, default layout: events/s, replay start to last", "default_rate", "{:.1f}"),
     ("  events/s between 10 and 90 % of completions", "default_steady_rate", "{:.1f}"),
     ("  ratio to the compute bound", "default_ratio", "{:.2f}"),
