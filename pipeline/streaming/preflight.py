@@ -6,9 +6,12 @@ them with the effective configuration."""
 from __future__ import annotations
 
 import errno
+import logging
 import socket
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pipeline import sinks
 from pipeline.config import Settings
@@ -66,6 +69,51 @@ def _broker_check(bootstrap: str) -> list[str]:
             reasons.append(f"{server}: {exc}")
     return [f"no broker answers at {bootstrap} ({'; '.join(reasons)}); start it, or leave "
             "broker.bootstrap_servers empty (and KAFKA_BOOTSTRAP_SERVERS unset) for the embedded broker"]
+
+
+def _idempotence_check(settings: Settings) -> list[str]:
+    """The external broker gives a producer an id (InitProducerId), which the profile's
+    ``idempotent_producer`` needs: a broker that refuses it would stop every worker as it starts."""
+    import asyncio
+
+    from aiokafka.errors import KafkaError
+
+    from pipeline.streaming import faust_adapter
+
+    async def probe() -> tuple[str, BaseException] | None:
+        """What failed: ("connect", error) connecting or authenticating, ("id", error) getting the
+        producer id; None when nothing did."""
+        with tempfile.TemporaryDirectory(prefix="pipeline-preflight-") as datadir:
+            producer = faust_adapter.make_app(settings, "preflight", Path(datadir)).producer._new_producer()
+            step = "connect"
+            try:
+                await asyncio.wait_for(producer.client.bootstrap(), TIMEOUT_S * 3)
+                step = "id"
+                await asyncio.wait_for(producer.start(), TIMEOUT_S * 3)
+                return None
+            except (KafkaError, TimeoutError) as exc:
+                return step, exc
+            finally:
+                await producer.stop()
+
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # its own log line of a refusal would only repeat the problem below
+    try:
+        failed = asyncio.run(probe())
+    finally:
+        quiet.setLevel(level)
+    if failed is None:
+        return []
+    step, exc = failed
+    why = f"{type(exc).__name__}: {redact(str(exc)) or 'no answer'}"
+    if step == "connect":
+        return [f"a producer cannot connect to the broker at {settings.broker.bootstrap_servers} ({why}); check "
+                "broker.security_protocol and the SASL or SSL settings"]
+    name = settings.profile_name
+    return [f"the broker at {settings.broker.bootstrap_servers} gives no producer id to an idempotent producer "
+            f"({why}); set profiles.{name}.idempotent_producer = false "
+            f"(PIPELINE__PROFILES__{name.upper()}__IDEMPOTENT_PRODUCER=false)"]
 
 
 def cannot_listen(host: str, port: int, what: str, change: str, exc: OSError) -> str:
@@ -128,7 +176,10 @@ def checks(settings: Settings, sink_targets: list[str] | None = None, sources: I
             store, "the dedup index", 'start Redis, or set stages.dedup.store = "embedded" '
             "(PIPELINE__STAGES__DEDUP__STORE=embedded) to let `pipeline run` start one")))
     if not settings.uses_embedded_broker:
-        out.append(Check(f"broker {settings.broker.bootstrap_servers}", _broker_check(settings.broker.bootstrap_servers)))
+        found = _broker_check(settings.broker.bootstrap_servers)
+        if not found and settings.profile.idempotent_producer:
+            found = _idempotence_check(settings)
+        out.append(Check(f"broker {settings.broker.bootstrap_servers}", found))
     return out + source_checks(sources)
 
 

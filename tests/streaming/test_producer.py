@@ -1,5 +1,6 @@
 """The workers' producer against the real embedded Apache Kafka: a send whose answer is lost is
-retried, and with the profile's ``idempotent_producer`` the broker writes it once."""
+retried, and with the profile's ``idempotent_producer`` the broker writes it once. A broker that
+gives an idempotent producer no id is found before a run starts."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from pipeline import config
-from pipeline.streaming import faust_adapter
+from pipeline.streaming import faust_adapter, preflight
+from pipeline.streaming.broker import TansuBroker
 from tests.conftest import CONFIG, test_broker
 
 pytestmark = pytest.mark.integration
@@ -75,5 +77,30 @@ def test_a_send_retried_after_its_answer_was_lost_is_written_once(tmp_path):
             written[topic] = records_in(bootstrap, topic)
         assert written["idempotent"] == [b"one record"]
         assert written["plain"] == [b"one record", b"one record"]  # what the option prevents
+        # the same broker as an external one: the preflight's producer-id check passes
+        external = config.load(CONFIG, env={**env, "PIPELINE__BROKER__PROFILE": "external"})
+        assert external.profile.idempotent_producer and not external.uses_embedded_broker
+        assert preflight.problems(external, [f"jsonl:{tmp_path / 'out'}"]) == []
+    finally:
+        broker.stop()
+
+
+def test_a_run_on_a_broker_that_gives_no_producer_id_is_refused_before_it_starts(tmp_path):
+    """Tansu answers aiokafka's InitProducerId with an error: as an external broker with
+    ``idempotent_producer`` on, the preflight (what `pipeline run` and `pipeline doctor` check) says so
+    in one line naming the setting; with it off, nothing is in the way."""
+    settings = config.load(CONFIG, env={"PIPELINE__EMBEDDED_BROKER__KIND": "tansu"})
+    broker = TansuBroker(settings.embedded_broker, tmp_path)
+    bootstrap = broker.start()
+    try:
+        for idempotent in ("true", "false"):
+            external = config.load(CONFIG, env={"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "PIPELINE__BROKER__PROFILE": "external",
+                                                "PIPELINE__PROFILES__EXTERNAL__IDEMPOTENT_PRODUCER": idempotent})
+            found = preflight.problems(external, [f"jsonl:{tmp_path / 'out'}"])
+            if idempotent == "true":
+                assert len(found) == 1 and "gives no producer id" in found[0]
+                assert "PIPELINE__PROFILES__EXTERNAL__IDEMPOTENT_PRODUCER=false" in found[0]
+            else:
+                assert found == []
     finally:
         broker.stop()

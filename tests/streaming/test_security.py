@@ -133,3 +133,19 @@ def test_a_wrong_password_is_refused_in_one_line(sasl_broker, tmp_path):
     assert result.returncode == 1, result.stderr[-2000:]
     assert result.stderr.startswith("pipeline: Kafka: ") and "Traceback" not in result.stderr, result.stderr
     assert "Authentication failed" in sasl_broker.log_path.read_text(errors="replace")
+
+
+def test_the_preflight_connects_a_producer_as_the_workers_will(sasl_broker):
+    """`pipeline run` and `pipeline doctor` connect an idempotent producer with the configured
+    security before anything starts: with the right password it gets its producer id; with a wrong
+    one the run is refused in one line that points at the security settings, not at idempotence."""
+    from pipeline import config
+    from pipeline.streaming import preflight
+    from tests.conftest import CONFIG
+
+    good = config.load(CONFIG, env=sasl_env(sasl_broker))
+    assert good.profile.idempotent_producer
+    assert preflight._idempotence_check(good) == []
+    found = preflight._idempotence_check(config.load(CONFIG, env=sasl_env(sasl_broker, password="wrong")))
+    assert len(found) == 1 and "cannot connect" in found[0] and "security_protocol" in found[0], found
+    assert "wrong" not in found[0]
