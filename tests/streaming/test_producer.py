@@ -20,11 +20,11 @@ from tests.conftest import CONFIG, test_broker
 pytestmark = pytest.mark.integration
 
 
-async def send_once_losing_the_first_answer(settings: config.Settings, topic: str) -> int:
+async def send_once_losing_the_first_answer(settings: config.Settings, topic: str, datadir) -> int:
     """One record through the producer Faust builds for a worker, where the broker's answer to
     the first produce request is lost on the way back (the request was written; the client sees
     a timeout, which it retries): how many times that produce request went out."""
-    producer = faust_adapter.make_app(settings, "clean").producer._new_producer()
+    producer = faust_adapter.make_app(settings, "clean", datadir).producer._new_producer()
     await producer.start()
     original = producer.client.send
     produced = []
@@ -72,7 +72,7 @@ def test_a_send_retried_after_its_answer_was_lost_is_written_once(tmp_path):
         written = {}
         for topic, idempotent in (("idempotent", "true"), ("plain", "false")):
             settings = config.load(CONFIG, env={**env, "PIPELINE__PROFILES__EMBEDDED__IDEMPOTENT_PRODUCER": idempotent})
-            sends = asyncio.run(send_once_losing_the_first_answer(settings, topic))
+            sends = asyncio.run(send_once_losing_the_first_answer(settings, topic, tmp_path / topic))
             assert sends == 2  # the fault was real: the request went out again
             written[topic] = records_in(bootstrap, topic)
         assert written["idempotent"] == [b"one record"]
